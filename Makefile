@@ -1,0 +1,39 @@
+# slatestream developer commands. Every target creates and reuses .venv on its own.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck purity unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	touch $(STAMP)
+
+## Run the main job on its embedded default: simulator -> every policy -> table + report.
+demo: $(STAMP)
+	$(BIN)/slatestream demo --out reports/demo
+
+## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included).
+test: $(STAMP) lint typecheck purity
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check online encoders streams tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy online encoders
+
+purity: $(STAMP)
+	$(BIN)/python tools/check_purity.py online
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not kafka and not onnx"
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache

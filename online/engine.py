@@ -1,0 +1,246 @@
+"""The engine: the core calls every runner makes (embedded runner, Faust worker, replay).
+
+    engine.add_items(items, vectors)    # catalog
+    slate = engine.rank(request)        # one ranked slate with propensities
+    result = engine.observe(events)     # a batch of impressions and clicks -> learning
+
+State lives in a StateStore under "<policy>/global" and "<policy>/user/<user id>"; the
+global state is also held in memory and written back after every observed batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from online.catalog import Catalog
+from online.events import Click, Impression, Item, RankRequest, Slate
+from online.features import FeatureMap, ItemFeatures
+from online.policies.base import FeedbackBatch, Policy, RankContext
+from online.slates import build_slate
+from online.state import StateStore
+
+Retriever = Callable[[npt.NDArray[np.float32], int, npt.NDArray[np.int64]], npt.NDArray[np.int64]]
+"""(query float32[d], n, active rows int64[a]) -> the n best active rows for the query."""
+
+
+def _repeat(values: Sequence[Any], counts: Sequence[int]) -> chain[Any]:
+    """values[i] repeated counts[i] times, flattened (C-level iteration)."""
+    return chain.from_iterable(map(repeat, values, counts))
+
+
+class RankError(ValueError):
+    """A request that cannot be ranked (e.g. none of its candidates is in the catalog)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """n_draws: Monte Carlo draws per slate for propensities (>= 1); retrieval_size:
+    candidates retrieved when a request brings none; context_cache_size: recent request
+    contexts kept for joining clicks to their request's context."""
+
+    n_draws: int = 64
+    retrieval_size: int = 200
+    context_cache_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.n_draws < 1 or self.retrieval_size < 1 or self.context_cache_size < 0:
+            raise ValueError(f"invalid EngineConfig: {self}")
+
+
+@dataclass(frozen=True)
+class ObserveResult:
+    """How a batch went: rows learned, and events rejected with their reason."""
+
+    learned_rows: int
+    rejected: tuple[tuple[Impression | Click, str], ...] = field(default_factory=tuple)
+
+
+def numpy_retriever(vectors: npt.NDArray[np.float32]) -> Retriever:
+    """Exact dot-product retrieval over a catalog matrix float32[n, d] (CPU)."""
+
+    def retrieve(query: npt.NDArray[np.float32], n: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        if len(rows) <= n:
+            return rows
+        scores = vectors[rows] @ query
+        best = np.argpartition(-scores, n - 1)[:n]
+        return rows[best]
+
+    return retrieve
+
+
+class Engine:
+    """Ranks and learns for one policy over one catalog and one state store."""
+
+    def __init__(
+        self,
+        policy: Policy[Any, Any],
+        store: StateStore,
+        catalog: Catalog,
+        rng: np.random.Generator,
+        features: FeatureMap | None = None,
+        config: EngineConfig | None = None,
+        retriever: Retriever | None = None,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.catalog = catalog
+        self.rng = rng
+        self.features: FeatureMap = features or ItemFeatures()
+        self.config = config or EngineConfig()
+        self._retriever = retriever
+        self.feature_dim = self.features.dim(catalog.dim)
+        self._contexts: OrderedDict[str, Mapping[str, float] | None] = OrderedDict()
+        blob = store.get(self.global_key)
+        self.global_state = (
+            policy.decode_global(blob) if blob is not None else policy.init_global(self.feature_dim)
+        )
+
+    @property
+    def global_key(self) -> str:
+        return f"{self.policy.name}/global"
+
+    def user_key(self, user_id: str) -> str:
+        return f"{self.policy.name}/user/{user_id}"
+
+    def add_items(self, items: Sequence[Item], vectors: npt.NDArray[np.float32]) -> None:
+        """Add or update catalog items with their bandit vectors float32[len(items), d]."""
+        self.catalog.upsert(items, vectors)
+
+    def load_user(self, user_id: str) -> Any:
+        if not self.policy.uses_user_state:
+            return None
+        blob = self.store.get(self.user_key(user_id))
+        return None if blob is None else self.policy.decode_user(blob)
+
+    def candidate_rows(self, request: RankRequest, user_state: Any) -> npt.NDArray[np.int64]:
+        """Catalog rows to rank: the request's known active candidates, else retrieval."""
+        if request.candidates is not None:
+            known = self.catalog.known(request.candidates)
+            if not known:
+                raise RankError(f"request {request.request_id}: no candidate is in the catalog")
+            return self.catalog.rows(known)
+        active = np.flatnonzero(self.catalog.active).astype(np.int64)
+        if len(active) == 0:
+            raise RankError(f"request {request.request_id}: the catalog has no active item")
+        query = self.policy.user_vector(self.global_state, user_state)
+        if query is None or len(active) <= self.config.retrieval_size:
+            return active
+        item_query = np.asarray(query[: self.catalog.dim], dtype=np.float32)
+        retrieve = self._retriever or numpy_retriever(self.catalog.vectors)
+        return np.sort(retrieve(item_query, self.config.retrieval_size, active))
+
+    def rank(self, request: RankRequest) -> Slate:
+        """The slate for a request (raises RankError when nothing can be ranked)."""
+        user_state = self.load_user(request.user_id)
+        rows = self.candidate_rows(request, user_state)
+        item_ids = [self.catalog.ids[row] for row in rows.tolist()]
+        features = self.features.transform(self.catalog.vectors[rows], request.context)
+        context = RankContext(
+            request.user_id, request.scenario, item_ids, features, request.time.timestamp()
+        )
+        draws = self.policy.sample_scores(
+            self.global_state, user_state, context, self.rng, self.config.n_draws
+        )
+        self._remember_context(request.request_id, request.context)
+        return build_slate(
+            request, item_ids, draws, self.policy.name, self.policy.version, request.time
+        )
+
+    def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
+        if self.config.context_cache_size == 0:
+            return
+        self._contexts[request_id] = context
+        while len(self._contexts) > self.config.context_cache_size:
+            self._contexts.popitem(last=False)
+
+    def feedback_batch(
+        self, events: Sequence[Impression | Click]
+    ) -> tuple[FeedbackBatch, list[tuple[Impression | Click, str]]]:
+        """Rows for the learnable events (in order), plus rejected events with a reason.
+
+        An impression gives one exposure row per shown item; a click one reward row.
+        """
+        index = self.catalog.index
+        per_event: list[tuple[Impression | Click, list[str], list[int], Mapping[str, float] | None]] = []
+        rejected: list[tuple[Impression | Click, str]] = []
+        for event in events:
+            context: Mapping[str, float] | None
+            if isinstance(event, Impression):
+                item_ids = [s.item_id for s in event.shown]
+                positions = [s.position for s in event.shown]
+                if event.context is not None:
+                    self._remember_context(event.request_id, event.context)
+                    context = event.context
+                else:
+                    context = self._contexts.get(event.request_id)
+            else:
+                item_ids, positions = [event.item_id], [-1]
+                context = self._contexts.get(event.request_id)
+            missing = [item for item in item_ids if item not in index]
+            if missing:
+                rejected.append((event, f"unknown item id {missing[0]!r}"))
+                continue
+            per_event.append((event, item_ids, positions, context))
+        counts = [len(e[1]) for e in per_event]
+        kept = [e[0] for e in per_event]
+        codes: dict[str, int] = {}
+        event_user = [codes.setdefault(e.user_id, len(codes)) for e in kept]
+        is_impression = [1.0 if isinstance(e, Impression) else 0.0 for e in kept]
+        rewards = [0.0 if isinstance(e, Impression) else e.reward for e in kept]
+        times = [e.time.timestamp() for e in kept]
+        items = list(chain.from_iterable(e[1] for e in per_event))
+        rows = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
+        contexts = list(_repeat([e[3] for e in per_event], counts))
+        batch = FeedbackBatch(
+            tuple(codes), np.repeat(np.asarray(event_user, dtype=np.int64), counts), tuple(items),
+            tuple(_repeat([e.request_id for e in kept], counts)),
+            tuple(_repeat([e.scenario for e in kept], counts)),
+            np.fromiter(chain.from_iterable(e[2] for e in per_event), dtype=np.int64, count=len(items)),
+            np.repeat(is_impression, counts), np.repeat(rewards, counts),
+            self._row_features(rows, contexts), np.repeat(times, counts),
+        )
+        return batch, rejected
+
+    def _row_features(
+        self, rows: npt.NDArray[np.int64], contexts: Sequence[Mapping[str, float] | None]
+    ) -> npt.NDArray[np.float64]:
+        vectors = self.catalog.vectors[rows]
+        if isinstance(self.features, ItemFeatures) or not any(contexts):
+            return self.features.transform(vectors, None)
+        out = np.empty((len(rows), self.feature_dim))
+        for index, context in enumerate(contexts):
+            out[index] = self.features.transform(vectors[index : index + 1], context)[0]
+        return out
+
+    def observe(self, events: Sequence[Impression | Click]) -> ObserveResult:
+        """Learn from a batch of impressions and clicks (in log order) and persist."""
+        batch, rejected = self.feedback_batch(events)
+        if len(batch) == 0:
+            return ObserveResult(0, tuple(rejected))
+        user_ids = batch.users
+        if self.policy.uses_user_state:
+            blobs = self.store.get_many([self.user_key(u) for u in user_ids])
+            states = {
+                u: None if b is None else self.policy.decode_user(b)
+                for u, b in zip(user_ids, blobs, strict=True)
+            }
+        else:
+            states = {}
+        self.global_state, updated = self.policy.learn(self.global_state, states, batch)
+        writes = [
+            (self.user_key(u), self.policy.encode_user(s)) for u, s in updated.items() if s is not None
+        ]
+        writes.append((self.global_key, self.policy.encode_global(self.global_state)))
+        self.store.put_many(writes)
+        return ObserveResult(len(batch), tuple(rejected))
+
+    def forget(self, user_id: str) -> None:
+        """Remove a user's state (right to be forgotten)."""
+        self.store.delete(self.user_key(user_id))

@@ -1,0 +1,211 @@
+"""What every policy shares: the rank context, score draws, feedback batches, the base class.
+
+A policy is a small object holding hyperparameters only. Learned state lives in explicit
+state values (frozen dataclasses of numpy arrays) passed in and returned:
+
+    draws = policy.sample_scores(global_state, user_state, context, rng, n_draws)
+    global_state, user_states = policy.learn(global_state, user_states, batch)
+
+Global state is shared by all users (population posterior, per-item counts, a model);
+user state is per user (None for policies without one). Both have a versioned codec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+G = TypeVar("G")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class RankContext:
+    """One ranking call: candidates for a user in a scenario.
+
+    Attributes:
+        user_id: who is served.
+        scenario: where (feed, ad slot...).
+        item_ids: candidate ids, n of them.
+        features: float64[n, D] feature vectors of the candidates (see online.features).
+        time_s: request time in seconds since the epoch (UTC).
+    """
+
+    user_id: str
+    scenario: str
+    item_ids: Sequence[str]
+    features: FloatArray
+    time_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScoreDraws:
+    """Sampled scores of n candidates under m independent policy draws.
+
+    Attributes:
+        draws: float64[m, n]; row 0 is the draw the slate is built from, every row is
+            an independent draw of the policy's randomised ranking (for propensities).
+        mean: float64[n] posterior mean of each candidate's expected reward.
+        std: float64[n] posterior standard deviation of that expectation (>= 0).
+    """
+
+    draws: FloatArray
+    mean: FloatArray
+    std: FloatArray
+
+
+@dataclass(frozen=True)
+class FeedbackBatch:
+    """m feedback rows in log order. A row is an exposure (an item shown at a position:
+    exposure 1, reward 0) or a reward (a click on an item: exposure 0, reward r).
+
+    Attributes:
+        users: the U distinct user ids of the batch; user_index: int64[m] into users.
+        item_ids, request_ids, scenarios: tuples of m strings.
+        positions: int64[m] position of the item in its slate (0 = top; -1 unknown).
+        exposures: float64[m] in {0, 1}.
+        rewards: float64[m] >= 0.
+        features: float64[m, D] the item's feature vector in its request's context.
+        times_s: float64[m] event times, seconds since the epoch (UTC).
+    """
+
+    users: tuple[str, ...]
+    user_index: IntArray
+    item_ids: tuple[str, ...]
+    request_ids: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    positions: IntArray
+    exposures: FloatArray
+    rewards: FloatArray
+    features: FloatArray
+    times_s: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def __post_init__(self) -> None:
+        m = len(self.item_ids)
+        for name in ("request_ids", "scenarios"):
+            if len(getattr(self, name)) != m:
+                raise ValueError(f"{name}: expected {m} entries, got {len(getattr(self, name))}")
+        for name in ("user_index", "positions", "exposures", "rewards", "times_s"):
+            if getattr(self, name).shape != (m,):
+                raise ValueError(f"{name}: expected shape ({m},), got {getattr(self, name).shape}")
+        if self.features.ndim != 2 or self.features.shape[0] != m:
+            raise ValueError(f"features: expected shape ({m}, D), got {self.features.shape}")
+        if m and (self.user_index.min() < 0 or self.user_index.max() >= len(self.users)):
+            raise ValueError("user_index: out of range of users")
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        """The user id of each row (m strings)."""
+        users = self.users
+        return tuple(users[index] for index in self.user_index.tolist())
+
+    @staticmethod
+    def from_rows(
+        user_ids: Sequence[str], item_ids: Sequence[str], request_ids: Sequence[str],
+        scenarios: Sequence[str], positions: IntArray, exposures: FloatArray,
+        rewards: FloatArray, features: FloatArray, times_s: FloatArray,
+    ) -> FeedbackBatch:
+        """Build a batch from per-row user ids (factorised into users + user_index)."""
+        codes: dict[str, int] = {}
+        index = np.fromiter(
+            (codes.setdefault(user, len(codes)) for user in user_ids), dtype=np.int64,
+            count=len(user_ids),
+        )
+        return FeedbackBatch(
+            tuple(codes), index, tuple(item_ids), tuple(request_ids), tuple(scenarios),
+            positions, exposures, rewards, features, times_s,
+        )
+
+    def select(self, rows: IntArray) -> FeedbackBatch:
+        """The sub-batch of the given rows, in the given order."""
+        picked = rows.tolist()
+        return FeedbackBatch(
+            self.users, self.user_index[rows], tuple(self.item_ids[r] for r in picked),
+            tuple(self.request_ids[r] for r in picked), tuple(self.scenarios[r] for r in picked),
+            self.positions[rows], self.exposures[rows], self.rewards[rows], self.features[rows],
+            self.times_s[rows],
+        )
+
+
+def hyperparameter_hash(params: object) -> str:
+    """Short stable hash of a hyperparameter dataclass (part of the policy version)."""
+    payload = asdict(params) if is_dataclass(params) and not isinstance(params, type) else {}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+class Policy(ABC, Generic[G, U]):
+    """Base class of every ranking policy. Subclasses set `name` and `params`.
+
+    `version` = name, code revision and hyperparameter hash: it goes into every slate so
+    that replays know which policy produced which propensities.
+    """
+
+    name: ClassVar[str]
+    revision: ClassVar[int] = 1
+    uses_user_state: ClassVar[bool] = False
+    params: Any
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}-r{self.revision}-{hyperparameter_hash(self.params)}"
+
+    @abstractmethod
+    def init_global(self, feature_dim: int) -> G:
+        """Fresh global state for D-dimensional features."""
+
+    def init_user(self, feature_dim: int) -> U | None:
+        """Fresh state of an unseen user (None for policies without user state)."""
+        return None
+
+    @abstractmethod
+    def sample_scores(
+        self,
+        global_state: G,
+        user_state: U | None,
+        context: RankContext,
+        rng: np.random.Generator,
+        n_draws: int,
+    ) -> ScoreDraws:
+        """m = n_draws independent score draws over the context's candidates."""
+
+    @abstractmethod
+    def learn(
+        self, global_state: G, user_states: Mapping[str, U | None], batch: FeedbackBatch
+    ) -> tuple[G, dict[str, U | None]]:
+        """Fold a batch in; returns the new global state and the new states of the users
+        named in the batch (user_states must hold every user of the batch; a missing user
+        or None means unseen). Inputs are not mutated."""
+
+    def user_vector(self, global_state: G, user_state: U | None) -> FloatArray | None:
+        """float64[D] the user's mean preference vector for candidate retrieval, or None."""
+        return None
+
+    @abstractmethod
+    def encode_global(self, state: G) -> bytes: ...
+
+    @abstractmethod
+    def decode_global(self, blob: bytes) -> G: ...
+
+    def encode_user(self, state: U) -> bytes:
+        raise TypeError(f"{self.name} keeps no user state")
+
+    def decode_user(self, blob: bytes) -> U:
+        raise TypeError(f"{self.name} keeps no user state")
+
+    @abstractmethod
+    def check_invariants(self, global_state: G, user_state: U | None) -> None:
+        """Raise ValueError when a state breaks the policy's invariants."""

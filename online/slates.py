@@ -1,0 +1,78 @@
+"""Slate construction from score draws, with Monte Carlo position propensities.
+
+Draw 0 of `ScoreDraws` decides the slate: its top-k candidates in score order. All m
+draws estimate, for each chosen item, the probability that the policy puts that item at
+that position: propensity = (draws whose top-k has the item at that position) / m.
+Draw 0 is among them, so every propensity is >= 1/m. An item is `explored` when it would
+not be in the top-k by posterior mean alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from online.events import RankRequest, Slate, SlateItem
+from online.policies.base import ScoreDraws
+
+
+def top_k(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """Indices of the k largest scores per row, best first: int64[m, k] for float[m, n]."""
+    k = min(k, scores.shape[-1])
+    if k == scores.shape[-1]:
+        part = np.broadcast_to(np.arange(k), scores.shape).copy()
+    else:
+        part = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(part, order, axis=-1).astype(np.int64)
+
+
+def position_propensities(draws: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
+    """float64[k]: for the slate of draw 0, the share of draws placing its item at each
+    position. draws: float64[m, n]."""
+    ranked = top_k(draws, k)
+    chosen = ranked[0]
+    shares: npt.NDArray[np.float64] = (ranked == chosen[None, :]).mean(axis=0)
+    return shares
+
+
+def build_slate(
+    request: RankRequest,
+    item_ids: Sequence[str],
+    scores: ScoreDraws,
+    policy_name: str,
+    policy_version: str,
+    time: datetime,
+    reasons: Sequence[str | None] | None = None,
+) -> Slate:
+    """The slate for `request` over candidates `item_ids` (n) from m score draws."""
+    k = min(request.k, len(item_ids))
+    ranked = top_k(scores.draws, k)
+    chosen = ranked[0]
+    propensities = (ranked == chosen[None, :]).mean(axis=0)
+    greedy = set(top_k(scores.mean[None, :], k)[0].tolist())
+    items = tuple(
+        SlateItem(
+            item_id=item_ids[index],
+            position=position,
+            score=float(scores.draws[0, index]),
+            mean=float(scores.mean[index]),
+            std=float(scores.std[index]),
+            explored=index not in greedy,
+            propensity=float(propensities[position]),
+            reason=None if reasons is None else reasons[index],
+        )
+        for position, index in enumerate(chosen.tolist())
+    )
+    return Slate(
+        request_id=request.request_id,
+        user_id=request.user_id,
+        scenario=request.scenario,
+        items=items,
+        policy=policy_name,
+        policy_version=policy_version,
+        time=time,
+    )

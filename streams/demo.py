@@ -1,0 +1,85 @@
+"""`slatestream demo`: the simulator through the full loop for each policy, then a report.
+
+Runs on the embedded default: a RocksDB (rocksdict) state store per policy in the output
+directory, item vectors from the BERT/ONNX encoder when an exported model is present
+(`slatestream encoders export`), else from the deterministic hashing encoder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from online.simulation import Simulator, SimulatorConfig
+from tqdm import tqdm
+
+from encoders.base import Encoder
+from online.events import Item
+from online.experiment import Embed, ExperimentConfig, PolicyRun, run_policy
+from online.policies import make_policy
+from streams.report import summary_table, write_report
+from streams.rocks_store import RocksDictStore
+
+
+def make_embed(encoder: Encoder, dim: int, fit_items: Sequence[Item], seed: int) -> Embed:
+    """Encoder -> (PCA to `dim` fitted on fit_items when encoder.dim > dim) -> unit vectors."""
+    if encoder.dim <= dim:
+        if encoder.dim != dim:
+            raise ValueError(f"encoder dim {encoder.dim} < bandit dim {dim}")
+        return lambda items: encoder.encode([item.text() for item in items])
+    from encoders.projection import PcaProjection
+
+    projection = PcaProjection.fit(encoder.encode([i.text() for i in fit_items]), dim, seed)
+
+    def embed(items: Sequence[Item]) -> npt.NDArray[np.float32]:
+        return projection.transform(encoder.encode([item.text() for item in items]))
+
+    return embed
+
+
+def run_demo(
+    out_dir: Path,
+    encoder: Encoder,
+    policies: Sequence[str],
+    experiment: ExperimentConfig,
+    simulator_config: SimulatorConfig,
+    dim: int,
+    seed: int,
+) -> tuple[list[PolicyRun], Path]:
+    """Run every policy on a simulator of the same seed; write the report; return both."""
+    state_root = out_dir / "state"
+    shutil.rmtree(state_root, ignore_errors=True)
+    embed = make_embed(encoder, dim, Simulator(simulator_config).initial_items(), seed)
+    runs: list[PolicyRun] = []
+    total = experiment.n_requests * len(policies)
+    with tqdm(total=total, unit="req", desc="demo", dynamic_ncols=True) as bar:
+        for index, name in enumerate(policies):
+            bar.set_postfix_str(name)
+            store = RocksDictStore(state_root / name)
+            done = [0]
+
+            def advance(step: int, done: list[int] = done) -> None:
+                bar.update(step - done[0])
+                done[0] = step
+
+            try:
+                runs.append(
+                    run_policy(
+                        make_policy(name), Simulator(simulator_config), embed, store, dim,
+                        experiment, np.random.default_rng([seed, index]), advance,
+                    )
+                )
+            finally:
+                store.close()
+    settings: dict[str, Any] = {
+        "encoder": encoder.name, "dim": dim, "requests": experiment.n_requests,
+        "learn_every": experiment.learn_every, "n_draws": experiment.n_draws, "seed": seed,
+        "items": simulator_config.n_items, "users": simulator_config.n_users,
+    }
+    report = write_report(runs, out_dir, "slatestream demo: policies on the simulator", settings)
+    print(summary_table([run.summary() for run in runs]))
+    return runs, report

@@ -1,0 +1,48 @@
+"""One contract for every StateStore implementation (in-memory and RocksDB)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from online.state import InMemoryStore, StateStore
+from streams.rocks_store import RocksDictStore
+
+
+@pytest.fixture(params=["memory", "rocksdict"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    made: StateStore = InMemoryStore() if request.param == "memory" else RocksDictStore(tmp_path / "db")
+    yield made
+    made.close()
+
+
+def test_put_get_delete(store: StateStore) -> None:
+    assert store.get("a") is None
+    store.put("a", b"\x00\x01")
+    assert store.get("a") == b"\x00\x01"
+    store.put("a", b"2")
+    assert store.get("a") == b"2"
+    store.delete("a")
+    store.delete("never-there")
+    assert store.get("a") is None
+
+
+def test_batches_and_prefix_scan(store: StateStore) -> None:
+    store.put_many([("p/b", b"2"), ("p/a", b"1"), ("q/a", b"3")])
+    assert store.get_many(["p/a", "missing", "q/a"]) == [b"1", None, b"3"]
+    assert store.get_many([]) == []
+    assert list(store.scan_prefix("p/")) == [("p/a", b"1"), ("p/b", b"2")]
+    assert list(store.scan_prefix("z")) == []
+
+
+def test_satisfies_protocol(store: StateStore) -> None:
+    assert isinstance(store, StateStore)
+
+
+def test_rocksdict_persists_across_reopen(tmp_path: Path) -> None:
+    first = RocksDictStore(tmp_path / "db")
+    first.put("user/1", b"state")
+    first.close()
+    second = RocksDictStore(tmp_path / "db")
+    assert second.get("user/1") == b"state"
+    second.close()
