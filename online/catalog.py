@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from datetime import datetime
 
 import numpy as np
@@ -96,6 +97,17 @@ class Catalog:
     def row_of(self, item_id: str) -> int | None:
         """The row of one item, or None when unknown."""
         return self._index.get(item_id)
+
+    def active_rows(self, item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Rows of the ids that are known and active, in the given order (others dropped)."""
+        rows = np.fromiter(map(self._index.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids))
+        rows = rows[rows >= 0]
+        return rows[self._active[rows]]
+
+    def ids_of(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """Item ids of catalog rows."""
+        ids = self.ids
+        return [ids[row] for row in rows.tolist()]
 
     def known(self, item_ids: Sequence[str]) -> list[str]:
         """The subset of item_ids present and active, order kept."""

@@ -122,10 +122,10 @@ class Engine:
     def candidate_rows(self, request: RankRequest, user_state: Any) -> npt.NDArray[np.int64]:
         """Catalog rows to rank: the request's known active candidates, else retrieval."""
         if request.candidates is not None:
-            known = self.catalog.known(request.candidates)
-            if not known:
+            rows = self.catalog.active_rows(request.candidates)
+            if len(rows) == 0:
                 raise RankError(f"request {request.request_id}: no candidate is in the catalog")
-            return self.catalog.rows(known)
+            return rows
         active = np.flatnonzero(self.catalog.active).astype(np.int64)
         if len(active) == 0:
             raise RankError(f"request {request.request_id}: the catalog has no active item")
@@ -140,7 +140,7 @@ class Engine:
         """The slate for a request (raises RankError when nothing can be ranked)."""
         user_state = self.load_user(request.user_id)
         rows = self.candidate_rows(request, user_state)
-        item_ids = [self.catalog.ids[row] for row in rows.tolist()]
+        item_ids = self.catalog.ids_of(rows)
         features = self.features.transform(self.catalog.vectors[rows], request.context)
         context = RankContext(
             request.user_id, request.scenario, item_ids, features, request.time.timestamp()
