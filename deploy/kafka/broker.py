@@ -1,0 +1,532 @@
+"""A real single-node Apache Kafka 4.x broker (KRaft combined mode) from Maven Central jars.
+
+Standard library only. Two ways to use it:
+
+    python deploy/kafka/broker.py start [--port 9092] [--controller-port 9093] [--dir DIR]
+    python deploy/kafka/broker.py status [--dir DIR]
+    python deploy/kafka/broker.py stop [--dir DIR]
+
+    with KafkaBroker() as broker:          # free ports, fresh temporary data dir
+        use(broker.bootstrap)              # "127.0.0.1:PORT"
+
+`start()` resolves the jars once (`mvn dependency:copy-dependencies` into
+deploy/kafka/.cache/jars, reused while pom.xml is unchanged), formats a fresh data dir with
+`kafka.tools.StorageTool`, launches `java -Xmx512m ... kafka.Kafka server.properties` bound
+to 127.0.0.1 and returns once the broker answers a Metadata request listing itself.
+`stop()` sends SIGTERM (controlled shutdown), SIGKILL after `stop_timeout_s`, and removes
+the data dir. Needs `java` (17+, or $JAVA_HOME/bin/java) and, for the first run, `mvn`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+HERE = Path(__file__).resolve().parent
+POM = HERE / "pom.xml"
+CACHE_DIR = HERE / ".cache"
+JARS_DIR = CACHE_DIR / "jars"
+DEFAULT_CLI_DIR = HERE.parent.parent / ".data" / "kafka"
+HOST = "127.0.0.1"
+MARKER = ".slatestream-kafka"
+STATE_FILE = "broker.json"
+
+LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = INFO
+"""
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be assembled, started or reached."""
+
+
+@dataclass(frozen=True)
+class ClusterMetadata:
+    """What a Metadata response says: live brokers as (node_id, host, port) and ids."""
+
+    brokers: tuple[tuple[int, str, int], ...]
+    controller_id: int
+    cluster_id: str | None
+
+
+# --------------------------------------------------------------------------- jars
+
+
+def ensure_jars(jars_dir: Path = JARS_DIR, pom: Path = POM) -> Path:
+    """Copy the broker classpath into `jars_dir` unless a copy for this pom.xml exists.
+
+    A stamp file holds the sha256 of pom.xml; a changed pom wipes and re-copies the jars so
+    two Kafka versions never share a classpath. A file lock serialises concurrent callers.
+    """
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    stamp = jars_dir / ".pom-sha256"
+    jars_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(jars_dir.parent / ".jars.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text().strip() == digest:
+            return jars_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError("`mvn` is not on PATH: it is needed once to fetch the Kafka jars from Maven Central")
+        shutil.rmtree(jars_dir, ignore_errors=True)
+        command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-Dkafka.jars.dir={jars_dir}"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0 or not any(jars_dir.glob("kafka_2.13-*.jar")):
+            raise BrokerError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        stamp.write_text(digest + "\n")
+    return jars_dir
+
+
+def java_executable() -> str:
+    """$JAVA_HOME/bin/java when set, else `java` from PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("`java` (JDK/JRE 17+) is not on PATH and JAVA_HOME is unset")
+    return java
+
+
+# --------------------------------------------------------------------- network
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _string(raw: bytes, at: int) -> tuple[str | None, int]:
+    (size,) = struct.unpack_from(">h", raw, at)
+    at += 2
+    if size < 0:
+        return None, at
+    return raw[at : at + size].decode(), at + size
+
+
+def metadata_request(host: str, port: int, timeout_s: float = 2.0) -> ClusterMetadata:
+    """Send one Kafka Metadata request (v4, no topics) and parse the brokers it lists.
+
+    Raises OSError when nothing answers and BrokerError on a malformed reply.
+    """
+    client_id = b"slatestream-broker-check"
+    # header v1: api_key=3 (Metadata), api_version=4, correlation_id, client_id
+    # body v4: topics = [] (int32 0), allow_auto_topic_creation = false
+    body = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id + struct.pack(">ib", 0, 0)
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        raw = _recv_exact(sock, 4)
+        (size,) = struct.unpack(">i", raw)
+        raw = _recv_exact(sock, size)
+    try:
+        correlation_id, _throttle, count = struct.unpack_from(">iii", raw, 0)
+        if correlation_id != 7:
+            raise BrokerError(f"metadata reply has correlation id {correlation_id}, expected 7")
+        at = 12
+        brokers = []
+        for _ in range(count):
+            (node_id,) = struct.unpack_from(">i", raw, at)
+            broker_host, at = _string(raw, at + 4)
+            (broker_port,) = struct.unpack_from(">i", raw, at)
+            _rack, at = _string(raw, at + 4)
+            brokers.append((node_id, broker_host or "", broker_port))
+        cluster_id, at = _string(raw, at)
+        (controller_id,) = struct.unpack_from(">i", raw, at)
+    except struct.error as error:
+        raise BrokerError(f"malformed metadata reply: {error}") from error
+    return ClusterMetadata(tuple(brokers), controller_id, cluster_id)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        chunks += chunk
+    return bytes(chunks)
+
+
+# ---------------------------------------------------------------------- process
+
+
+def _random_cluster_id() -> str:
+    """Same format as `StorageTool random-uuid`: 16 random bytes, URL-safe base64."""
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent thread exits
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie is gone
+    return True
+
+
+def terminate(pid: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """SIGTERM `pid`, SIGKILL after `timeout_s`; True when it shut down without SIGKILL."""
+
+    def gone() -> bool:
+        return process.poll() is not None if process is not None else not _alive(pid)
+
+    if gone():
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if gone():
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while not gone():
+        time.sleep(0.05)
+    return False
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"({path} does not exist)"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text)
+
+
+class KafkaBroker:
+    """A single-node Kafka broker+controller on 127.0.0.1; a context manager.
+
+    Args:
+        port: client (PLAINTEXT) port; None picks a free one.
+        controller_port: KRaft controller port; None picks a free one.
+        data_dir: working dir (data, logs, config); None makes a temporary one. It must be
+            missing, empty, or a previous broker dir (holding the marker file); it is wiped.
+        heap: JVM -Xmx value.
+        start_timeout_s: seconds to wait for the first Metadata answer.
+        stop_timeout_s: seconds between SIGTERM and SIGKILL.
+        properties: extra/overriding server.properties entries.
+        detach: keep running after this Python process exits (used by the CLI `start`);
+            otherwise the JVM gets SIGTERM when the starting thread dies.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        controller_port: int | None = None,
+        data_dir: str | Path | None = None,
+        *,
+        heap: str = "512m",
+        start_timeout_s: float = 120.0,
+        stop_timeout_s: float = 30.0,
+        properties: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> None:
+        self._fixed_ports = port is not None or controller_port is not None
+        self.port = port or 0
+        self.controller_port = controller_port or 0
+        self._requested_port, self._requested_controller = port, controller_port
+        self._temporary = data_dir is None
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self.heap = heap
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.properties = dict(properties or {})
+        self.detach = detach
+        self.cluster_id = ""
+        self.pid: int | None = None
+        self.started_in_s: float | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """"127.0.0.1:PORT", for kafka-python's bootstrap_servers."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """"kafka://127.0.0.1:PORT", for StreamSettings.broker_url / Faust."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def server_log(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "logs" / "server.log"
+
+    def server_properties(self) -> dict[str, str]:
+        """The server.properties entries this broker is started with."""
+        assert self.data_dir is not None
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "data"),
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "offsets.topic.num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
+        }
+        props.update(self.properties)
+        return props
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> KafkaBroker:
+        """Format a fresh data dir, launch the JVM, wait for a Metadata answer."""
+        if self._process is not None:
+            raise BrokerError(f"broker already started on {self.bootstrap}")
+        began = time.monotonic()
+        jars = ensure_jars()
+        attempts = 1 if self._fixed_ports else 3
+        for attempt in range(attempts):
+            self.port = self._requested_port or free_port()
+            self.controller_port = self._requested_controller or free_port()
+            while self.controller_port == self.port:
+                self.controller_port = free_port()
+            try:
+                self._launch(jars)
+                self._wait_ready()
+            except BrokerError as error:
+                in_use = "Address already in use" in str(error)
+                self._kill_and_clean()
+                if in_use and attempt + 1 < attempts:
+                    continue
+                raise
+            break
+        self.started_in_s = time.monotonic() - began
+        self._write_state()
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after stop_timeout_s, then remove the data dir. Idempotent."""
+        if self.pid is not None:
+            terminate(self.pid, self.stop_timeout_s, self._process)
+        self._process, self.pid = None, None
+        self._remove_dir()
+
+    def __enter__(self) -> KafkaBroker:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- helpers
+
+    def _prepare_dir(self) -> Path:
+        if self.data_dir is None or self._temporary:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="slatestream-kafka-"))
+            self._temporary = True
+        elif self.data_dir.exists() and any(self.data_dir.iterdir()):
+            if not (self.data_dir / MARKER).exists():
+                raise BrokerError(f"{self.data_dir} is not empty and not a broker dir; refusing to wipe it")
+            state = read_state(self.data_dir)
+            if state and _alive(int(str(state["pid"]))):
+                raise BrokerError(f"a broker (pid {state['pid']}) is running in {self.data_dir}; stop it first")
+            shutil.rmtree(self.data_dir)
+        directory = self.data_dir
+        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        (directory / MARKER).write_text("data dir of deploy/kafka/broker.py; wiped on start and stop\n")
+        return directory
+
+    def _launch(self, jars: Path) -> None:
+        directory = self._prepare_dir()
+        self.cluster_id = _random_cluster_id()
+        config = directory / "server.properties"
+        config.write_text("".join(f"{key}={value}\n" for key, value in self.server_properties().items()))
+        log4j = directory / "log4j2.properties"
+        log4j.write_text(LOG4J2.format(log=self.server_log))
+        java = java_executable()
+        base = [java, f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true", "-cp", f"{jars}/*"]
+        format_cmd = [*base, "kafka.tools.StorageTool", "format", "--standalone", "-t", self.cluster_id]
+        format_cmd += ["-c", str(config)]
+        result = subprocess.run(format_cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise BrokerError(f"StorageTool format failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        command = [*base[:1], f"-Xmx{self.heap}", *base[1:], "kafka.Kafka", str(config)]
+        with open(directory / "logs" / "stdout.log", "wb") as out:
+            self._process = subprocess.Popen(  # noqa: S603
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+                start_new_session=self.detach,
+                preexec_fn=None if self.detach or sys.platform != "linux" else _die_with_parent,
+            )
+        self.pid = self._process.pid
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                raise BrokerError(f"the broker exited with code {code} during start-up\n{self._log_tails()}")
+            try:
+                metadata = metadata_request(HOST, self.port, timeout_s=2.0)
+                if any(node_port == self.port for _, _, node_port in metadata.brokers):
+                    return
+            except (OSError, BrokerError) as error:
+                last_error = error
+            time.sleep(0.2)
+        raise BrokerError(
+            f"the broker on {self.bootstrap} did not answer a Metadata request within "
+            f"{self.start_timeout_s:.0f} s (last error: {last_error})\n{self._log_tails()}"
+        )
+
+    def _log_tails(self) -> str:
+        assert self.data_dir is not None
+        stdout = self.data_dir / "logs" / "stdout.log"
+        return f"--- {self.server_log} (tail) ---\n{_tail(self.server_log)}\n--- {stdout} (tail) ---\n{_tail(stdout)}"
+
+    def _kill_and_clean(self) -> None:
+        if self.pid is not None:
+            terminate(self.pid, 5.0, self._process)
+        self._process, self.pid = None, None
+        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        if self.data_dir is not None and (self.data_dir / MARKER).exists():
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _write_state(self) -> None:
+        assert self.data_dir is not None
+        state = {
+            "pid": self.pid,
+            "port": self.port,
+            "controller_port": self.controller_port,
+            "bootstrap": self.bootstrap,
+            "cluster_id": self.cluster_id,
+            "started_in_s": round(self.started_in_s or 0.0, 2),
+        }
+        (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+
+def read_state(directory: Path) -> dict[str, object] | None:
+    """The broker.json a started broker left in `directory`, or None."""
+    path = directory / STATE_FILE
+    if not path.exists():
+        return None
+    loaded: dict[str, object] = json.loads(path.read_text())
+    return loaded
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def _cli_start(args: argparse.Namespace) -> int:
+    broker = KafkaBroker(args.port or None, args.controller_port or None, args.dir, detach=True)
+    broker.start()
+    took = broker.started_in_s or 0.0
+    print(f"kafka broker up on {broker.bootstrap} (pid {broker.pid}, {took:.1f} s, dir {broker.data_dir})")
+    print(f"export SLATESTREAM_BROKER_URL={broker.url}")
+    return 0
+
+
+def _cli_stop(args: argparse.Namespace) -> int:
+    directory = Path(args.dir).resolve()
+    state = read_state(directory)
+    if state is None:
+        print(f"no broker state in {directory}")
+        return 1
+    clean = terminate(int(str(state["pid"])), args.timeout)
+    if (directory / MARKER).exists():
+        shutil.rmtree(directory, ignore_errors=True)
+    print(f"kafka broker pid {state['pid']} stopped ({'SIGTERM' if clean else 'SIGKILL'}), removed {directory}")
+    return 0
+
+
+def _cli_status(args: argparse.Namespace) -> int:
+    directory = Path(args.dir).resolve()
+    state = read_state(directory)
+    if state is None:
+        print(f"stopped (no broker state in {directory})")
+        return 1
+    pid, port = int(str(state["pid"])), int(str(state["port"]))
+    try:
+        metadata = metadata_request(HOST, port)
+    except (OSError, BrokerError) as error:
+        alive = "alive" if _alive(pid) else "not running"
+        print(f"not answering on {HOST}:{port} (pid {pid} {alive}): {error}")
+        return 1
+    print(f"running on {HOST}:{port} (pid {pid}, cluster {metadata.cluster_id}, brokers {list(metadata.brokers)})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--port", type=int, default=9092, help="client port (0: pick a free one)")
+    parser.add_argument("--controller-port", type=int, default=9093, help="controller port (0: pick a free one)")
+    parser.add_argument("--dir", default=str(DEFAULT_CLI_DIR), help="broker working dir (wiped on start/stop)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="stop: seconds before SIGKILL")
+    args = parser.parse_args(argv)
+    try:
+        return {"start": _cli_start, "stop": _cli_stop, "status": _cli_status}[args.command](args)
+    except BrokerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Infrastructure settings for the streaming side: broker, security, topics, worker store.
+
+One `StreamSettings` object, read from the environment with the prefix `SLATESTREAM_`
+(e.g. `SLATESTREAM_BROKER_URL=kafka://10.0.0.5:9092`, `SLATESTREAM_PARTITIONS=8`) or
+passed explicitly (`StreamSettings(broker_url=..., topic_prefix=...)`). Secrets are
+`SecretStr` and never appear in `repr`. Model hyperparameters live elsewhere (validated
+dataclasses in `online/`); this object only says where and how to connect.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
+MAX_TOPIC_SUFFIX = 12
+"""Length of the longest topic name suffix ("impressions", "dead-letter"), plus margin."""
+
+
+def parse_broker_url(url: str) -> list[str]:
+    """Split a Faust-style broker URL into kafka-python "host:port" entries.
+
+    Accepts "kafka://h1:9092", "kafka://h1:9092;kafka://h2:9092", "h1:9092,h2:9092";
+    the port defaults to 9092. Raises ValueError naming the bad entry.
+    """
+    servers: list[str] = []
+    for part in re.split(r"[;,]", url):
+        entry = part.strip()
+        if not entry:
+            continue
+        if "://" not in entry:
+            entry = f"kafka://{entry}"
+        parsed = urlsplit(entry)
+        if parsed.scheme != "kafka":
+            raise ValueError(f"broker_url: scheme of {part.strip()!r} must be kafka://")
+        try:
+            port = parsed.port or 9092
+        except ValueError as error:
+            raise ValueError(f"broker_url: bad port in {part.strip()!r}") from error
+        if not parsed.hostname or parsed.path not in ("", "/"):
+            raise ValueError(f"broker_url: {part.strip()!r} is not kafka://host[:port]")
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+        servers.append(f"{host}:{port}")
+    if not servers:
+        raise ValueError("broker_url: no broker given")
+    return servers
+
+
+class StreamSettings(BaseSettings):
+    """Where the Kafka broker is, how to authenticate, how topics are named and sized.
+
+    Attributes:
+        broker_url: Faust-style URL, "kafka://host:port", several joined with ";" or ",".
+        security_protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+        sasl_mechanism: PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512; required with SASL_*.
+        sasl_username, sasl_password: SASL credentials; required with SASL_*.
+        ssl_cafile: CA bundle (PEM) to verify the broker with SSL / SASL_SSL.
+        topic_prefix: prepended to every topic name ("slatestream." -> "slatestream.clicks").
+        partitions: partitions per topic; user-keyed topics must be co-partitioned.
+        replication_factor: replicas per topic (1 on the single-node dev broker).
+        store_dir: directory of the worker's local state (RocksDB tables).
+        app_id: Faust application id / consumer group id prefix.
+        broker_session_timeout_s: consumer-group session timeout, seconds. A group join
+            waits about half of it, so keep it short in tests (broker allows 6..1800 s).
+        attribution_window_s: seconds after an impression during which a click counts.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore")
+
+    broker_url: str = "kafka://127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    topic_prefix: str = Field(default="slatestream.", max_length=249 - MAX_TOPIC_SUFFIX)
+    partitions: int = Field(default=4, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=32)
+    store_dir: Path = Path(".data/worker")
+    app_id: str = Field(default="slatestream", min_length=1, max_length=200)
+    broker_session_timeout_s: float = Field(default=10.0, ge=6.0, le=1800.0)
+    attribution_window_s: float = Field(default=1800.0, gt=0.0)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        parse_broker_url(value)
+        return value
+
+    @field_validator("topic_prefix", "app_id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not _TOPIC_CHARS.match(value):
+            raise ValueError("may only contain ASCII letters, digits, '.', '_' and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> StreamSettings:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required with security_protocol={self.security_protocol}")
+        if self.ssl_cafile is not None and not self.ssl_cafile.is_file():
+            raise ValueError(f"ssl_cafile: {self.ssl_cafile} is not a file")
+        return self
+
+    def bootstrap_servers(self) -> list[str]:
+        """["host:port", ...] for kafka-python / aiokafka `bootstrap_servers`."""
+        return parse_broker_url(self.broker_url)
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Connection keyword arguments shared by kafka-python producers, consumers, admins.
+
+        Holds `bootstrap_servers` and the security options (the password revealed here
+        only). Pass as `KafkaProducer(**settings.kafka_client_config(), ...)`.
+        """
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers(),
+            "security_protocol": self.security_protocol,
+        }
+        if self.ssl_cafile is not None:
+            config["ssl_cafile"] = str(self.ssl_cafile)
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None  # checked by _security_complete
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return config
