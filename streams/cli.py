@@ -49,7 +49,6 @@ def demo(out: Path, n_requests: int, policies: str, encoder_kind: str, model: Pa
          dim: int, learn_every: int, seed: int) -> None:
     """Run every policy through the simulator and write a report to OUT."""
     from online.simulation import SimulatorConfig
-
     from streams.demo import run_demo
 
     names = [name.strip() for name in policies.split(",") if name.strip()]
@@ -62,6 +61,63 @@ def demo(out: Path, n_requests: int, policies: str, encoder_kind: str, model: Pa
     simulator = SimulatorConfig(horizon=n_requests, seed=seed)
     _, report = run_demo(out, encoder, names, experiment, simulator, dim, seed)
     click.echo(f"report: {report}")
+
+
+@main.command("run")
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--state", type=click.Path(path_type=Path), default=Path(".data/embedded"), show_default=True,
+              help="rocksdict directory of the learned state (kept between runs).")
+@click.option("--slates", "slates_out", type=click.Path(path_type=Path), default=None,
+              help="Write the slates answered to this JSON-lines file.")
+@click.option("--policy", default="linear_ts", show_default=True, type=click.Choice(list(POLICIES)))
+@click.option("--encoder", "encoder_kind", type=click.Choice(["auto", "onnx", "hashing"]), default="auto",
+              show_default=True)
+@click.option("--dim", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def run_events(events: Path, state: Path, slates_out: Path | None, policy: str, encoder_kind: str, dim: int,
+               batch_size: int, seed: int) -> None:
+    """Feed a JSON-lines EVENTS file through the embedded engine (no Kafka)."""
+    import numpy as np
+
+    from online.catalog import Catalog
+    from online.engine import Engine
+    from online.events import EventDecodeError, decode_event, encode_event
+    from online.policies import make_policy
+    from online.runner import EmbeddedRunner
+    from streams.demo import make_embed
+    from streams.rocks_store import RocksDictStore
+
+    encoder = _encoder(encoder_kind, None)
+    decoded = []
+    bad_lines = 0
+    with events.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                decoded.append(decode_event(line))
+            except EventDecodeError as error:
+                bad_lines += 1
+                click.echo(f"{events}:{number}: rejected: {error}", err=True)
+    items = [event for event in decoded if event.type == "item"]
+    embed = make_embed(encoder, dim, items, seed) if items else (lambda batch: np.zeros((0, dim), np.float32))
+    store = RocksDictStore(state)
+    out = slates_out.open("wb") if slates_out else None
+    try:
+        engine = Engine(make_policy(policy), store, Catalog(dim=dim), np.random.default_rng(seed))
+        runner = EmbeddedRunner(
+            engine, embed, emit=(lambda slate: out.write(encode_event(slate) + b"\n")) if out else None,
+            reject=lambda event, reason: click.echo(f"rejected {event.type}: {reason}", err=True),
+            batch_size=batch_size,
+        )
+        counts = runner.run(decoded)
+    finally:
+        store.close()
+        if out:
+            out.close()
+    click.echo(f"events: {counts.seen + bad_lines} in = {counts.ranked} ranked + {counts.learned} learned + "
+               f"{counts.items} items + {counts.ignored} ignored + {counts.rejected + bad_lines} rejected")
 
 
 def _mount_optional_groups() -> None:

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from online.simulation import Simulator, SimulatorConfig
 from tqdm import tqdm
 
 from encoders.base import Encoder
 from online.events import Item
 from online.experiment import Embed, ExperimentConfig, PolicyRun, run_policy
 from online.policies import make_policy
+from online.simulation import Simulator, SimulatorConfig
 from streams.report import summary_table, write_report
 from streams.rocks_store import RocksDictStore
 

@@ -5,8 +5,8 @@ clusters of observations such as the positions of one slate):
 value = sum(numerator) / sum(denominator). IPS and DR use denominator = 1 per round;
 SNIPS uses the weights; replay uses the match indicators. One routine therefore gives
 all their intervals: resample units with replacement, recompute the ratio, take the
-percentiles. Resampling is vectorised: an int64[c, n] index matrix per chunk of c
-replicates, with c chosen so a chunk holds about 4 million indices (32 MiB).
+percentiles. Resampling is vectorised: an int32[c, n] index matrix per chunk of c
+replicates, with c chosen so a chunk holds about 4 million indices (16 MiB).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 CHUNK_ELEMENTS = 1 << 22
-"""Indices drawn per vectorised chunk of bootstrap replicates (memory bound, 32 MiB)."""
+"""Indices drawn per vectorised chunk of bootstrap replicates (memory bound, 16 MiB as int32)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def bootstrap_ratio(
     resampled together, so within-cluster correlation widens the interval as it should.
     The interval is the percentile bootstrap over `n_bootstrap` resamples of the units
     (observations, or clusters) drawn from `rng`; replicates whose denominator sums to 0
-    are dropped. Cost: O(n_bootstrap * units) time, at most 32 MiB of indices at once.
+    are dropped. Cost: O(n_bootstrap * units) time, at most 16 MiB of indices at once.
     """
     check_bootstrap_args(n_bootstrap, confidence)
     num = np.asarray(numerator, dtype=np.float64).reshape(-1)
@@ -108,11 +108,14 @@ def bootstrap_ratio(
     value = float(num.sum() / total) if total != 0 else float("nan")
     units = num.size
     chunk = max(1, min(n_bootstrap, CHUNK_ELEMENTS // units))
+    index_type = np.int32 if units < 2**31 else np.int64
+    constant = bool(np.all(den == den[0]))  # IPS, DR: every resample has the same denominator
     stats = np.empty(n_bootstrap)
     for start in range(0, n_bootstrap, chunk):
         size = min(chunk, n_bootstrap - start)
-        index = rng.integers(0, units, size=(size, units))
-        stats[start : start + size] = _ratio(num[index].sum(axis=1), den[index].sum(axis=1))
+        index = rng.integers(0, units, size=(size, units), dtype=index_type)
+        totals = np.full(size, den[0] * units) if constant else den[index].sum(axis=1)
+        stats[start : start + size] = _ratio(num[index].sum(axis=1), totals)
     finite = stats[np.isfinite(stats)]
     if finite.size == 0:
         return value, float("nan"), float("nan")

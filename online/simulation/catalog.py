@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from itertools import chain, product
 
 import numpy as np
 import numpy.typing as npt
@@ -61,12 +63,12 @@ MATERIALS_OF: dict[str, tuple[str, ...]] = {
 """Plausible materials per category (every material appears at least once)."""
 
 _STYLE_PHRASES: dict[str, tuple[str, ...]] = {
-    "vintage": ("inspired by seventies archives", "with a faded, lived-in charm", "that looks thrifted in the best way"),
+    "vintage": ("inspired by seventies archives", "with a faded, lived-in charm", "that looks thrifted, in a good way"),
     "minimalist": ("with clean lines and nothing extra", "in a pared-back cut", "built around quiet, simple shapes"),
     "sporty": ("made to keep up on the move", "with an athletic, easy fit", "ready for the gym and the street"),
-    "bohemian": ("with a relaxed, free-spirited drape", "for festival days and slow weekends", "with artisanal details"),
+    "bohemian": ("with a relaxed, free-spirited drape", "for festivals and slow weekends", "with artisanal details"),
     "classic": ("in a timeless silhouette", "that never goes out of fashion", "with tailored, traditional lines"),
-    "streetwear": ("with an oversized urban attitude", "straight from the skate park", "with bold street-ready proportions"),
+    "streetwear": ("with an oversized urban attitude", "straight from the skate park", "with bold street proportions"),
     "preppy": ("with a polished campus look", "in a neat collegiate cut", "that pairs well with loafers and knits"),
     "romantic": ("with soft, delicate details", "in a gentle, feminine shape", "made for candlelit evenings"),
 }
@@ -93,13 +95,15 @@ _TITLES: tuple[str, ...] = (
     "{Brand} {Name} {category}, {style} {colour} {material}",
 )
 _DESCRIPTIONS: tuple[str, ...] = (
-    "A {style} {category} in {colour} {material} {style_phrase}. {category_phrase}.",
-    "{Brand} makes this {category} from {material} in {colour}, {style_phrase}. {category_phrase}.",
-    "{category_phrase}. This {colour} {category} is cut from {material} and {style_phrase}, a {style} piece.",
-    "Our {style} take on the {category}: {colour} {material}, {style_phrase}. {category_phrase}.",
-    "Crafted by {Brand} in {material}, this {colour} {category} is {style} to the core, {style_phrase}.",
-    "{category_phrase}. A {colour} {material} {category} with a {style} feel, {style_phrase}.",
+    "{a_style} {style} {category} in {colour} {material} {style_phrase}. {category_phrase}",
+    "{Brand} makes {this} {style} {category} from {material} in {colour}, {style_phrase}. {category_phrase}",
+    "{category_phrase}. {this} {colour} {category} {is} cut from {material} {style_phrase}, a {style} {piece}",
+    "Our {style} take on the {category}: {colour} {material}, {style_phrase}. {category_phrase}",
+    "Crafted by {Brand} in {material}, {this} {colour} {category} {is} {style} to the core, {style_phrase}",
+    "{category_phrase}. {a_colour} {colour} {material} {category} with a {style} feel, {style_phrase}",
 )
+"""Description templates: each names category, colour, material and style; no final full
+stop (Item.text() joins fields with ". "). Every title names the brand and the category."""
 _SYLLABLES: tuple[str, ...] = (
     "al", "ba", "cor", "den", "el", "fa", "gri", "ho", "is", "ka", "lu", "mo",
     "ne", "or", "pi", "ra", "so", "ta", "ve", "zo", "qui", "mar", "tel", "sen",
@@ -130,7 +134,8 @@ class Catalog:
 
     def attributes(self, row: int) -> dict[str, str]:
         """Attribute name -> value of item `row`."""
-        return {name: vocab[int(code)] for name, vocab, code in zip(ATTRIBUTES, VOCABULARIES, self.codes[row], strict=True)}
+        codes = self.codes[row].tolist()
+        return {name: vocab[code] for name, vocab, code in zip(ATTRIBUTES, VOCABULARIES, codes, strict=True)}
 
     def item(self, row: int, time: datetime) -> Item:
         """Item event for `row`, timestamped `time` (its release time); provider = brand."""
@@ -152,34 +157,68 @@ def _brand_profiles(rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], np
     return home_style.astype(np.int64), favourites.astype(np.int64)
 
 
-def _name(rng: np.random.Generator, taken: set[str]) -> str:
-    """A product-line name of 2-3 syllables not in `taken` (added to it)."""
-    while True:
-        parts = rng.choice(len(_SYLLABLES), size=int(rng.integers(2, 4)))
-        name = "".join(_SYLLABLES[int(p)] for p in parts).capitalize()
-        if name not in taken:
-            taken.add(name)
-            return name
+_PLURAL: frozenset[str] = frozenset({"sneakers", "boots", "trousers"})
+
+
+@cache
+def _all_names() -> tuple[str, ...]:
+    """Every distinct product-line name of 2 or 3 syllables, in a fixed order."""
+    combos = chain(product(_SYLLABLES, repeat=2), product(_SYLLABLES, repeat=3))
+    return tuple(dict.fromkeys("".join(parts).capitalize() for parts in combos))
+
+
+def _names(n: int, rng: np.random.Generator) -> list[str]:
+    """n distinct product-line names (a roman-free numeric suffix once all are used)."""
+    names = _all_names()
+    order = rng.permutation(len(names))
+    return [names[order[i % len(names)]] + (f" {i // len(names) + 1}" if i >= len(names) else "") for i in range(n)]
+
+
+def _sentences(text: str) -> str:
+    """Collapse the spaces left by empty articles and capitalise each sentence."""
+    parts = " ".join(text.split()).split(". ")
+    return ". ".join(part[:1].upper() + part[1:] for part in parts)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _texts(codes: npt.NDArray[np.int64], rng: np.random.Generator) -> tuple[list[str], list[str]]:
     """Title and description of every row of codes int64[n, 5]."""
+    n = len(codes)
+    names = _names(n, rng)
+    title_of = rng.integers(len(_TITLES), size=n).tolist()
+    description_of = rng.integers(len(_DESCRIPTIONS), size=n).tolist()
+    phrase_of = rng.integers(3, size=n).tolist()
     titles: list[str] = []
     descriptions: list[str] = []
-    taken: set[str] = set()
-    for row in codes:
-        category, colour, material, style, brand = (vocab[int(c)] for vocab, c in zip(VOCABULARIES, row, strict=True))
+    for row, name, t, d, phrase in zip(codes.tolist(), names, title_of, description_of, phrase_of, strict=True):
+        category, colour, material, style, brand = (vocab[c] for vocab, c in zip(VOCABULARIES, row, strict=True))
+        plural = category in _PLURAL
         values = {
             "category": category, "colour": colour, "material": material, "style": style,
-            "Brand": brand, "Name": _name(rng, taken),
-            "style_phrase": _STYLE_PHRASES[style][int(rng.integers(3))],
+            "Brand": brand, "Name": name, "this": "these" if plural else "this",
+            "a_style": "" if plural else _article(style), "a_colour": "" if plural else _article(colour),
+            "is": "are" if plural else "is", "piece": "pair" if plural else "piece",
+            "style_phrase": _STYLE_PHRASES[style][phrase],
             "category_phrase": _CATEGORY_PHRASES[category],
         }
-        title = _TITLES[int(rng.integers(len(_TITLES)))].format(**values)
-        description = _DESCRIPTIONS[int(rng.integers(len(_DESCRIPTIONS)))].format(**values)
-        titles.append(title[0].upper() + title[1:])
-        descriptions.append(description[0].upper() + description[1:])
+        titles.append(_sentences(_TITLES[t].format(**values)))
+        descriptions.append(_sentences(_DESCRIPTIONS[d].format(**values)))
     return titles, descriptions
+
+
+def _material_table() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Plausible material codes per category int64[12, m] (padded) and their counts int64[12]."""
+    width = max(len(options) for options in MATERIALS_OF.values())
+    table = np.zeros((len(CATEGORIES), width), dtype=np.int64)
+    counts = np.zeros(len(CATEGORIES), dtype=np.int64)
+    for category, name in enumerate(CATEGORIES):
+        options = [MATERIALS.index(m) for m in MATERIALS_OF[name]]
+        table[category, : len(options)] = options
+        counts[category] = len(options)
+    return table, counts
 
 
 def make_catalog(n_items: int, rng: np.random.Generator, quality_scale: float = 0.5) -> Catalog:
@@ -192,16 +231,13 @@ def make_catalog(n_items: int, rng: np.random.Generator, quality_scale: float = 
     brand_share = 1.0 / np.arange(1, len(BRANDS) + 1) ** 0.7
     brand_share = brand_share[rng.permutation(len(BRANDS))]
     brands = rng.choice(len(BRANDS), size=n_items, p=brand_share / brand_share.sum())
-    codes = np.empty((n_items, len(ATTRIBUTES)), dtype=np.int64)
-    for row, brand in enumerate(brands):
-        if rng.random() < 0.7:
-            category = int(favourites[brand, rng.integers(3)])
-        else:
-            category = int(rng.integers(len(CATEGORIES)))
-        style = int(home_style[brand]) if rng.random() < 0.6 else int(rng.integers(len(STYLES)))
-        options = MATERIALS_OF[CATEGORIES[category]]
-        material = MATERIALS.index(options[int(rng.integers(len(options)))])
-        codes[row] = (category, int(rng.integers(len(COLOURS))), material, style, int(brand))
+    favourite = favourites[brands, rng.integers(3, size=n_items)]
+    category = np.where(rng.random(n_items) < 0.7, favourite, rng.integers(len(CATEGORIES), size=n_items))
+    style = np.where(rng.random(n_items) < 0.6, home_style[brands], rng.integers(len(STYLES), size=n_items))
+    colour = rng.integers(len(COLOURS), size=n_items)
+    table, counts = _material_table()
+    material = table[category, (rng.random(n_items) * counts[category]).astype(np.int64)]
+    codes = np.stack([category, colour, material, style, brands], axis=1).astype(np.int64)
     quality = rng.normal(0.0, quality_scale, size=n_items)
     titles, descriptions = _texts(codes, rng)
     return Catalog(codes, quality, tuple(titles), tuple(descriptions))
