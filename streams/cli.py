@@ -121,11 +121,19 @@ def run_events(events: Path, state: Path, slates_out: Path | None, policy: str, 
 
 
 def _mount_optional_groups() -> None:
+    """Commands whose modules import heavy dependencies register here."""
     try:
         from encoders.cli import encoders_group
-    except ImportError:
-        return
-    main.add_command(encoders_group)
+    except ImportError:  # pragma: no cover - encoders extras missing
+        pass
+    else:
+        main.add_command(encoders_group)
+    try:
+        from streams.evaluate import evaluate_command
+    except ImportError:  # pragma: no cover - while the module is being written
+        pass
+    else:
+        main.add_command(evaluate_command)
 
 
 _mount_optional_groups()

@@ -61,6 +61,7 @@ class RiverCTR(Policy[RiverState, None]):
         self._hasher = preprocessing.FeatureHasher(
             n_features=self.params.n_features, seed=self.params.hash_seed
         )
+        self._slots: dict[str, tuple[int, float]] = {}
 
     def _features(
         self, user_id: str, item_id: str, scenario: str, position: int, x: FloatArray
@@ -93,13 +94,40 @@ class RiverCTR(Policy[RiverState, None]):
     def init_global(self, feature_dim: int) -> RiverState:
         return RiverState({}, 0.0, 0, DelayedJoin(self.params.window_s))
 
+    def _slot(self, name: str) -> tuple[int, float]:
+        """(hashed index, sign) of a feature name, as river's FeatureHasher maps it."""
+        slot = self._slots.get(name)
+        if slot is None:
+            ((index, sign),) = self._hasher.transform_one({name: 1.0}).items()  # type: ignore[no-untyped-call]
+            slot = self._slots[name] = (int(index), float(sign))
+        return slot
+
+    def _weight(self, weights: dict[int, float], name: str) -> float:
+        index, sign = self._slot(name)
+        return sign * weights.get(index, 0.0)
+
     def predict(self, state: RiverState, context: RankContext) -> FloatArray:
-        """float64[n] predicted click probability of each candidate at position 0."""
-        model = self._model(state)
-        return np.array([
-            model.predict_proba_one(self._features(context.user_id, item, context.scenario, 0, x))[True]
-            for item, x in zip(context.item_ids, context.features, strict=True)
-        ])
+        """float64[n] predicted click probability of each candidate at position 0.
+
+        Vectorised form of river's LogisticRegression.predict_proba_one on the hashed
+        features of `_features`: the logit is linear, so the user- and vector-dependent
+        weights fold into one vector a (a_j = w[v_j] + w[u*v_j]) and the logit of item i is
+        intercept + w[u] + w[s] + w[p=0] + w[i] + x_i . a (tests check equality with river).
+        """
+        weights = state.weights
+        user = context.user_id
+        dim = context.features.shape[1]
+        taste = np.array(
+            [self._weight(weights, f"v{j}") + self._weight(weights, f"u={user}*v{j}") for j in range(dim)]
+        )
+        shared = (
+            state.intercept + self._weight(weights, f"u={user}")
+            + self._weight(weights, f"s={context.scenario}") + self._weight(weights, "p=0")
+        )
+        item_bias = np.array([self._weight(weights, f"i={item}") for item in context.item_ids])
+        logits = shared + item_bias + context.features @ taste
+        probabilities: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
+        return probabilities
 
     def sample_scores(
         self, global_state: RiverState, user_state: None, context: RankContext,
