@@ -36,11 +36,15 @@ def test_vectorised_prediction_equals_river() -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
-def test_learning_moves_predictions_away_from_the_untrained_half() -> None:
+def test_positives_learn_at_once_and_negatives_when_the_window_closes() -> None:
     policy = RiverCTR()
     state, x = trained(policy, np.random.default_rng(1))
     context = RankContext("u0", "feed", ["i0", "i1"], x[:2])
-    fresh = policy.predict(policy.init_global(5), context)
-    np.testing.assert_allclose(fresh, 0.5)
-    learned = policy.predict(state, context)
-    assert np.all(learned < 0.5)  # 80% of the exposures were not clicked
+    np.testing.assert_allclose(policy.predict(policy.init_global(5), context), 0.5)
+    after_clicks = policy.predict(state, context)
+    assert np.all(after_clicks > 0.5)  # only the clicked exposures are labelled so far
+    late = FeedbackBatch.from_rows(["u9"], ["i0"], ["late"], ["feed"], np.zeros(1, dtype=np.int64), np.ones(1),
+                                   np.zeros(1), x[:1], np.array([1e6]))
+    closed, _ = policy.learn(state, {}, late)
+    assert closed.join.pending.keys() == {("late", "i0")}
+    assert np.all(policy.predict(closed, context) < after_clicks)  # the 80% unclicked arrive as zeros
