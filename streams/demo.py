@@ -56,7 +56,7 @@ def run_demo(
     embed = make_embed(encoder, dim, Simulator(simulator_config).initial_items(), seed)
     runs: list[PolicyRun] = []
     total = experiment.n_requests * len(policies)
-    with tqdm(total=total, unit="req", desc="demo", dynamic_ncols=True) as bar:
+    with tqdm(total=total, unit="req", desc="demo", dynamic_ncols=True, mininterval=1.0) as bar:
         for index, name in enumerate(policies):
             bar.set_postfix_str(name)
             store = RocksDictStore(state_root / name)
