@@ -87,8 +87,10 @@ class Engine:
         features: FeatureMap | None = None,
         config: EngineConfig | None = None,
         retriever: Retriever | None = None,
+        shard: str = "",
     ) -> None:
         self.policy = policy
+        self.shard = shard
         self.store = store
         self.catalog = catalog
         self.rng = rng
@@ -104,7 +106,8 @@ class Engine:
 
     @property
     def global_key(self) -> str:
-        return f"{self.policy.name}/global"
+        """Key of the global state; a shard (e.g. a Kafka partition) keeps its own."""
+        return f"{self.policy.name}/global/{self.shard}" if self.shard else f"{self.policy.name}/global"
 
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
@@ -219,10 +222,25 @@ class Engine:
             out[index] = self.features.transform(vectors[index : index + 1], context)[0]
         return out
 
-    def observe(self, events: Sequence[Impression | Click]) -> ObserveResult:
-        """Learn from a batch of impressions and clicks (in log order) and persist."""
+    def observe(
+        self,
+        events: Sequence[Impression | Click],
+        global_events: Sequence[Impression | Click] | None = None,
+    ) -> ObserveResult:
+        """Learn from a batch of impressions and clicks (in log order) and persist.
+
+        `global_events`, when given, is the subset the global state learns from instead of
+        `events` (after a crash, a replayed batch may already be in some states and not in
+        others; the caller filters by applied offsets so nothing counts twice).
+        """
         batch, rejected = self.feedback_batch(events)
+        if global_events is not None:
+            global_batch, _ = self.feedback_batch(global_events)
+            if len(global_batch):
+                self.global_state, _ = self.policy.learn(self.global_state, {}, global_batch)
         if len(batch) == 0:
+            if global_events is not None:
+                self.store.put(self.global_key, self.policy.encode_global(self.global_state))
             return ObserveResult(0, tuple(rejected))
         user_ids = batch.users
         if self.policy.uses_user_state:
@@ -233,7 +251,9 @@ class Engine:
             }
         else:
             states = {}
-        self.global_state, updated = self.policy.learn(self.global_state, states, batch)
+        new_global, updated = self.policy.learn(self.global_state, states, batch)
+        if global_events is None:
+            self.global_state = new_global
         writes = [
             (self.user_key(u), self.policy.encode_user(s)) for u, s in updated.items() if s is not None
         ]

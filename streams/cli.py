@@ -120,6 +120,44 @@ def run_events(events: Path, state: Path, slates_out: Path | None, policy: str, 
                f"{counts.items} items + {counts.ignored} ignored + {counts.rejected + bad_lines} rejected")
 
 
+@main.command("worker")
+@click.option("--policy", default="linear_ts", show_default=True, type=click.Choice(list(POLICIES)))
+@click.option("--encoder", "encoder_kind", type=click.Choice(["hashing", "onnx"]), default="hashing",
+              show_default=True, help="hashing: text hashing at --dim; onnx: BERT/ONNX plus --projection.")
+@click.option("--projection", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A fitted PCA projection (encoders) from the ONNX model's dimension to --dim.")
+@click.option("--dim", type=int, default=32, show_default=True)
+@click.option("--n-draws", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--loglevel", default="info", show_default=True)
+def worker_command(policy: str, encoder_kind: str, projection: Path | None, dim: int, n_draws: int,
+                   batch_size: int, seed: int, loglevel: str) -> None:
+    """Run a streaming worker (settings from SLATESTREAM_* environment variables)."""
+    from encoders.hashing import HashingEncoder
+    from streams.settings import StreamSettings
+    from streams.worker import WorkerConfig, run_worker
+
+    settings = StreamSettings()
+    if encoder_kind == "hashing":
+        encoder = HashingEncoder(dim=dim)
+
+        def embed(items):  # type: ignore[no-untyped-def]
+            return encoder.encode([item.text() for item in items])
+    else:
+        if projection is None:
+            raise click.BadParameter("--encoder onnx needs --projection (fit one with `slatestream encoders`)")
+        from encoders.projection import PcaProjection
+
+        onnx = _encoder("onnx", None)
+        pca = PcaProjection.from_bytes(projection.read_bytes())
+
+        def embed(items):  # type: ignore[no-untyped-def]
+            return pca.transform(onnx.encode([item.text() for item in items]))
+    config = WorkerConfig(policy=policy, dim=dim, n_draws=n_draws, batch_size=batch_size, seed=seed)
+    run_worker(settings, config, embed, loglevel)
+
+
 def _mount_optional_groups() -> None:
     """Commands whose modules import heavy dependencies register here."""
     try:

@@ -1,0 +1,199 @@
+"""Scoring backends: top-k inner products of query vectors against an item matrix.
+
+`make_scorer("auto")` gives a `TorchScorer` on CUDA when a usable GPU is present, else a
+`NumpyScorer`. Both keep a growable float matrix[n, d] (catalogue row i = item i), accept
+row updates while serving (visible to the next call), and answer
+`topk(queries float32[b, d], k, rows=None) -> (int64[b, k], float32[b, k])` with catalogue
+rows sorted by descending score. This module imports no torch (see encoders.scoring_torch).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from encoders.device import cuda_available
+from encoders.microbatch import MicroBatcher
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+TopK = tuple[IntArray, FloatArray]
+
+__all__ = ["MicroBatcher", "NumpyScorer", "Scorer", "make_scorer"]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Top-k inner-product search over a mutable catalogue matrix.
+
+    Attributes:
+        device: where the matrix lives: "cpu", "cuda:0", ...
+        backend: "numpy" or "torch".
+        n_rows / dim: current catalogue size n and width d.
+    """
+
+    device: str
+    backend: str
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def set_matrix(self, matrix: npt.ArrayLike) -> None:
+        """Replace the catalogue with float32[n, d]."""
+        ...
+
+    def update_rows(self, rows: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Overwrite rows int64[m] with vectors float32[m, d]; rows >= n grow the catalogue
+        (they must cover n..max(rows) with no gap)."""
+        ...
+
+    def topk(self, queries: npt.ArrayLike, k: int, rows: npt.ArrayLike | None = None) -> TopK:
+        """Top-k rows per query: (int64[b, k'], float32[b, k']) with k' = min(k, candidates),
+        descending scores; `rows` int64[c] restricts the search to those catalogue rows."""
+        ...
+
+
+def check_queries(queries: npt.ArrayLike, dim: int, k: int) -> FloatArray:
+    """Validated float32[b, d] queries (k >= 1)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must be [b, {dim}], got shape {q.shape}")
+    return q
+
+
+def check_candidates(rows: npt.ArrayLike | None, n: int) -> IntArray | None:
+    """Validated int64[c] candidate rows in [0, n), or None."""
+    if rows is None:
+        return None
+    r = np.asarray(rows)
+    if r.ndim != 1 or (r.size and not np.issubdtype(r.dtype, np.integer)):
+        raise ValueError(f"rows must be a 1-D integer array, got dtype {r.dtype} shape {r.shape}")
+    r = r.astype(np.int64, copy=False)
+    if r.size and (r.min() < 0 or r.max() >= n):
+        raise ValueError(f"rows must lie in [0, {n}), got range [{r.min()}, {r.max()}]")
+    return r
+
+
+def check_update(
+    rows: npt.ArrayLike, vectors: npt.ArrayLike, n: int, dim: int | None
+) -> tuple[IntArray, FloatArray, int]:
+    """Validate an update; returns (rows int64[m], vectors float32[m, d], new n)."""
+    r = np.asarray(rows)
+    v = np.asarray(vectors, dtype=np.float32)
+    if r.ndim != 1 or (r.size and not np.issubdtype(r.dtype, np.integer)):
+        raise ValueError(f"rows must be a 1-D integer array, got dtype {r.dtype} shape {r.shape}")
+    r = r.astype(np.int64, copy=False)
+    if v.ndim != 2 or v.shape[0] != r.size or (dim is not None and v.shape[1] != dim):
+        raise ValueError(f"vectors must be [{r.size}, {dim if dim is not None else 'd'}], got shape {v.shape}")
+    if r.size and r.min() < 0:
+        raise ValueError(f"rows must be >= 0, got {r.min()}")
+    new_n = max(n, int(r.max()) + 1 if r.size else n)
+    if np.unique(r[r >= n]).size != new_n - n:
+        raise ValueError(f"rows growing the catalogue must cover {n}..{new_n - 1} without gaps")
+    return r, v, new_n
+
+
+def grown_capacity(capacity: int, needed: int) -> int:
+    """Capacity after growth: doubled until it holds `needed` rows."""
+    capacity = max(capacity, 16)
+    while capacity < needed:
+        capacity *= 2
+    return capacity
+
+
+class NumpyScorer:
+    """CPU scorer: float32 matmul (BLAS) + argpartition. Thread-safe (one lock)."""
+
+    backend = "numpy"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self._matrix: FloatArray = np.zeros((0, 0), dtype=np.float32)
+        self._n = 0
+        self._dim: int | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def n_rows(self) -> int:
+        """Current catalogue size n."""
+        return self._n
+
+    @property
+    def dim(self) -> int:
+        """Width d (0 before any matrix is set)."""
+        return self._dim or 0
+
+    def set_matrix(self, matrix: npt.ArrayLike) -> None:
+        """Replace the catalogue with float32[n, d] (copied)."""
+        m = np.array(matrix, dtype=np.float32, copy=True)
+        if m.ndim != 2 or m.shape[1] < 1:
+            raise ValueError(f"matrix must be [n, d >= 1], got shape {m.shape}")
+        with self._lock:
+            self._matrix, self._n, self._dim = m, m.shape[0], m.shape[1]
+
+    def update_rows(self, rows: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Overwrite/append rows (see `Scorer.update_rows`)."""
+        with self._lock:
+            r, v, new_n = check_update(rows, vectors, self._n, self._dim)
+            if self._dim is None:
+                self._dim = v.shape[1]
+                self._matrix = np.zeros((0, self._dim), dtype=np.float32)
+            if new_n > self._matrix.shape[0]:
+                grown = np.zeros((grown_capacity(self._matrix.shape[0], new_n), self._dim), dtype=np.float32)
+                grown[: self._n] = self._matrix[: self._n]
+                self._matrix = grown
+            self._matrix[r] = v
+            self._n = new_n
+
+    def topk(self, queries: npt.ArrayLike, k: int, rows: npt.ArrayLike | None = None) -> TopK:
+        """Top-k catalogue rows per query (see `Scorer.topk`)."""
+        with self._lock:
+            q = check_queries(queries, self.dim, k)
+            cand = check_candidates(rows, self._n)
+            matrix = self._matrix[: self._n] if cand is None else self._matrix[cand]
+            scores = q @ matrix.T
+        c = scores.shape[1]
+        kk = min(k, c)
+        if kk == 0:
+            return np.zeros((q.shape[0], 0), dtype=np.int64), np.zeros((q.shape[0], 0), dtype=np.float32)
+        if kk < c:
+            part = np.argpartition(scores, c - kk, axis=1)[:, c - kk :]
+        else:
+            part = np.tile(np.arange(c), (q.shape[0], 1))
+        top = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-top, axis=1, kind="stable")
+        index = np.take_along_axis(part, order, axis=1).astype(np.int64)
+        if cand is not None:
+            index = cand[index]
+        return index, np.take_along_axis(top, order, axis=1).astype(np.float32)
+
+
+def make_scorer(device: str = "auto", *, fp16: bool = False) -> Scorer:
+    """Pick a scorer.
+
+    Args:
+        device: "auto" (CUDA via torch when torch.cuda is usable, else numpy), "numpy"/"cpu",
+            "torch" (torch on CPU), "cuda" or "cuda:N".
+        fp16: keep the matrix in float16 (torch backends only; scores returned as float32).
+    """
+    if device == "auto":
+        device = "cuda" if cuda_available() else "numpy"
+    if device in ("numpy", "cpu"):
+        return NumpyScorer()
+    from encoders.scoring_torch import TorchScorer
+
+    if device == "torch":
+        return TorchScorer("cpu", fp16=fp16)
+    if device.startswith("cuda"):
+        if not cuda_available():
+            raise ValueError(f"device {device!r} requested but no usable CUDA GPU is present")
+        return TorchScorer(device, fp16=fp16)
+    raise ValueError(f"device must be 'auto', 'numpy', 'cpu', 'torch' or 'cuda[:N]', got {device!r}")

@@ -1,0 +1,105 @@
+"""A StateStore over a Faust table, with the source offsets each value already contains.
+
+The worker is at-least-once: after a crash it re-reads events whose offsets were not yet
+committed, some of which may already be folded into state that reached the changelog.
+Every value written here therefore carries, per source topic, the offset of the last event
+it includes (`AppliedOffsets`), and the worker skips events at or below it, so a replayed
+event never counts twice in any state.
+
+Value layout: b"SSOF" | u8 n | n x (u8 topic index, i64 offset) | inner blob.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+
+_MAGIC = b"SSOF"
+_ENTRY = struct.Struct("<Bq")
+
+AppliedOffsets = dict[int, int]
+"""topic index (see `TOPIC_INDEX`) -> offset of the last event folded into a value."""
+
+
+def wrap(offsets: AppliedOffsets, inner: bytes) -> bytes:
+    """Prefix a state blob with the offsets it includes."""
+    entries = b"".join(_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items()))
+    return _MAGIC + bytes([len(offsets)]) + entries + inner
+
+
+def unwrap(value: bytes) -> tuple[AppliedOffsets, bytes]:
+    """(offsets, inner blob) of a value written by `wrap`."""
+    if value[:4] != _MAGIC:
+        raise ValueError("table value lacks its applied-offsets header")
+    count = value[4]
+    offsets: AppliedOffsets = {}
+    for index in range(count):
+        topic, offset = _ENTRY.unpack_from(value, 5 + index * _ENTRY.size)
+        offsets[topic] = offset
+    return offsets, value[5 + count * _ENTRY.size :]
+
+
+class TableStore:
+    """StateStore over a Faust table (or any bytes -> bytes mapping).
+
+    Reads strip the offsets header and remember it (`offsets_of`); writes attach the
+    offsets the worker set with `stage_offsets` for that key (merged with what the key
+    already had). Table writes must happen inside the event context of the partition
+    the keys belong to (see streams.worker).
+    """
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self.table = table
+        self._known: dict[str, AppliedOffsets] = {}
+        self._staged: dict[str, AppliedOffsets] = {}
+
+    def offsets_of(self, key: str) -> AppliedOffsets:
+        """Offsets already folded into the value under key ({} when absent)."""
+        if key not in self._known:
+            self.get(key)
+        return self._known.get(key, {})
+
+    def stage_offsets(self, key: str, offsets: AppliedOffsets) -> None:
+        """Offsets to record with the next write of key."""
+        self._staged.setdefault(key, {}).update(offsets)
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.get(key.encode())
+        if value is None:
+            self._known[key] = {}
+            return None
+        offsets, inner = unwrap(bytes(value))
+        self._known[key] = offsets
+        return inner
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+    def put(self, key: str, value: bytes) -> None:
+        offsets = {**self._known.get(key, {}), **self._staged.pop(key, {})}
+        self._known[key] = offsets
+        self.table[key.encode()] = wrap(offsets, value)
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        for key, value in items:
+            self.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self._known.pop(key, None)
+        self._staged.pop(key, None)
+        self.table.pop(key.encode(), None)
+
+    def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        raw = prefix.encode()
+        for key in sorted(k for k in self.table if k.startswith(raw)):
+            value = self.table.get(key)
+            if value is not None:
+                yield key.decode(), unwrap(bytes(value))[1]
+
+    def forget_cache(self) -> None:
+        """Drop remembered offsets (after a rebalance other workers may have written)."""
+        self._known.clear()
+        self._staged.clear()
+
+    def close(self) -> None:
+        self.forget_cache()

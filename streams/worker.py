@@ -1,0 +1,181 @@
+"""The streaming worker: a faust-streaming app whose agents only translate.
+
+    requests    -> WorkerCore.rank  -> slates topic (keyed by user id)
+    impressions -> WorkerCore.learn -> state table (RocksDB via rocksdict, changelogged)
+    clicks      ┘
+    items       -> WorkerCore.add_items -> catalog global table (every worker has all items)
+    bad records -> dead-letter topic, with the original bytes and the reason
+
+Agents take records in batches (`stream.take_events`) and process them per partition: a
+Faust table routes each write to the changelog partition of the *current event*, so the
+worker enters the context of that partition's last event while it writes (see
+`_partition_context`). Requests, impressions and clicks are keyed by user id and
+co-partitioned, so a user's state lives in its partition and follows it across a
+rebalance. Offsets folded into each state value make replays after a crash harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # the context var Faust tables route writes by
+
+from online.engine import EngineConfig
+from online.events import encode_event
+from online.policies import make_policy
+from streams.dead_letter import DeadLetter, encode_dead_letter
+from streams.settings import StreamSettings
+from streams.topics import TopicNames
+from streams.worker_core import Embed, Record, WorkerCore
+
+log = logging.getLogger("slatestream.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Model-side settings of a worker (infrastructure is in StreamSettings)."""
+
+    policy: str = "linear_ts"
+    dim: int = 32
+    n_draws: int = 64
+    batch_size: int = 500
+    batch_wait_s: float = 0.02
+    seed: int = 0
+
+
+@contextlib.contextmanager
+def _partition_context(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so table reads and writes use its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _by_partition(events: Sequence[Any]) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
+
+
+def _record(kind: str, event: Any) -> Record:
+    message = event.message
+    return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(event.value or b""))
+
+
+def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> tuple[faust.App, WorkerCore]:
+    """The Faust app and the core it drives (topics must exist: streams.topics.ensure_topics)."""
+    names = TopicNames.from_settings(settings)
+    credentials = None
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None and settings.sasl_username is not None
+        credentials = faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=ssl.create_default_context(cafile=settings.ssl_cafile)
+            if settings.security_protocol == "SASL_SSL" else None,
+        )
+    elif settings.security_protocol == "SSL":
+        credentials = faust.SSLCredentials(ssl.create_default_context(cafile=settings.ssl_cafile))
+    app = faust.App(
+        f"{settings.app_id}-{settings.topic_prefix}".rstrip(".-"),
+        broker=settings.broker_url,
+        broker_credentials=credentials,
+        store="rocksdb://",
+        datadir=str(settings.store_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.broker_session_timeout_s / 6),
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+    )
+
+    def raw_topic(*topic_names: str) -> faust.TopicT:
+        return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=settings.partitions)
+
+    state_table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
+                                    value_type=bytes)
+    core = WorkerCore(make_policy(config.policy), state_table, embed, config.dim, config.seed,
+                      EngineConfig(n_draws=config.n_draws))
+    slates_topic = raw_topic(names.slates)
+    dead_topic = raw_topic(names.dead_letter)
+
+    async def send_dead(letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            key = letter.key.encode() if letter.key is not None else None
+            await dead_topic.send(key=key, value=encode_dead_letter(letter))
+
+    @app.agent(raw_topic(names.items))
+    async def items(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+            for group in _by_partition(events).values():
+                added, dead = core.add_items([_record("items", e) for e in group])
+                with _partition_context(group[-1]):
+                    for item, value in added:
+                        catalog_table[item.item_id.encode()] = value
+                await send_dead(dead)
+
+    @app.agent(raw_topic(names.requests))
+    async def requests(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+            sync_catalog()
+            for group in _by_partition(events).values():
+                with _partition_context(group[-1]):
+                    slates, dead = core.rank([_record("requests", e) for e in group])
+                for slate in slates:
+                    await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
+                await send_dead(dead)
+
+    feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks"}
+
+    @app.agent(raw_topic(names.impressions, names.clicks))
+    async def feedback(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+            sync_catalog()
+            for group in _by_partition(events).values():
+                records = [_record(feedback_kinds[e.message.topic], e) for e in group]
+                with _partition_context(group[-1]):
+                    dead = core.learn(records)
+                await send_dead(dead)
+
+    def sync_catalog() -> None:
+        """Items embedded by other workers (or before a restart) join the local catalog."""
+        if len(core.catalog) >= len(catalog_table):
+            return
+        for key, value in catalog_table.items():
+            if key.decode() not in core.catalog:
+                core.load_catalog_value(bytes(value))
+
+    @app.timer(interval=5.0)
+    async def report_counts() -> None:
+        log.info("counts %s", core.counts)
+
+    async def on_rebalance(*_: Any, **__: Any) -> None:
+        core.partitions_changed()
+
+    app.on_partitions_revoked.connect(on_rebalance)
+    app.on_partitions_assigned.connect(on_rebalance)
+    return app, core
+
+
+def run_worker(settings: StreamSettings, config: WorkerConfig, embed: Embed, loglevel: str = "info") -> None:
+    """Create the topics if needed, then run one worker until SIGTERM/SIGINT."""
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    app, _ = create_app(settings, config, embed)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,224 @@
+"""What the Faust agents call: decode, validate, dedupe and hand records to the engine.
+
+No Faust here, so it is unit-testable with a dict as the table. Records arrive grouped by
+partition; each partition has its own Engine (its own population state, key
+"<policy>/global/<partition>") over the shared catalog. Every bad record becomes a
+DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from online.catalog import Catalog
+from online.engine import Engine, EngineConfig, RankError
+from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
+from online.features import FeatureMap
+from online.policies.base import Policy
+from streams.dead_letter import DeadLetter
+from streams.table_store import TableStore
+
+Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
+FEEDBACK_TOPICS = ("impressions", "clicks")
+"""Topic kinds whose offsets are tracked in state values (index = position here)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record. `kind` is the topic's role: requests, impressions, ..."""
+
+    kind: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class UnknownRequestError(ValueError):
+    """A click whose request was never ranked here."""
+
+
+class UnknownItemError(ValueError):
+    """Feedback on an item the catalog does not hold."""
+
+
+@dataclass
+class Counts:
+    """Records in, by outcome: in == ranked + learned + items + skipped + dead_lettered."""
+
+    received: int = 0
+    ranked: int = 0
+    learned: int = 0
+    items: int = 0
+    skipped_duplicates: int = 0
+    dead_lettered: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def balanced(self) -> bool:
+        done = self.ranked + self.learned + self.items + self.skipped_duplicates + self.dead_lettered
+        return self.received == done
+
+
+class WorkerCore:
+    """Per-process state: catalog, per-partition engines, the state table adapter."""
+
+    def __init__(
+        self,
+        policy: Policy[Any, Any],
+        state_table: MutableMapping[bytes, bytes],
+        embed: Embed,
+        dim: int,
+        seed: int = 0,
+        engine_config: EngineConfig | None = None,
+        features: FeatureMap | None = None,
+    ) -> None:
+        self.policy = policy
+        self.store = TableStore(state_table)
+        self.catalog = Catalog(dim=dim)
+        self.embed = embed
+        self.seed = seed
+        self.engine_config = engine_config or EngineConfig()
+        self.features = features
+        self.counts = Counts()
+        self._engines: dict[int, Engine] = {}
+
+    def engine(self, partition: int) -> Engine:
+        engine = self._engines.get(partition)
+        if engine is None:
+            engine = Engine(
+                self.policy, self.store, self.catalog, np.random.default_rng([self.seed, partition]),
+                features=self.features, config=self.engine_config, shard=str(partition),
+            )
+            self._engines[partition] = engine
+        return engine
+
+    def partitions_changed(self) -> None:
+        """Forget cached per-partition state: another worker may have written it."""
+        self._engines.clear()
+        self.store.forget_cache()
+
+    def _dead(self, record: Record, error: Exception) -> DeadLetter:
+        self.counts.dead_lettered += 1
+        name = type(error).__name__
+        self.counts.by_reason[name] = self.counts.by_reason.get(name, 0) + 1
+        return DeadLetter.from_error(
+            record.value, topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, error=error,
+        )
+
+    def _decode(self, record: Record, expected: type) -> Any:
+        event = decode_event(record.value)
+        if not isinstance(event, expected):
+            raise EventDecodeError("type", f"a {event.type} event on the {record.kind} topic")
+        return event
+
+    def rank(self, records: Sequence[Record]) -> tuple[list[Slate], list[DeadLetter]]:
+        """Slates for request records of one partition, and the dead letters."""
+        slates: list[Slate] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            self.counts.received += 1
+            try:
+                request: RankRequest = self._decode(record, RankRequest)
+                slate = self.engine(record.partition).rank(request)
+            except (EventDecodeError, RankError) as error:
+                dead.append(self._dead(record, error))
+                continue
+            self.store.put(f"request/{request.request_id}", request.user_id.encode())
+            self.counts.ranked += 1
+            slates.append(slate)
+        return slates, dead
+
+    def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Fold impression and click records of one partition into state, exactly once."""
+        dead: list[DeadLetter] = []
+        decoded: list[tuple[Record, Impression | Click]] = []
+        for record in records:
+            self.counts.received += 1
+            try:
+                expected = Impression if record.kind == "impressions" else Click
+                event = self._decode(record, expected)
+                if isinstance(event, Click) and self.store.get(f"request/{event.request_id}") is None:
+                    raise UnknownRequestError(f"click for unknown request {event.request_id!r}")
+            except (EventDecodeError, UnknownRequestError) as error:
+                dead.append(self._dead(record, error))
+                continue
+            decoded.append((record, event))
+        if not decoded:
+            return dead
+        partition = records[0].partition
+        engine = self.engine(partition)
+        topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
+        global_done = self.store.offsets_of(engine.global_key)
+        user_events: list[Impression | Click] = []
+        global_events: list[Impression | Click] = []
+        for record, event in decoded:
+            topic = topic_of[record.kind]
+            user_key = engine.user_key(event.user_id)
+            user_new = record.offset > self.store.offsets_of(user_key).get(topic, -1)
+            global_new = record.offset > global_done.get(topic, -1)
+            if user_new:
+                user_events.append(event)
+                self.store.stage_offsets(user_key, {topic: record.offset})
+            if global_new:
+                global_events.append(event)
+                self.store.stage_offsets(engine.global_key, {topic: record.offset})
+            if not (user_new or global_new):
+                self.counts.skipped_duplicates += 1
+        same = [id(e) for e in user_events] == [id(e) for e in global_events]
+        result = engine.observe(user_events, None if same else global_events)
+        for event, reason in result.rejected:
+            record = next(r for r, e in decoded if e is event)
+            dead.append(self._dead(record, UnknownItemError(reason)))
+        self.counts.learned += len(decoded) - len(result.rejected) - self._duplicates_in(decoded, user_events,
+                                                                                          global_events)
+        return dead
+
+    @staticmethod
+    def _duplicates_in(decoded: Sequence[tuple[Record, Impression | Click]], users: Sequence[object],
+                       population: Sequence[object]) -> int:
+        fresh = {id(e) for e in users} | {id(e) for e in population}
+        return sum(1 for _, event in decoded if id(event) not in fresh)
+
+    def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
+        """Embed item records into the catalog; returns (item, catalog table value) pairs."""
+        dead: list[DeadLetter] = []
+        items: list[Item] = []
+        for record in records:
+            self.counts.received += 1
+            try:
+                items.append(self._decode(record, Item))
+            except EventDecodeError as error:
+                dead.append(self._dead(record, error))
+        if not items:
+            return [], dead
+        vectors = self.embed(items)
+        self.catalog.upsert(items, vectors)
+        self.counts.items += len(items)
+        return [(item, catalog_value(item, vector)) for item, vector in zip(items, vectors, strict=True)], dead
+
+    def load_catalog_value(self, value: bytes) -> None:
+        """Add one catalog table value (written by any worker) to the in-memory catalog."""
+        item, vector = parse_catalog_value(value, self.catalog.dim)
+        self.catalog.upsert([item], vector[None, :])
+
+
+def catalog_value(item: Item, vector: npt.NDArray[np.float32]) -> bytes:
+    """Catalog table value: u32 JSON length | item JSON | float32 vector bytes."""
+    body = item.model_dump_json().encode()
+    return len(body).to_bytes(4, "little") + body + np.asarray(vector, dtype="<f4").tobytes()
+
+
+def parse_catalog_value(value: bytes, dim: int) -> tuple[Item, npt.NDArray[np.float32]]:
+    length = int.from_bytes(value[:4], "little")
+    item = Item.model_validate_json(value[4 : 4 + length])
+    vector = np.frombuffer(value, dtype="<f4", offset=4 + length).astype(np.float32)
+    if vector.shape != (dim,):
+        raise ValueError(f"catalog vector of {item.item_id} has {vector.shape[0]} dims, expected {dim}")
+    return item, vector
