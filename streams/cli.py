@@ -166,12 +166,14 @@ def _mount_optional_groups() -> None:
         pass
     else:
         main.add_command(encoders_group)
-    try:
-        from streams.evaluate import evaluate_command
-    except ImportError:  # pragma: no cover - while the module is being written
-        pass
-    else:
-        main.add_command(evaluate_command)
+    import importlib
+
+    for module, command in (("streams.evaluate", "evaluate_command"), ("streams.replay", "replay_command"),
+                            ("streams.forget", "forget_command")):
+        try:
+            main.add_command(getattr(importlib.import_module(module), command))
+        except (ImportError, AttributeError):  # pragma: no cover - optional or not yet written
+            continue
 
 
 _mount_optional_groups()

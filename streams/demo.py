@@ -17,6 +17,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from encoders.base import Encoder
+from encoders.cache import CachedEncoder, EmbeddingCache
+from encoders.hashing import HashingEncoder
 from online.events import Item
 from online.experiment import Embed, ExperimentConfig, PolicyRun, run_policy
 from online.policies import make_policy
@@ -53,6 +55,11 @@ def run_demo(
     """Run every policy on a simulator of the same seed; write the report; return both."""
     state_root = out_dir / "state"
     shutil.rmtree(state_root, ignore_errors=True)
+    cache: EmbeddingCache | None = None
+    if not isinstance(encoder, HashingEncoder):
+        # every policy sees the same catalog: embed each text once (RocksDB cache, kept between runs)
+        cache = EmbeddingCache(out_dir / "embedding-cache")
+        encoder = CachedEncoder(encoder, cache)
     embed = make_embed(encoder, dim, Simulator(simulator_config).initial_items(), seed)
     runs: list[PolicyRun] = []
     total = experiment.n_requests * len(policies)
@@ -80,6 +87,8 @@ def run_demo(
         "learn_every": experiment.learn_every, "n_draws": experiment.n_draws, "seed": seed,
         "items": simulator_config.n_items, "users": simulator_config.n_users,
     }
+    if cache is not None:
+        cache.close()
     report = write_report(runs, out_dir, "slatestream demo: policies on the simulator", settings)
     print(summary_table([run.summary() for run in runs]))
     return runs, report

@@ -1,0 +1,295 @@
+"""Counterfactual evaluation of policies on a logged event stream, in log order.
+
+    result = evaluate_log(events, ["linear_ts", "bernoulli_ts"], embed, item_dim=8)
+
+Every policy gets its own `Engine` (in-memory state, one shared catalog) and walks the
+log once, round by round (`online.evaluation.rounds`). For each logged round it is first
+*scored*, then it *learns*:
+
+1. score: the policy ranks the round's request over the same candidates (m = n_draws
+   Monte Carlo draws, `online.evaluation.scoring`): draw 0 is its own slate (replay,
+   ranking metrics), the share of draws putting each logged item at its logged position
+   is its evaluation probability (IPS, SNIPS, DR), its posterior mean is its predicted CTR
+   (calibration). The reward model of DR (`reward_model.PositionCTRModel`, shared by all
+   policies, predict-then-update) gives q(item, position).
+2. learn: the round's impression and clicks (learn_from="all"), or only the logged items
+   its own slate reproduced (learn_from="matched", the replay rule), are folded in by
+   `Engine.observe` every `learn_every` rounds (1 = strictly online).
+
+Shortcuts, both exact in expectation: `uniform_random` uses its exact probabilities 1/n
+(`exact_uniform`); a context-free policy (`context_free`: per-item policies that ignore
+user and context) reuses one Monte Carlo matrix while its state and candidates are
+unchanged (between learning batches), drawing only its slate afresh each round.
+
+Estimates and metrics come from `online.evaluation.summary`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from online.catalog import Catalog
+from online.engine import Engine, EngineConfig, RankError
+from online.evaluation.reward_model import PositionCTRModel
+from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
+from online.evaluation.scoring import RequestScores, position_probabilities, request_draws
+from online.evaluation.summary import EvaluationResult, PolicyTrace, RoundLog, summarise
+from online.events import Click, Impression, Item
+from online.features import FeatureMap, ItemFeatures
+from online.policies import make_policy
+from online.policies.arms import UniformRandom
+from online.policies.base import Policy
+from online.slates import top_k
+from online.state import InMemoryStore
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
+"""Catalog items -> bandit vectors float32[n, d]."""
+
+CONTEXT_FREE = frozenset({"bernoulli_ts", "most_popular", "epsilon_greedy", "uniform_random"})
+"""Registered policies whose draws ignore the user, the context and the features."""
+
+UNKNOWN_ROW = 1 << 40
+"""Row code of a logged item missing from the catalog (never matches a slate)."""
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """How the driver evaluates.
+
+    n_draws: Monte Carlo draws per round for the position probabilities (>= 1).
+    learn_from: "all" logged feedback, or only what the policy's slate "matched".
+    learn_every: rounds per learning batch (1 = learn after every round).
+    reward_model: "log_ctr" (shared smoothed CTR per item and position, fitted on the
+        log) or "policy" (the evaluated policy's posterior mean, clipped to [0, 1]).
+    exact_uniform: exact 1/n probabilities for uniform_random.
+    context_free: policy names allowed to reuse one Monte Carlo matrix between batches.
+    n_bootstrap, confidence: the bootstrap intervals. metric_k: k of NDCG / hit rate / MRR.
+    max_rounds: evaluate at most this many rounds. seed: seeds every generator.
+    logging_policy: the evaluated policy that is the log's own (sanity check), or None.
+    """
+
+    n_draws: int = 256
+    learn_from: Literal["all", "matched"] = "all"
+    learn_every: int = 1
+    reward_model: Literal["log_ctr", "policy"] = "log_ctr"
+    exact_uniform: bool = True
+    context_free: frozenset[str] = CONTEXT_FREE
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    metric_k: int = 10
+    max_rounds: int | None = None
+    seed: int = 0
+    logging_policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_draws < 1:
+            raise ValueError(f"n_draws: must be >= 1, got {self.n_draws}")
+        if self.learn_from not in ("all", "matched"):
+            raise ValueError(f"learn_from: must be 'all' or 'matched', got {self.learn_from!r}")
+        if self.learn_every < 1:
+            raise ValueError(f"learn_every: must be >= 1, got {self.learn_every}")
+        if self.reward_model not in ("log_ctr", "policy"):
+            raise ValueError(f"reward_model: must be 'log_ctr' or 'policy', got {self.reward_model!r}")
+        if self.metric_k < 1:
+            raise ValueError(f"metric_k: must be >= 1, got {self.metric_k}")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ValueError(f"max_rounds: must be >= 1 or None, got {self.max_rounds}")
+
+
+@dataclass
+class _PolicyRun:
+    """A policy's engine, its pending feedback and the per-observation trace."""
+
+    engine: Engine
+    trace: PolicyTrace
+    buffer: list[Impression | Click] = field(default_factory=list)
+    rounds_buffered: int = 0
+    cache: dict[bytes, FloatArray] = field(default_factory=dict)
+    matched_pairs: set[tuple[str, str]] = field(default_factory=set)
+
+    def scores(self, round_: LoggedRound, config: DriverConfig) -> RequestScores:
+        engine, request = self.engine, round_.request
+        exact = config.exact_uniform and type(engine.policy) is UniformRandom
+        reuse = engine.policy.name in config.context_free
+        n_draws = 1 if exact else config.n_draws
+        if reuse and not exact and self.cache:
+            n_draws = 1  # re-drawn below if these candidates are not cached
+        rows, item_ids, draws = request_draws(engine, request, n_draws)
+        if n_draws == 1 and reuse and not exact and rows.tobytes() not in self.cache:
+            rows, item_ids, draws = request_draws(engine, request, config.n_draws)
+        n, k = len(item_ids), min(request.k, len(item_ids))
+        ranked = top_k(draws.draws, k)
+        if exact:
+            probs: FloatArray = np.full((n, k), 1.0 / n)
+        elif reuse:
+            key = rows.tobytes()
+            if key not in self.cache:
+                self.cache[key] = position_probabilities(ranked, n)
+            probs = self.cache[key]
+        else:
+            probs = position_probabilities(ranked, n)
+        return RequestScores(rows, item_ids, ranked[0], probs, draws.mean)
+
+    def learn(self, events: Sequence[Impression | Click], rounds: int, learn_every: int) -> None:
+        self.buffer.extend(events)
+        self.rounds_buffered += rounds
+        if self.rounds_buffered >= learn_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            result = self.engine.observe(self.buffer)
+            self.trace.learned_events += len(self.buffer) - len(result.rejected)
+            self.trace.rejected_events += len(result.rejected)
+            self.cache.clear()
+        self.buffer = []
+        self.rounds_buffered = 0
+
+
+def _matched_feedback(
+    round_: LoggedRound, slate_ids: Sequence[str], matched_pairs: set[tuple[str, str]]
+) -> list[Impression | Click]:
+    """The round's impression restricted to items the slate put at their logged position,
+    and the clicks on them (learn_from="matched")."""
+    impression = round_.impression
+    if impression is None:
+        return []
+    kept = tuple(s for s in impression.shown if s.position < len(slate_ids) and slate_ids[s.position] == s.item_id)
+    if not kept:
+        return []
+    names = {s.item_id for s in kept}
+    matched_pairs.update((round_.request.request_id, name) for name in names)
+    clicks = [c for c in round_.clicks if c.item_id in names]
+    return [impression.model_copy(update={"shown": kept}), *clicks]
+
+
+def _policy_objects(policies: Sequence[Policy[Any, Any] | str]) -> list[Policy[Any, Any]]:
+    objects = [make_policy(p) if isinstance(p, str) else p for p in policies]
+    names = [p.name for p in objects]
+    if not objects:
+        raise ValueError("policies: must name at least one policy")
+    if len(set(names)) != len(names):
+        raise ValueError(f"policies: names must be distinct, got {names}")
+    return objects
+
+
+def evaluate_log(
+    events: Iterable[AnyEvent],
+    policies: Sequence[Policy[Any, Any] | str],
+    embed: Embed,
+    item_dim: int,
+    *,
+    features: FeatureMap | None = None,
+    config: DriverConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EvaluationResult:
+    """Evaluate `policies` (objects or registered names) on a logged event stream.
+
+    embed maps catalog items to float32[n, item_dim] vectors; features builds the bandit
+    features (default `ItemFeatures`; `ContextCrossFeatures` for logs without user ids).
+    progress(rounds) is called after every logged round. See the module doc.
+    """
+    config = config or DriverConfig()
+    catalog = Catalog(dim=item_dim)
+    feature_map = features or ItemFeatures()
+    engine_config = EngineConfig(n_draws=config.n_draws)
+    runs = [
+        _PolicyRun(
+            Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
+                   feature_map, engine_config),
+            PolicyTrace(policy.name, policy.version),
+        )
+        for index, policy in enumerate(_policy_objects(policies))
+    ]
+    model = PositionCTRModel()
+    log = RoundLog()
+    counts = LogCounts()
+    for step in iter_log(events, counts, config.max_rounds):
+        if isinstance(step, ItemBatch):
+            catalog.upsert(step.items, embed(step.items))
+        elif isinstance(step, Feedback):
+            for run in runs:
+                event = step.event
+                if config.learn_from == "all" or (
+                    isinstance(event, Click) and (event.request_id, event.item_id) in run.matched_pairs
+                ):
+                    run.learn([event], 0, config.learn_every)
+        else:
+            _evaluate_round(step, runs, model, log, catalog, config)
+            if progress is not None:
+                progress(counts.rounds)
+    for run in runs:
+        run.flush()
+    return summarise(log, [run.trace for run in runs], catalog, counts, config)
+
+
+def _evaluate_round(
+    round_: LoggedRound, runs: Sequence[_PolicyRun], model: PositionCTRModel, log: RoundLog,
+    catalog: Catalog, config: DriverConfig,
+) -> None:
+    impression = round_.impression
+    if impression is None:
+        for run in runs:  # nothing shown: nothing to evaluate or learn
+            run.learn([], 1, config.learn_every)
+        return
+    shown = sorted(impression.shown, key=lambda s: s.position)
+    rewards = round_.rewards()
+    index = catalog.index
+    logged_rows = np.array([index.get(s.item_id, UNKNOWN_ROW) for s in shown], dtype=np.int64)
+    positions = np.array([s.position for s in shown], dtype=np.int64)
+    logged_rewards = np.array([rewards.get(s.item_id, 0.0) for s in shown])
+    pscores = np.array([np.nan if s.propensity is None else s.propensity for s in shown])
+    known = logged_rows != UNKNOWN_ROW
+    width = int(positions.max()) + 1
+    q_log = np.zeros(len(shown))
+    if known.any():
+        q_log[known] = model.predict(logged_rows[known], width)[np.arange(int(known.sum())), positions[known]]
+    log.add(round_.index, logged_rows, positions, logged_rewards, pscores,
+            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)})
+    for run in runs:
+        try:
+            scores = run.scores(round_, config)
+        except RankError:
+            run.trace.add_unranked(len(shown))
+            run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
+            continue
+        _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
+                     config=config)
+        slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
+        feedback = (round_.feedback() if config.learn_from == "all"
+                    else _matched_feedback(round_, slate_ids, run.matched_pairs))
+        run.learn(feedback, 1, config.learn_every)
+    if known.any():
+        model.update(logged_rows[known], positions[known], logged_rewards[known])
+
+
+def _trace_round(
+    run: _PolicyRun, scores: RequestScores, *, shown_rows: IntArray, positions: IntArray, q_log: FloatArray,
+    model: PositionCTRModel, config: DriverConfig,
+) -> None:
+    _n, k = scores.probs.shape
+    local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
+    cand = np.array([local.get(int(row), -1) for row in shown_rows], dtype=np.int64)
+    inside = (cand >= 0) & (positions < k)
+    eval_probs = np.zeros(len(shown_rows))
+    eval_probs[inside] = scores.probs[cand[inside], positions[inside]]
+    mean = np.clip(scores.mean, 0.0, 1.0)
+    if config.reward_model == "policy":
+        q_cand = np.repeat(mean[:, None], k, axis=1)
+        q_logged = np.where(cand >= 0, mean[np.maximum(cand, 0)], 0.0)
+    else:
+        q_cand = model.predict(scores.rows, k)
+        q_logged = q_log
+    expected_by_position = (scores.probs * q_cand).sum(axis=0)
+    q_expected = np.where(positions < k, expected_by_position[np.minimum(positions, k - 1)], 0.0)
+    slate_rows = scores.rows[scores.slate]
+    at_position = np.where(positions < k, slate_rows[np.minimum(positions, k - 1)], -1)
+    predicted = np.where(cand >= 0, mean[np.maximum(cand, 0)], np.nan)
+    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows)

@@ -1,0 +1,155 @@
+"""Logged rounds: an event stream grouped into (request, impression, clicks) rounds, in log order.
+
+A round opens at a `RankRequest` and collects the `Impression` and `Click`s that carry its
+request id until the next request arrives (or the log ends). `iter_log` yields, in log
+order, `ItemBatch` (consecutive catalog items), `LoggedRound` (a closed round) and
+`Feedback` (an impression or click that belongs to no open round: it is learned from but
+not evaluated, e.g. a late click). `LogCounts` proves that every event was accounted for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from online.events import Click, Impression, Item, RankRequest, Slate
+
+AnyEvent = RankRequest | Slate | Impression | Click | Item
+
+
+@dataclass(frozen=True)
+class ItemBatch:
+    """Consecutive catalog items of the log."""
+
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An impression or click outside any open round (learned from, not evaluated)."""
+
+    event: Impression | Click
+
+
+@dataclass(frozen=True)
+class LoggedRound:
+    """One logged round: the request, what was shown (None when never logged) and the
+    clicks that arrived while the round was open. index: 0-based round number."""
+
+    index: int
+    request: RankRequest
+    impression: Impression | None
+    clicks: tuple[Click, ...]
+
+    def feedback(self) -> list[Impression | Click]:
+        """The round's impression and clicks, in log order (impression first)."""
+        out: list[Impression | Click] = [] if self.impression is None else [self.impression]
+        return out + list(self.clicks)
+
+    def rewards(self) -> dict[str, float]:
+        """item id -> summed reward of the round's clicks."""
+        totals: dict[str, float] = {}
+        for click in self.clicks:
+            totals[click.item_id] = totals.get(click.item_id, 0.0) + click.reward
+        return totals
+
+
+@dataclass
+class LogCounts:
+    """Events by kind. Invariant: events == items + requests + impressions + clicks + slates,
+    and requests == rounds; rounds_evaluated counts rounds with an impression."""
+
+    events: int = 0
+    items: int = 0
+    requests: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    slates: int = 0
+    rounds: int = 0
+    rounds_evaluated: int = 0
+    rounds_without_impression: int = 0
+    stray_feedback: int = 0
+
+    def balanced(self) -> bool:
+        """Whether every event is counted exactly once."""
+        return (
+            self.events == self.items + self.requests + self.impressions + self.clicks + self.slates
+            and self.requests == self.rounds
+            and self.rounds == self.rounds_evaluated + self.rounds_without_impression
+        )
+
+
+class _Open:
+    def __init__(self, index: int, request: RankRequest) -> None:
+        self.index = index
+        self.request = request
+        self.impression: Impression | None = None
+        self.clicks: list[Click] = []
+
+    def close(self) -> LoggedRound:
+        return LoggedRound(self.index, self.request, self.impression, tuple(self.clicks))
+
+
+def iter_log(
+    events: Iterable[AnyEvent], counts: LogCounts, max_rounds: int | None = None
+) -> Iterator[ItemBatch | LoggedRound | Feedback]:
+    """Group events into steps (see the module doc), updating `counts` as it goes.
+
+    max_rounds: stop after this many requests (the rest of the log is not read).
+    A second impression for an open round is treated as stray feedback.
+    """
+    if max_rounds is not None and max_rounds < 1:
+        raise ValueError(f"max_rounds: must be >= 1 or None, got {max_rounds}")
+    pending_items: list[Item] = []
+    current: _Open | None = None
+
+    def close() -> LoggedRound | None:
+        nonlocal current
+        if current is None:
+            return None
+        closed, current = current.close(), None
+        counts.rounds += 1
+        if closed.impression is None:
+            counts.rounds_without_impression += 1
+        else:
+            counts.rounds_evaluated += 1
+        return closed
+
+    for event in events:
+        if isinstance(event, RankRequest) and max_rounds is not None and counts.requests >= max_rounds:
+            break
+        counts.events += 1
+        if isinstance(event, Item):
+            counts.items += 1
+            pending_items.append(event)
+            continue
+        if pending_items:
+            yield ItemBatch(tuple(pending_items))
+            pending_items = []
+        if isinstance(event, RankRequest):
+            counts.requests += 1
+            closed = close()
+            if closed is not None:
+                yield closed
+            current = _Open(counts.requests - 1, event)
+        elif isinstance(event, Impression):
+            counts.impressions += 1
+            if current is not None and event.request_id == current.request.request_id and current.impression is None:
+                current.impression = event
+            else:
+                counts.stray_feedback += 1
+                yield Feedback(event)
+        elif isinstance(event, Click):
+            counts.clicks += 1
+            if current is not None and event.request_id == current.request.request_id:
+                current.clicks.append(event)
+            else:
+                counts.stray_feedback += 1
+                yield Feedback(event)
+        else:
+            counts.slates += 1
+    if pending_items:
+        yield ItemBatch(tuple(pending_items))
+    closed = close()
+    if closed is not None:
+        yield closed
