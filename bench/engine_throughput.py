@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from online.catalog import Catalog
-from online.engine import Engine
+from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, ShownItem
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore, StateStore
 from streams.rocks_store import RocksDictStore
+
+USER_CACHE = 0
 
 
 def make_events(n_events: int, n_users: int, n_items: int, seed: int) -> list[Impression | Click]:
@@ -51,7 +53,8 @@ def engine(store: StateStore, n_items: int, dim: int, seed: int) -> Engine:
     vectors = rng.standard_normal((n_items, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = [Item(item_id=f"i{i}", fields={"title": f"item {i}"}) for i in range(n_items)]
-    made = Engine(LinearThompsonSampling(), store, Catalog(dim=dim), rng)
+    made = Engine(LinearThompsonSampling(), store, Catalog(dim=dim), rng,
+                  config=EngineConfig(user_cache_size=USER_CACHE))
     made.add_items(items, vectors)
     return made
 
@@ -72,7 +75,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--store", choices=["rocksdict", "memory"], default="rocksdict")
+    parser.add_argument("--user-cache", type=int, default=0, help="EngineConfig.user_cache_size")
     args = parser.parse_args()
+    global USER_CACHE
+    USER_CACHE = args.user_cache
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     events = make_events(args.events, args.users, 2000, seed=0)
 
@@ -82,7 +88,7 @@ def main() -> None:
     batched = measure(events, args.batch, store(), args.dim)
     single = measure(events[: args.baseline_events], 1, store(), args.dim)
     print(f"engine observe, linear TS, d={args.dim}, store={args.store}, "
-          f"{args.users} users, impressions (10 items) + clicks")
+          f"{args.users} users, user cache {args.user_cache}, impressions (10 items) + clicks")
     print(f"  batched ({args.batch}/batch): {batched:,.0f} events/s")
     print(f"  baseline one event per call: {single:,.0f} events/s")
     print(f"  ratio batched/baseline: {batched / single:.1f}x")
