@@ -67,6 +67,17 @@ def main() -> None:
         cells = [interval(results[name][f]) for f in FIGURES]
         text = " ".join(f"{m:12.4f} ±{h:7.4f}" for m, h in cells)
         print(f"{name:15s} {text}   {np.mean(results[name]['ctr']) / baseline:.2f}x")
+    if "linear_ts" in results:
+        print("\npaired by seed (same users, items and requests): linear_ts minus each policy")
+        for name in names:
+            if name == "linear_ts":
+                continue
+            cells = []
+            for figure in ("ctr", "regret", "new_item_ctr"):
+                diffs = np.subtract(results["linear_ts"][figure], results[name][figure]).tolist()
+                mean, half = interval(diffs)
+                cells.append(f"{figure} {mean:+.4f} ±{half:.4f}")
+            print(f"  vs {name:15s} " + "   ".join(cells))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
