@@ -31,6 +31,7 @@ class Catalog:
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
     )
     _active: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _changed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self._vectors.shape[1] != self.dim:
@@ -65,6 +66,7 @@ class Catalog:
                 self.attributes[row] = dict(item.attributes)
             self._vectors[row] = vector
             self._active[row] = item.active
+            self._changed.add(row)
 
     def _append(self, item: Item) -> int:
         row = len(self.ids)
@@ -81,6 +83,12 @@ class Catalog:
         self.first_seen.append(item.time)
         self._index[item.item_id] = row
         return row
+
+    def take_changes(self) -> npt.NDArray[np.int64]:
+        """Rows added or updated since the last call, sorted (for mirrors such as a GPU index)."""
+        rows = np.fromiter(sorted(self._changed), dtype=np.int64, count=len(self._changed))
+        self._changed.clear()
+        return rows
 
     @property
     def index(self) -> dict[str, int]:
