@@ -51,13 +51,18 @@ class TableStore:
     def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
         self.table = table
         self._known: dict[str, AppliedOffsets] = {}
+        self._absent: set[str] = set()
         self._staged: dict[str, AppliedOffsets] = {}
 
     def offsets_of(self, key: str) -> AppliedOffsets:
         """Offsets already folded into the value under key ({} when absent)."""
+        return self.applied_offsets(key) or {}
+
+    def applied_offsets(self, key: str) -> AppliedOffsets | None:
+        """Offsets folded into the value under key; None when the key has no value."""
         if key not in self._known:
             self.get(key)
-        return self._known.get(key, {})
+        return None if key in self._absent else self._known[key]
 
     def stage_offsets(self, key: str, offsets: AppliedOffsets) -> None:
         """Offsets to record with the next write of key."""
@@ -67,9 +72,11 @@ class TableStore:
         value = self.table.get(key.encode())
         if value is None:
             self._known[key] = {}
+            self._absent.add(key)
             return None
         offsets, inner = unwrap(bytes(value))
         self._known[key] = offsets
+        self._absent.discard(key)
         return inner
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -78,6 +85,7 @@ class TableStore:
     def put(self, key: str, value: bytes) -> None:
         offsets = {**self._known.get(key, {}), **self._staged.pop(key, {})}
         self._known[key] = offsets
+        self._absent.discard(key)
         self.table[key.encode()] = wrap(offsets, value)
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
@@ -85,9 +93,24 @@ class TableStore:
             self.put(key, value)
 
     def delete(self, key: str) -> None:
-        self._known.pop(key, None)
+        """Remove key (on a Faust table: a tombstone in the changelog)."""
+        self._known[key] = {}
+        self._absent.add(key)
         self._staged.pop(key, None)
-        self.table.pop(key.encode(), None)
+        if key.encode() in self.table:
+            del self.table[key.encode()]
+
+    def touch(self, key: str) -> bool:
+        """Write key's current value again, unchanged (False when absent).
+
+        After a crash the local store may hold writes whose changelog records were
+        never sent; rewriting the value sends it to the changelog again.
+        """
+        value = self.get(key)
+        if value is None:
+            return False
+        self.put(key, value)
+        return True
 
     def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         raw = prefix.encode()
@@ -99,6 +122,7 @@ class TableStore:
     def forget_cache(self) -> None:
         """Drop remembered offsets (after a rebalance other workers may have written)."""
         self._known.clear()
+        self._absent.clear()
         self._staged.clear()
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
     requests    -> WorkerCore.rank  -> slates topic (keyed by user id)
     impressions -> WorkerCore.learn -> state table (RocksDB via rocksdict, changelogged)
-    clicks      ┘
+    clicks      ┤
+    control     ┘  (ForgetUser: delete a user's state, see streams.control)
     items       -> WorkerCore.add_items -> catalog global table (every worker has all items)
     bad records -> dead-letter topic, with the original bytes and the reason
 
@@ -30,6 +31,7 @@ from faust.streams import _current_event  # the context var Faust tables route w
 from online.engine import EngineConfig
 from online.events import encode_event
 from online.policies import make_policy
+from streams.control import control_topic, ensure_control_topic
 from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
@@ -73,7 +75,7 @@ def _record(kind: str, event: Any) -> Record:
 
 
 def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> tuple[faust.App, WorkerCore]:
-    """The Faust app and the core it drives (topics must exist: streams.topics.ensure_topics)."""
+    """The Faust app and the core it drives (topics must exist: ensure_topics, ensure_control_topic)."""
     names = TopicNames.from_settings(settings)
     credentials = None
     if settings.security_protocol.startswith("SASL_"):
@@ -139,9 +141,9 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                     await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
                 await send_dead(dead)
 
-    feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks"}
+    feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
 
-    @app.agent(raw_topic(names.impressions, names.clicks))
+    @app.agent(raw_topic(*feedback_kinds))
     async def feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
             sync_catalog()
@@ -163,11 +165,16 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     async def report_counts() -> None:
         log.info("counts %s", core.counts)
 
-    async def on_rebalance(*_: Any, **__: Any) -> None:
+    async def on_revoked(*_: Any, **__: Any) -> None:
         core.partitions_changed()
 
-    app.on_partitions_revoked.connect(on_rebalance)
-    app.on_partitions_assigned.connect(on_rebalance)
+    async def on_assigned(_sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
+        core.partitions_changed()
+        active = sorted({tp.partition for tp in assigned if tp.topic in feedback_kinds})
+        log.info("assigned partitions %s", active)
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
     return app, core
 
 
@@ -176,6 +183,7 @@ def run_worker(settings: StreamSettings, config: WorkerConfig, embed: Embed, log
     from streams.topics import ensure_topics
 
     ensure_topics(settings)
+    ensure_control_topic(settings)
     app, _ = create_app(settings, config, embed)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

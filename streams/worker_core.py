@@ -20,6 +20,7 @@ from online.engine import Engine, EngineConfig, RankError
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
 from online.features import FeatureMap
 from online.policies.base import Policy
+from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.table_store import TableStore
 
@@ -58,10 +59,13 @@ class Counts:
     items: int = 0
     skipped_duplicates: int = 0
     dead_lettered: int = 0
+    controls: int = 0
+    forgotten: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def balanced(self) -> bool:
-        done = self.ranked + self.learned + self.items + self.skipped_duplicates + self.dead_lettered
+        done = (self.ranked + self.learned + self.items + self.skipped_duplicates + self.dead_lettered
+                + self.controls)
         return self.received == done
 
 
@@ -136,7 +140,38 @@ class WorkerCore:
         return slates, dead
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
-        """Fold impression and click records of one partition into state, exactly once."""
+        """Fold impression, click and control records of one partition into state, in order.
+
+        Control records (kind "control", see streams.control) split the batch: what came
+        before one is learned first, then it is applied, then the rest.
+        """
+        dead: list[DeadLetter] = []
+        segment: list[Record] = []
+        for record in records:
+            if record.kind != "control":
+                segment.append(record)
+                continue
+            if segment:
+                dead.extend(self._learn_feedback(segment))
+                segment = []
+            dead.extend(self.control(record))
+        if segment:
+            dead.extend(self._learn_feedback(segment))
+        return dead
+
+    def control(self, record: Record) -> list[DeadLetter]:
+        """Apply one control record (a ForgetUser): delete the user's state in its partition."""
+        self.counts.received += 1
+        try:
+            command = decode_control(record.value)
+        except EventDecodeError as error:
+            return [self._dead(record, error)]
+        self.engine(record.partition).forget(command.user_id)
+        self.counts.controls += 1
+        self.counts.forgotten += 1
+        return []
+
+    def _learn_feedback(self, records: Sequence[Record]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
         decoded: list[tuple[Record, Impression | Click]] = []
         for record in records:
@@ -158,10 +193,17 @@ class WorkerCore:
         global_done = self.store.offsets_of(engine.global_key)
         user_events: list[Impression | Click] = []
         global_events: list[Impression | Click] = []
+        replayed: set[str] = set()
         for record, event in decoded:
             topic = topic_of[record.kind]
             user_key = engine.user_key(event.user_id)
-            user_new = record.offset > self.store.offsets_of(user_key).get(topic, -1)
+            # A user with no value starts at the partition's watermark: an event the
+            # population already holds was learned before the user's state was deleted.
+            user_done = self.store.applied_offsets(user_key)
+            if user_done is None:
+                user_done = global_done
+                self.store.stage_offsets(user_key, global_done)
+            user_new = record.offset > user_done.get(topic, -1)
             global_new = record.offset > global_done.get(topic, -1)
             if user_new:
                 user_events.append(event)
@@ -171,8 +213,13 @@ class WorkerCore:
                 self.store.stage_offsets(engine.global_key, {topic: record.offset})
             if not (user_new or global_new):
                 self.counts.skipped_duplicates += 1
+            if not (user_new and global_new):
+                replayed.add(user_key)
         same = [id(e) for e in user_events] == [id(e) for e in global_events]
         result = engine.observe(user_events, None if same else global_events)
+        if replayed:  # resend what the local store may hold that the changelog lost in a crash
+            for key in {*replayed, engine.global_key}:
+                self.store.touch(key)
         for event, reason in result.rejected:
             record = next(r for r, e in decoded if e is event)
             dead.append(self._dead(record, UnknownItemError(reason)))

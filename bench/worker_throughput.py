@@ -1,0 +1,159 @@
+"""Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
+
+    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--shown 5] [--batch-size 500]
+
+Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
+(clicks need their request known). Phase 2: with the worker stopped, every impression and
+click is published; the worker restarts on the same store and the clock runs from the first
+population change to the moment every partition's population state holds the last record
+(read from the tail of the state changelog). Baseline in the same run: a bare aiokafka
+consume loop (assign all partitions, getmany until the end offsets) over the same records.
+Prints events/s of both and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer  # noqa: E402
+from kafka import TopicPartition as KTopicPartition  # noqa: E402
+
+from streams.control import ensure_control_topic  # noqa: E402
+from streams.settings import StreamSettings  # noqa: E402
+from streams.state_changelog import state_changelog_topic, topic_end_offsets  # noqa: E402
+from streams.table_store import unwrap  # noqa: E402
+from streams.topics import TopicNames, ensure_topics  # noqa: E402
+from streams.worker_process import WorkerProcess  # noqa: E402
+from streams.workload import make_workload, publish  # noqa: E402
+
+
+def load_broker():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("kafka_broker", ROOT / "deploy" / "kafka" / "broker.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["kafka_broker"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def population_offsets(settings: StreamSettings, consumer: KafkaConsumer, tail: int = 64) -> dict[int, dict[int, int]]:
+    """{partition: applied offsets of its population state}, from the changelog's last records."""
+    topic = state_changelog_topic(settings)
+    tps = [KTopicPartition(topic, p) for p in range(settings.partitions)]
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    for tp in tps:
+        consumer.seek(tp, max(0, ends[tp] - tail))
+    found: dict[int, dict[int, int]] = {}
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                if record.key is not None and record.key.startswith(b"linear_ts/global/") and record.value:
+                    found[record.partition] = unwrap(record.value)[0]
+    return found
+
+
+def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
+    names = TopicNames.from_settings(settings)
+    start = time.monotonic()
+    while sum(topic_end_offsets(settings, names.slates).values()) < n:
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError("the worker did not rank every request")
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+async def bare_consume(settings: StreamSettings, topics: list[str], expected: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        start = time.perf_counter()
+        while count < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    count += record.value is not None
+        return time.perf_counter() - start
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=30_000)
+    parser.add_argument("--users", type=int, default=2_000)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--shown", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+    broker_module = load_broker()
+    workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
+                             click_rate=0.5, seed=0)
+    feedback = workload.feedback()
+    worker_args = ("--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
+    with broker_module.KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        settings = StreamSettings(broker_url=broker.url, topic_prefix="bench.", partitions=4,
+                                  broker_session_timeout_s=6.0)
+        names = TopicNames.from_settings(settings)
+        ensure_topics(settings)
+        ensure_control_topic(settings)
+        publish(settings, [*workload.items, *workload.requests])
+        store, log = Path(tmp) / "store", Path(tmp) / "worker.log"
+        with WorkerProcess(settings, store, log, worker_args) as worker:
+            worker.wait_ready()
+            ranked_in = wait_slates(settings, len(workload.requests), 900)
+        print(f"phase 1: {len(workload.requests):,} requests ranked in {ranked_in:.1f} s after ready")
+        started = time.perf_counter()
+        publish(settings, feedback)
+        print(f"published {len(feedback):,} impressions+clicks in {time.perf_counter() - started:.1f} s")
+        last = {0: topic_end_offsets(settings, names.impressions), 1: topic_end_offsets(settings, names.clicks)}
+        target = {p: {i: last[i][p] - 1 for i in (0, 1) if last[i].get(p, 0) > 0} for p in range(settings.partitions)}
+        probe = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
+                              fetch_max_wait_ms=50)
+        before = population_offsets(settings, probe)
+        with WorkerProcess(settings, store, log, worker_args) as worker:
+            worker.wait_ready()
+            first = None
+            deadline = time.monotonic() + 900
+            while True:
+                now = population_offsets(settings, probe)
+                stamp = time.perf_counter()
+                if first is None and now != before:
+                    first = stamp
+                if all({k: v for k, v in now.get(p, {}).items() if k in (0, 1)} == target[p] for p in target):
+                    end = stamp
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the worker did not learn every record")
+                time.sleep(0.05)
+            counts = worker.counts()
+        probe.close()
+        assert first is not None
+        worker_s = end - first
+        bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
+    worker_rate, bare_rate = len(feedback) / worker_s, len(feedback) / bare_s
+    print(f"worker: {len(feedback):,} events in {worker_s:.2f} s = {worker_rate:,.0f} events/s "
+          f"(from the first to the last population write; batch size {args.batch_size})")
+    print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
+    print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
+    print(f"worker counts (last log line): {counts}")
+    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

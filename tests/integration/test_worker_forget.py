@@ -1,0 +1,82 @@
+"""Right to be forgotten end to end: `slatestream forget USER` tombstones the user's state in the
+changelog, and the user's next slate comes from the population prior again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kafka.partitioner.default import murmur2
+
+from online.events import RankRequest
+from streams.client import SlatestreamClient
+from streams.control import ensure_control_topic
+from streams.settings import StreamSettings
+from streams.state_changelog import caught_up, feedback_progress, read_changelog
+from streams.topics import ensure_topics
+from streams.worker_process import WorkerProcess, worker_env
+from streams.workload import make_workload, publish
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def poll(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}"
+        time.sleep(0.5)
+
+
+def partition_of(user_id: str, partitions: int) -> int:
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions  # the Java/kafka-python default
+
+
+def means(client: SlatestreamClient, request_id: str, user_id: str, candidates: tuple[str, ...]) -> np.ndarray:
+    slate = client.request_slate(RankRequest(request_id=request_id, user_id=user_id, candidates=candidates,
+                                             k=len(candidates)), timeout_s=30)
+    by_item = {item.item_id: item.mean for item in slate.items}
+    return np.array([by_item[item] for item in candidates])
+
+
+def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: StreamSettings, tmp_path: Path) -> None:
+    settings = kafka_settings
+    workload = make_workload(n_users=8, n_items=12, n_requests=240, seed=3)
+    ensure_topics(settings)
+    ensure_control_topic(settings)
+    publish(settings, [*workload.items, *workload.requests])
+    with WorkerProcess(settings, tmp_path / "store", tmp_path / "worker.log", ("--dim", "16", "--n-draws", "8")) \
+            as worker, SlatestreamClient(settings) as client:
+        worker.wait_ready()
+        candidates = tuple(item.item_id for item in workload.items)
+        # a request answered means every earlier request of that partition was ranked too
+        for user in {r.user_id for r in workload.requests}:
+            means(client, f"probe-{user}", user, candidates)
+        publish(settings, workload.feedback())
+        poll(lambda: caught_up(feedback_progress(settings, read_changelog(settings))), 120, "learning")
+
+        target = max({c.user_id for c in workload.clicks}, key=lambda u: sum(c.user_id == u for c in workload.clicks))
+        key = f"linear_ts/user/{target}".encode()
+        assert read_changelog(settings)[key].value is not None
+        partition = partition_of(target, settings.partitions)
+        stranger = next(f"new{n}" for n in range(1000) if partition_of(f"new{n}", settings.partitions) == partition)
+        prior = means(client, "stranger-before", stranger, candidates)
+        learned = means(client, "target-before", target, candidates)
+        assert not np.allclose(learned, prior)  # the user's own clicks moved its posterior
+
+        forget = subprocess.run([sys.executable, "-m", "streams.cli", "forget", target, "--wait", "60"],
+                                env=worker_env(settings, tmp_path / "unused"), capture_output=True, text=True,
+                                timeout=120)
+        assert forget.returncode == 0, forget.stdout + forget.stderr
+        assert "tombstone" in forget.stdout
+        entry = read_changelog(settings)[key]
+        assert entry.value is None and entry.partition == partition
+
+        after = means(client, "target-after", target, candidates)
+        np.testing.assert_allclose(after, prior)
+        np.testing.assert_allclose(means(client, "stranger-after", stranger, candidates), prior)
+        poll(lambda: worker.counts().get("forgotten", 0) == 1, 30, "the forget in the worker's counts")
