@@ -163,25 +163,18 @@ def worker_command(policy: str, encoder_kind: str, projection: Path | None, dim:
     run_worker(settings, config, embed, loglevel)
 
 
-def _mount_optional_groups() -> None:
-    """Commands whose modules import heavy dependencies register here."""
-    try:
-        from encoders.cli import encoders_group
-    except ImportError:  # pragma: no cover - encoders extras missing
-        pass
-    else:
-        main.add_command(encoders_group)
-    import importlib
+def _mount_commands() -> None:
+    """Commands that live beside the code they drive."""
+    from encoders.cli import encoders_group
+    from streams.evaluate import evaluate_command
+    from streams.forget import forget_command
+    from streams.replay import replay_command
 
-    for module, command in (("streams.evaluate", "evaluate_command"), ("streams.replay", "replay_command"),
-                            ("streams.forget", "forget_command")):
-        try:
-            main.add_command(getattr(importlib.import_module(module), command))
-        except (ImportError, AttributeError):  # pragma: no cover - optional or not yet written
-            continue
+    for command in (encoders_group, evaluate_command, replay_command, forget_command):
+        main.add_command(command)
 
 
-_mount_optional_groups()
+_mount_commands()
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -20,10 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
@@ -56,6 +52,17 @@ class LoadedLog:
     description: str
     logging_policy: str | None
     caveats: tuple[str, ...] = ()
+
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's pyplot on the Agg backend, imported on first use (it costs ~1 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def load_log(data: str, behavior_policy: str = "random", campaign: str = "all") -> LoadedLog:
@@ -106,6 +113,7 @@ def plot_estimates(result: EvaluationResult, path: Path) -> Path:
     """Point estimates with their intervals, one group per policy, the on-policy CTR as a line."""
     names = [n for n in ESTIMATOR_ORDER if any(n in p.estimates and not n.startswith("slate") for p in
                                                  result.policies)]
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(result.policies) * max(len(names), 1) / 3), 4.5))
     width = 0.8 / max(len(names), 1)
     for j, name in enumerate(names):
@@ -134,6 +142,7 @@ def plot_ctr_over_log(result: EvaluationResult, path: Path) -> Path:
     """Rolling logged CTR over the log, and each policy's running DR estimate."""
     rewards = result.logged_rewards
     window = max(1, min(1000, rewards.size // 10))
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.5))
     rolling = np.convolve(rewards, np.ones(window), mode="valid") / window
     axes.plot(np.arange(window, rewards.size + 1), rolling, color="grey", label=f"logged CTR (rolling {window})")

@@ -7,10 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from online.experiment import PolicyRun
@@ -24,6 +20,17 @@ COLUMNS = (
     ("diversity", "diversity", "{:.3f}"),
     ("requests_per_s", "requests/s", "{:.0f}"),
 )
+
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's pyplot on the Agg backend, imported on first use (it costs ~1 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def summary_table(summaries: Sequence[dict[str, Any]]) -> str:
@@ -47,6 +54,7 @@ def plot_runs(runs: Sequence[PolicyRun], out_dir: Path) -> list[Path]:
     """PNG plots of rolling CTR and cumulative regret over requests; returns their paths."""
     window = max(1, min(500, len(runs[0].clicks) // 10))
     ctr_path, regret_path = out_dir / "ctr.png", out_dir / "regret.png"
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for run in runs:
         axes.plot(_rolling(run.clicks, run.shown.astype(float), window), label=run.policy)

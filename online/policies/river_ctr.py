@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from river import linear_model, optim, preprocessing
 
 from online.codec import pack_state, unpack_state
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
@@ -58,6 +57,8 @@ class RiverCTR(Policy[RiverState, None]):
 
     def __init__(self, params: RiverCTRParams | None = None) -> None:
         self.params = params or RiverCTRParams()
+        from river import preprocessing  # imported on use: river's import costs seconds
+
         self._hasher = preprocessing.FeatureHasher(
             n_features=self.params.n_features, seed=self.params.hash_seed
         )
@@ -82,6 +83,8 @@ class RiverCTR(Policy[RiverState, None]):
         return state.model
 
     def _build(self, state: RiverState) -> Any:
+        from river import linear_model, optim
+
         model = linear_model.LogisticRegression(
             optimizer=optim.SGD(self.params.learning_rate), l2=self.params.l2
         )
