@@ -49,7 +49,7 @@ def prepare(settings: StreamSettings, workload: Workload) -> None:
     publish(settings, [*workload.items, *workload.requests])
 
 
-def wait_caught_up(settings: StreamSettings, worker: WorkerProcess, timeout_s: float = 120.0) -> dict[
+def wait_caught_up(settings: StreamSettings, worker: WorkerProcess, timeout_s: float = 240.0) -> dict[
         bytes, ChangelogEntry]:
     entries: dict[bytes, ChangelogEntry] = {}
 
@@ -98,7 +98,7 @@ def test_sigkill_mid_stream_learns_the_same_state(kafka_settings: StreamSettings
         crash_worker.wait_ready()
         # clicks need their request ranked first: wait for every slate before any feedback
         for settings in (reference, crashed):
-            poll(lambda s=settings: count_slates(s) >= len(workload.requests), 120, "every slate")
+            poll(lambda s=settings: count_slates(s) >= len(workload.requests), 240, "every slate")
         publish(reference, feedback)
 
         first, second, third = split(feedback, 3)
