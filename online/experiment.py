@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from online.catalog import Catalog
 from online.engine import Engine, EngineConfig
+from online.evaluation.metrics import intra_list_diversity
 from online.events import Click, Impression, Item
 from online.policies.base import Policy
 from online.simulation import Simulator
@@ -82,15 +83,6 @@ class PolicyRun:
         }
 
 
-def intra_list_diversity(vectors: npt.NDArray[np.float32]) -> float:
-    """Mean pairwise cosine distance of k unit vectors float32[k, d] (0 when k < 2)."""
-    k = vectors.shape[0]
-    if k < 2:
-        return 0.0
-    gram = vectors @ vectors.T
-    return float(1.0 - (gram.sum() - np.trace(gram)) / (k * (k - 1)))
-
-
 def run_policy(
     policy: Policy[Any, Any],
     simulator: Simulator,
@@ -126,7 +118,8 @@ def run_policy(
         clicks[step], shown[step] = clicked.sum(), len(ids)
         expected[step], oracle[step] = outcome.expected_clicks, outcome.oracle_expected_clicks
         new_shown[step], new_clicks[step] = int(fresh.sum()), float(clicked[fresh].sum())
-        diversity[step] = intra_list_diversity(engine.catalog.vectors[engine.catalog.rows(ids)])
+        if len(ids) > 1:
+            diversity[step] = intra_list_diversity([range(len(ids))], engine.catalog.vectors[engine.catalog.rows(ids)])
         pending.append(outcome.impression)
         pending.extend(outcome.clicks)
         if (step + 1) % config.learn_every == 0 or step + 1 == t:

@@ -108,7 +108,13 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                          value_serializer="raw", partitions=settings.partitions)
 
     state_table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    catalog_dirty = [True]
+
+    async def catalog_changed(_: Any) -> None:
+        catalog_dirty[0] = True
+
     catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
+                                    on_changelog_event=catalog_changed,
                                     value_type=bytes)
     core = WorkerCore(make_policy(config.policy), state_table, embed, config.dim, config.seed,
                       EngineConfig(n_draws=config.n_draws))
@@ -154,12 +160,23 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                 await send_dead(dead)
 
     def sync_catalog() -> None:
-        """Items embedded by other workers (or before a restart) join the local catalog."""
+        """Items embedded by other workers (or before a restart) join the local catalog.
+
+        Counting the table's keys scans RocksDB, so it runs only after the catalog
+        changelog delivered something (`on_changelog_event`), at start-up and every 2 s.
+        """
+        if not catalog_dirty[0]:
+            return
+        catalog_dirty[0] = False
         if len(core.catalog) >= len(catalog_table):
             return
         for key, value in catalog_table.items():
             if key.decode() not in core.catalog:
                 core.load_catalog_value(bytes(value))
+
+    @app.timer(interval=2.0)
+    async def recheck_catalog() -> None:
+        catalog_dirty[0] = True
 
     @app.timer(interval=5.0)
     async def report_counts() -> None:

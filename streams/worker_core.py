@@ -194,6 +194,7 @@ class WorkerCore:
         user_events: list[Impression | Click] = []
         global_events: list[Impression | Click] = []
         replayed: set[str] = set()
+        skipped = 0
         for record, event in decoded:
             topic = topic_of[record.kind]
             user_key = engine.user_key(event.user_id)
@@ -212,7 +213,7 @@ class WorkerCore:
                 global_events.append(event)
                 self.store.stage_offsets(engine.global_key, {topic: record.offset})
             if not (user_new or global_new):
-                self.counts.skipped_duplicates += 1
+                skipped += 1
             if not (user_new and global_new):
                 replayed.add(user_key)
         same = [id(e) for e in user_events] == [id(e) for e in global_events]
@@ -220,18 +221,12 @@ class WorkerCore:
         if replayed:  # resend what the local store may hold that the changelog lost in a crash
             for key in {*replayed, engine.global_key}:
                 self.store.touch(key)
+        record_of = {id(event): record for record, event in decoded}
         for event, reason in result.rejected:
-            record = next(r for r, e in decoded if e is event)
-            dead.append(self._dead(record, UnknownItemError(reason)))
-        self.counts.learned += len(decoded) - len(result.rejected) - self._duplicates_in(decoded, user_events,
-                                                                                          global_events)
+            dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
+        self.counts.skipped_duplicates += skipped
+        self.counts.learned += len(decoded) - len(result.rejected) - skipped
         return dead
-
-    @staticmethod
-    def _duplicates_in(decoded: Sequence[tuple[Record, Impression | Click]], users: Sequence[object],
-                       population: Sequence[object]) -> int:
-        fresh = {id(e) for e in users} | {id(e) for e in population}
-        return sum(1 for _, event in decoded if id(event) not in fresh)
 
     def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
         """Embed item records into the catalog; returns (item, catalog table value) pairs."""

@@ -188,6 +188,12 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
 
     def __init__(self, params: LinearTSParams | None = None) -> None:
         self.params = params or LinearTSParams()
+        # One-entry memos: states are immutable, so the last population mean and the last
+        # posterior stay valid while the same state objects come back (a rank asks twice:
+        # the user vector for retrieval, then the draws; every rank between two learning
+        # batches shares one population state).
+        self._population_memo: tuple[LinearStats, FloatArray] | None = None
+        self._posterior_memo: tuple[LinearStats, LinearStats | None, FloatArray, FloatArray] | None = None
 
     def init_global(self, feature_dim: int) -> LinearStats:
         return LinearStats.zeros(feature_dim)
@@ -197,19 +203,27 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
 
     def population_mean(self, pop: LinearStats) -> FloatArray:
         """float64[D] posterior mean of theta_pop."""
+        if self._population_memo is not None and self._population_memo[0] is pop:
+            return self._population_memo[1]
         p = self.params
         precision = pop.gram / p.noise_var + p.pop_prior_precision * np.eye(pop.dim)
         result: FloatArray = np.linalg.solve(precision, pop.response / p.noise_var)
+        self._population_memo = (pop, result)
         return result
 
     def posterior(self, pop: LinearStats, user: LinearStats | None) -> tuple[FloatArray, FloatArray]:
         """(mean float64[D], lower Cholesky factor L float64[D, D] of the precision A_u)."""
+        memo = self._posterior_memo
+        if memo is not None and memo[0] is pop and memo[1] is user:
+            return memo[2], memo[3]
+        given = user
         p = self.params
         user = user if user is not None else LinearStats.zeros(pop.dim)
         precision = user.gram / p.noise_var + p.user_prior_precision * np.eye(pop.dim)
         factor = cholesky(precision, lower=True, check_finite=False)
         rhs = p.user_prior_precision * self.population_mean(pop) + user.response / p.noise_var
         mean: FloatArray = cho_solve((factor, True), rhs, check_finite=False)
+        self._posterior_memo = (pop, given, mean, factor)
         return mean, factor
 
     def user_vector(self, global_state: LinearStats, user_state: LinearStats | None) -> FloatArray:
