@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from online.evaluation.columnar import ColumnarLog, evaluate_context_free
+from online.evaluation.columnar import ColumnarLog, estimate_terms, evaluate_context_free, round_terms
 from online.policies import make_policy
 
 N_ACTIONS, N_POSITIONS = 10, 3
@@ -50,3 +50,47 @@ def test_refuses_policies_with_user_state_and_bad_shapes() -> None:
         run("linear_ts", log)
     with pytest.raises(ValueError, match="actions"):
         ColumnarLog(np.array([N_ACTIONS]), np.array([0]), np.array([0.0]), np.array([0.5]), N_ACTIONS, N_POSITIONS)
+
+
+def test_exact_fast_path_equals_the_monte_carlo_reference() -> None:
+    """Same log, same policy and schedule: the exact path's per-round terms equal the Monte Carlo
+    reference's within its sampling error (q_logged exactly), and so do the estimates."""
+    log, _ = uniform_log(3000, seed=4)
+    ids, features = [f"i{a}" for a in range(N_ACTIONS)], np.ones((N_ACTIONS, 1))
+    m = 40_000
+    fast = round_terms(log, make_policy("bernoulli_ts"), ids, features, rng=np.random.default_rng(1), block=300,
+                       propensity="exact", n_grid=128)
+    slow = round_terms(log, make_policy("bernoulli_ts"), ids, features, rng=np.random.default_rng(2), block=300,
+                       propensity="monte_carlo", n_draws=m)
+    assert np.array_equal(fast.q_logged, slow.q_logged)
+    sd = np.sqrt(fast.eval_probs * (1 - fast.eval_probs) / m) + 2e-4
+    assert np.all(np.abs(fast.eval_probs - slow.eval_probs) < 5 * sd)
+    assert np.allclose(fast.q_expected, slow.q_expected, atol=2e-3)
+    # replay matches: Bernoulli(P) on the exact path, own sampled slates on the reference
+    expected, spread = fast.eval_probs.sum(), np.sqrt((fast.eval_probs * (1 - fast.eval_probs)).sum())
+    assert abs(fast.matches.sum() - expected) < 5 * spread and abs(slow.matches.sum() - expected) < 5 * spread
+    quick = estimate_terms(log, fast, rng=np.random.default_rng(3), n_bootstrap=400)
+    reference = estimate_terms(log, slow, rng=np.random.default_rng(3), n_bootstrap=400, shared_bootstrap=False)
+    for name in ("ips", "snips", "dr"):
+        assert quick[name].value == pytest.approx(reference[name].value, rel=0.02), name
+
+
+def test_shared_bootstrap_gives_the_reference_values_and_intervals() -> None:
+    log, _ = uniform_log(4000, seed=5)
+    terms = round_terms(log, make_policy("bernoulli_ts"), [f"i{a}" for a in range(N_ACTIONS)],
+                        np.ones((N_ACTIONS, 1)), rng=np.random.default_rng(0), block=100)
+    shared = estimate_terms(log, terms, rng=np.random.default_rng(1), n_bootstrap=3000)
+    separate = estimate_terms(log, terms, rng=np.random.default_rng(2), n_bootstrap=3000, shared_bootstrap=False)
+    for name in ("replay", "ips", "snips", "dr"):
+        assert shared[name].value == pytest.approx(separate[name].value, rel=1e-12), name
+        assert shared[name].n == separate[name].n
+        width = separate[name].ci_high - separate[name].ci_low
+        assert abs(shared[name].ci_low - separate[name].ci_low) < 0.1 * width, name
+        assert abs(shared[name].ci_high - separate[name].ci_high) < 0.1 * width, name
+
+
+def test_exact_propensities_need_bernoulli_ts() -> None:
+    log, _ = uniform_log(10, seed=6)
+    with pytest.raises(ValueError, match="bernoulli_ts"):
+        round_terms(log, make_policy("most_popular"), [f"i{a}" for a in range(N_ACTIONS)], np.ones((N_ACTIONS, 1)),
+                    rng=np.random.default_rng(0), propensity="exact")
