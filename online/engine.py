@@ -6,6 +6,8 @@
 
 State lives in a StateStore under "<policy>/global" and "<policy>/user/<user id>"; the
 global state is also held in memory and written back after every observed batch.
+Given `objectives` (online/objectives), rank filters the candidates and re-ranks every
+Monte Carlo draw, and observe feeds the objectives' memory (exposures, recent items).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.events import Click, Impression, Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
+from online.objectives import Objectives
 from online.policies.base import FeedbackBatch, Policy, RankContext
 from online.slates import build_slate
 from online.state import StateStore
@@ -91,8 +94,10 @@ class Engine:
         config: EngineConfig | None = None,
         retriever: Retriever | None = None,
         shard: str = "",
+        objectives: Objectives | None = None,
     ) -> None:
         self.policy = policy
+        self.objectives = objectives
         self.shard = shard
         self.store = store
         self.catalog = catalog
@@ -173,6 +178,13 @@ class Engine:
         """The slate for a request (raises RankError when nothing can be ranked)."""
         user_state = self.load_user(request.user_id)
         rows = self.candidate_rows(request, user_state)
+        objectives = self.objectives
+        if objectives is not None:
+            kept = objectives.filter(request, rows, self.catalog)
+            if len(kept.rows) == 0:
+                raise RankError(f"request {request.request_id}: the filters removed every candidate "
+                                f"({kept.describe()})")
+            rows = kept.rows
         item_ids = self.catalog.ids_of(rows)
         features = self.features.transform(self.catalog.vectors[rows], request.context)
         context = RankContext(
@@ -182,9 +194,12 @@ class Engine:
             self.global_state, user_state, context, self.rng, self.config.n_draws
         )
         self._remember_context(request.request_id, request.context)
-        return build_slate(
-            request, item_ids, draws, self.policy.name, self.policy.version, request.time
-        )
+        if objectives is None:
+            return build_slate(request, item_ids, draws, self.policy.name, self.policy.version, request.time)
+        ranking = objectives.rank(request, rows, draws, self.catalog)
+        reasons = objectives.reasons(request, rows, ranking, self.catalog)
+        return build_slate(request, item_ids, draws, self.policy.name, self.policy.version, request.time,
+                           reasons, ranking.ranked, ranking.greedy)
 
     def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
         if self.config.context_cache_size == 0:
@@ -264,6 +279,8 @@ class Engine:
         others; the caller filters by applied offsets so nothing counts twice).
         """
         batch, rejected = self.feedback_batch(events)
+        if self.objectives is not None:
+            self.objectives.observe(batch, self.catalog)
         if global_events is not None:
             global_batch, _ = self.feedback_batch(global_events)
             if len(global_batch):
@@ -288,4 +305,6 @@ class Engine:
     def forget(self, user_id: str) -> None:
         """Remove a user's state (right to be forgotten)."""
         self._users.pop(user_id, None)
+        if self.objectives is not None:
+            self.objectives.memory.forget(user_id)
         self.store.delete(self.user_key(user_id))

@@ -3,14 +3,16 @@
 `run_policy` drives one policy through the simulator with the same core calls as the
 streaming worker (Engine.rank / Engine.observe), learning in batches of `learn_every`
 requests (the feedback delay), and records per-request outcomes. Every policy is run on
-a simulator built from the same seed, so all face the same users and catalog.
+a simulator built from the same seed, so all face the same users and catalog. Slate
+objectives (diversity, novelty, fairness, filters: online/objectives) are optional; the
+summary reports CTR next to intra-list diversity and the exposure Gini over the catalog.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,9 @@ import numpy.typing as npt
 
 from online.catalog import Catalog
 from online.engine import Engine, EngineConfig
-from online.evaluation.metrics import intra_list_diversity
+from online.evaluation.metrics import gini, intra_list_diversity
 from online.events import Click, Impression, Item
+from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies.base import Policy
 from online.simulation import Simulator
 from online.state import StateStore
@@ -58,6 +61,9 @@ class PolicyRun:
     new_clicks: npt.NDArray[np.float64]
     diversity: npt.NDArray[np.float64]
     elapsed_s: float
+    exposure: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """float64[R] impressions per catalog row over the run (every item in the catalog at
+    the end, never-shown items 0)."""
 
     @property
     def regret(self) -> npt.NDArray[np.float64]:
@@ -66,7 +72,7 @@ class PolicyRun:
 
     def summary(self) -> dict[str, Any]:
         """CTR per shown item, expected CTR, oracle CTR, total regret, new-item CTR,
-        mean intra-list diversity, requests per second."""
+        mean intra-list diversity, exposure Gini over the catalog's items, requests per second."""
         shown = max(int(self.shown.sum()), 1)
         return {
             "policy": self.policy,
@@ -79,6 +85,7 @@ class PolicyRun:
             "new_item_ctr": float(self.new_clicks.sum() / max(int(self.new_shown.sum()), 1)),
             "new_item_impressions": int(self.new_shown.sum()),
             "diversity": float(self.diversity.mean()) if len(self.diversity) else 0.0,
+            "exposure_gini": gini(self.exposure) if self.exposure.sum() > 0 else float("nan"),
             "requests_per_s": len(self.clicks) / max(self.elapsed_s, 1e-9),
         }
 
@@ -92,9 +99,14 @@ def run_policy(
     config: ExperimentConfig,
     rng: np.random.Generator,
     progress: Callable[[int], None] | None = None,
+    objectives: ObjectiveSettings | None = None,
+    filters: FilterSettings | None = None,
 ) -> PolicyRun:
-    """Serve config.n_requests simulator requests with `policy`; see module doc."""
-    engine = Engine(policy, store, Catalog(dim=dim), rng, config=EngineConfig(n_draws=config.n_draws))
+    """Serve config.n_requests simulator requests with `policy`; see module doc.
+    objectives / filters: slate objectives applied by the engine (None for both: none)."""
+    slate_objectives = None if objectives is None and filters is None else Objectives(objectives, filters)
+    engine = Engine(policy, store, Catalog(dim=dim), rng, config=EngineConfig(n_draws=config.n_draws),
+                    objectives=slate_objectives)
     initial = simulator.initial_items()
     engine.add_items(initial, embed(initial))
     impressions_of: dict[str, int] = {}
@@ -127,7 +139,10 @@ def run_policy(
             pending = []
             if progress is not None:
                 progress(step + 1)
+    elapsed = time.perf_counter() - started
+    exposure = np.zeros(len(engine.catalog))
+    exposure[engine.catalog.rows(list(impressions_of))] = list(impressions_of.values())
     return PolicyRun(
         policy.name, policy.version, clicks, shown, expected, oracle, new_shown, new_clicks,
-        diversity, time.perf_counter() - started,
+        diversity, elapsed, exposure,
     )

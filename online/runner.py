@@ -4,22 +4,34 @@ Items are embedded and added to the catalog, rank requests are answered with sla
 (handed to `emit`), impressions and clicks are learned in batches of `batch_size`
 (flushed before any request so a slate always sees the feedback logged before it).
 Events that cannot be processed are handed to `reject` with their reason and never stop
-the run; `RunCounts` proves counts in = processed + rejected.
+the run; `RunCounts` proves counts in = processed + rejected. The runner drives an
+`Engine`, or a `ScenarioRouter` (online.scenarios) that serves every configured scenario.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from online.engine import Engine, RankError
+from online.engine import ObserveResult, RankError
 from online.events import Click, Impression, Item, RankRequest, Slate
 
 Event = RankRequest | Slate | Impression | Click | Item
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
+
+
+class Ranker(Protocol):
+    """What the runner drives: an Engine or a ScenarioRouter."""
+
+    def add_items(self, items: Sequence[Item], vectors: npt.NDArray[np.float32]) -> None: ...
+
+    def rank(self, request: RankRequest) -> Slate: ...
+
+    def observe(self, events: Sequence[Impression | Click]) -> ObserveResult: ...
 
 
 @dataclass
@@ -39,11 +51,11 @@ class RunCounts:
 
 
 class EmbeddedRunner:
-    """Drives an Engine from an iterable of events (see module doc)."""
+    """Drives an Engine (or a ScenarioRouter) from an iterable of events (see module doc)."""
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Ranker,
         embed: Embed,
         emit: Callable[[Slate], None] | None = None,
         reject: Callable[[Event, str], None] | None = None,

@@ -1,6 +1,7 @@
 """Slate construction from score draws, with Monte Carlo position propensities.
 
-Draw 0 of `ScoreDraws` decides the slate: its top-k candidates in score order. All m
+Draw 0 of `ScoreDraws` decides the slate: its top-k candidates in score order, or, when
+slate objectives are on, the slate its re-ranking yields (online/objectives). All m
 draws estimate, for each chosen item, the probability that the policy puts that item at
 that position: propensity = (draws whose top-k has the item at that position) / m.
 Draw 0 is among them, so every propensity is >= 1/m. An item is `explored` when it would
@@ -47,13 +48,29 @@ def build_slate(
     policy_version: str,
     time: datetime,
     reasons: Sequence[str | None] | None = None,
+    ranked: npt.NDArray[np.int64] | None = None,
+    greedy: npt.NDArray[np.int64] | None = None,
 ) -> Slate:
-    """The slate for `request` over candidates `item_ids` (n) from m score draws."""
+    """The slate for `request` over candidates `item_ids` (n) from m score draws.
+
+    ranked: int64[m, k] the slate each draw yields as candidate indices (default: each
+    draw's top-k by score); its row 0 is served and the share of rows agreeing with it at
+    a position is that item's propensity. greedy: int64[k] the slate of the posterior
+    mean (default: its top-k); served items outside it are `explored`. reasons: one per
+    served item, in slate order.
+    """
     k = min(request.k, len(item_ids))
-    ranked = top_k(scores.draws, k)
+    if ranked is None:
+        ranked = top_k(scores.draws, k)
+    if greedy is None:
+        greedy = top_k(scores.mean[None, :], k)[0]
+    if ranked.shape[0] != scores.draws.shape[0]:
+        raise ValueError(f"ranked: expected {scores.draws.shape[0]} rows (one per draw), got {ranked.shape[0]}")
     chosen = ranked[0]
+    if reasons is not None and len(reasons) != len(chosen):
+        raise ValueError(f"reasons: expected {len(chosen)} (one per slate item), got {len(reasons)}")
     propensities = (ranked == chosen[None, :]).mean(axis=0)
-    greedy = set(top_k(scores.mean[None, :], k)[0].tolist())
+    greedy_set = set(greedy.tolist())
     items = tuple(
         SlateItem(
             item_id=item_ids[index],
@@ -61,9 +78,9 @@ def build_slate(
             score=float(scores.draws[0, index]),
             mean=float(scores.mean[index]),
             std=float(scores.std[index]),
-            explored=index not in greedy,
+            explored=index not in greedy_set,
             propensity=float(propensities[position]),
-            reason=None if reasons is None else reasons[index],
+            reason=None if reasons is None else reasons[position],
         )
         for position, index in enumerate(chosen.tolist())
     )

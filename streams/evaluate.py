@@ -4,7 +4,8 @@
 
 --data names the log: `obd:PATH` (PATH = obp's obd folder, with --behavior-policy and
 --campaign), `mind:PATH` (a folder with behaviors.tsv and news.tsv), or `events:PATH` (the
-project's JSON-lines event file). The pure driver (`online.evaluation.driver`) does the
+project's JSON-lines event file). With --config (or $SLATESTREAM_CONFIG) the policies named
+in the configuration are evaluated with its hyperparameters. The pure driver (`online.evaluation.driver`) does the
 work; this module loads the data, shows a progress bar and writes DIR/evaluation.json,
 DIR/report.md and its PNG plots.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,12 +25,14 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from online.config import CONFIG_ENV
 from online.evaluation.driver import DriverConfig, evaluate_log
 from online.evaluation.rounds import AnyEvent
 from online.evaluation.summary import EvaluationResult
 from online.events import Item, RankRequest
 from online.features import ContextCrossFeatures, FeatureMap, ItemFeatures
 from online.policies import POLICIES
+from online.policies.base import Policy
 
 OBD_CAVEAT = (
     "The OBD sample shipped with obp has 10,000 rows per log and only ~35-40 clicks, so these "
@@ -213,7 +217,12 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
 
 @click.command("evaluate")
 @click.option("--data", required=True, help="obd:PATH (obp's obd folder), mind:PATH or events:PATH.")
-@click.option("--policies", default="linear_ts,bernoulli_ts,uniform_random", show_default=True)
+@click.option("--policies", default=None,
+              help="Comma-separated policies  [default: the configuration's, else linear_ts,bernoulli_ts,"
+                   "uniform_random]")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Configuration file: the policies named in it are evaluated with its hyperparameters "
+                   "(default: $SLATESTREAM_CONFIG, else built-in defaults).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--n-draws", type=int, default=256, show_default=True, help="Monte Carlo draws per round.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -228,17 +237,24 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
-def evaluate_command(data: str, policies: str, out: Path, n_draws: int, seed: int, max_rounds: int | None,
-                     behavior_policy: str, campaign: str, encoder_kind: str, model: Path | None, dim: int,
-                     learn_every: int, learn_from: str, reward_model: str, n_bootstrap: int) -> None:
+def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int, seed: int,
+                     max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str,
+                     model: Path | None, dim: int, learn_every: int, learn_from: str, reward_model: str,
+                     n_bootstrap: int) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
-    from streams.cli import _encoder
+    from streams.cli import _config, _encoder
     from streams.demo import make_embed
 
+    configured = config_path is not None or bool(os.environ.get(CONFIG_ENV))
+    config = _config(config_path)
+    if policies is None:
+        policies = ",".join(config.policy_groups()) if configured else "linear_ts,bernoulli_ts,uniform_random"
     names = [name.strip() for name in policies.split(",") if name.strip()]
     unknown = [name for name in names if name not in POLICIES]
     if unknown or not names:
         raise click.BadParameter(f"unknown policies {unknown}; known: {list(POLICIES)}", param_hint="--policies")
+    groups = config.policy_groups() if configured else {}
+    chosen: list[Policy[Any, Any] | str] = [config.build_policy(n) if n in groups else n for n in names]
     loaded = load_log(data, behavior_policy, campaign)
     if not loaded.items:
         raise click.ClickException(f"{data}: the log has no catalog items")
@@ -260,8 +276,9 @@ def evaluate_command(data: str, policies: str, out: Path, n_draws: int, seed: in
             bar.update(rounds - done[0])
             done[0] = rounds
 
-        result = evaluate_log(loaded.events, names, embed, dim, features=loaded.features, config=config,
+        result = evaluate_log(loaded.events, chosen, embed, dim, features=loaded.features, config=config,
                               progress=advance)
-    extra = {"encoder": encoder.name, "dim": dim, "behavior_policy": behavior_policy, "campaign": campaign}
+    extra = {"encoder": encoder.name, "dim": dim, "behavior_policy": behavior_policy, "campaign": campaign,
+             "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults")}
     report = write_evaluation_report(result, out, loaded.description, loaded.caveats, extra)
     click.echo(f"on-policy CTR {_fmt(result.on_policy.value)}; report: {report}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from typing import Any
 
 from online.policies.arms import (
@@ -27,12 +30,40 @@ POLICIES: dict[str, type[Policy[Any, Any]]] = {
 }
 
 
-def make_policy(name: str) -> Policy[Any, Any]:
-    """A policy with default hyperparameters; raises ValueError naming the known ones."""
+def _policy_class(name: str) -> type[Policy[Any, Any]]:
     try:
-        return POLICIES[name]()
+        return POLICIES[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}") from None
 
 
-__all__ = ["POLICIES", "FeedbackBatch", "Policy", "RankContext", "ScoreDraws", "make_policy"]
+def hyperparameter_type(name: str) -> type | None:
+    """The hyperparameter dataclass the policy's constructor takes as `params`, or None for
+    a policy without hyperparameters. Raises ValueError for an unknown policy name."""
+    hints = typing.get_type_hints(_policy_class(name).__init__)
+    annotation = hints.get("params")
+    if annotation is None:
+        return None
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(option, type):
+            return option
+    raise TypeError(f"policy {name!r}: params annotation {annotation!r} names no dataclass")
+
+
+def make_policy(name: str, params: object | None = None) -> Policy[Any, Any]:
+    """A policy with the given hyperparameter dataclass (None: defaults); raises ValueError
+    naming the known policies for an unknown name."""
+    cls = _policy_class(name)
+    if params is None:
+        return cls()
+    expected = hyperparameter_type(name)
+    if expected is None or not isinstance(params, expected):
+        raise TypeError(f"policy {name!r} takes {expected.__name__ if expected else 'no'} hyperparameters, "
+                        f"got {type(params).__name__}")
+    return cls(params)  # type: ignore[call-arg]
+
+
+__all__ = [
+    "POLICIES", "FeedbackBatch", "Policy", "RankContext", "ScoreDraws", "hyperparameter_type", "make_policy",
+]

@@ -1,218 +1,151 @@
-"""Linear Thompson sampling with per-user posteriors shrunk towards a population posterior.
+"""Linear Thompson sampling with per-user posteriors shrunk towards a population posterior,
+and a learned offset per scenario shared by every user (a multi-task arrangement).
 
 Model (Bayesian linear regression of reward on features x in R^D):
     population: theta_pop ~ N(0, I / pop_prior_precision)
-    user u:     theta_u   ~ N(mu_pop, I / user_prior_precision)   (shrinkage to population)
-    reward      r = x . theta_u + noise, noise variance `noise_var`
+    scenario s: delta_s   ~ N(0, I / offset_prior_precision)   (only s in `scenario_offsets`)
+    user u:     theta_u   ~ N(theta_pop, I / user_prior_precision)   (shrinkage to population)
+    reward of u in scenario s:  r = x . (theta_u + delta_s) + noise, variance `noise_var`
+(delta_s = 0 for a scenario without an offset). A user's preferences theta_u are one
+vector for every scenario, so feedback in one scenario warms the user up in all others;
+delta_s carries what differs systematically between scenarios for everybody.
+
 Sufficient statistics are sums, so updates commute: an exposure adds x x^T to the Gram
 matrix, a reward adds r * x to the response vector; clicks and impressions may arrive in
-either order and late. Posterior of user u:
+either order and late.
+
+Population fit (exact, from sums): the pooled sums over all rows and, per offset scenario,
+the sums over that scenario's rows give the joint Gaussian posterior of (theta_pop,
+delta_s...); theta_pop's block is solved by a Schur complement, then
+    delta_s = (offset_prior_precision I + G_s / noise_var)^-1 (h_s - G_s theta_pop) / noise_var,
+i.e. each of theta_pop and delta_s is fitted on the other's residual, at their joint optimum.
+
+User posterior: the user's response accumulates rewards net of the offset, r - x . delta_s,
+with delta_s the posterior mean of the population state the row is learned into (a plug-in,
+empirical-Bayes step). That keeps the per-user state the same size as without scenarios (one
+Gram matrix, one response: 4,776 bytes at D = 33) instead of one set of sums per scenario
+per user; the price is that a row's offset is the one known when it is learned, so two
+batch orders may differ slightly once offsets are learned (the population fit stays exact).
     A_u = user_prior_precision * I + G_u / noise_var
-    mu_u = A_u^-1 (user_prior_precision * mu_pop + h_u / noise_var)
-and draws are theta ~ N(mu_u, exploration^2 * A_u^-1). A new user is the population.
+    mu_u = A_u^-1 (user_prior_precision * theta_pop + h_u / noise_var)
+and draws in scenario s are theta ~ delta_s + N(mu_u, exploration^2 * A_u^-1). A new user
+is the population. With no offset scenarios (the default) this is exactly the one-scenario
+model: theta_pop is the pooled posterior mean and responses are plain reward sums.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import numpy.typing as npt
-from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 
-from online.codec import StateCodecError
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
+from online.policies.linear_stats import (
+    LinearStats,
+    PopulationStats,
+    decode_stats,
+    encode_stats,
+    grouped_sums,
+    packed_gram,
+)
 
 
 @dataclass(frozen=True)
 class LinearTSParams:
-    """Hyperparameters (all > 0): prior precisions, reward noise variance, exploration.
+    """Hyperparameters: prior precisions, reward noise variance, exploration (all > 0), and
+    the scenarios that learn an offset (distinct names; none by default).
 
     Defaults suit click rewards (CTR of a few percent, so reward variance ~0.03): a user's
     deviation from the population has prior std 0.1 per feature, and Thompson draws are
     scaled by `exploration` (0.3 won over 0.25-1.0 on the simulator, bench/policies_simulator.py).
+    A scenario offset has prior std 1/sqrt(offset_prior_precision) ~ 0.3 per feature: ten
+    times the prior precision of theta_pop, so what all scenarios share goes to theta_pop.
     """
 
     pop_prior_precision: float = 1.0
     user_prior_precision: float = 100.0
     noise_var: float = 0.03
     exploration: float = 0.3
+    scenario_offsets: tuple[str, ...] = ()
+    offset_prior_precision: float = 10.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not value > 0:
+            if name != "scenario_offsets" and not value > 0:
                 raise ValueError(f"LinearTSParams.{name} must be > 0, got {value}")
-
-
-@dataclass(frozen=True)
-class LinearStats:
-    """Sufficient statistics: the Gram matrix (sum of exposure x x^T) kept as its packed
-    upper triangle float64[D(D+1)/2], the response float64[D] (sum of reward x), and
-    the counts of exposures and of reward mass."""
-
-    gram_upper: FloatArray
-    response: FloatArray
-    n_exposures: float = 0.0
-    reward_total: float = 0.0
-
-    @staticmethod
-    def zeros(dim: int) -> LinearStats:
-        return LinearStats(np.zeros(dim * (dim + 1) // 2), np.zeros(dim))
-
-    @staticmethod
-    def from_gram(gram: FloatArray, response: FloatArray, n_exposures: float = 0.0,
-                  reward_total: float = 0.0) -> LinearStats:
-        """Pack a full symmetric float64[D, D] Gram matrix."""
-        rows, cols = _upper(int(response.shape[0]))
-        return LinearStats(np.asarray(gram)[rows, cols].copy(), response, n_exposures, reward_total)
-
-    @property
-    def dim(self) -> int:
-        return int(self.response.shape[0])
-
-    @property
-    def gram(self) -> FloatArray:
-        """float64[D, D] the full symmetric Gram matrix."""
-        full: FloatArray = self.gram_upper[_symmetric_index(self.dim)]
-        return full
-
-
-@lru_cache(maxsize=16)
-def _upper(dim: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    return np.triu_indices(dim)
-
-
-@lru_cache(maxsize=16)
-def _symmetric_index(dim: int) -> npt.NDArray[np.intp]:
-    """int[D, D]: position in the packed upper triangle of each full-matrix entry."""
-    index = np.zeros((dim, dim), dtype=np.intp)
-    rows, cols = _upper(dim)
-    index[rows, cols] = np.arange(len(rows))
-    index[cols, rows] = np.arange(len(rows))
-    return index
-
-
-_HEADER = struct.Struct("<4sBBHdd")
-_MAGIC = b"SLTS"
-_KINDS = {"linear_ts.user": 1, "linear_ts.population": 2}
-
-
-def encode_stats(kind: str, stats: LinearStats) -> bytes:
-    """Fixed binary layout, version 1: header (magic, version, kind, D, counts), then the
-    packed Gram triangle and the response as little-endian float64. D=33: 4,776 bytes."""
-    header = _HEADER.pack(_MAGIC, 1, _KINDS[kind], stats.dim, stats.n_exposures, stats.reward_total)
-    values = (stats.gram_upper.astype("<f8", copy=False), stats.response.astype("<f8", copy=False))
-    return header + values[0].tobytes() + values[1].tobytes()
-
-
-def decode_stats(kind: str, blob: bytes) -> LinearStats:
-    if len(blob) < _HEADER.size:
-        raise StateCodecError(f"{kind} state truncated")
-    magic, version, kind_id, dim, n_exposures, reward_total = _HEADER.unpack_from(blob)
-    if magic != _MAGIC or kind_id != _KINDS[kind]:
-        raise StateCodecError(f"not a {kind} state")
-    if version > 1:
-        raise StateCodecError(f"{kind} state version {version} is newer than 1")
-    packed = dim * (dim + 1) // 2
-    if len(blob) != _HEADER.size + 8 * (packed + dim):
-        raise StateCodecError(f"{kind} state has the wrong length for D={dim}")
-    values = np.frombuffer(blob, dtype="<f8", offset=_HEADER.size)
-    return LinearStats(values[:packed].copy(), values[packed:].copy(), n_exposures, reward_total)
-
-
-def _add(stats: LinearStats, x: FloatArray, exposure: FloatArray, reward: FloatArray) -> LinearStats:
-    rows, cols = _upper(stats.dim)
-    gram = x.T @ (x * exposure[:, None])
-    return LinearStats(
-        stats.gram_upper + gram[rows, cols],
-        stats.response + x.T @ reward,
-        stats.n_exposures + float(exposure.sum()),
-        stats.reward_total + float(reward.sum()),
-    )
-
-
-def grouped_sums(
-    group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
-    reward: FloatArray, chunk: int = 512,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per-group sufficient statistics in a few vectorised calls.
-
-    group: int64[m] in [0, n_groups); x: float64[m, D]; exposure, reward: float64[m].
-    Returns packed Gram triangles float64[G, D(D+1)/2], responses float64[G, D],
-    exposure totals and reward totals float64[G]. Exposure rows of each group are
-    gathered into zero-padded blocks (groups sorted by row count, cut into chunks so
-    padding stays small) and multiplied with one batched matmul per chunk instead of
-    one small matmul per group. Reward rows only touch the responses.
-    """
-    dim = x.shape[1]
-    rows, cols = _upper(dim)
-    packed = rows * dim + cols
-    shown = np.flatnonzero(exposure)
-    x_shown, group_shown = x[shown], group[shown]
-    if np.any(exposure[shown] != 1.0):
-        x_shown = x_shown * np.sqrt(exposure[shown])[:, None]
-    counts = np.bincount(group_shown, minlength=n_groups)
-    order = np.argsort(group_shown, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    padded = np.vstack([x_shown, np.zeros((1, dim))])
-    by_count = np.argsort(counts, kind="stable")
-    by_count = by_count[counts[by_count] > 0]
-    sorted_gram = np.empty((len(by_count), len(rows)))
-    for first in range(0, len(by_count), chunk):
-        members = by_count[first : first + chunk]
-        width = int(counts[members].max())
-        offsets = np.arange(width)
-        valid = offsets[None, :] < counts[members][:, None]
-        gather = np.minimum(starts[members][:, None] + offsets, max(len(order) - 1, 0))
-        xs = padded[np.where(valid, order[gather], len(shown))]
-        products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        np.take(products, packed, axis=1, out=sorted_gram[first : first + len(members)])
-    gram = np.zeros((n_groups, len(rows)))
-    gram[by_count] = sorted_gram
-    response = np.zeros((n_groups, dim))
-    paid = np.flatnonzero(reward)
-    np.add.at(response, group[paid], x[paid] * reward[paid][:, None])
-    totals_e = np.bincount(group, weights=exposure, minlength=n_groups).astype(np.float64)
-    totals_r = np.bincount(group, weights=reward, minlength=n_groups).astype(np.float64)
-    return gram, response, totals_e, totals_r
+        offsets = self.scenario_offsets
+        if not isinstance(offsets, tuple) or not all(isinstance(s, str) and s for s in offsets):
+            raise ValueError(f"LinearTSParams.scenario_offsets must be a tuple of names, got {offsets!r}")
+        if len(set(offsets)) != len(offsets):
+            raise ValueError(f"LinearTSParams.scenario_offsets has duplicates: {offsets!r}")
 
 
 class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
-    """Per-user linear Thompson sampling over item feature vectors (see module doc)."""
+    """Per-user linear Thompson sampling over item feature vectors, with learned scenario
+    offsets (see module doc). The global state is a PopulationStats (a plain LinearStats is
+    read as one without scenario sums)."""
 
     name = "linear_ts"
+    revision = 2
     uses_user_state = True
 
     def __init__(self, params: LinearTSParams | None = None) -> None:
         self.params = params or LinearTSParams()
-        # One-entry memos: states are immutable, so the last population mean and the last
+        # One-entry memos: states are immutable, so the last population fit and the last
         # posterior stay valid while the same state objects come back (a rank asks twice:
         # the user vector for retrieval, then the draws; every rank between two learning
         # batches shares one population state).
-        self._population_memo: tuple[LinearStats, FloatArray] | None = None
+        self._population_memo: tuple[LinearStats, FloatArray, dict[str, FloatArray]] | None = None
         self._posterior_memo: tuple[LinearStats, LinearStats | None, FloatArray, FloatArray] | None = None
 
-    def init_global(self, feature_dim: int) -> LinearStats:
-        return LinearStats.zeros(feature_dim)
+    def init_global(self, feature_dim: int) -> PopulationStats:
+        return PopulationStats.empty(feature_dim)
 
     def init_user(self, feature_dim: int) -> LinearStats:
         return LinearStats.zeros(feature_dim)
 
-    def population_mean(self, pop: LinearStats) -> FloatArray:
-        """float64[D] posterior mean of theta_pop."""
+    def population_fit(self, pop: LinearStats) -> tuple[FloatArray, dict[str, FloatArray]]:
+        """(theta_pop float64[D], {scenario: delta_s float64[D]}) posterior means; every
+        scenario of `scenario_offsets` has an entry (zeros before its first row)."""
         if self._population_memo is not None and self._population_memo[0] is pop:
-            return self._population_memo[1]
+            return self._population_memo[1], self._population_memo[2]
         p = self.params
-        precision = pop.gram / p.noise_var + p.pop_prior_precision * np.eye(pop.dim)
-        result: FloatArray = np.linalg.solve(precision, pop.response / p.noise_var)
-        self._population_memo = (pop, result)
-        return result
+        eye = np.eye(pop.dim)
+        precision = pop.gram / p.noise_var + p.pop_prior_precision * eye
+        sums = pop.scenarios if isinstance(pop, PopulationStats) else {}
+        fitted = [(name, sums[name]) for name in p.scenario_offsets if name in sums]
+        if not fitted:
+            theta: FloatArray = np.linalg.solve(precision, pop.response / p.noise_var)
+            offsets = {name: np.zeros(pop.dim) for name in p.scenario_offsets}
+        else:
+            rhs = pop.response / p.noise_var
+            blocks = []
+            for _, stats in fitted:
+                gram_s = stats.gram / p.noise_var
+                block = cho_factor(gram_s + p.offset_prior_precision * eye, lower=True, check_finite=False)
+                precision = precision - gram_s @ cho_solve(block, gram_s, check_finite=False)
+                rhs = rhs - gram_s @ cho_solve(block, stats.response / p.noise_var, check_finite=False)
+                blocks.append(block)
+            theta = np.linalg.solve((precision + precision.T) / 2, rhs)
+            offsets = {name: np.zeros(pop.dim) for name in p.scenario_offsets}
+            for (name, stats), block in zip(fitted, blocks, strict=True):
+                offsets[name] = cho_solve(block, (stats.response - stats.gram @ theta) / p.noise_var,
+                                          check_finite=False)
+        self._population_memo = (pop, theta, offsets)
+        return theta, offsets
+
+    def population_mean(self, pop: LinearStats) -> FloatArray:
+        """float64[D] posterior mean of theta_pop (the part every scenario shares)."""
+        return self.population_fit(pop)[0]
+
+    def scenario_offset(self, pop: LinearStats, scenario: str) -> FloatArray | None:
+        """float64[D] posterior mean of delta_s, or None for a scenario without an offset."""
+        return self.population_fit(pop)[1].get(scenario)
 
     def posterior(self, pop: LinearStats, user: LinearStats | None) -> tuple[FloatArray, FloatArray]:
-        """(mean float64[D], lower Cholesky factor L float64[D, D] of the precision A_u)."""
+        """(mean float64[D] of theta_u, lower Cholesky factor L float64[D, D] of the precision A_u)."""
         memo = self._posterior_memo
         if memo is not None and memo[0] is pop and memo[1] is user:
             return memo[2], memo[3]
@@ -227,6 +160,7 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         return mean, factor
 
     def user_vector(self, global_state: LinearStats, user_state: LinearStats | None) -> FloatArray:
+        """float64[D] mean of theta_u (no scenario offset: retrieval is shared by scenarios)."""
         return self.posterior(global_state, user_state)[0]
 
     def sample_scores(
@@ -242,10 +176,42 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         noise = rng.standard_normal((x.shape[1], n_draws))
         # theta = mean + exploration * L^-T z  has covariance exploration^2 * A^-1.
         deviation = solve_triangular(factor, noise, lower=True, trans="T", check_finite=False)
+        offset = self.scenario_offset(global_state, context.scenario)
+        if offset is not None:
+            mean = mean + offset
         thetas = mean[:, None] + self.params.exploration * deviation
         whitened = solve_triangular(factor, x.T, lower=True, check_finite=False)
         std = self.params.exploration * np.sqrt(np.einsum("ij,ij->j", whitened, whitened))
         return ScoreDraws(draws=(x @ thetas).T, mean=x @ mean, std=std)
+
+    def _offset_predictions(self, global_state: LinearStats, batch: FeedbackBatch) -> FloatArray | None:
+        """float64[m] exposure * x . delta_s per row (None when no scenario has an offset)."""
+        offsets = self.population_fit(global_state)[1]
+        if not offsets:
+            return None
+        scenarios = np.asarray(batch.scenarios, dtype=object)
+        predicted = np.zeros(len(batch))
+        for name, delta in offsets.items():
+            rows = np.flatnonzero(scenarios == name)
+            if len(rows):
+                predicted[rows] = batch.exposures[rows] * (batch.features[rows] @ delta)
+        return predicted
+
+    def _scenario_sums(self, global_state: LinearStats, batch: FeedbackBatch) -> dict[str, LinearStats]:
+        """The per-scenario sums of the offset scenarios, this batch's rows added."""
+        sums = dict(global_state.scenarios) if isinstance(global_state, PopulationStats) else {}
+        if not self.params.scenario_offsets:
+            return sums
+        scenarios = np.asarray(batch.scenarios, dtype=object)
+        for name in self.params.scenario_offsets:
+            rows = np.flatnonzero(scenarios == name)
+            if len(rows) == 0:
+                continue
+            x, exposure, reward = batch.features[rows], batch.exposures[rows], batch.rewards[rows]
+            current = sums.get(name) or LinearStats.zeros(batch.features.shape[1])
+            sums[name] = current.plus(packed_gram(x, exposure), x.T @ reward, float(exposure.sum()),
+                                      float(reward.sum()))
+        return sums
 
     def learn(
         self,
@@ -254,14 +220,22 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         batch: FeedbackBatch,
     ) -> tuple[LinearStats, dict[str, LinearStats | None]]:
         x = batch.features
+        predicted = self._offset_predictions(global_state, batch)
+        user_rewards = batch.rewards if predicted is None else batch.rewards - predicted
         gram, response, exposures, rewards = grouped_sums(
-            batch.user_index, len(batch.users), x, batch.exposures, batch.rewards
+            batch.user_index, len(batch.users), x, batch.exposures, user_rewards
         )
-        new_global = LinearStats(
-            global_state.gram_upper + gram.sum(axis=0), global_state.response + response.sum(axis=0),
+        pooled_response = response.sum(axis=0)
+        if predicted is not None:  # the pooled sums hold raw rewards
+            pooled_response = pooled_response + x.T @ predicted
+            raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
+            rewards = raw.astype(np.float64)
+        pooled = LinearStats(
+            global_state.gram_upper + gram.sum(axis=0), global_state.response + pooled_response,
             global_state.n_exposures + float(exposures.sum()),
             global_state.reward_total + float(rewards.sum()),
         )
+        new_global = PopulationStats.of(pooled, self._scenario_sums(global_state, batch))
         updated: dict[str, LinearStats | None] = {}
         exposure_totals, reward_totals = exposures.tolist(), rewards.tolist()
         for code, user_id in enumerate(batch.users):
@@ -271,18 +245,17 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
                     gram[code], response[code], exposure_totals[code], reward_totals[code]
                 )
             else:
-                updated[user_id] = LinearStats(
-                    current.gram_upper + gram[code], current.response + response[code],
-                    current.n_exposures + exposure_totals[code],
-                    current.reward_total + reward_totals[code],
-                )
+                updated[user_id] = current.plus(gram[code], response[code], exposure_totals[code],
+                                                reward_totals[code])
         return new_global, updated
 
     def encode_global(self, state: LinearStats) -> bytes:
         return encode_stats("linear_ts.population", state)
 
-    def decode_global(self, blob: bytes) -> LinearStats:
-        return decode_stats("linear_ts.population", blob)
+    def decode_global(self, blob: bytes) -> PopulationStats:
+        decoded = decode_stats("linear_ts.population", blob)
+        assert isinstance(decoded, PopulationStats)
+        return decoded
 
     def encode_user(self, state: LinearStats) -> bytes:
         return encode_stats("linear_ts.user", state)
@@ -291,13 +264,24 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         return decode_stats("linear_ts.user", blob)
 
     def check_invariants(self, global_state: LinearStats, user_state: LinearStats | None) -> None:
-        for label, stats in (("population", global_state), ("user", user_state)):
+        scenario_sums = global_state.scenarios if isinstance(global_state, PopulationStats) else {}
+        checked = [("population", global_state), ("user", user_state)]
+        checked += [(f"scenario {name!r}", stats) for name, stats in scenario_sums.items()]
+        for label, stats in checked:
             if stats is None:
                 continue
             if stats.gram_upper.shape != (stats.dim * (stats.dim + 1) // 2,):
                 raise ValueError(f"{label} packed Gram matrix has the wrong length")
+            if stats.dim != global_state.dim:
+                raise ValueError(f"{label} has D={stats.dim}, the population D={global_state.dim}")
             precision = stats.gram / self.params.noise_var + self.params.user_prior_precision * np.eye(stats.dim)
             if np.linalg.eigvalsh(precision).min() <= 0:
                 raise ValueError(f"{label} precision is not positive definite")
             if not np.all(np.isfinite(stats.response)):
                 raise ValueError(f"{label} response vector is not finite")
+
+
+__all__ = [
+    "LinearStats", "LinearTSParams", "LinearThompsonSampling", "PopulationStats", "decode_stats",
+    "encode_stats", "grouped_sums",
+]

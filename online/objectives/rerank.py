@@ -1,0 +1,160 @@
+"""Greedy slate re-ranking of every Monte Carlo draw at once: MMR and DPP (numpy, vectorised).
+
+Input is a utility matrix float64[m, n] (one row per draw, see `utilities`) and unit item
+vectors float32[n, d]. Each draw keeps a shortlist of its L best items by utility, then
+k greedy steps run for all m draws together:
+
+- MMR (Carbonell & Goldstein 1998): pick argmax_i utility_i - w * max_{j in S} cos(i, j).
+- DPP (greedy MAP, Chen et al. 2018): pick argmax_i utility_i + w * log r_i(S), with r_i(S)
+  the residual variance of item i given the picked set S under the kernel cos + 1e-6 I,
+  i.e. maximise sum(utility) + w * log det(cos_S) greedily. Updated by an incremental
+  Cholesky factor (O(m * L * k) per step).
+
+Cost per call: the shortlists (a partial sort per draw) and k steps, each one
+similarity row per draw, O(m * L * d), plus O(m * L * k) for DPP's factor update.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from online.slates import top_k
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+DPP_JITTER = 1e-6
+"""Added to the similarity kernel's diagonal so that it stays positive definite."""
+
+
+def standardise(scores: FloatArray) -> FloatArray:
+    """float64[m, n]: each row minus its mean over the n candidates, over its std (1 when 0)."""
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    spread = centred.std(axis=1, keepdims=True)
+    out: FloatArray = centred / np.where(spread > 0, spread, 1.0)
+    return out
+
+
+def utilities(
+    scores: FloatArray, relevance: float, item_adjustment: FloatArray | None
+) -> FloatArray:
+    """float64[m, n]: relevance * standardise(scores) + item_adjustment[None, :] (float64[n],
+    the novelty penalty and fairness boost, the same in every draw)."""
+    out = relevance * standardise(scores)
+    if item_adjustment is not None:
+        out += item_adjustment[None, :]
+    return out
+
+
+def _unit(vectors: npt.NDArray[np.floating]) -> FloatArray:
+    """float64[n, d] rows scaled to unit norm (zero rows stay zero)."""
+    rows = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: FloatArray = rows / np.where(norms > 0, norms, 1.0)
+    return unit
+
+
+class _Similarity:
+    """Cosine similarity of each draw's pick to that draw's shortlist: float64[m, L] per call."""
+
+    def __init__(self, unit: FloatArray, short: IntArray | None) -> None:
+        self._unit = unit
+        self._short = None if short is None else unit[short]  # float64[m, L, d]
+
+    def to(self, picked: IntArray) -> FloatArray:
+        """picked: int64[m] candidate indices (one per draw)."""
+        vectors = self._unit[picked]
+        if self._short is None:
+            out: FloatArray = vectors @ self._unit.T
+            return out
+        row: FloatArray = np.matmul(self._short, vectors[:, :, None])[:, :, 0]
+        return row
+
+
+def rerank(
+    utility: FloatArray,
+    vectors: npt.NDArray[np.floating],
+    k: int,
+    weight: float,
+    method: Literal["mmr", "dpp"] = "mmr",
+    shortlist: int = 0,
+) -> IntArray:
+    """int64[m, k']: per draw, the re-ranked slate as candidate indices (k' = min(k, n)).
+
+    utility: float64[m, n]; vectors: float[n, d] item vectors of the n candidates (any
+    norm; zero vectors count as similar to nothing); weight >= 0 (0 = sort by utility);
+    shortlist: items per draw considered (0 or >= n = all).
+    """
+    m, n = utility.shape
+    if vectors.shape[0] != n:
+        raise ValueError(f"vectors: expected {n} rows (one per candidate), got {vectors.shape[0]}")
+    if weight < 0:
+        raise ValueError(f"weight: must be >= 0, got {weight}")
+    if method not in ("mmr", "dpp"):
+        raise ValueError(f"method: must be 'mmr' or 'dpp', got {method!r}")
+    k = min(k, n)
+    if weight == 0:
+        return top_k(utility, k)
+    size = n if shortlist <= 0 else max(k, min(shortlist, n))
+    unit = _unit(vectors)
+    if size < n:
+        short = top_k(utility, size)
+        short_utility = np.take_along_axis(utility, short, axis=1)
+        similarity = _Similarity(unit, short)
+    else:
+        short, short_utility, similarity = np.broadcast_to(np.arange(n), (m, n)), utility, _Similarity(unit, None)
+    norms = np.einsum("nd,nd->n", unit, unit)[short]  # float64[m, L]: 1, or 0 for zero vectors
+    select = _mmr if method == "mmr" else _dpp
+    picks = select(short_utility, short, norms, similarity, weight, k)
+    out: IntArray = np.take_along_axis(short, picks, axis=1).astype(np.int64)
+    return out
+
+
+def _mmr(
+    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weight: float, k: int
+) -> IntArray:
+    """int64[m, k] positions into the shortlists short int64[m, L] chosen by MMR; utility float64[m, L]."""
+    m, _ = utility.shape
+    draws = np.arange(m)
+    picks = np.empty((m, k), dtype=np.int64)
+    taken = np.zeros(utility.shape, dtype=bool)
+    max_sim = np.full(utility.shape, -np.inf)
+    score = utility.copy()
+    for step in range(k):
+        pick = np.argmax(score, axis=1)
+        picks[:, step] = pick
+        taken[draws, pick] = True
+        np.maximum(max_sim, similarity.to(short[draws, pick]), out=max_sim)
+        score = utility - weight * max_sim
+        score[taken] = -np.inf
+    return picks
+
+
+def _dpp(
+    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weight: float, k: int
+) -> IntArray:
+    """int64[m, k] positions into the shortlists chosen by greedy DPP MAP; utility float64[m, L]."""
+    m, size = utility.shape
+    draws = np.arange(m)
+    picks = np.empty((m, k), dtype=np.int64)
+    taken = np.zeros(utility.shape, dtype=bool)
+    factor = np.zeros((m, k, size))
+    residual = norms + DPP_JITTER
+    floor = np.finfo(np.float64).tiny
+    for step in range(k):
+        score = utility + weight * np.log(np.maximum(residual, floor))
+        score[taken] = -np.inf
+        pick = np.argmax(score, axis=1)
+        picks[:, step] = pick
+        taken[draws, pick] = True
+        row = similarity.to(short[draws, pick])
+        row[draws, pick] += DPP_JITTER
+        projected = np.einsum("mtl,mt->ml", factor[:, :step], factor[draws, :step, pick])
+        scale = np.sqrt(np.maximum(residual[draws, pick], floor))
+        update = (row - projected) / scale[:, None]
+        factor[:, step] = update
+        residual = residual - update**2
+    return picks

@@ -1,0 +1,122 @@
+"""Settings of the slate objectives and business filters (pydantic, unknown keys rejected).
+
+Defaults are plain relevance ranking with no filter: an engine given the default settings
+serves the same slates as one given none (only `SlateItem.reason` is filled in).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+AttributeValues = str | list[str]
+
+
+class ObjectiveSettings(BaseModel):
+    """How slate items are scored beyond the policy's sampled relevance.
+
+    Per Monte Carlo draw, item utility = relevance * z(score) - novelty * popularity
+    + fairness * deficit, where z standardises the draw's scores over the candidates;
+    then `diversity_method` re-ranks greedily with weight `diversity` (see
+    online/objectives/rerank.py and docs/objectives.md).
+
+    Attributes:
+        relevance: weight of the standardised sampled score (> 0).
+        diversity: weight of the diversity term (0 = off; MMR: similarity penalty,
+            DPP: log-determinant gain), in standard deviations of the draw's scores; on
+            the simulator MMR needs about 2 .. 5 for a clear diversity gain.
+        diversity_method: "mmr" (maximal marginal relevance) or "dpp" (greedy MAP of a
+            determinantal point process).
+        novelty: weight of the popularity penalty log(1 + exposures) / log(1 + max
+            exposures among the candidates), in [0, 1] per item.
+        fairness: weight of the exposure-deficit boost max(0, 1 - share / fair share),
+            in [0, 1] per group.
+        fairness_group: None = each item is its own group; "provider" = the item's
+            provider; any other name = that item attribute.
+        shortlist_factor: each draw re-ranks its top shortlist_factor * k items by utility
+            (0 = all candidates).
+        exposure_window_s: sliding window (seconds of event time) of the exposure counts
+            behind novelty, fairness and explanations.
+        window_buckets: the window is kept as this many time buckets (its resolution).
+        new_item_exposures: an item shown fewer times than this in the window is "new".
+        similar_min_cosine: an item is explained as "similar to" a clicked item only
+            when their cosine similarity reaches this.
+        recent_shown_per_user, recent_clicked_per_user: per-user memory of the last items
+            shown / clicked (for filters and explanations).
+        max_users: users whose recent items are remembered (least recently active dropped).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    relevance: float = Field(default=1.0, gt=0.0)
+    diversity: float = Field(default=0.0, ge=0.0)
+    diversity_method: Literal["mmr", "dpp"] = "mmr"
+    novelty: float = Field(default=0.0, ge=0.0)
+    fairness: float = Field(default=0.0, ge=0.0)
+    fairness_group: str | None = None
+    shortlist_factor: int = Field(default=5, ge=0)
+    exposure_window_s: float = Field(default=86_400.0, gt=0.0)
+    window_buckets: int = Field(default=12, ge=1, le=1000)
+    new_item_exposures: int = Field(default=50, ge=0)
+    similar_min_cosine: float = Field(default=0.5, ge=-1.0, le=1.0)
+    recent_shown_per_user: int = Field(default=50, ge=1, le=10_000)
+    recent_clicked_per_user: int = Field(default=20, ge=1, le=10_000)
+    max_users: int = Field(default=50_000, ge=1)
+
+    @field_validator("fairness_group")
+    @classmethod
+    def _group_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be None (per item), 'provider' or an attribute name")
+        return value
+
+    @property
+    def reranks(self) -> bool:
+        """Whether anything beyond plain relevance ranking is on."""
+        return self.diversity > 0 or self.novelty > 0 or self.fairness > 0
+
+    def memory_key(self) -> tuple[object, ...]:
+        """The fields that shape the shared memory (must agree across scenarios)."""
+        return (self.fairness_group, self.exposure_window_s, self.window_buckets, self.recent_shown_per_user,
+                self.recent_clicked_per_user, self.max_users)
+
+
+class FilterSettings(BaseModel):
+    """Business filters, applied to the candidates before any draw (deterministic).
+
+    Attributes:
+        exclude_shown_within_s: drop items shown to the user in the last this-many seconds
+            (None = off).
+        exclude_clicked_within_s: drop items the user clicked in the last this-many seconds.
+        blocklist: item ids never served.
+        required_attributes: attribute name -> allowed value(s); an item must match all.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exclude_shown_within_s: float | None = Field(default=None, gt=0.0)
+    exclude_clicked_within_s: float | None = Field(default=None, gt=0.0)
+    blocklist: frozenset[str] = frozenset()
+    required_attributes: dict[str, AttributeValues] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _values_not_empty(self) -> FilterSettings:
+        for name, values in self.required_attributes.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"required_attributes.{name}: needs at least one value")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is on."""
+        return bool(
+            self.exclude_shown_within_s or self.exclude_clicked_within_s or self.blocklist or self.required_attributes
+        )
+
+    def allowed_values(self) -> dict[str, frozenset[str]]:
+        """required_attributes with every value set as a frozenset."""
+        return {
+            name: frozenset([values] if isinstance(values, str) else values)
+            for name, values in self.required_attributes.items()
+        }
