@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--profile-worker", type=Path, default=None,
+                        help="run the phase-2 worker under cProfile and write its stats here (slower)")
     args = parser.parse_args()
     broker_module = load_broker()
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
@@ -126,7 +128,7 @@ def main() -> None:
         probe = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
                               fetch_max_wait_ms=50)
         before = population_offsets(settings, probe)
-        with WorkerProcess(settings, store, log, worker_args) as worker:
+        with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             first = None
             deadline = time.monotonic() + 900

@@ -71,6 +71,11 @@ class StreamSettings(BaseSettings):
         broker_session_timeout_s: consumer-group session timeout, seconds. A group join
             waits about half of it, so keep it short in tests (broker allows 6..1800 s).
         attribution_window_s: seconds after an impression during which a click counts.
+        producer_max_batch_bytes: the worker's producer batch size per partition, bytes
+            (state values are ~5 KB; Faust's 16 KB default sends three per batch).
+        producer_linger_ms: how long the worker's producer waits to fill a batch, ms.
+        request_ttl_s: how long the worker remembers a ranked request id (to accept its
+            clicks), seconds; at least the attribution window.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore")
@@ -88,6 +93,9 @@ class StreamSettings(BaseSettings):
     app_id: str = Field(default="slatestream", min_length=1, max_length=200)
     broker_session_timeout_s: float = Field(default=10.0, ge=6.0, le=1800.0)
     attribution_window_s: float = Field(default=1800.0, gt=0.0)
+    producer_max_batch_bytes: int = Field(default=1_000_000, ge=16_384, le=16_000_000)
+    producer_linger_ms: int = Field(default=5, ge=0, le=1000)
+    request_ttl_s: float = Field(default=86_400.0, gt=0.0)
 
     @field_validator("broker_url")
     @classmethod
@@ -112,6 +120,8 @@ class StreamSettings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"{', '.join(missing)} required with security_protocol={self.security_protocol}")
+        if self.request_ttl_s < self.attribution_window_s:
+            raise ValueError("request_ttl_s must be at least attribution_window_s (clicks would be refused)")
         if self.ssl_cafile is not None and not self.ssl_cafile.is_file():
             raise ValueError(f"ssl_cafile: {self.ssl_cafile} is not a file")
         return self

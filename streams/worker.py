@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ from typing import Any
 import faust
 from faust.streams import _current_event  # the context var Faust tables route writes by
 
-from online.engine import EngineConfig
+from online.config import DEFAULT_SCENARIO, EngineSettings, PolicyConfig, ScenarioConfig, SlatestreamConfig
 from online.events import encode_event
-from online.policies import make_policy
 from streams.control import control_topic, ensure_control_topic
 from streams.dead_letter import DeadLetter, encode_dead_letter
+from streams.faust_app import make_app
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.worker_core import Embed, Record, WorkerCore
@@ -42,7 +41,11 @@ log = logging.getLogger("slatestream.worker")
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Model-side settings of a worker (infrastructure is in StreamSettings)."""
+    """Model-side settings of a worker (infrastructure is in StreamSettings).
+
+    `config` (a configuration file's content, see online.config) declares the scenarios and
+    their policies; without it, one scenario serves every request with `policy` and `n_draws`.
+    """
 
     policy: str = "linear_ts"
     dim: int = 32
@@ -50,6 +53,14 @@ class WorkerConfig:
     batch_size: int = 500
     batch_wait_s: float = 0.02
     seed: int = 0
+    config: SlatestreamConfig | None = None
+
+    def scenarios(self) -> SlatestreamConfig:
+        """The scenarios this worker serves."""
+        if self.config is not None:
+            return self.config
+        return SlatestreamConfig(engine=EngineSettings(n_draws=self.n_draws),
+                                 scenarios={DEFAULT_SCENARIO: ScenarioConfig(policy=PolicyConfig(name=self.policy))})
 
 
 @contextlib.contextmanager
@@ -77,31 +88,7 @@ def _record(kind: str, event: Any) -> Record:
 def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> tuple[faust.App, WorkerCore]:
     """The Faust app and the core it drives (topics must exist: ensure_topics, ensure_control_topic)."""
     names = TopicNames.from_settings(settings)
-    credentials = None
-    if settings.security_protocol.startswith("SASL_"):
-        assert settings.sasl_password is not None and settings.sasl_username is not None
-        credentials = faust.SASLCredentials(
-            username=settings.sasl_username, password=settings.sasl_password.get_secret_value(),
-            mechanism=settings.sasl_mechanism or "PLAIN",
-            ssl_context=ssl.create_default_context(cafile=settings.ssl_cafile)
-            if settings.security_protocol == "SASL_SSL" else None,
-        )
-    elif settings.security_protocol == "SSL":
-        credentials = faust.SSLCredentials(ssl.create_default_context(cafile=settings.ssl_cafile))
-    app = faust.App(
-        f"{settings.app_id}-{settings.topic_prefix}".rstrip(".-"),
-        broker=settings.broker_url,
-        broker_credentials=credentials,
-        store="rocksdb://",
-        datadir=str(settings.store_dir),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_enabled=False,
-        broker_session_timeout=settings.broker_session_timeout_s,
-        broker_heartbeat_interval=max(1.0, settings.broker_session_timeout_s / 6),
-        consumer_auto_offset_reset="earliest",
-        stream_wait_empty=False,
-    )
+    app = make_app(settings)
 
     def raw_topic(*topic_names: str) -> faust.TopicT:
         return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -116,8 +103,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
                                     on_changelog_event=catalog_changed,
                                     value_type=bytes)
-    core = WorkerCore(make_policy(config.policy), state_table, embed, config.dim, config.seed,
-                      EngineConfig(n_draws=config.n_draws))
+    core = WorkerCore(config.scenarios(), state_table, embed, config.dim, config.seed)
     slates_topic = raw_topic(names.slates)
     dead_topic = raw_topic(names.dead_letter)
 

@@ -16,13 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from online.catalog import Catalog
-from online.engine import Engine, EngineConfig, RankError
+from online.config import DEFAULT_SCENARIO, SlatestreamConfig
+from online.engine import Engine, RankError
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
 from online.features import FeatureMap
-from online.policies.base import Policy
+from online.scenarios import ScenarioRouter
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
-from streams.table_store import TableStore
+from streams.table_store import AppliedOffsets, TableStore
 
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
@@ -43,6 +44,10 @@ class Record:
 
 class UnknownRequestError(ValueError):
     """A click whose request was never ranked here."""
+
+
+class UnknownScenarioError(ValueError):
+    """Feedback for a scenario the configuration does not serve (and no fallback does)."""
 
 
 class UnknownItemError(ValueError):
@@ -74,37 +79,42 @@ class WorkerCore:
 
     def __init__(
         self,
-        policy: Policy[Any, Any],
+        config: SlatestreamConfig,
         state_table: MutableMapping[bytes, bytes],
         embed: Embed,
         dim: int,
         seed: int = 0,
-        engine_config: EngineConfig | None = None,
         features: FeatureMap | None = None,
     ) -> None:
-        self.policy = policy
+        self.config = config
         self.store = TableStore(state_table)
         self.catalog = Catalog(dim=dim)
         self.embed = embed
         self.seed = seed
-        self.engine_config = engine_config or EngineConfig()
         self.features = features
         self.counts = Counts()
-        self._engines: dict[int, Engine] = {}
+        self._routers: dict[int, ScenarioRouter] = {}
 
-    def engine(self, partition: int) -> Engine:
-        engine = self._engines.get(partition)
+    def router(self, partition: int) -> ScenarioRouter:
+        """The partition's engines (one per configured policy), created on first use."""
+        router = self._routers.get(partition)
+        if router is None:
+            rng = np.random.default_rng([self.seed, partition])
+            router = ScenarioRouter(self.config, self.store, self.catalog, rng, features=self.features,
+                                    shard=str(partition))
+            self._routers[partition] = router
+        return router
+
+    def engine(self, partition: int, scenario: str = DEFAULT_SCENARIO) -> Engine:
+        """The Engine serving `scenario` in `partition` (KeyError if it is not configured)."""
+        engine = self.router(partition).engine_for(scenario)
         if engine is None:
-            engine = Engine(
-                self.policy, self.store, self.catalog, np.random.default_rng([self.seed, partition]),
-                features=self.features, config=self.engine_config, shard=str(partition),
-            )
-            self._engines[partition] = engine
+            raise KeyError(f"scenario {scenario!r} is not configured")
         return engine
 
     def partitions_changed(self) -> None:
         """Forget cached per-partition state: another worker may have written it."""
-        self._engines.clear()
+        self._routers.clear()
         self.store.forget_cache()
 
     def _dead(self, record: Record, error: Exception) -> DeadLetter:
@@ -130,7 +140,7 @@ class WorkerCore:
             self.counts.received += 1
             try:
                 request: RankRequest = self._decode(record, RankRequest)
-                slate = self.engine(record.partition).rank(request)
+                slate = self.router(record.partition).rank(request)
             except (EventDecodeError, RankError) as error:
                 dead.append(self._dead(record, error))
                 continue
@@ -166,7 +176,7 @@ class WorkerCore:
             command = decode_control(record.value)
         except EventDecodeError as error:
             return [self._dead(record, error)]
-        self.engine(record.partition).forget(command.user_id)
+        self.router(record.partition).forget(command.user_id)
         self.counts.controls += 1
         self.counts.forgotten += 1
         return []
@@ -185,37 +195,56 @@ class WorkerCore:
                 dead.append(self._dead(record, error))
                 continue
             decoded.append((record, event))
-        if not decoded:
-            return dead
-        partition = records[0].partition
-        engine = self.engine(partition)
+        router = self.router(records[0].partition)
+        by_engine: dict[int, tuple[Engine, list[tuple[Record, Impression | Click]]]] = {}
+        for record, event in decoded:
+            engine = router.engine_for(event.scenario)
+            if engine is None:
+                dead.append(self._dead(record, UnknownScenarioError(f"scenario {event.scenario!r} is not configured")))
+            else:
+                by_engine.setdefault(id(engine), (engine, []))[1].append((record, event))
+        for engine, group in by_engine.values():
+            dead.extend(self._learn_engine(engine, group))
+        return dead
+
+    def _learn_engine(self, engine: Engine, decoded: Sequence[tuple[Record, Impression | Click]]) -> list[DeadLetter]:
+        """Fold one engine's feedback into its states, skipping what each state already holds."""
+        dead: list[DeadLetter] = []
         topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
         global_done = self.store.offsets_of(engine.global_key)
         user_events: list[Impression | Click] = []
         global_events: list[Impression | Click] = []
         replayed: set[str] = set()
         skipped = 0
+        user_done: dict[str, AppliedOffsets] = {}  # per user key, as of this batch
+        global_last: AppliedOffsets = {}
         for record, event in decoded:
             topic = topic_of[record.kind]
             user_key = engine.user_key(event.user_id)
-            # A user with no value starts at the partition's watermark: an event the
-            # population already holds was learned before the user's state was deleted.
-            user_done = self.store.applied_offsets(user_key)
-            if user_done is None:
-                user_done = global_done
-                self.store.stage_offsets(user_key, global_done)
-            user_new = record.offset > user_done.get(topic, -1)
+            done = user_done.get(user_key)
+            if done is None:
+                # A user with no value starts at the partition's watermark: an event the
+                # population already holds was learned before the user's state was deleted.
+                stored = self.store.applied_offsets(user_key)
+                done = user_done[user_key] = dict(global_done if stored is None else stored)
+                if stored is None:
+                    self.store.stage_offsets(user_key, global_done)
+            user_new = record.offset > done.get(topic, -1)
             global_new = record.offset > global_done.get(topic, -1)
             if user_new:
                 user_events.append(event)
-                self.store.stage_offsets(user_key, {topic: record.offset})
+                done[topic] = record.offset
             if global_new:
                 global_events.append(event)
-                self.store.stage_offsets(engine.global_key, {topic: record.offset})
+                global_last[topic] = record.offset
             if not (user_new or global_new):
                 skipped += 1
             if not (user_new and global_new):
                 replayed.add(user_key)
+        for user_key, done in user_done.items():
+            self.store.stage_offsets(user_key, done)
+        if global_last:
+            self.store.stage_offsets(engine.global_key, global_last)
         same = [id(e) for e in user_events] == [id(e) for e in global_events]
         result = engine.observe(user_events, None if same else global_events)
         if replayed:  # resend what the local store may hold that the changelog lost in a crash

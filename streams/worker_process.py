@@ -40,11 +40,13 @@ def worker_env(settings: StreamSettings, store_dir: Path) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One worker subprocess (python -m streams.cli worker ARGS)."""
+    """One worker subprocess (python -m streams.cli worker ARGS); with `profile_path`, run
+    under cProfile, which writes its stats there when the worker stops (not on kill)."""
 
     def __init__(self, settings: StreamSettings, store_dir: Path, log_path: Path,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), profile_path: Path | None = None) -> None:
         self.settings = settings
+        self.profile_path = profile_path
         self.store_dir = store_dir
         self.log_path = log_path
         self.args = args
@@ -54,8 +56,9 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self._ready_before = self.log_path.read_bytes().count(READY) if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
+            profiler = () if self.profile_path is None else ("-m", "cProfile", "-o", str(self.profile_path))
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "streams.cli", "worker", *self.args],
+                [sys.executable, *profiler, "-m", "streams.cli", "worker", *self.args],
                 env=worker_env(self.settings, self.store_dir), stdout=out, stderr=subprocess.STDOUT,
             )
         return self

@@ -70,9 +70,9 @@ def test_forget_deletes_the_user_and_a_replay_does_not_bring_it_back() -> None:
     restarted.learn([*impressions[:4], *clicks[:4], forget(0)])
     assert b"linear_ts/user/u1" not in table  # the replayed events did not resurrect the user
     restarted.learn([*impressions[4:], *clicks[4:]])
-    state = restarted.policy.decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
+    state = restarted.engine(0).policy.decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
     assert state.n_exposures == 2 * 3 and state.reward_total == 2  # only what came after the forget
-    population = restarted.policy.decode_global(unwrap(table[b"linear_ts/global/0"])[1])
+    population = restarted.engine(0).policy.decode_global(unwrap(table[b"linear_ts/global/0"])[1])
     assert population.n_exposures == 6 * 3 and population.reward_total == 6
     assert restarted.counts.skipped_duplicates == 8 and restarted.counts.balanced()
 

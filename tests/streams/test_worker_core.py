@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from encoders.hashing import HashingEncoder
+from online.config import SlatestreamConfig
 from online.events import Click, Impression, Item, RankRequest, ShownItem, encode_event
 from online.policies.linear_ts import LinearThompsonSampling
 from streams.table_store import unwrap
@@ -15,7 +16,7 @@ ENCODER = HashingEncoder(dim=8)
 
 
 def core(table: dict[bytes, bytes]) -> WorkerCore:
-    return WorkerCore(LinearThompsonSampling(), table, lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
+    return WorkerCore(SlatestreamConfig(), table, lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
 
 
 def record(kind: str, offset: int, value: bytes, partition: int = 0) -> Record:

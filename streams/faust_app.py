@@ -1,0 +1,148 @@
+"""The Faust app the worker runs: connection settings, and two fixes for Faust's hot path.
+
+`make_app(settings)` builds a `SlatestreamApp` (a `faust.App`) from `StreamSettings`.
+It differs from a plain `faust.App` in two places, both measured in bench/worker_throughput.py
+and docs/worker.md:
+
+1. **The consumer feeds streams without a task per message.** faust-streaming 0.15.3's
+   `Consumer._drain_messages` wraps every message in `wait_first(callback(message),
+   suspend_flow.wait())`: two new tasks and an `asyncio.wait` per record, so the feeding
+   loop, not the agents, caps a worker at a few thousand records/s on 2 cores.
+   `BatchDrainConsumer` awaits the callback directly while flow is not suspended and falls
+   back to Faust's `wait_first` when it is (rebalances), so suspension works as before.
+   The override is a copy of Faust's method with that one change; it is applied only on
+   the Faust version it was copied from (`FAUST_VERSION`), any other version runs Faust's own.
+2. **Table writes do not stall the streams.** Every table write queues one changelog
+   message; Faust stops feeding every stream whenever more than 100 are queued and drains
+   them one by one (`ProducerBuffer.wait_until_ebb`). A worker writes up to one state per
+   user per batch, so `producer_buffer_messages` (default 20,000) raises that bound. The
+   guarantee does not depend on it: Faust flushes the producer before committing offsets.
+   Producer batches are larger (`producer_max_batch_size`) and linger a little, because
+   ~5 KB state values fill Faust's 16 KB default batch after three writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, cast
+
+import faust
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import ProducerT, TransportT
+
+from streams.settings import StreamSettings
+
+FAUST_VERSION = "0.15.3"
+"""The faust-streaming version `BatchDrainConsumer._drain_messages` was copied from."""
+
+
+class BatchDrainConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, feeding streams without two tasks per record."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in workers
+        if faust.__version__ != FAUST_VERSION:
+            await super()._drain_messages(fetcher)
+            return
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        suspended = self.suspend_flow.is_set
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
+                records = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in records:
+                        since_yield += 1
+                        if since_yield > 100:
+                            await asyncio.sleep(0)
+                            since_yield = 0
+                        offset = message.offset
+                        read_offset = get_read_offset(tp)
+                        if read_offset is not None and offset < read_offset:
+                            continue  # Faust drops these too (already read)
+                        if read_offset and offset - read_offset > 1 and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, read_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if suspended():
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        else:
+                            await callback(message)
+                        set_read_offset(tp, offset)
+                self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+
+class BatchDrainTransport(faust_aiokafka.Transport):
+    """The kafka:// transport with `BatchDrainConsumer`."""
+
+    Consumer = BatchDrainConsumer
+
+
+class SlatestreamApp(faust.App):
+    """A faust.App with `BatchDrainTransport` and a larger producer buffer bound."""
+
+    producer_buffer_messages = 20_000
+
+    def _new_transport(self) -> TransportT:
+        return cast(TransportT, BatchDrainTransport(self.conf.broker_consumer, self))
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        producer.buffer.max_messages = self.producer_buffer_messages
+        return producer
+
+
+def broker_credentials(settings: StreamSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust credentials for the settings' security protocol (None for PLAINTEXT)."""
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None and settings.sasl_username is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context if settings.security_protocol == "SASL_SSL" else None,
+        )
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def make_app(settings: StreamSettings) -> SlatestreamApp:
+    """The worker's Faust app: one consumer group per (app id, topic prefix), RocksDB tables."""
+    return SlatestreamApp(
+        f"{settings.app_id}-{settings.topic_prefix}".rstrip(".-"),
+        broker=settings.broker_url,
+        broker_credentials=broker_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.store_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.broker_session_timeout_s / 6),
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_linger_ms=settings.producer_linger_ms,
+    )
