@@ -144,6 +144,8 @@ def main() -> None:
                     raise TimeoutError("the worker did not learn every record")
                 time.sleep(0.05)
             counts = worker.counts()
+            time.sleep(5.5)  # the next periodic log line holds the batch statistics of the whole run
+            batch_lines = [line for line in worker.log_text().splitlines() if "batches " in line]
         probe.close()
         assert first is not None
         worker_s = end - first
@@ -154,6 +156,8 @@ def main() -> None:
     print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
     print(f"worker counts (last log line): {counts}")
+    if batch_lines:
+        print("worker " + batch_lines[-1].split("batches ", 1)[1])
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 

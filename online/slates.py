@@ -21,14 +21,37 @@ from online.policies.base import ScoreDraws
 
 
 def top_k(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
-    """Indices of the k largest scores per row, best first: int64[m, k] for float[m, n]."""
+    """Indices of the k largest scores per row, best first: int64[m, k] for float[m, n].
+
+    Many rows over many columns (Monte Carlo draws over candidates) go through a threshold
+    prefilter (`_top_k_prefiltered`, same result for distinct scores, ~5x faster at
+    64 x 1,000); otherwise a row-wise partial sort. Equal scores keep no particular order.
+    """
     k = min(k, scores.shape[-1])
+    if scores.ndim == 2 and scores.shape[0] >= 8 and scores.shape[1] >= 32 * k:
+        return _top_k_prefiltered(scores, k)
     if k == scores.shape[-1]:
         part = np.broadcast_to(np.arange(k), scores.shape).copy()
     else:
         part = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=-1), axis=-1, kind="stable")
     return np.take_along_axis(part, order, axis=-1).astype(np.int64)
+
+
+def _top_k_prefiltered(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """top_k for float[m, n] with n >= 32k: each row's k-th largest score over a shortlist of
+    4k columns (the best by mean over rows) is a lower bound of its k-th largest overall, so
+    only the scores at or above it (a few k per row) need sorting."""
+    m, n = scores.shape
+    shortlist = np.argpartition(-scores.mean(axis=0), 4 * k - 1)[: 4 * k]
+    bound = -np.partition(-scores[:, shortlist], k - 1, axis=1)[:, k - 1]  # float[m]
+    flat = np.flatnonzero(scores >= bound[:, None])  # 1-D nonzero is ~10x faster than 2-D
+    rows, cols = np.divmod(flat, n)
+    order = np.lexsort((-scores.ravel()[flat], rows))  # by row, best first within a row
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(m))  # every row has >= k entries
+    picked: npt.NDArray[np.int64] = cols[starts[:, None] + np.arange(k)].astype(np.int64)
+    return picked
 
 
 def position_propensities(draws: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:

@@ -17,8 +17,8 @@ and docs/worker.md:
    them one by one (`ProducerBuffer.wait_until_ebb`). A worker writes up to one state per
    user per batch, so `producer_buffer_messages` (default 20,000) raises that bound. The
    guarantee does not depend on it: Faust flushes the producer before committing offsets.
-   Producer batches are larger (`producer_max_batch_size`) and linger a little, because
-   ~5 KB state values fill Faust's 16 KB default batch after three writes.
+   Producer batches are larger (`producer_max_batch_size`), because ~5 KB state values
+   fill Faust's 16 KB default batch after three writes.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class StreamSettings(BaseSettings):
         attribution_window_s: seconds after an impression during which a click counts.
         producer_max_batch_bytes: the worker's producer batch size per partition, bytes
             (state values are ~5 KB; Faust's 16 KB default sends three per batch).
-        producer_linger_ms: how long the worker's producer waits to fill a batch, ms.
+        producer_linger_ms: how long the worker's producer waits to fill a batch, ms (0: send
+            what accumulated while the previous request was in flight; slates wait for nothing).
         request_ttl_s: how long the worker remembers a ranked request id (to accept its
             clicks), seconds; at least the attribution window.
     """
@@ -94,7 +95,7 @@ class StreamSettings(BaseSettings):
     broker_session_timeout_s: float = Field(default=10.0, ge=6.0, le=1800.0)
     attribution_window_s: float = Field(default=1800.0, gt=0.0)
     producer_max_batch_bytes: int = Field(default=1_000_000, ge=16_384, le=16_000_000)
-    producer_linger_ms: int = Field(default=5, ge=0, le=1000)
+    producer_linger_ms: int = Field(default=0, ge=0, le=1000)
     request_ttl_s: float = Field(default=86_400.0, gt=0.0)
 
     @field_validator("broker_url")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ log = logging.getLogger("slatestream.worker")
 class WorkerConfig:
     """Model-side settings of a worker (infrastructure is in StreamSettings).
 
+    Feedback is learned in batches of up to `batch_size` records gathered for at most
+    `batch_wait_s`; requests are taken `request_batch_size` at a time within
+    `request_wait_s` and ranked one by one, each slate sent as soon as it is ready.
+
     `config` (a configuration file's content, see online.config) declares the scenarios and
     their policies; without it, one scenario serves every request with `policy` and `n_draws`.
     """
@@ -51,7 +56,9 @@ class WorkerConfig:
     dim: int = 32
     n_draws: int = 64
     batch_size: int = 500
-    batch_wait_s: float = 0.02
+    batch_wait_s: float = 0.05
+    request_batch_size: int = 64
+    request_wait_s: float = 0.002
     seed: int = 0
     config: SlatestreamConfig | None = None
 
@@ -61,6 +68,24 @@ class WorkerConfig:
             return self.config
         return SlatestreamConfig(engine=EngineSettings(n_draws=self.n_draws),
                                  scenarios={DEFAULT_SCENARIO: ScenarioConfig(policy=PolicyConfig(name=self.policy))})
+
+
+@dataclass
+class BatchStats:
+    """An agent's batches since start: how many, records in them, seconds spent processing."""
+
+    batches: int = 0
+    records: int = 0
+    busy_s: float = 0.0
+
+    def add(self, records: int, seconds: float) -> None:
+        self.batches += 1
+        self.records += records
+        self.busy_s += seconds
+
+    def __str__(self) -> str:
+        mean = self.records / self.batches if self.batches else 0.0
+        return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy"
 
 
 @contextlib.contextmanager
@@ -124,26 +149,31 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
 
     @app.agent(raw_topic(names.requests))
     async def requests(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+        async for events in stream.take_events(config.request_batch_size, within=config.request_wait_s):
+            started = time.perf_counter()
             sync_catalog()
-            for group in _by_partition(events).values():
-                with _partition_context(group[-1]):
-                    slates, dead = core.rank([_record("requests", e) for e in group])
+            for event in events:  # one at a time: each slate leaves as soon as it is ranked
+                with _partition_context(event):
+                    slates, dead = core.rank([_record("requests", event)])
                 for slate in slates:
                     await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
                 await send_dead(dead)
+            stats["requests"].add(len(events), time.perf_counter() - started)
 
+    stats = {"requests": BatchStats(), "feedback": BatchStats()}
     feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
 
     @app.agent(raw_topic(*feedback_kinds))
     async def feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+            started = time.perf_counter()
             sync_catalog()
             for group in _by_partition(events).values():
                 records = [_record(feedback_kinds[e.message.topic], e) for e in group]
                 with _partition_context(group[-1]):
                     dead = core.learn(records)
                 await send_dead(dead)
+            stats["feedback"].add(len(events), time.perf_counter() - started)
 
     def sync_catalog() -> None:
         """Items embedded by other workers (or before a restart) join the local catalog.
@@ -167,6 +197,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     @app.timer(interval=5.0)
     async def report_counts() -> None:
         log.info("counts %s", core.counts)
+        log.info("batches %s", "; ".join(f"{name}: {value}" for name, value in stats.items()))
 
     async def on_revoked(*_: Any, **__: Any) -> None:
         core.partitions_changed()

@@ -17,6 +17,17 @@ def test_top_k_orders_best_first() -> None:
     np.testing.assert_array_equal(top_k(scores, 9), [[1, 3, 2, 0], [0, 1, 2, 3]])
 
 
+def test_prefiltered_top_k_equals_a_full_sort() -> None:
+    """The threshold path (many draws over many candidates) must give the exact top-k,
+    including rows whose best items are far from the items best on average."""
+    rng = np.random.default_rng(7)
+    for m, n, k in [(64, 1000, 10), (8, 320, 10), (64, 1000, 1), (100, 3000, 25)]:
+        scores = rng.normal(size=(m, n)) + 2.0 * rng.normal(size=n)
+        scores[0] = -scores[0]  # one row ranks the candidates in the opposite order
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(top_k(scores, k), expected)
+
+
 def test_deterministic_policy_has_propensity_one() -> None:
     draws = np.tile(np.array([0.1, 0.9, 0.5, 0.7]), (32, 1))
     np.testing.assert_array_equal(position_propensities(draws, 3), [1.0, 1.0, 1.0])
