@@ -8,7 +8,10 @@ click is published; the worker restarts on the same store and the clock runs fro
 population change to the moment every partition's population state holds the last record
 (read from the tail of the state changelog). Baseline in the same run: a bare aiokafka
 consume loop (assign all partitions, getmany until the end offsets) over the same records.
-Prints events/s of both and the ratio.
+Prints events/s of both and the ratio, and two more ceilings measured the same way over the
+same records (bench/faust_floor.py): a Faust agent with the worker's app settings that only
+counts, and one that also writes a 4.8 KB table value per record (Faust's cost of keeping
+per-user state in a changelogged table).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +98,20 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         await consumer.stop()
 
 
+def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
+    """Run bench/faust_floor.py over the same records (a fresh consumer group); its JSON line."""
+    command = [sys.executable, str(ROOT / "bench" / "faust_floor.py"), settings.broker_url, str(expected), *topics,
+               "--partitions", str(settings.partitions)]
+    if mode == "table":
+        command.append("--table-writes")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"faust_floor {mode} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30_000)
@@ -150,11 +169,18 @@ def main() -> None:
         assert first is not None
         worker_s = end - first
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
+        floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
+                  for mode in ("count", "table")}
     worker_rate, bare_rate = len(feedback) / worker_s, len(feedback) / bare_s
     print(f"worker: {len(feedback):,} events in {worker_s:.2f} s = {worker_rate:,.0f} events/s "
           f"(from the first to the last population write; batch size {args.batch_size})")
     print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
+    for mode, label in (("count", "Faust agent that only counts (same app settings)"),
+                        ("table", "Faust agent writing one 4.8 KB table value per record")):
+        floor = floors[mode]
+        print(f"{label}: {floor['per_s']:,.0f} events/s (mean batch {floor['mean_batch']:.0f}); "
+              f"worker / this: {worker_rate / floor['per_s']:.2f}")
     print(f"worker counts (last log line): {counts}")
     if batch_lines:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])

@@ -17,6 +17,7 @@ rebalance. Offsets folded into each state value make replays after a crash harml
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -47,6 +48,11 @@ class WorkerConfig:
     Feedback is learned in batches of up to `batch_size` records gathered for at most
     `batch_wait_s`; requests are taken `request_batch_size` at a time within
     `request_wait_s` and ranked one by one, each slate sent as soon as it is ready.
+    While the catalog is still empty (a fresh start), requests wait up to
+    `empty_catalog_wait_s` for the items agent before they are ranked or dead-lettered.
+    `user_cache_size` decoded user states stay in memory per partition (~5 KB each for
+    linear TS at d = 32): a worker is the only writer of its partitions' states, and the
+    cache is dropped on every rebalance.
 
     `config` (a configuration file's content, see online.config) declares the scenarios and
     their policies; without it, one scenario serves every request with `policy` and `n_draws`.
@@ -59,6 +65,8 @@ class WorkerConfig:
     batch_wait_s: float = 0.05
     request_batch_size: int = 64
     request_wait_s: float = 0.002
+    user_cache_size: int = 20_000
+    empty_catalog_wait_s: float = 10.0
     seed: int = 0
     config: SlatestreamConfig | None = None
 
@@ -66,7 +74,7 @@ class WorkerConfig:
         """The scenarios this worker serves."""
         if self.config is not None:
             return self.config
-        return SlatestreamConfig(engine=EngineSettings(n_draws=self.n_draws),
+        return SlatestreamConfig(engine=EngineSettings(n_draws=self.n_draws, user_cache_size=self.user_cache_size),
                                  scenarios={DEFAULT_SCENARIO: ScenarioConfig(policy=PolicyConfig(name=self.policy))})
 
 
@@ -152,6 +160,11 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         async for events in stream.take_events(config.request_batch_size, within=config.request_wait_s):
             started = time.perf_counter()
             sync_catalog()
+            waited = 0.0
+            while len(core.catalog) == 0 and waited < config.empty_catalog_wait_s:
+                await asyncio.sleep(0.05)  # at start-up, let the items agent load the catalog first
+                waited += 0.05
+                sync_catalog()
             for event in events:  # one at a time: each slate leaves as soon as it is ranked
                 with _partition_context(event):
                     slates, dead = core.rank([_record("requests", event)])
