@@ -1,6 +1,7 @@
 """`slatestream evaluate`: counterfactual evaluation of policies on real logs, and its report.
 
     slatestream evaluate --data obd:PATH --policies linear_ts,bernoulli_ts,uniform_random --out DIR
+    slatestream evaluate --sweep --data sim|obd:PATH --out DIR     # objective weights (streams/sweep.py)
 
 --data names the log: `obd:PATH` (PATH = obp's obd folder, with --behavior-policy and
 --campaign), `mind:PATH` (a folder with behaviors.tsv and news.tsv), or `events:PATH` (the
@@ -224,7 +225,8 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
               help="Configuration file: the policies named in it are evaluated with its hyperparameters "
                    "(default: $SLATESTREAM_CONFIG, else built-in defaults).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--n-draws", type=int, default=256, show_default=True, help="Monte Carlo draws per round.")
+@click.option("--n-draws", type=int, default=None, help="Monte Carlo draws per round  [default: 256; --sweep: 64 on "
+              "logs, 32 on sim]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-rounds", type=int, default=None, help="Evaluate only the first N rounds.")
 @click.option("--behavior-policy", type=click.Choice(["random", "bts"]), default="random", show_default=True)
@@ -232,18 +234,47 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
 @click.option("--encoder", "encoder_kind", type=click.Choice(["auto", "onnx", "hashing"]), default="auto",
               show_default=True, help="Item text encoder (auto: the exported ONNX model when present).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx file.")
-@click.option("--dim", type=int, default=8, show_default=True, help="Item vector dimension d.")
+@click.option("--dim", type=int, default=None, help="Item vector dimension d  [default: 8; --sweep on sim: 32, "
+              "the demo's]")
 @click.option("--learn-every", type=int, default=1, show_default=True, help="Rounds per learning batch.")
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
-def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int, seed: int,
+@click.option("--sweep", is_flag=True, help="Sweep a grid of objective weights instead (see streams/sweep.py); "
+              "--data may then also be `sim` (the simulator).")
+@click.option("--diversity", "diversity_weights", default="0,2,5,10", show_default=True,
+              help="--sweep: diversity weights.")
+@click.option("--novelty", "novelty_weights", default="0", show_default=True, help="--sweep: novelty weights.")
+@click.option("--fairness", "fairness_weights", default="0,1", show_default=True,
+              help="--sweep: exposure-fairness weights (per item).")
+@click.option("--method", type=click.Choice(["mmr", "dpp"]), default="mmr", show_default=True,
+              help="--sweep: re-ranking method.")
+@click.option("--shortlist", type=int, default=5, show_default=True,
+              help="--sweep: re-rank the top shortlist x k items per draw (0 = all).")
+@click.option("--requests", type=int, default=1500, show_default=True, help="--sweep on sim: requests per run.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="--sweep on sim: simulator seeds (paired).")
+def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
+                     seed: int,
                      max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str,
-                     model: Path | None, dim: int, learn_every: int, learn_from: str, reward_model: str,
-                     n_bootstrap: int) -> None:
+                     model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
+                     n_bootstrap: int, sweep: bool, diversity_weights: str, novelty_weights: str,
+                     fairness_weights: str, method: str, shortlist: int, requests: int, seeds: int) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     from streams.cli import _config, _encoder
     from streams.demo import make_embed
+
+    if sweep:
+        from streams.sweep import SweepOptions, run_sweep_command
+
+        on_sim = data == "sim"
+        run_sweep_command(SweepOptions(
+            data, policies, out, n_draws or (32 if on_sim else 64), seed, max_rounds, behavior_policy, campaign,
+            encoder_kind, model, dim or (32 if on_sim else 8), learn_every, n_bootstrap, diversity_weights,
+            novelty_weights, fairness_weights, method, shortlist, requests, seeds))
+        return
+    if data == "sim":
+        raise click.BadParameter("`sim` is only for --sweep", param_hint="--data")
+    n_draws, dim = n_draws or 256, dim or 8
 
     configured = config_path is not None or bool(os.environ.get(CONFIG_ENV))
     config = _config(config_path)

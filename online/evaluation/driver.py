@@ -21,6 +21,15 @@ Shortcuts, both exact in expectation: `uniform_random` uses its exact probabilit
 user and context) reuses one Monte Carlo matrix while its state and candidates are
 unchanged (between learning batches), drawing only its slate afresh each round.
 
+Slate objectives (online/objectives): a `PolicyVariant` evaluates a policy re-ranked by
+`ObjectiveSettings` (and cut by `FilterSettings`) exactly as `Engine.rank` serves it: the
+filters cut the candidates, every Monte Carlo draw is re-ranked, so the evaluation
+probabilities are those of the whole randomised procedure and the estimators stay
+unbiased. The objectives' memory (exposure windows for novelty and fairness, recent items
+for filters) is fed with the variant's *own* slates (what it would have served) and the
+round's logged clicks, at each learning batch, as the serving loop would; intra-list
+diversity and the exposure Gini in the metrics are those of its own slates.
+
 Estimates and metrics come from `online.evaluation.summary`.
 """
 
@@ -39,11 +48,12 @@ from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores, position_probabilities, request_draws
 from online.evaluation.summary import EvaluationResult, PolicyTrace, RoundLog, summarise
-from online.events import Click, Impression, Item
+from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import FeatureMap, ItemFeatures
+from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
-from online.policies.base import Policy
+from online.policies.base import Policy, ScoreDraws
 from online.slates import top_k
 from online.state import InMemoryStore
 
@@ -103,29 +113,61 @@ class DriverConfig:
             raise ValueError(f"max_rounds: must be >= 1 or None, got {self.max_rounds}")
 
 
+@dataclass(frozen=True)
+class PolicyVariant:
+    """A policy evaluated under slate objectives and filters (None: plain ranking), named
+    `label` in the result (default: the policy's name)."""
+
+    policy: Policy[Any, Any] | str
+    objectives: ObjectiveSettings | None = None
+    filters: FilterSettings | None = None
+    label: str | None = None
+
+
 @dataclass
 class _PolicyRun:
-    """A policy's engine, its pending feedback and the per-observation trace."""
+    """A policy's engine, its objectives (None: plain top-k), its pending feedback, the
+    pending own slates for the objectives' memory and the per-observation trace."""
 
     engine: Engine
     trace: PolicyTrace
+    objectives: Objectives | None = None
     buffer: list[Impression | Click] = field(default_factory=list)
+    own_buffer: list[Impression | Click] = field(default_factory=list)
     rounds_buffered: int = 0
     cache: dict[bytes, FloatArray] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
 
+    def _draws(self, request: RankRequest, n_draws: int) -> tuple[IntArray, list[str], ScoreDraws]:
+        """`request_draws` after the objectives' filters (which cut candidates before any draw)."""
+        engine, objectives = self.engine, self.objectives
+        if objectives is None or not objectives.settings_for(request.scenario)[1].active:
+            return request_draws(engine, request, n_draws)
+        rows = engine.candidate_rows(request, engine.load_user(request.user_id))
+        kept = objectives.filter(request, rows, engine.catalog)
+        if len(kept.rows) == 0:
+            raise RankError(f"request {request.request_id}: the filters removed every candidate ({kept.describe()})")
+        narrowed = request.model_copy(update={"candidates": tuple(engine.catalog.ids_of(kept.rows))})
+        return request_draws(engine, narrowed, n_draws)
+
+    def _rank(self, request: RankRequest, rows: IntArray, draws: ScoreDraws, k: int) -> IntArray:
+        """int64[m, k] the slate of every draw: plain top-k, or re-ranked by the objectives."""
+        if self.objectives is None:
+            return top_k(draws.draws, k)
+        return self.objectives.rank(request, rows, draws, self.engine.catalog).ranked
+
     def scores(self, round_: LoggedRound, config: DriverConfig) -> RequestScores:
         engine, request = self.engine, round_.request
-        exact = config.exact_uniform and type(engine.policy) is UniformRandom
+        exact = config.exact_uniform and type(engine.policy) is UniformRandom and self.objectives is None
         reuse = engine.policy.name in config.context_free
         n_draws = 1 if exact else config.n_draws
         if reuse and not exact and self.cache:
             n_draws = 1  # re-drawn below if these candidates are not cached
-        rows, item_ids, draws = request_draws(engine, request, n_draws)
+        rows, item_ids, draws = self._draws(request, n_draws)
         if n_draws == 1 and reuse and not exact and rows.tobytes() not in self.cache:
-            rows, item_ids, draws = request_draws(engine, request, config.n_draws)
+            rows, item_ids, draws = self._draws(request, config.n_draws)
         n, k = len(item_ids), min(request.k, len(item_ids))
-        ranked = top_k(draws.draws, k)
+        ranked = self._rank(request, rows, draws, k)
         if exact:
             probs: FloatArray = np.full((n, k), 1.0 / n)
         elif reuse:
@@ -143,7 +185,24 @@ class _PolicyRun:
         if self.rounds_buffered >= learn_every:
             self.flush()
 
+    def remember_own_slate(self, round_: LoggedRound, slate_ids: Sequence[str]) -> None:
+        """Queue the slate this policy would have served (and the round's logged clicks) for
+        the objectives' memory, applied with the next learning batch."""
+        if self.objectives is None or not slate_ids:
+            return
+        request = round_.request
+        shown = tuple(ShownItem(item_id=item, position=p) for p, item in enumerate(slate_ids))
+        self.own_buffer.append(Impression(
+            event_id=f"{request.request_id}-own", request_id=request.request_id, user_id=request.user_id,
+            scenario=request.scenario, shown=shown, time=request.time))
+        self.own_buffer.extend(round_.clicks)
+
     def flush(self) -> None:
+        if self.objectives is not None and self.own_buffer:
+            batch, _ = self.engine.feedback_batch(self.own_buffer)
+            self.objectives.observe(batch, self.engine.catalog)
+            self.cache.clear()
+        self.own_buffer = []
         if self.buffer:
             result = self.engine.observe(self.buffer)
             self.trace.learned_events += len(self.buffer) - len(result.rejected)
@@ -170,19 +229,27 @@ def _matched_feedback(
     return [impression.model_copy(update={"shown": kept}), *clicks]
 
 
-def _policy_objects(policies: Sequence[Policy[Any, Any] | str]) -> list[Policy[Any, Any]]:
-    objects = [make_policy(p) if isinstance(p, str) else p for p in policies]
-    names = [p.name for p in objects]
-    if not objects:
+def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> list[tuple[Policy[Any, Any], str,
+                                                                                      Objectives | None]]:
+    """(policy object, label, objectives or None) per entry; labels must be distinct."""
+    out: list[tuple[Policy[Any, Any], str, Objectives | None]] = []
+    for entry in policies:
+        variant = entry if isinstance(entry, PolicyVariant) else PolicyVariant(entry)
+        policy = make_policy(variant.policy) if isinstance(variant.policy, str) else variant.policy
+        plain = variant.objectives is None and variant.filters is None
+        out.append((policy, variant.label or policy.name,
+                    None if plain else Objectives(variant.objectives, variant.filters)))
+    names = [label for _, label, _ in out]
+    if not out:
         raise ValueError("policies: must name at least one policy")
     if len(set(names)) != len(names):
-        raise ValueError(f"policies: names must be distinct, got {names}")
-    return objects
+        raise ValueError(f"policies: names (labels) must be distinct, got {names}")
+    return out
 
 
 def evaluate_log(
     events: Iterable[AnyEvent],
-    policies: Sequence[Policy[Any, Any] | str],
+    policies: Sequence[Policy[Any, Any] | str | PolicyVariant],
     embed: Embed,
     item_dim: int,
     *,
@@ -190,7 +257,8 @@ def evaluate_log(
     config: DriverConfig | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationResult:
-    """Evaluate `policies` (objects or registered names) on a logged event stream.
+    """Evaluate `policies` (objects, registered names, or `PolicyVariant`s with slate
+    objectives) on a logged event stream.
 
     embed maps catalog items to float32[n, item_dim] vectors; features builds the bandit
     features (default `ItemFeatures`; `ContextCrossFeatures` for logs without user ids).
@@ -204,9 +272,10 @@ def evaluate_log(
         _PolicyRun(
             Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
                    feature_map, engine_config),
-            PolicyTrace(policy.name, policy.version),
+            PolicyTrace(label, policy.version),
+            objectives,
         )
-        for index, policy in enumerate(_policy_objects(policies))
+        for index, (policy, label, objectives) in enumerate(_variants(policies))
     ]
     model = PositionCTRModel()
     log = RoundLog()
@@ -263,6 +332,7 @@ def _evaluate_round(
         _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
                      config=config)
         slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
+        run.remember_own_slate(round_, slate_ids)
         feedback = (round_.feedback() if config.learn_from == "all"
                     else _matched_feedback(round_, slate_ids, run.matched_pairs))
         run.learn(feedback, 1, config.learn_every)
