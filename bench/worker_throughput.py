@@ -105,7 +105,9 @@ def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode
     if mode == "table":
         command.append("--table-writes")
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    # Faust routes stdout through its logger, so the JSON line may come on either stream
+    lines = [line[line.index('{"records"'):] for line in (done.stdout + done.stderr).splitlines()
+             if '{"records"' in line]
     if not lines:
         raise RuntimeError(f"faust_floor {mode} failed ({done.returncode}): {done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(lines[-1])
