@@ -161,7 +161,11 @@ class Policy(ABC, Generic[G, U]):
 
     @property
     def version(self) -> str:
-        return f"{self.name}-r{self.revision}-{hyperparameter_hash(self.params)}"
+        cached: tuple[object, str] | None = self.__dict__.get("_version")
+        if cached is None or cached[0] is not self.params:  # params are immutable; hashing costs ~0.2 ms
+            cached = (self.params, f"{self.name}-r{self.revision}-{hyperparameter_hash(self.params)}")
+            self.__dict__["_version"] = cached
+        return cached[1]
 
     @abstractmethod
     def init_global(self, feature_dim: int) -> G:
