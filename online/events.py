@@ -206,5 +206,11 @@ def decode_event(raw: bytes | str) -> RankRequest | Slate | Impression | Click |
 
 
 def encode_event(event: RankRequest | Slate | Impression | Click | Item) -> bytes:
-    """Serialise an event to compact JSON bytes (UTC ISO-8601 times)."""
+    """Serialise an event to compact JSON bytes (UTC ISO-8601 times).
+
+    A RankRequest whose `k` was not given is written without it, so the receiver applies
+    its scenario's slate size (online.config) instead of the model's default of 10.
+    """
+    if isinstance(event, RankRequest) and "k" not in event.model_fields_set:
+        return event.model_dump_json(exclude_none=True, exclude={"k"}).encode()
     return event.model_dump_json(exclude_none=True).encode()

@@ -79,3 +79,11 @@ def test_bad_input_names_field_and_reason(raw: bytes, field: str, reason_part: s
 def test_item_text_joins_fields_in_key_order() -> None:
     item = Item(item_id="a", fields={"title": "Shoe", "description": "Red leather"})
     assert item.text() == "Red leather. Shoe"
+
+
+def test_a_request_without_k_round_trips_without_it() -> None:
+    """An omitted k stays omitted on the wire, so the receiver's scenario slate size applies."""
+    plain = decode_event(encode_event(RankRequest(request_id="r", user_id="u")))
+    assert isinstance(plain, RankRequest) and "k" not in plain.model_fields_set and plain.k == 10
+    sized = decode_event(encode_event(RankRequest(request_id="r", user_id="u", k=3)))
+    assert isinstance(sized, RankRequest) and "k" in sized.model_fields_set and sized.k == 3

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from encoders.hashing import HashingEncoder
-from online.config import SlatestreamConfig
+from online.config import SlatestreamConfig, parse_config
 from online.events import Click, Impression, Item, RankRequest, ShownItem, encode_event
 from online.policies.linear_ts import LinearThompsonSampling
 from streams.table_store import unwrap
@@ -94,3 +94,37 @@ def test_replayed_records_do_not_count_twice() -> None:
     theirs_g = policy.decode_global(unwrap(once[b"linear_ts/global/0"])[1])
     np.testing.assert_allclose(ours_g.gram_upper, theirs_g.gram_upper)
     assert ours_g.n_exposures == theirs_g.n_exposures == 24
+
+
+def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_lettered() -> None:
+    config = parse_config({"scenarios": {
+        "feed": {"slate_size": 3, "policy": {"name": "linear_ts"}},
+        "ad_slot": {"slate_size": 2, "candidates": "request", "policy": {"name": "linear_ts"}},
+    }})
+    table: dict[bytes, bytes] = {}
+    worker = WorkerCore(config, table, lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
+    worker.add_items(items())
+    requests = [
+        record("requests", 0, encode_event(RankRequest(request_id="r0", user_id="u1", scenario="feed", time=T0))),
+        record("requests", 1, encode_event(RankRequest(request_id="r1", user_id="u1", scenario="ad_slot", time=T0,
+                                                       candidates=("i0", "i1", "i2")))),
+        record("requests", 2, encode_event(RankRequest(request_id="r2", user_id="u1", scenario="ad_slot", time=T0))),
+        record("requests", 3, encode_event(RankRequest(request_id="r3", user_id="u1", scenario="email", time=T0))),
+    ]
+    slates, dead = worker.rank(requests)
+    assert [len(s.items) for s in slates] == [3, 2]  # each scenario's slate size
+    assert [d.error_type for d in dead] == ["RankError", "RankError"]  # no candidates; not configured
+    shown = (ShownItem(item_id="i0", position=0), ShownItem(item_id="i1", position=1))
+    learned = worker.learn([
+        record("impressions", 0, encode_event(Impression(event_id="e0", request_id="r1", user_id="u1",
+                                                         scenario="ad_slot", shown=shown, time=T0))),
+        record("clicks", 0, encode_event(Click(event_id="c0", request_id="r1", user_id="u1", item_id="i0",
+                                               scenario="ad_slot", time=T0))),
+        record("impressions", 1, encode_event(Impression(event_id="e1", request_id="r0", user_id="u1",
+                                                         scenario="email", shown=shown, time=T0))),
+    ])
+    assert [d.error_type for d in learned] == ["UnknownScenarioError"]
+    # the ad slot's feedback went into the one state both scenarios share
+    state = LinearThompsonSampling().decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
+    assert state.n_exposures == 2 and state.reward_total == 1
+    assert worker.counts.balanced()
