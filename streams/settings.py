@@ -75,8 +75,8 @@ class StreamSettings(BaseSettings):
             (state values are ~5 KB; Faust's 16 KB default sends three per batch).
         producer_linger_ms: how long the worker's producer waits to fill a batch, ms (0: send
             what accumulated while the previous request was in flight; slates wait for nothing).
-        request_ttl_s: how long the worker remembers a ranked request id (to accept its
-            clicks), seconds; at least the attribution window.
+        request_ttl_s: the longest a click may follow its request (event times), seconds;
+            at least the attribution window. Later clicks are dead-lettered.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore")

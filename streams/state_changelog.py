@@ -2,7 +2,7 @@
 
 Faust writes every state table change to "<app id>-state-changelog" (compacted; a
 delete is a tombstone, value None), keyed like the table ("linear_ts/user/u1",
-"linear_ts/global/3", "request/r9") in the partition of the event that wrote it. The
+"linear_ts/global/3", "requests/u9") in the partition of the event that wrote it. The
 latest record per key is the state a worker recovers, so reading it checks what
 survives a crash or a rebalance without touching any worker's local store.
 """

@@ -136,7 +136,8 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
                                     on_changelog_event=catalog_changed,
                                     value_type=bytes)
-    core = WorkerCore(config.scenarios(), state_table, embed, config.dim, config.seed)
+    core = WorkerCore(config.scenarios(), state_table, embed, config.dim, config.seed,
+                      request_ttl_s=settings.request_ttl_s)
     slates_topic = raw_topic(names.slates)
     dead_topic = raw_topic(names.dead_letter)
 

@@ -8,6 +8,7 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,8 +86,12 @@ class WorkerCore:
         dim: int,
         seed: int = 0,
         features: FeatureMap | None = None,
+        request_ttl_s: float = 86_400.0,
+        recent_requests: int = 64,
     ) -> None:
         self.config = config
+        self.request_ttl_s = request_ttl_s
+        self.recent_requests = recent_requests
         self.store = TableStore(state_table)
         self.catalog = Catalog(dim=dim)
         self.embed = embed
@@ -144,10 +149,26 @@ class WorkerCore:
             except (EventDecodeError, RankError) as error:
                 dead.append(self._dead(record, error))
                 continue
-            self.store.put(f"request/{request.request_id}", request.user_id.encode())
+            self._remember_request(request)
             self.counts.ranked += 1
             slates.append(slate)
         return slates, dead
+
+    def _remember_request(self, request: RankRequest) -> None:
+        """Add a ranked request to its user's recent requests (what clicks are checked
+        against): the last `recent_requests` per user, so the worker's state grows with
+        users, not with requests. Event times are kept for the TTL check."""
+        key = f"requests/{request.user_id}"
+        recent = [(rid, t) for rid, t in _decode_recent(self.store.get(key)) if rid != request.request_id]
+        recent.append((request.request_id, request.time.timestamp()))
+        self.store.put(key, json.dumps(recent[-self.recent_requests :]).encode())
+
+    def _known_request(self, click: Click) -> bool:
+        """Whether the click's request is among its user's recent requests and the click
+        came at most `request_ttl_s` after it (event times)."""
+        recent = _decode_recent(self.store.get(f"requests/{click.user_id}"))
+        limit = click.time.timestamp() - self.request_ttl_s
+        return any(rid == click.request_id and t >= limit for rid, t in recent)
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
         """Fold impression, click and control records of one partition into state, in order.
@@ -189,8 +210,8 @@ class WorkerCore:
             try:
                 expected = Impression if record.kind == "impressions" else Click
                 event = self._decode(record, expected)
-                if isinstance(event, Click) and self.store.get(f"request/{event.request_id}") is None:
-                    raise UnknownRequestError(f"click for unknown request {event.request_id!r}")
+                if isinstance(event, Click) and not self._known_request(event):
+                    raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
             except (EventDecodeError, UnknownRequestError) as error:
                 dead.append(self._dead(record, error))
                 continue
@@ -278,6 +299,11 @@ class WorkerCore:
         """Add one catalog table value (written by any worker) to the in-memory catalog."""
         item, vector = parse_catalog_value(value, self.catalog.dim)
         self.catalog.upsert([item], vector[None, :])
+
+
+def _decode_recent(value: bytes | None) -> list[tuple[str, float]]:
+    """A user's recent requests: JSON [[request id, event time in epoch seconds], ...]."""
+    return [] if value is None else [(str(rid), float(t)) for rid, t in json.loads(value)]
 
 
 def catalog_value(item: Item, vector: npt.NDArray[np.float32]) -> bytes:

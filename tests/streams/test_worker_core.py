@@ -55,7 +55,8 @@ def test_bad_records_become_dead_letters_and_counts_balance() -> None:
     bad = [
         record("clicks", 10, b"{oops"),
         record("clicks", 11, encode_event(Click(event_id="x", request_id="never", user_id="u1", item_id="i1"))),
-        record("clicks", 12, encode_event(Click(event_id="y", request_id="r0", user_id="u1", item_id="ghost"))),
+        record("clicks", 12, encode_event(Click(event_id="y", request_id="r0", user_id="u1", item_id="ghost",
+                                                 time=T0))),
         record("impressions", 13, encode_event(RankRequest(request_id="q", user_id="u1"))),
     ]
     dead = worker.learn([*impressions, *clicks, *bad])
@@ -128,3 +129,25 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
     state = LinearThompsonSampling().decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
     assert state.n_exposures == 2 and state.reward_total == 1
     assert worker.counts.balanced()
+
+
+def test_clicks_are_checked_against_the_users_recent_requests() -> None:
+    """At most `recent_requests` per user and none older than the TTL (event time): the
+    worker's request memory grows with users, not with requests."""
+    worker = WorkerCore(SlatestreamConfig(), {}, lambda items: ENCODER.encode([i.text() for i in items]), dim=8,
+                        request_ttl_s=3600.0, recent_requests=3)
+    worker.add_items(items())
+    requests = [record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", k=2,
+                                                               time=T0 + timedelta(minutes=20 * n))))
+                for n in range(5)]  # r0 .. r4, 20 minutes apart
+    worker.rank(requests)
+
+    def click(n: int, offset: int, after: timedelta) -> Record:
+        return record("clicks", offset, encode_event(Click(event_id=f"c{n}", request_id=f"r{n}", user_id="u1",
+                                                           item_id="i0", time=T0 + timedelta(minutes=20 * n) + after)))
+
+    dead = worker.learn([click(1, 0, timedelta(0)),      # dropped: only the last 3 are kept
+                         click(3, 1, timedelta(0)),      # known
+                         click(4, 2, timedelta(hours=2))])  # known request, but clicked after the TTL
+    assert [(d.error_type, d.offset) for d in dead] == [("UnknownRequestError", 0), ("UnknownRequestError", 2)]
+    assert worker.counts.learned == 1 and worker.counts.balanced()
