@@ -1,7 +1,8 @@
 """Objective trade-offs on the simulator: the issue-6 goals for diversity and exposure fairness.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--requests 2000]
-        [--vectors bert|hashing-pca|hashing-raw] [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2]
+        [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
+        [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
 every setting (paired: same users, catalog and request stream per seed, same policy seed). The
@@ -18,6 +19,12 @@ changes against the baseline, paired by seed, with a 95% t-interval, and whether
 is the mean pairwise cosine distance of a slate's k items; it cannot exceed 1 + 1/(k - 1)
 (k unit vectors sum to a vector of norm >= 0), which the script prints next to the baseline.
 
+Diversity space (`--diversity-space`): the item embeddings MMR re-ranks with and ILD is measured
+on. "raw" (the default with a PCA projection, i.e. --vectors bert or hashing-pca) = the encoder's
+own unit embeddings (384-d for MiniLM), uncentred, where related texts have clearly positive
+cosine; "bandit" = the bandit vectors (the PCA projection: centred, unrelated items nearly
+orthogonal, so ILD starts near its bound). ILD is printed in both spaces for every setting.
+
 Vectors: "bert" = the exported ONNX MiniLM (`slatestream encoders export`), PCA to --dim, as the
 demo uses when the model is present (embeddings cached under .data/sweep-embedding-cache);
 "hashing-pca" = the hashing encoder (256-d) with the same PCA; "hashing-raw" = a --dim-d hashing
@@ -31,6 +38,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -38,14 +46,29 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+import numpy as np
+import numpy.typing as npt
+
 from encoders.base import Encoder
 from encoders.cache import CachedEncoder, EmbeddingCache
 from encoders.hashing import HashingEncoder
-from online.evaluation.sweep import SweepGrid, SweepPoint, Target, paired_change, parse_weights, recommend
-from online.experiment import Embed
+from online.evaluation.bootstrap import bootstrap_ratio
+from online.evaluation.sweep import (
+    SweepGrid,
+    SweepPoint,
+    Target,
+    label_of,
+    paired_change,
+    parse_weights,
+    recommend,
+)
+from online.events import Item
+from online.experiment import Embed, ExperimentConfig, run_policy
 from online.objectives import ObjectiveSettings
+from online.policies import make_policy
 from online.simulation import Simulator, SimulatorConfig
-from streams.sweep import SimulatorSweep, memo_embed, simulate_points
+from online.state import InMemoryStore
+from streams.sweep import memo_embed
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS: dict[Target, float] = {"ild": 0.30, "gini": -1 / 3}
@@ -66,6 +89,42 @@ def encoder_for(vectors: str, dim: int) -> tuple[Encoder, EmbeddingCache | None]
     return CachedEncoder(OnnxEncoder(path), cache), cache
 
 
+def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests: int, dim: int, n_draws: int,
+             embeds_for: Callable[[SimulatorConfig], tuple[Embed, Embed | None]],
+             progress: Callable[[int], None]) -> list[SweepPoint]:
+    """One point per setting, linear TS paired over `seeds` (as `streams.sweep.simulate_points`,
+    plus diversity embeddings): CTR over all requests (bootstrap interval), per-seed CTR, ILD
+    in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini."""
+    figures = ("ctr", "ild", "ild_bandit", "gini")
+    per_seed: list[dict[str, list[float]]] = [{f: [] for f in figures} for _ in settings]
+    pooled: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in settings]
+    done = 0
+    for seed in seeds:
+        config = SimulatorConfig(horizon=requests, seed=seed)
+        embed, diversity_embed = embeds_for(config)
+        for index, setting in enumerate(settings):
+            run = run_policy(make_policy("linear_ts"), Simulator(config), embed, InMemoryStore(), dim,
+                             ExperimentConfig(n_requests=requests, n_draws=n_draws), np.random.default_rng([seed, 0]),
+                             objectives=setting, diversity_embed=diversity_embed)
+            summary = run.summary()
+            for figure, key in zip(figures, ("ctr", "diversity", "bandit_diversity", "exposure_gini"), strict=True):
+                per_seed[index][figure].append(summary[key])
+            pooled[index][0].append(run.clicks)
+            pooled[index][1].append(run.shown.astype(np.float64))
+            done += requests
+            progress(done)
+    points = []
+    for index, setting in enumerate(settings):
+        clicks, shown = np.concatenate(pooled[index][0]), np.concatenate(pooled[index][1])
+        ctr, low, high = bootstrap_ratio(clicks, shown, rng=np.random.default_rng([index, 7]), n_bootstrap=500)
+        seed_figures = per_seed[index]
+        points.append(SweepPoint(label_of(setting), setting, ctr, float(np.mean(seed_figures["ild"])),
+                                 float(np.mean(seed_figures["gini"])), low, high,
+                                 {"seeds": list(seeds), "per_seed": seed_figures,
+                                  "ild_bandit": float(np.mean(seed_figures["ild_bandit"]))}))
+    return points
+
+
 def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
     shortlist = args.shortlist
     diversity = SweepGrid(parse_weights(args.diversity, "--diversity"), (0.0,), (0.0,), args.method, shortlist)
@@ -80,7 +139,7 @@ def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
     return out
 
 
-def report(points: list[SweepPoint], target: Target, k: int) -> dict[str, object]:
+def report(points: list[SweepPoint], target: Target, k: int, space: str) -> dict[str, object]:
     base = points[0]
     chosen = recommend(points, base, target, MAX_CTR_LOSS)
     name = "diversity (ILD +30%)" if target == "ild" else "fairness (exposure Gini -1/3)"
@@ -89,15 +148,20 @@ def report(points: list[SweepPoint], target: Target, k: int) -> dict[str, object
         return {"target": target, "recommended": None, "met": False}
     point = points[chosen]
     seeds = base.extra["per_seed"], point.extra["per_seed"]
-    changes = {figure: paired_change(seeds[0][figure], seeds[1][figure]) for figure in ("ild", "gini", "ctr")}
+    changes = {figure: paired_change(seeds[0][figure], seeds[1][figure])
+               for figure in ("ild", "ild_bandit", "gini", "ctr")}
     main = changes[target].percent / 100
     met = (main >= GOALS[target] if target == "ild" else main <= GOALS[target]) and (
         changes["ctr"].percent >= -100 * MAX_CTR_LOSS)
     print(f"\n{name}: recommended {point.label} ({point.settings.diversity_method}, shortlist "
           f"{point.settings.shortlist_factor}k)")
-    print(f"  ILD   {base.ild:.3f} -> {point.ild:.3f}  {changes['ild'].describe()}"
+    print(f"  ILD   {base.ild:.3f} -> {point.ild:.3f}  {changes['ild'].describe()}  ({space} space)"
           + (f"   (ILD bound for k={k}: {1 + 1 / (k - 1):.3f}, i.e. at most "
              f"{100 * ((1 + 1 / (k - 1)) / base.ild - 1):+.1f}% over this baseline)" if target == "ild" else ""))
+    if space != "bandit":
+        bandit = base.extra["ild_bandit"], point.extra["ild_bandit"]
+        print(f"  ILD   {bandit[0]:.3f} -> {bandit[1]:.3f}  {changes['ild_bandit'].describe()}  (bandit space, "
+              "for comparison)")
     print(f"  Gini  {base.gini:.3f} -> {point.gini:.3f}  {changes['gini'].describe()}")
     print(f"  CTR   {base.ctr:.4f} -> {point.ctr:.4f}  {changes['ctr'].describe()}  (paired by seed, 95% t-interval)")
     print(f"  goal {'MET' if met else 'NOT met'} (point estimates; CTR loss allowed {100 * MAX_CTR_LOSS:.0f}%)")
@@ -111,6 +175,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--vectors", choices=["bert", "hashing-pca", "hashing-raw"], default="bert")
+    parser.add_argument("--diversity-space", choices=["raw", "bandit"], default=None,
+                        help="embeddings MMR and ILD use (default: raw with a PCA projection, else bandit)")
     parser.add_argument("--diversity", default="0,1,2,3,5,10,20", help="MMR weights (fairness 0)")
     parser.add_argument("--fairness", default="0.5,1,2", help="per-item exposure-fairness weights (diversity 0)")
     parser.add_argument("--novelty", default="1", help="novelty weights (others 0)")
@@ -123,14 +189,20 @@ def main() -> None:
     settings = settings_of(args)
     encoder, cache = encoder_for(args.vectors, args.dim)
     seeds = tuple(range(args.seeds))
+    space = args.diversity_space or ("raw" if encoder.dim > args.dim else "bandit")
 
-    def embed_for(config: SimulatorConfig) -> Embed:
+    def raw_embed(items: Sequence[Item]) -> npt.NDArray[np.float32]:
+        return encoder.encode([item.text() for item in items])
+
+    def embeds_for(config: SimulatorConfig) -> tuple[Embed, Embed | None]:
         from streams.demo import make_embed
 
-        return memo_embed(make_embed(encoder, args.dim, Simulator(config).initial_items(), config.seed))
+        bandit = memo_embed(make_embed(encoder, args.dim, Simulator(config).initial_items(), config.seed))
+        return bandit, memo_embed(raw_embed) if space == "raw" else None
 
     print(f"{len(settings)} settings x {len(seeds)} seeds x {args.requests} requests, linear TS, vectors "
-          f"{args.vectors} ({encoder.name}) -> d={args.dim}", flush=True)
+          f"{args.vectors} ({encoder.name}) -> d={args.dim}, diversity space {space} "
+          f"({encoder.dim if space == 'raw' else args.dim}-d)", flush=True)
     started = time.perf_counter()
     runs = len(settings) * len(seeds)
 
@@ -138,20 +210,21 @@ def main() -> None:
         print(f"  run {requests // args.requests}/{runs} done after {time.perf_counter() - started:.0f} s", flush=True)
 
     try:
-        points = simulate_points(settings, SimulatorSweep("linear_ts", seeds, args.requests, args.dim, embed_for,
-                                                          args.n_draws), progress)
+        points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress)
     finally:
         if cache is not None:
             cache.close()
-    print(f"\n{'setting':22s} {'CTR':>8s} {'ILD':>7s} {'Gini':>7s}   per-seed CTR")
+    print(f"\n{'setting':22s} {'CTR':>8s} {'ILD':>7s} {'ILD-bandit':>10s} {'Gini':>7s}   per-seed CTR  "
+          f"(ILD: {space} space)")
     for point in points:
         per_seed = " ".join(f"{v:.4f}" for v in point.extra["per_seed"]["ctr"])
-        print(f"{point.label:22s} {point.ctr:8.4f} {point.ild:7.3f} {point.gini:7.3f}   {per_seed}")
+        print(f"{point.label:22s} {point.ctr:8.4f} {point.ild:7.3f} {point.extra['ild_bandit']:10.3f} "
+              f"{point.gini:7.3f}   {per_seed}")
     k = SimulatorConfig().k
-    verdicts = [report(points, "ild", k), report(points, "gini", k)]
+    verdicts = [report(points, "ild", k, space), report(points, "gini", k, space)]
     print(f"\n(all runs: {time.perf_counter() - started:.0f} s; a loaded shared machine: re-measure when idle)")
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json), "diversity_space": space},
                                          "points": [p.to_dict() for p in points], "verdicts": verdicts}, indent=2))
 
 

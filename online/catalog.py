@@ -2,6 +2,11 @@
 
 Rows are append-only: an item keeps its row for life (updates overwrite the vector,
 deactivation clears the `active` flag), so row indices are stable keys for arrays.
+
+Optionally (`diversity_dim`) each item also carries a second, unit-length embedding used
+only to measure similarity between items for diversity (MMR / DPP re-ranking and
+intra-list diversity): e.g. the raw sentence embedding, where the bandit vector is its
+centred PCA projection. Without it the bandit vectors serve for both.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from online.events import Item
 
 @dataclass
 class Catalog:
-    """Items and their d-dimensional bandit vectors (float32[n, d], unit L2 norm)."""
+    """Items and their d-dimensional bandit vectors (float32[n, d], unit L2 norm), and
+    optionally e-dimensional diversity embeddings (float32[n, e], e = diversity_dim,
+    stored L2-normalised; None: the bandit vectors serve for diversity)."""
 
     dim: int
+    diversity_dim: int | None = None
     ids: list[str] = field(default_factory=list)
     providers: list[str | None] = field(default_factory=list)
     attributes: list[dict[str, str]] = field(default_factory=list)
@@ -30,12 +38,19 @@ class Catalog:
     _vectors: npt.NDArray[np.float32] = field(
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
     )
+    _diversity: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
+    )
     _active: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _changed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if self.diversity_dim is not None and self.diversity_dim < 1:
+            raise ValueError(f"diversity_dim: must be >= 1 or None, got {self.diversity_dim}")
         if self._vectors.shape[1] != self.dim:
             self._vectors = np.zeros((0, self.dim), dtype=np.float32)
+        if self._diversity.shape != (self._vectors.shape[0], self.diversity_dim or 0):
+            self._diversity = np.zeros((self._vectors.shape[0], self.diversity_dim or 0), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,15 +64,33 @@ class Catalog:
         return self._vectors[: len(self.ids)]
 
     @property
+    def diversity_vectors(self) -> npt.NDArray[np.float32]:
+        """float32[n, e]: the unit embeddings diversity is measured on (row r: ids[r]); the
+        bandit vectors float32[n, d] themselves when the catalog has no diversity_dim."""
+        if self.diversity_dim is None:
+            return self.vectors
+        return self._diversity[: len(self.ids)]
+
+    @property
     def active(self) -> npt.NDArray[np.bool_]:
         """bool[n]: rows that may be ranked."""
         return self._active[: len(self.ids)]
 
-    def upsert(self, items: Sequence[Item], vectors: npt.NDArray[np.float32]) -> None:
-        """Add or update items; vectors is float32[len(items), d] in the same order."""
+    def upsert(
+        self,
+        items: Sequence[Item],
+        vectors: npt.NDArray[np.float32],
+        diversity_vectors: npt.NDArray[np.floating] | None = None,
+    ) -> None:
+        """Add or update items; vectors is float32[len(items), d] in the same order.
+
+        diversity_vectors: float[len(items), e] (any non-zero norm; stored unit-length as
+        float32), required when the catalog has a diversity_dim e, refused when it has none.
+        """
         if vectors.shape != (len(items), self.dim):
             raise ValueError(f"vectors: expected shape {(len(items), self.dim)}, got {vectors.shape}")
-        for item, vector in zip(items, vectors, strict=True):
+        unit = self._unit_diversity(diversity_vectors, len(items))
+        for index, (item, vector) in enumerate(zip(items, vectors, strict=True)):
             row = self._index.get(item.item_id)
             if row is None:
                 row = self._append(item)
@@ -65,8 +98,32 @@ class Catalog:
                 self.providers[row] = item.provider
                 self.attributes[row] = dict(item.attributes)
             self._vectors[row] = vector
+            if unit is not None:
+                self._diversity[row] = unit[index]
             self._active[row] = item.active
             self._changed.add(row)
+
+    def _unit_diversity(
+        self, diversity_vectors: npt.NDArray[np.floating] | None, count: int
+    ) -> npt.NDArray[np.float32] | None:
+        """float32[count, e] unit rows of diversity_vectors, checked against diversity_dim."""
+        if self.diversity_dim is None:
+            if diversity_vectors is not None:
+                raise ValueError("diversity_vectors: this catalog has no diversity_dim (create it with one)")
+            return None
+        if diversity_vectors is None:
+            raise ValueError(f"diversity_vectors: required, float[{count}, {self.diversity_dim}] (diversity_dim set)")
+        matrix = np.asarray(diversity_vectors, dtype=np.float64)
+        if matrix.shape != (count, self.diversity_dim):
+            raise ValueError(
+                f"diversity_vectors: expected shape {(count, self.diversity_dim)}, got {matrix.shape}"
+            )
+        norms = np.linalg.norm(matrix, axis=1)
+        bad = ~np.isfinite(norms) | (norms == 0)
+        if bad.any():
+            raise ValueError(f"diversity_vectors: row {int(np.argmax(bad))} has zero or non-finite norm")
+        unit: npt.NDArray[np.float32] = (matrix / norms[:, None]).astype(np.float32)
+        return unit
 
     def _append(self, item: Item) -> int:
         row = len(self.ids)
@@ -74,9 +131,11 @@ class Catalog:
             capacity = max(64, 2 * row)
             grown = np.zeros((capacity, self.dim), dtype=np.float32)
             grown[:row] = self._vectors[:row]
+            diversity = np.zeros((capacity, self.diversity_dim or 0), dtype=np.float32)
+            diversity[:row] = self._diversity[:row]
             active = np.zeros(capacity, dtype=bool)
             active[:row] = self._active[:row]
-            self._vectors, self._active = grown, active
+            self._vectors, self._diversity, self._active = grown, diversity, active
         self.ids.append(item.item_id)
         self.providers.append(item.provider)
         self.attributes.append(dict(item.attributes))

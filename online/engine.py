@@ -121,9 +121,15 @@ class Engine:
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
 
-    def add_items(self, items: Sequence[Item], vectors: npt.NDArray[np.float32]) -> None:
-        """Add or update catalog items with their bandit vectors float32[len(items), d]."""
-        self.catalog.upsert(items, vectors)
+    def add_items(
+        self,
+        items: Sequence[Item],
+        vectors: npt.NDArray[np.float32],
+        diversity_vectors: npt.NDArray[np.float32] | None = None,
+    ) -> None:
+        """Add or update catalog items with their bandit vectors float32[len(items), d] and,
+        when the catalog has a diversity space, their embeddings float32[len(items), e]."""
+        self.catalog.upsert(items, vectors, diversity_vectors=diversity_vectors)
 
     def load_user(self, user_id: str) -> Any:
         """A user's decoded state (None for an unseen user or a policy without one)."""

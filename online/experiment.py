@@ -6,6 +6,10 @@ requests (the feedback delay), and records per-request outcomes. Every policy is
 a simulator built from the same seed, so all face the same users and catalog. Slate
 objectives (diversity, novelty, fairness, filters: online/objectives) are optional; the
 summary reports CTR next to intra-list diversity and the exposure Gini over the catalog.
+
+Diversity (MMR/DPP similarity and intra-list diversity) is measured on the bandit vectors,
+or, given `diversity_embed`, on a second embedding of the items (e.g. the raw sentence
+embedding the bandit vectors are a centred projection of), carried by the catalog.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from online.simulation import Simulator
 from online.state import StateStore
 
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
-"""Item texts -> bandit vectors float32[n, d] (an encoder plus a fitted projection)."""
+"""Item texts -> bandit vectors float32[n, d] (an encoder plus a fitted projection), or, as
+`diversity_embed`, -> diversity embeddings float32[n, e]."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class PolicyRun:
     exposure: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     """float64[R] impressions per catalog row over the run (every item in the catalog at
     the end, never-shown items 0)."""
+    bandit_diversity: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """float64[T] per-request ILD over the bandit vectors when `diversity` was measured on
+    separate diversity embeddings; empty otherwise (then `diversity` is over the bandit vectors)."""
 
     @property
     def regret(self) -> npt.NDArray[np.float64]:
@@ -72,8 +80,10 @@ class PolicyRun:
 
     def summary(self) -> dict[str, Any]:
         """CTR per shown item, expected CTR, oracle CTR, total regret, new-item CTR,
-        mean intra-list diversity, exposure Gini over the catalog's items, requests per second."""
+        mean intra-list diversity (in the diversity space) and over the bandit vectors,
+        exposure Gini over the catalog's items, requests per second."""
         shown = max(int(self.shown.sum()), 1)
+        bandit = self.bandit_diversity if len(self.bandit_diversity) else self.diversity
         return {
             "policy": self.policy,
             "version": self.version,
@@ -85,6 +95,7 @@ class PolicyRun:
             "new_item_ctr": float(self.new_clicks.sum() / max(int(self.new_shown.sum()), 1)),
             "new_item_impressions": int(self.new_shown.sum()),
             "diversity": float(self.diversity.mean()) if len(self.diversity) else 0.0,
+            "bandit_diversity": float(bandit.mean()) if len(bandit) else 0.0,
             "exposure_gini": gini(self.exposure) if self.exposure.sum() > 0 else float("nan"),
             "requests_per_s": len(self.clicks) / max(self.elapsed_s, 1e-9),
         }
@@ -101,25 +112,38 @@ def run_policy(
     progress: Callable[[int], None] | None = None,
     objectives: ObjectiveSettings | None = None,
     filters: FilterSettings | None = None,
+    diversity_embed: Embed | None = None,
 ) -> PolicyRun:
     """Serve config.n_requests simulator requests with `policy`; see module doc.
-    objectives / filters: slate objectives applied by the engine (None for both: none)."""
+    objectives / filters: slate objectives applied by the engine (None for both: none);
+    diversity_embed: items -> float[n, e] embeddings that MMR/DPP and the ILD use instead
+    of the bandit vectors (None: the bandit vectors)."""
     slate_objectives = None if objectives is None and filters is None else Objectives(objectives, filters)
-    engine = Engine(policy, store, Catalog(dim=dim), rng, config=EngineConfig(n_draws=config.n_draws),
-                    objectives=slate_objectives)
     initial = simulator.initial_items()
-    engine.add_items(initial, embed(initial))
+    initial_diversity = None if diversity_embed is None else diversity_embed(initial)
+    catalog = Catalog(dim=dim, diversity_dim=None if initial_diversity is None else initial_diversity.shape[1])
+    engine = Engine(policy, store, catalog, rng, config=EngineConfig(n_draws=config.n_draws),
+                    objectives=slate_objectives)
+
+    def add_items(items: Sequence[Item], diversity_vectors: npt.NDArray[np.float32] | None) -> None:
+        if diversity_vectors is None:
+            engine.add_items(items, embed(items))
+        else:  # Engine.add_items is this upsert without the diversity embeddings
+            catalog.upsert(items, embed(items), diversity_vectors=diversity_vectors)
+
+    add_items(initial, initial_diversity)
     impressions_of: dict[str, int] = {}
     pending: list[Impression | Click] = []
     t = config.n_requests
     clicks, expected, oracle = np.zeros(t), np.zeros(t), np.zeros(t)
     shown, new_shown = np.zeros(t, dtype=np.int64), np.zeros(t, dtype=np.int64)
     new_clicks, diversity = np.zeros(t), np.zeros(t)
+    bandit_diversity = np.zeros(t if diversity_embed is not None else 0)
     started = time.perf_counter()
     for step in range(t):
         request, arrived = simulator.next_request()
         if arrived:
-            engine.add_items(arrived, embed(arrived))
+            add_items(arrived, None if diversity_embed is None else diversity_embed(arrived))
         slate = engine.rank(request)
         outcome = simulator.respond(request, slate)
         ids = [item.item_id for item in slate.items]
@@ -131,7 +155,10 @@ def run_policy(
         expected[step], oracle[step] = outcome.expected_clicks, outcome.oracle_expected_clicks
         new_shown[step], new_clicks[step] = int(fresh.sum()), float(clicked[fresh].sum())
         if len(ids) > 1:
-            diversity[step] = intra_list_diversity([range(len(ids))], engine.catalog.vectors[engine.catalog.rows(ids)])
+            rows = catalog.rows(ids)
+            diversity[step] = intra_list_diversity([range(len(ids))], catalog.diversity_vectors[rows])
+            if diversity_embed is not None:
+                bandit_diversity[step] = intra_list_diversity([range(len(ids))], catalog.vectors[rows])
         pending.append(outcome.impression)
         pending.extend(outcome.clicks)
         if (step + 1) % config.learn_every == 0 or step + 1 == t:
@@ -140,9 +167,9 @@ def run_policy(
             if progress is not None:
                 progress(step + 1)
     elapsed = time.perf_counter() - started
-    exposure = np.zeros(len(engine.catalog))
-    exposure[engine.catalog.rows(list(impressions_of))] = list(impressions_of.values())
+    exposure = np.zeros(len(catalog))
+    exposure[catalog.rows(list(impressions_of))] = list(impressions_of.values())
     return PolicyRun(
         policy.name, policy.version, clicks, shown, expected, oracle, new_shown, new_clicks,
-        diversity, elapsed, exposure,
+        diversity, elapsed, exposure, bandit_diversity,
     )

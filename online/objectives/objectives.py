@@ -6,7 +6,9 @@
 Per request (`Engine.rank`): the filters cut the candidates (deterministic); the policy
 draws m score vectors; every draw, and the posterior mean as one more row, goes through
 the same procedure: utility = relevance * standardised score - novelty * popularity
-penalty + fairness * exposure deficit, then greedy MMR/DPP re-ranking. Draw 0's slate is
+penalty + fairness * exposure deficit, then greedy MMR/DPP re-ranking (item similarity:
+cosine over `Catalog.diversity_vectors`, the bandit vectors unless the catalog carries
+separate diversity embeddings). Draw 0's slate is
 served; the share of the m draws placing each served item at its position is its
 propensity, so it is the propensity of the whole randomised procedure. The mean row's
 slate defines `explored`. `Engine.observe` feeds the memory (exposure windows, recent
@@ -95,7 +97,7 @@ class Objectives:
             )
         stacked = np.vstack([scores.draws, scores.mean[None, :]])
         utility = utilities(stacked, settings.relevance, adjustment)
-        ranked = rerank(utility, catalog.vectors[rows], k, settings.diversity, settings.diversity_method,
+        ranked = rerank(utility, catalog.diversity_vectors[rows], k, settings.diversity, settings.diversity_method,
                         shortlist=settings.shortlist_factor * k)
         return Ranking(ranked[:-1], ranked[-1])
 
