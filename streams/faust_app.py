@@ -144,5 +144,5 @@ def make_app(settings: StreamSettings) -> SlatestreamApp:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         producer_max_batch_size=settings.producer_max_batch_bytes,
-        producer_linger_ms=settings.producer_linger_ms,
+        producer_linger=settings.producer_linger_ms / 1000,
     )
