@@ -78,6 +78,7 @@ def main() -> None:
                 os._exit(0)  # the figure is out; no need for a graceful Faust shutdown
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None  # as the worker does (streams.worker.run_worker): no DEBUG root logger
     worker.execute_from_commandline()
 
 
