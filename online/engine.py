@@ -309,8 +309,17 @@ class Engine:
         return ObserveResult(len(batch), tuple(rejected))
 
     def forget(self, user_id: str) -> None:
-        """Remove a user's state (right to be forgotten)."""
+        """Remove a user's state and, where the policy can, its contribution to the global
+        state (right to be forgotten; see Policy.unlearn)."""
+        user_state = self.load_user(user_id)
         self._users.pop(user_id, None)
         if self.objectives is not None:
             self.objectives.memory.forget(user_id)
+        # Delete first: a crash between the two writes then leaves the contribution in (a
+        # repeated forget finds no user and does nothing), never subtracted twice.
         self.store.delete(self.user_key(user_id))
+        if user_state is not None:
+            unlearned = self.policy.unlearn(self.global_state, user_state)
+            if unlearned is not self.global_state:
+                self.global_state = unlearned
+                self.store.put(self.global_key, self.policy.encode_global(unlearned))

@@ -175,6 +175,12 @@ class Policy(ABC, Generic[G, U]):
         """Fresh state of an unseen user (None for policies without user state)."""
         return None
 
+    def unlearn(self, global_state: G, user_state: U | None) -> G:
+        """The global state without what `user_state` contributed to it (right to be
+        forgotten). Default: unchanged, for policies whose global state does not decompose
+        by user."""
+        return global_state
+
     @abstractmethod
     def sample_scores(
         self,

@@ -249,6 +249,17 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
                                                 reward_totals[code])
         return new_global, updated
 
+    def unlearn(self, global_state: LinearStats, user_state: LinearStats | None) -> LinearStats:
+        """The population minus the user's sums: the pooled statistics are sums of the users'
+        (each row is added to both), so this is exact. With scenario offsets the user's
+        response holds residuals and no per-scenario split, so the population is kept as is."""
+        if user_state is None or self.params.scenario_offsets:
+            return global_state
+        pooled = global_state.plus(-user_state.gram_upper, -user_state.response, -user_state.n_exposures,
+                                   -user_state.reward_total)
+        scenarios = global_state.scenarios if isinstance(global_state, PopulationStats) else {}
+        return PopulationStats.of(pooled, scenarios)
+
     def encode_global(self, state: LinearStats) -> bytes:
         return encode_stats("linear_ts.population", state)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 
+import numpy as np
 import pytest
 
 from online.events import EventDecodeError
@@ -61,8 +62,12 @@ def test_forget_deletes_the_user_and_a_replay_does_not_bring_it_back() -> None:
     impressions, clicks = feedback(6)
     dead = worker.learn([*impressions[:4], *clicks[:4], forget(0), Record("control", "t.control", 0, 1, b"u1", b"{")])
     assert [d.error_type for d in dead] == ["EventDecodeError"]
-    assert b"linear_ts/user/u1" not in table and table.log[-1] == (b"linear_ts/user/u1", None)
+    assert b"linear_ts/user/u1" not in table and (b"linear_ts/user/u1", None) in table.log[-2:]
     assert worker.counts.forgotten == 1 and worker.counts.balanced()
+    # u1 was the partition's only user: its contribution left the population too
+    emptied = worker.engine(0).policy.decode_global(unwrap(table[b"linear_ts/global/0"])[1])
+    assert emptied.n_exposures == 0 and emptied.reward_total == 0
+    np.testing.assert_allclose(emptied.gram_upper, 0.0, atol=1e-9)
 
     # a crash before the commit: everything is delivered again, then newer events
     restarted = core(table)  # type: ignore[arg-type]
@@ -73,7 +78,7 @@ def test_forget_deletes_the_user_and_a_replay_does_not_bring_it_back() -> None:
     state = restarted.engine(0).policy.decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
     assert state.n_exposures == 2 * 3 and state.reward_total == 2  # only what came after the forget
     population = restarted.engine(0).policy.decode_global(unwrap(table[b"linear_ts/global/0"])[1])
-    assert population.n_exposures == 6 * 3 and population.reward_total == 6
+    assert population.n_exposures == 2 * 3 and population.reward_total == 2  # the forgotten part stays out
     assert restarted.counts.skipped_duplicates == 8 and restarted.counts.balanced()
 
 
