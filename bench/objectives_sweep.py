@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--requests 2000]
         [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
-        [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2]
+        [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|dpp] [--shortlist 5]
+        [--candidates 100]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
 every setting (paired: same users, catalog and request stream per seed, same policy seed). The
@@ -91,16 +92,18 @@ def encoder_for(vectors: str, dim: int) -> tuple[Encoder, EmbeddingCache | None]
 
 def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests: int, dim: int, n_draws: int,
              embeds_for: Callable[[SimulatorConfig], tuple[Embed, Embed | None]],
-             progress: Callable[[int], None]) -> list[SweepPoint]:
+             progress: Callable[[int], None],
+             candidates: int | None = SimulatorConfig.n_candidates) -> list[SweepPoint]:
     """One point per setting, linear TS paired over `seeds` (as `streams.sweep.simulate_points`,
     plus diversity embeddings): CTR over all requests (bootstrap interval), per-seed CTR, ILD
-    in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini."""
+    in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini.
+    candidates: the simulator's candidates per request (None: all released items)."""
     figures = ("ctr", "ild", "ild_bandit", "gini")
     per_seed: list[dict[str, list[float]]] = [{f: [] for f in figures} for _ in settings]
     pooled: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in settings]
     done = 0
     for seed in seeds:
-        config = SimulatorConfig(horizon=requests, seed=seed)
+        config = SimulatorConfig(horizon=requests, seed=seed, n_candidates=candidates)
         embed, diversity_embed = embeds_for(config)
         for index, setting in enumerate(settings):
             run = run_policy(make_policy("linear_ts"), Simulator(config), embed, InMemoryStore(), dim,
@@ -183,9 +186,14 @@ def main() -> None:
     parser.add_argument("--extra", default="", help='";"-separated JSON settings, e.g. {"diversity": 2, "fairness": 1}')
     parser.add_argument("--method", choices=["mmr", "dpp"], default="mmr")
     parser.add_argument("--shortlist", type=int, default=5, help="re-rank the top shortlist x k per draw (0 = all)")
+    parser.add_argument("--candidates", type=int, default=SimulatorConfig.n_candidates,
+                        help="the simulator's candidates per request (0 = all released items)")
     parser.add_argument("--n-draws", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write every point here")
     args = parser.parse_args()
+    if args.candidates is not None and args.candidates < 0:
+        parser.error(f"--candidates: want >= 0 (0 = all released items), got {args.candidates}")
+    candidates = args.candidates or None
     settings = settings_of(args)
     encoder, cache = encoder_for(args.vectors, args.dim)
     seeds = tuple(range(args.seeds))
@@ -202,7 +210,8 @@ def main() -> None:
 
     print(f"{len(settings)} settings x {len(seeds)} seeds x {args.requests} requests, linear TS, vectors "
           f"{args.vectors} ({encoder.name}) -> d={args.dim}, diversity space {space} "
-          f"({encoder.dim if space == 'raw' else args.dim}-d)", flush=True)
+          f"({encoder.dim if space == 'raw' else args.dim}-d), {candidates or 'all'} candidates per request",
+          flush=True)
     started = time.perf_counter()
     runs = len(settings) * len(seeds)
 
@@ -210,7 +219,7 @@ def main() -> None:
         print(f"  run {requests // args.requests}/{runs} done after {time.perf_counter() - started:.0f} s", flush=True)
 
     try:
-        points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress)
+        points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress, candidates)
     finally:
         if cache is not None:
             cache.close()
