@@ -21,17 +21,16 @@ import sys
 import tempfile
 import time
 import uuid
-import weakref
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import faust  # noqa: E402
-from faust.streams import _current_event  # noqa: E402
 
 from streams.faust_app import make_app  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
+from streams.worker import partition_context  # noqa: E402
 
 VALUE = b"s" * 4800
 """About the size of a linear TS user state at d = 32 (4,776 bytes plus the offsets header)."""
@@ -65,11 +64,8 @@ def main() -> None:
             seen["records"] += len(events)
             if args.table_writes:
                 for event in events:
-                    token = _current_event.set(weakref.ref(event))
-                    try:
+                    with partition_context(event):
                         table[event.key or b""] = VALUE
-                    finally:
-                        _current_event.reset(token)
             if seen["records"] >= args.expected:
                 seconds = time.perf_counter() - seen["start"]
                 print(json.dumps({"records": seen["records"], "seconds": seconds,

@@ -65,28 +65,10 @@ from streams.settings import StreamSettings  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker import WorkerConfig  # noqa: E402
 from streams.worker_core import Record, WorkerCore  # noqa: E402
-from streams.worker_process import WorkerProcess, worker_env  # noqa: E402
+from streams.worker_process import WorkerProcess  # noqa: E402
 from streams.workload import Workload, make_workload, publish  # noqa: E402
 
 DIM = 32
-
-
-class ProfiledWorker(WorkerProcess):
-    """A WorkerProcess run under `python -m cProfile -o PATH` (written on SIGTERM shutdown)."""
-
-    def __init__(self, profile_path: Path, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
-        self.profile_path = profile_path
-
-    def start(self) -> ProfiledWorker:
-        self._ready_before = 0
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cProfile", "-o", str(self.profile_path), "-m", "streams.cli", "worker",
-                 *self.args],
-                env=worker_env(self.settings, self.store_dir), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-            )
-        return self
 
 
 def wait_counts(worker: WorkerProcess, done: int, keys: tuple[str, ...], timeout_s: float = 180) -> dict[str, int]:
@@ -236,8 +218,7 @@ def main() -> None:
         reader = SlateReader(settings, [names.slates, echo_names.slates])
         producer = make_producer(settings)
         store, log = Path(tmp) / "store", Path(tmp) / "worker.log"
-        worker = (ProfiledWorker(args.profile_worker, settings, store, log, worker_args) if args.profile_worker
-                  else WorkerProcess(settings, store, log, worker_args))
+        worker = WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker)
         with worker:
             worker.wait_ready()
             publish(settings, workload.items)

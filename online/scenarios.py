@@ -86,8 +86,10 @@ class ScenarioRouter:
 
     def rank(self, request: RankRequest) -> Slate:
         """The slate for a request, from the Engine of its scenario's policy."""
-        shaped = self.shape(request)
-        return self.engines[self.config.scenarios[self.config.resolve(request.scenario)].policy.name].rank(shaped)
+        shaped = self.shape(request)  # RankError for a scenario that is not configured
+        engine = self.engine_for(request.scenario)
+        assert engine is not None
+        return engine.rank(shaped)
 
     def observe(self, events: Sequence[Impression | Click]) -> ObserveResult:
         """Learn from impressions and clicks: each Engine gets its scenarios' events, in log

@@ -10,7 +10,7 @@
 Agents take records in batches (`stream.take_events`) and process them per partition: a
 Faust table routes each write to the changelog partition of the *current event*, so the
 worker enters the context of that partition's last event while it writes (see
-`_partition_context`). Requests, impressions and clicks are keyed by user id and
+`partition_context`). Requests, impressions and clicks are keyed by user id and
 co-partitioned, so a user's state lives in its partition and follows it across a
 rebalance. Offsets folded into each state value make replays after a crash harmless.
 """
@@ -97,7 +97,7 @@ class BatchStats:
 
 
 @contextlib.contextmanager
-def _partition_context(event: Any) -> Iterator[None]:
+def partition_context(event: Any) -> Iterator[None]:
     """Make `event` Faust's current event, so table reads and writes use its partition."""
     token = _current_event.set(weakref.ref(event))
     try:
@@ -151,7 +151,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
             for group in _by_partition(events).values():
                 added, dead = core.add_items([_record("items", e) for e in group])
-                with _partition_context(group[-1]):
+                with partition_context(group[-1]):
                     for item, value in added:
                         catalog_table[item.item_id.encode()] = value
                 await send_dead(dead)
@@ -167,7 +167,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                 waited += 0.05
                 sync_catalog()
             for event in events:  # one at a time: each slate leaves as soon as it is ranked
-                with _partition_context(event):
+                with partition_context(event):
                     slates, dead = core.rank([_record("requests", event)])
                 for slate in slates:
                     await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
@@ -184,7 +184,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
             sync_catalog()
             for group in _by_partition(events).values():
                 records = [_record(feedback_kinds[e.message.topic], e) for e in group]
-                with _partition_context(group[-1]):
+                with partition_context(group[-1]):
                     dead = core.learn(records)
                 await send_dead(dead)
             stats["feedback"].add(len(events), time.perf_counter() - started)

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka.partitioner.default import murmur2
 
-from online.events import RankRequest
 from streams.client import SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
@@ -22,25 +18,9 @@ from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, worker_env
 from streams.workload import make_workload, publish
 
+from .worker_helpers import partition_of, poll, slate_means
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def poll(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}"
-        time.sleep(0.5)
-
-
-def partition_of(user_id: str, partitions: int) -> int:
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions  # the Java/kafka-python default
-
-
-def means(client: SlatestreamClient, request_id: str, user_id: str, candidates: tuple[str, ...]) -> np.ndarray:
-    slate = client.request_slate(RankRequest(request_id=request_id, user_id=user_id, candidates=candidates,
-                                             k=len(candidates)), timeout_s=30)
-    by_item = {item.item_id: item.mean for item in slate.items}
-    return np.array([by_item[item] for item in candidates])
 
 
 def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: StreamSettings, tmp_path: Path) -> None:
@@ -55,7 +35,7 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         candidates = tuple(item.item_id for item in workload.items)
         # a request answered means every earlier request of that partition was ranked too
         for user in {r.user_id for r in workload.requests}:
-            means(client, f"probe-{user}", user, candidates)
+            slate_means(client, f"probe-{user}", user, candidates)
         publish(settings, workload.feedback())
         poll(lambda: caught_up(feedback_progress(settings, read_changelog(settings))), 120, "learning")
 
@@ -64,8 +44,8 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         assert read_changelog(settings)[key].value is not None
         partition = partition_of(target, settings.partitions)
         stranger = next(f"new{n}" for n in range(1000) if partition_of(f"new{n}", settings.partitions) == partition)
-        prior = means(client, "stranger-before", stranger, candidates)
-        learned = means(client, "target-before", target, candidates)
+        prior = slate_means(client, "stranger-before", stranger, candidates)
+        learned = slate_means(client, "target-before", target, candidates)
         assert not np.allclose(learned, prior)  # the user's own clicks moved its posterior
 
         forget = subprocess.run([sys.executable, "-m", "streams.cli", "forget", target, "--wait", "60"],
@@ -76,8 +56,8 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         entry = read_changelog(settings)[key]
         assert entry.value is None and entry.partition == partition
 
-        after = means(client, "target-after", target, candidates)
-        stranger_after = means(client, "stranger-after", stranger, candidates)
+        after = slate_means(client, "target-after", target, candidates)
+        stranger_after = slate_means(client, "stranger-after", stranger, candidates)
         np.testing.assert_allclose(after, stranger_after)  # the target is a new user again
         assert not np.allclose(stranger_after, prior)  # and its sums left the partition's population
         poll(lambda: worker.counts().get("forgotten", 0) == 1, 30, "the forget in the worker's counts")

@@ -3,8 +3,6 @@ uninterrupted one learns from the same input (state read back from the changelog
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +17,12 @@ from streams.topics import TopicNames, ensure_topics
 from streams.worker_process import WorkerProcess
 from streams.workload import Workload, make_workload, publish, split
 
+from .worker_helpers import poll
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 WORKER_ARGS = ("--dim", "16", "--n-draws", "8")
 POLICY = LinearThompsonSampling()
-
-
-def poll(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def count_slates(settings: StreamSettings) -> int:

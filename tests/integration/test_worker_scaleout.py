@@ -4,15 +4,12 @@ and after both finish every feedback record is in the state exactly once."""
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from online.events import RankRequest
 from online.policies.linear_ts import LinearThompsonSampling
 from streams.client import SlatestreamClient
 from streams.control import ensure_control_topic
@@ -22,36 +19,18 @@ from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess
 from streams.workload import make_workload, publish, split
 
+from .worker_helpers import partition_of, poll, slate_means
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 ARGS = ("--dim", "16", "--n-draws", "8")
 POLICY = LinearThompsonSampling()
 
 
-def poll(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}"
-        time.sleep(0.5)
-
-
 def assigned(worker: WorkerProcess) -> list[int] | None:
     """The partitions of the worker's latest assignment (None before the first)."""
     found = re.findall(r"assigned partitions \[([\d, ]*)\]", worker.log_text())
     return None if not found else [int(p) for p in found[-1].replace(" ", "").split(",") if p]
-
-
-def partition_of(user_id: str, partitions: int) -> int:
-    from kafka.partitioner.default import murmur2
-
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
-
-
-def means(client: SlatestreamClient, request_id: str, user_id: str, candidates: tuple[str, ...]) -> np.ndarray:
-    slate = client.request_slate(RankRequest(request_id=request_id, user_id=user_id, candidates=candidates,
-                                             k=len(candidates)), timeout_s=60)
-    by_item = {item.item_id: item.mean for item in slate.items}
-    return np.array([by_item[item] for item in candidates])
 
 
 def test_state_follows_its_partition_to_a_second_worker(kafka_settings: StreamSettings, tmp_path: Path) -> None:
@@ -69,10 +48,10 @@ def test_state_follows_its_partition_to_a_second_worker(kafka_settings: StreamSe
         with SlatestreamClient(settings) as client:
             a.wait_ready()
             for user in users:  # answered: every earlier request of the user's partition is ranked
-                means(client, f"probe-{user}", user, candidates)
+                slate_means(client, f"probe-{user}", user, candidates, timeout_s=60)
             publish(settings, first)
             poll(lambda: caught_up(feedback_progress(settings, read_changelog(settings))), 120, "A to learn")
-            served_by_a = {user: means(client, f"a-{user}", user, candidates) for user in users}
+            served_by_a = {user: slate_means(client, f"a-{user}", user, candidates, timeout_s=60) for user in users}
 
             b.start()
             b.wait_ready()
@@ -82,7 +61,8 @@ def test_state_follows_its_partition_to_a_second_worker(kafka_settings: StreamSe
             assert moved and moved | set(assigned(a) or []) == set(range(settings.partitions))
             moved_users = [u for u in users if partition_of(u, settings.partitions) in moved]
             assert moved_users
-            served_by_b = {user: means(client, f"b-{user}", user, candidates) for user in moved_users}
+            served_by_b = {user: slate_means(client, f"b-{user}", user, candidates, timeout_s=60)
+                           for user in moved_users}
             for user in moved_users:  # B serves A's learned state, not the prior
                 np.testing.assert_allclose(served_by_b[user], served_by_a[user])
 
