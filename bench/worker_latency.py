@@ -61,6 +61,7 @@ from bench.worker_throughput import load_broker  # noqa: E402
 from encoders.hashing import HashingEncoder  # noqa: E402
 from online.events import Item, RankRequest, decode_event, encode_event  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
+from streams.partition_state import SharedTables  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker import WorkerConfig  # noqa: E402
@@ -135,7 +136,7 @@ def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str,
         return encoder.encode([item.text() for item in items])
 
     config = WorkerConfig(dim=DIM, n_draws=n_draws, seed=0)  # what `slatestream worker --n-draws N` runs
-    core = WorkerCore(config.scenarios(), {}, embed, DIM, config.seed)
+    core = WorkerCore(config.scenarios(), SharedTables(), embed, DIM, config.seed)
 
     def records(kind: str, events) -> list[Record]:  # type: ignore[no-untyped-def]
         return [Record(kind, kind, 0, n, None, encode_event(e)) for n, e in enumerate(events)]

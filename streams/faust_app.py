@@ -19,6 +19,12 @@ and docs/worker.md:
    guarantee does not depend on it: Faust flushes the producer before committing offsets.
    Producer batches are larger (`producer_max_batch_size`), because ~5 KB state values
    fill Faust's 16 KB default batch after three writes.
+3. **Batch lanes.** Records of the topics of a `streams.batch_lane.BatchLane` registered
+   with `SlatestreamApp.add_batch_lane` skip Faust's per-record stream path: the drain loop
+   appends them to the lane, a task takes them in lists and acks them; before Faust commits
+   on a rebalance or at shutdown (`wait_empty`) the lanes drop what waits and finish the
+   list in hand (`BatchLane.settle`). Lanes need the pinned Faust version (the drain loop
+   above); on any other version their records reach the agents' streams as usual.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import ProducerT, TransportT
 
+from streams.batch_lane import BatchLane
 from streams.settings import StreamSettings
 
 FAUST_VERSION = "0.15.3"
@@ -54,6 +61,9 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
+        lanes = cast(SlatestreamApp, self.app).batch_lanes if isinstance(self.app, SlatestreamApp) else {}
+        lane_for = lanes.get
+        lane_set = set(lanes.values())
         since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -75,11 +85,16 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        if suspended():
+                        lane = lane_for(message.topic) if lanes else None
+                        if lane is not None:
+                            lane.add(self, message)
+                        elif suspended():
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                         else:
                             await callback(message)
                         set_read_offset(tp, offset)
+                    for lane in lane_set:
+                        lane.fetched()
                 self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -93,6 +108,18 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
 
+    async def wait_empty(self) -> None:
+        """Settle the batch lanes (drop what waits, finish the list in hand), then Faust's wait."""
+        app = self.app
+        if isinstance(app, SlatestreamApp):
+            for lane in set(app.batch_lanes.values()):
+                dropped = await lane.settle()
+                if dropped:
+                    self.log.info("batch lane dropped %d waiting records (redelivered after the rebalance)",
+                                  dropped)
+        await super().wait_empty()
+
+
 class BatchDrainTransport(faust_aiokafka.Transport):
     """The kafka:// transport with `BatchDrainConsumer`."""
 
@@ -100,9 +127,22 @@ class BatchDrainTransport(faust_aiokafka.Transport):
 
 
 class SlatestreamApp(faust.App):
-    """A faust.App with `BatchDrainTransport` and a larger producer buffer bound."""
+    """A faust.App with `BatchDrainTransport`, batch lanes and a larger producer buffer bound."""
 
     producer_buffer_messages = 20_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_lanes: dict[str, BatchLane] = {}
+
+    def add_batch_lane(self, lane: BatchLane) -> bool:
+        """Route the lane's topics past the streams; False (records go to streams) when the
+        installed Faust is not the version the drain loop was copied from."""
+        if faust.__version__ != FAUST_VERSION:
+            return False
+        for topic in lane.topics:
+            self.batch_lanes[topic] = lane
+        return True
 
     def _new_transport(self) -> TransportT:
         return cast(TransportT, BatchDrainTransport(self.conf.broker_consumer, self))

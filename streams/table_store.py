@@ -12,6 +12,7 @@ Value layout: b"SSOF" | u8 n | n x (u8 topic index, i64 offset) | inner blob.
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 _MAGIC = b"SSOF"
@@ -44,15 +45,30 @@ class TableStore:
 
     Reads strip the offsets header and remember it (`offsets_of`); writes attach the
     offsets the worker set with `stage_offsets` for that key (merged with what the key
-    already had). Table writes must happen inside the event context of the partition
-    the keys belong to (see streams.worker).
+    already had). The remembered offsets of at most `max_remembered` keys are kept (least
+    recently used dropped; a forgotten key's offsets are read again before it is written),
+    so memory does not grow with the users a partition has seen.
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(self, table: MutableMapping[bytes, bytes], max_remembered: int = 100_000) -> None:
+        if max_remembered < 1:
+            raise ValueError(f"max_remembered must be >= 1, got {max_remembered}")
         self.table = table
-        self._known: dict[str, AppliedOffsets] = {}
+        self.max_remembered = max_remembered
+        self._known: OrderedDict[str, AppliedOffsets] = OrderedDict()
         self._absent: set[str] = set()
         self._staged: dict[str, AppliedOffsets] = {}
+
+    def _remember(self, key: str, offsets: AppliedOffsets, absent: bool) -> None:
+        self._known[key] = offsets
+        self._known.move_to_end(key)
+        if absent:
+            self._absent.add(key)
+        else:
+            self._absent.discard(key)
+        while len(self._known) > self.max_remembered:
+            old, _ = self._known.popitem(last=False)
+            self._absent.discard(old)
 
     def offsets_of(self, key: str) -> AppliedOffsets:
         """Offsets already folded into the value under key ({} when absent)."""
@@ -62,7 +78,7 @@ class TableStore:
         """Offsets folded into the value under key; None when the key has no value."""
         if key not in self._known:
             self.get(key)
-        return None if key in self._absent else self._known[key]
+        return None if key in self._absent else self._known.get(key, {})
 
     def stage_offsets(self, key: str, offsets: AppliedOffsets) -> None:
         """Offsets to record with the next write of key."""
@@ -71,21 +87,20 @@ class TableStore:
     def get(self, key: str) -> bytes | None:
         value = self.table.get(key.encode())
         if value is None:
-            self._known[key] = {}
-            self._absent.add(key)
+            self._remember(key, {}, absent=True)
             return None
         offsets, inner = unwrap(bytes(value))
-        self._known[key] = offsets
-        self._absent.discard(key)
+        self._remember(key, offsets, absent=False)
         return inner
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
     def put(self, key: str, value: bytes) -> None:
+        if key not in self._known:
+            self.get(key)  # its offsets were dropped (or never read): merge with what is stored
         offsets = {**self._known.get(key, {}), **self._staged.pop(key, {})}
-        self._known[key] = offsets
-        self._absent.discard(key)
+        self._remember(key, offsets, absent=False)
         self.table[key.encode()] = wrap(offsets, value)
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
@@ -93,9 +108,8 @@ class TableStore:
             self.put(key, value)
 
     def delete(self, key: str) -> None:
-        """Remove key (on a Faust table: a tombstone in the changelog)."""
-        self._known[key] = {}
-        self._absent.add(key)
+        """Remove key (on a state table: a tombstone in the changelog)."""
+        self._remember(key, {}, absent=True)
         self._staged.pop(key, None)
         if key.encode() in self.table:
             del self.table[key.encode()]

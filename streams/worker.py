@@ -2,17 +2,19 @@
 
     requests    -> WorkerCore.rank  -> slates topic (keyed by user id)
     impressions -> WorkerCore.learn -> state table (RocksDB via rocksdict, changelogged)
-    clicks      ┤
+    clicks      ┤  (through a batch lane: streams.batch_lane)
     control     ┘  (ForgetUser: delete a user's state, see streams.control)
     items       -> WorkerCore.add_items -> catalog global table (every worker has all items)
     bad records -> dead-letter topic, with the original bytes and the reason
 
-Agents take records in batches (`stream.take_events`) and process them per partition: a
-Faust table routes each write to the changelog partition of the *current event*, so the
-worker enters the context of that partition's last event while it writes (see
-`partition_context`). Requests, impressions and clicks are keyed by user id and
-co-partitioned, so a user's state lives in its partition and follows it across a
-rebalance. Offsets folded into each state value make replays after a crash harmless.
+Feedback records skip Faust's per-record streams: the consumer hands them to a batch lane
+and one task learns them a fetch at a time, per partition, then acks them. State lives in
+the Faust table's RocksDB of each partition, read and written directly, its changelog sent
+in record batches once per batch (streams.partition_state); Faust still creates the
+changelog topic and recovers each partition from it on assignment. Requests, impressions
+and clicks are keyed by user id and co-partitioned, so a user's state lives in its
+partition and follows it across a rebalance. Offsets folded into each state value make
+replays after a crash harmless.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from faust.streams import _current_event  # the context var Faust tables route w
 
 from online.config import DEFAULT_SCENARIO, EngineSettings, PolicyConfig, ScenarioConfig, SlatestreamConfig
 from online.events import encode_event
+from streams.batch_lane import BatchLane
 from streams.control import control_topic, ensure_control_topic
 from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.faust_app import make_app
+from streams.partition_state import StateTables, faust_send_many
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.worker_core import Embed, Record, WorkerCore
@@ -45,10 +49,11 @@ log = logging.getLogger("slatestream.worker")
 class WorkerConfig:
     """Model-side settings of a worker (infrastructure is in StreamSettings).
 
-    Feedback is learned in batches of up to `batch_size` records gathered for at most
-    `batch_wait_s`; requests are taken `request_batch_size` at a time within
-    `request_wait_s` and ranked one by one, each slate sent as soon as it is ready.
-    While the catalog is still empty (a fresh start), requests wait up to
+    Feedback is learned from a batch lane (streams.batch_lane) in batches of whatever has
+    arrived, at most `lane_batch_size` records (where the lane is not available: batches
+    of up to `batch_size` gathered for at most `batch_wait_s`, as items are); requests
+    are taken `request_batch_size` at a time within `request_wait_s` and ranked one by
+    one, each slate sent as soon as it is ready. While the catalog is still empty (a fresh start), requests wait up to
     `empty_catalog_wait_s` for the items agent before they are ranked or dead-lettered.
     `user_cache_size` decoded user states stay in memory per partition (~5 KB each for
     linear TS at d = 32): a worker is the only writer of its partitions' states, and the
@@ -63,6 +68,7 @@ class WorkerConfig:
     n_draws: int = 64
     batch_size: int = 500
     batch_wait_s: float = 0.05
+    lane_batch_size: int = 2_000
     request_batch_size: int = 64
     request_wait_s: float = 0.002
     user_cache_size: int = 20_000
@@ -106,16 +112,16 @@ def partition_context(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _by_partition(events: Sequence[Any]) -> dict[int, list[Any]]:
+def _by_partition(messages: Sequence[Any]) -> dict[int, list[Any]]:
+    """Faust messages (ConsumerMessage: topic, partition, offset, key, value) by partition, in order."""
     groups: dict[int, list[Any]] = {}
-    for event in events:
-        groups.setdefault(event.message.partition, []).append(event)
+    for message in messages:
+        groups.setdefault(message.partition, []).append(message)
     return groups
 
 
-def _record(kind: str, event: Any) -> Record:
-    message = event.message
-    return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(event.value or b""))
+def _record(kind: str, message: Any) -> Record:
+    return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(message.value or b""))
 
 
 def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> tuple[faust.App, WorkerCore]:
@@ -136,7 +142,8 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
                                     on_changelog_event=catalog_changed,
                                     value_type=bytes)
-    core = WorkerCore(config.scenarios(), state_table, embed, config.dim, config.seed,
+    tables = StateTables(state_table, faust_send_many(app))
+    core = WorkerCore(config.scenarios(), tables, embed, config.dim, config.seed,
                       request_ttl_s=settings.request_ttl_s)
     slates_topic = raw_topic(names.slates)
     dead_topic = raw_topic(names.dead_letter)
@@ -149,9 +156,9 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     @app.agent(raw_topic(names.items))
     async def items(stream: faust.StreamT) -> None:
         async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
-            for group in _by_partition(events).values():
-                added, dead = core.add_items([_record("items", e) for e in group])
-                with partition_context(group[-1]):
+            for group in _by_partition([e.message for e in events]).values():
+                added, dead = core.add_items([_record("items", m) for m in group])
+                with partition_context(events[-1]):
                     for item, value in added:
                         catalog_table[item.item_id.encode()] = value
                 await send_dead(dead)
@@ -167,27 +174,46 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                 waited += 0.05
                 sync_catalog()
             for event in events:  # one at a time: each slate leaves as soon as it is ranked
-                with partition_context(event):
-                    slates, dead = core.rank([_record("requests", event)])
+                slates, dead = core.rank([_record("requests", event.message)])
                 for slate in slates:
                     await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
+                await tables.flush()
                 await send_dead(dead)
             stats["requests"].add(len(events), time.perf_counter() - started)
 
     stats = {"requests": BatchStats(), "feedback": BatchStats()}
     feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
 
+    lane = BatchLane(feedback_kinds, max_batch=config.lane_batch_size)
+    lane_active = app.add_batch_lane(lane)
+
+    async def learn_feedback(messages: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        sync_catalog()
+        for group in _by_partition(messages).values():
+            records = [_record(feedback_kinds[m.topic], m) for m in group]
+            await send_dead(core.learn(records))
+        await tables.flush()  # before the records are acked
+        stats["feedback"].add(len(messages), time.perf_counter() - started)
+
     @app.agent(raw_topic(*feedback_kinds))
     async def feedback(stream: faust.StreamT) -> None:
+        """Subscribes the feedback topics; records arrive here only where the lane is off."""
         async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
-            started = time.perf_counter()
-            sync_catalog()
-            for group in _by_partition(events).values():
-                records = [_record(feedback_kinds[e.message.topic], e) for e in group]
-                with partition_context(group[-1]):
-                    dead = core.learn(records)
-                await send_dead(dead)
-            stats["feedback"].add(len(events), time.perf_counter() - started)
+            await learn_feedback([event.message for event in events])
+
+    @app.task
+    async def feedback_lane() -> None:
+        if not lane_active:
+            return
+        try:
+            async for batch in lane.batches():
+                await learn_feedback(batch)
+                lane.ack(batch)
+        except Exception as error:  # a bug, not bad input (that is dead-lettered): stop the worker
+            log.exception("feedback lane failed")
+            await app.crash(error)
+            raise
 
     def sync_catalog() -> None:
         """Items embedded by other workers (or before a restart) join the local catalog.
@@ -215,10 +241,14 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         log.info("batches %s", "; ".join(f"{name}: {value}" for name, value in stats.items()))
 
     async def on_revoked(*_: Any, **__: Any) -> None:
+        await tables.flush()
         core.partitions_changed()
+        tables.partitions_changed()
 
     async def on_assigned(_sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
+        await tables.flush()
         core.partitions_changed()
+        tables.partitions_changed()
         active = sorted({tp.partition for tp in assigned if tp.topic in feedback_kinds})
         log.info("assigned partitions %s", active)
 

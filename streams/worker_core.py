@@ -9,7 +9,7 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from online.features import FeatureMap
 from online.scenarios import ScenarioRouter
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
+from streams.partition_state import PartitionTables
 from streams.table_store import AppliedOffsets, TableStore
 
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
@@ -76,12 +77,12 @@ class Counts:
 
 
 class WorkerCore:
-    """Per-process state: catalog, per-partition engines, the state table adapter."""
+    """Per-process state: catalog, and per partition its engines over its state table."""
 
     def __init__(
         self,
         config: SlatestreamConfig,
-        state_table: MutableMapping[bytes, bytes],
+        tables: PartitionTables,
         embed: Embed,
         dim: int,
         seed: int = 0,
@@ -92,7 +93,8 @@ class WorkerCore:
         self.config = config
         self.request_ttl_s = request_ttl_s
         self.recent_requests = recent_requests
-        self.store = TableStore(state_table)
+        self.tables = tables
+        self._stores: dict[int, TableStore] = {}
         self.catalog = Catalog(dim=dim)
         self.embed = embed
         self.seed = seed
@@ -100,12 +102,19 @@ class WorkerCore:
         self.counts = Counts()
         self._routers: dict[int, ScenarioRouter] = {}
 
+    def store(self, partition: int) -> TableStore:
+        """The applied-offsets adapter over the partition's state table."""
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._stores[partition] = TableStore(self.tables.for_partition(partition))
+        return store
+
     def router(self, partition: int) -> ScenarioRouter:
         """The partition's engines (one per configured policy), created on first use."""
         router = self._routers.get(partition)
         if router is None:
             rng = np.random.default_rng([self.seed, partition])
-            router = ScenarioRouter(self.config, self.store, self.catalog, rng, features=self.features,
+            router = ScenarioRouter(self.config, self.store(partition), self.catalog, rng, features=self.features,
                                     shard=str(partition))
             self._routers[partition] = router
         return router
@@ -120,7 +129,7 @@ class WorkerCore:
     def partitions_changed(self) -> None:
         """Forget cached per-partition state: another worker may have written it."""
         self._routers.clear()
-        self.store.forget_cache()
+        self._stores.clear()
 
     def _dead(self, record: Record, error: Exception) -> DeadLetter:
         self.counts.dead_lettered += 1
@@ -149,24 +158,24 @@ class WorkerCore:
             except (EventDecodeError, RankError) as error:
                 dead.append(self._dead(record, error))
                 continue
-            self._remember_request(request)
+            self._remember_request(self.store(record.partition), request)
             self.counts.ranked += 1
             slates.append(slate)
         return slates, dead
 
-    def _remember_request(self, request: RankRequest) -> None:
+    def _remember_request(self, store: TableStore, request: RankRequest) -> None:
         """Add a ranked request to its user's recent requests (what clicks are checked
         against): the last `recent_requests` per user, so the worker's state grows with
         users, not with requests. Event times are kept for the TTL check."""
         key = f"requests/{request.user_id}"
-        recent = [(rid, t) for rid, t in _decode_recent(self.store.get(key)) if rid != request.request_id]
+        recent = [(rid, t) for rid, t in _decode_recent(store.get(key)) if rid != request.request_id]
         recent.append((request.request_id, request.time.timestamp()))
-        self.store.put(key, json.dumps(recent[-self.recent_requests :]).encode())
+        store.put(key, json.dumps(recent[-self.recent_requests :]).encode())
 
-    def _known_request(self, click: Click) -> bool:
+    def _known_request(self, store: TableStore, click: Click) -> bool:
         """Whether the click's request is among its user's recent requests and the click
         came at most `request_ttl_s` after it (event times)."""
-        recent = _decode_recent(self.store.get(f"requests/{click.user_id}"))
+        recent = _decode_recent(store.get(f"requests/{click.user_id}"))
         limit = click.time.timestamp() - self.request_ttl_s
         return any(rid == click.request_id and t >= limit for rid, t in recent)
 
@@ -205,12 +214,13 @@ class WorkerCore:
     def _learn_feedback(self, records: Sequence[Record]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
         decoded: list[tuple[Record, Impression | Click]] = []
+        store = self.store(records[0].partition)
         for record in records:
             self.counts.received += 1
             try:
                 expected = Impression if record.kind == "impressions" else Click
                 event = self._decode(record, expected)
-                if isinstance(event, Click) and not self._known_request(event):
+                if isinstance(event, Click) and not self._known_request(store, event):
                     raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
             except (EventDecodeError, UnknownRequestError) as error:
                 dead.append(self._dead(record, error))
@@ -225,14 +235,15 @@ class WorkerCore:
             else:
                 by_engine.setdefault(id(engine), (engine, []))[1].append((record, event))
         for engine, group in by_engine.values():
-            dead.extend(self._learn_engine(engine, group))
+            dead.extend(self._learn_engine(store, engine, group))
         return dead
 
-    def _learn_engine(self, engine: Engine, decoded: Sequence[tuple[Record, Impression | Click]]) -> list[DeadLetter]:
+    def _learn_engine(self, store: TableStore, engine: Engine,
+                      decoded: Sequence[tuple[Record, Impression | Click]]) -> list[DeadLetter]:
         """Fold one engine's feedback into its states, skipping what each state already holds."""
         dead: list[DeadLetter] = []
         topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
-        global_done = self.store.offsets_of(engine.global_key)
+        global_done = store.offsets_of(engine.global_key)
         user_events: list[Impression | Click] = []
         global_events: list[Impression | Click] = []
         replayed: set[str] = set()
@@ -246,10 +257,10 @@ class WorkerCore:
             if done is None:
                 # A user with no value starts at the partition's watermark: an event the
                 # population already holds was learned before the user's state was deleted.
-                stored = self.store.applied_offsets(user_key)
+                stored = store.applied_offsets(user_key)
                 done = user_done[user_key] = dict(global_done if stored is None else stored)
                 if stored is None:
-                    self.store.stage_offsets(user_key, global_done)
+                    store.stage_offsets(user_key, global_done)
             user_new = record.offset > done.get(topic, -1)
             global_new = record.offset > global_done.get(topic, -1)
             if user_new:
@@ -263,14 +274,14 @@ class WorkerCore:
             if not (user_new and global_new):
                 replayed.add(user_key)
         for user_key, done in user_done.items():
-            self.store.stage_offsets(user_key, done)
+            store.stage_offsets(user_key, done)
         if global_last:
-            self.store.stage_offsets(engine.global_key, global_last)
+            store.stage_offsets(engine.global_key, global_last)
         same = [id(e) for e in user_events] == [id(e) for e in global_events]
         result = engine.observe(user_events, None if same else global_events)
         if replayed:  # resend what the local store may hold that the changelog lost in a crash
             for key in {*replayed, engine.global_key}:
-                self.store.touch(key)
+                store.touch(key)
         record_of = {id(event): record for record, event in decoded}
         for event, reason in result.rejected:
             dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))

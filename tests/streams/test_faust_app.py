@@ -20,3 +20,15 @@ def test_make_app_wires_the_consumer_the_producer_buffer_and_the_settings(tmp_pa
     assert app.transport.Consumer is BatchDrainConsumer
     assert app.producer.buffer.max_messages == SlatestreamApp.producer_buffer_messages
     assert app.conf.producer_max_batch_size == 500_000 and app.conf.producer_linger == 0.003
+
+
+def test_a_batch_lane_takes_its_topics_on_the_pinned_faust_only(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from streams.batch_lane import BatchLane
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    app = make_app(settings)
+    lane = BatchLane(["t.impressions", "t.clicks"])
+    assert app.add_batch_lane(lane) and app.batch_lanes == {"t.impressions": lane, "t.clicks": lane}
+    other = make_app(settings)
+    monkeypatch.setattr(faust, "__version__", "0.0.1")
+    assert not other.add_batch_lane(BatchLane(["t.clicks"])) and other.batch_lanes == {}

@@ -8,6 +8,7 @@ from encoders.hashing import HashingEncoder
 from online.config import SlatestreamConfig, parse_config
 from online.events import Click, Impression, Item, RankRequest, ShownItem, encode_event
 from online.policies.linear_ts import LinearThompsonSampling
+from streams.partition_state import SharedTables
 from streams.table_store import unwrap
 from streams.worker_core import Record, WorkerCore
 
@@ -15,8 +16,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENCODER = HashingEncoder(dim=8)
 
 
+def embed(items: list[Item]) -> np.ndarray:
+    return ENCODER.encode([i.text() for i in items])
+
+
 def core(table: dict[bytes, bytes]) -> WorkerCore:
-    return WorkerCore(SlatestreamConfig(), table, lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
+    return WorkerCore(SlatestreamConfig(), SharedTables(table), embed, dim=8)
 
 
 def record(kind: str, offset: int, value: bytes, partition: int = 0) -> Record:
@@ -103,7 +108,7 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
         "ad_slot": {"slate_size": 2, "candidates": "request", "policy": {"name": "linear_ts"}},
     }})
     table: dict[bytes, bytes] = {}
-    worker = WorkerCore(config, table, lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
+    worker = WorkerCore(config, SharedTables(table), lambda items: ENCODER.encode([i.text() for i in items]), dim=8)
     worker.add_items(items())
     requests = [
         record("requests", 0, encode_event(RankRequest(request_id="r0", user_id="u1", scenario="feed", time=T0))),
@@ -134,8 +139,7 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
 def test_clicks_are_checked_against_the_users_recent_requests() -> None:
     """At most `recent_requests` per user and none older than the TTL (event time): the
     worker's request memory grows with users, not with requests."""
-    worker = WorkerCore(SlatestreamConfig(), {}, lambda items: ENCODER.encode([i.text() for i in items]), dim=8,
-                        request_ttl_s=3600.0, recent_requests=3)
+    worker = WorkerCore(SlatestreamConfig(), SharedTables(), embed, dim=8, request_ttl_s=3600.0, recent_requests=3)
     worker.add_items(items())
     requests = [record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", k=2,
                                                                time=T0 + timedelta(minutes=20 * n))))

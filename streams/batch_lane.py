@@ -1,0 +1,119 @@
+"""A batch lane: records of chosen topics handed over in lists, past Faust's per-record stream.
+
+Faust delivers every record to an agent one by one: the conductor decodes it into an
+`Event`, puts it on the agent's queue, and the stream iterates, acks and tracks it. On
+2 cores that path alone tops out at ~8,000 records/s for an agent that only counts
+(bench/faust_floor.py), well under what a learner that works on whole batches can take.
+For the topics of a lane, `streams.faust_app.BatchDrainConsumer` appends each fetched
+record (Faust's `ConsumerMessage`: topic, partition, offset, key, value) to the lane
+instead, and one task takes them as lists (`BatchLane.batches`): what arrived in one fetch
+(or `max_batch`, whichever is less), so the batches grow with the load.
+
+Offsets and rebalances keep Faust's rules:
+
+- **Commit.** The task acks each record to Faust's consumer after processing it
+  (`ack`); Faust commits contiguous acked offsets, after flushing its producer.
+- **Back-pressure.** While more than `high_water` records wait, the lane's partitions are
+  paused in the fetcher (Faust's own `on_buffer_full`) and resumed below `low_water`.
+- **Revocation.** Before Faust commits on a rebalance (`Consumer.wait_empty`), the lane
+  drops what waits (never acked, so redelivered to the partition's next owner) and waits
+  for the batch in hand to finish (`settle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+
+class BatchLane:
+    """Records of `topics`, taken in lists of at most `max_batch`.
+
+    Args:
+        topics: topic names whose records bypass Faust's streams.
+        max_batch: most records per list handed to the task.
+        high_water, low_water: pause the lane's partitions above high_water waiting records,
+            resume below low_water.
+    """
+
+    def __init__(self, topics: Iterable[str], max_batch: int = 2_000, high_water: int = 20_000,
+                 low_water: int = 5_000) -> None:
+        if not 0 < low_water < high_water or max_batch < 1:
+            raise ValueError(f"need 0 < low_water < high_water and max_batch >= 1, got {low_water}, "
+                             f"{high_water}, {max_batch}")
+        self.topics = frozenset(topics)
+        self.max_batch = max_batch
+        self.high_water = high_water
+        self.low_water = low_water
+        self.consumer: Any = None  # Faust's consumer, set by BatchDrainConsumer on first use
+        self._waiting: deque[Any] = deque()
+        self._paused: set[Any] = set()
+        self._arrived: asyncio.Event | None = None
+        self._in_hand = asyncio.Lock()
+        self.records_in = 0
+
+    def _event(self) -> asyncio.Event:
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        return self._arrived
+
+    def add(self, consumer: Any, message: Any) -> None:
+        """Called by the consumer's drain loop for every fetched record of the lane's topics."""
+        self.consumer = consumer
+        self._waiting.append(message)
+        self.records_in += 1
+        if len(self._waiting) >= self.max_batch:
+            self._event().set()
+        if len(self._waiting) > self.high_water and message.tp not in self._paused:
+            self._paused.add(message.tp)
+            consumer.on_buffer_full(message.tp)
+
+    def fetched(self) -> None:
+        """Called after each fetch's records were added: wake the task (records accumulate
+        until then, so a busy lane hands over whole fetches, not the first few records)."""
+        if self._waiting:
+            self._event().set()
+
+    def _resume_if_low(self) -> None:
+        if self._paused and len(self._waiting) < self.low_water:
+            for tp in self._paused:
+                self.consumer.on_buffer_drop(tp)
+            self._paused.clear()
+
+    async def batches(self) -> AsyncIterator[list[Any]]:
+        """Lists of waiting records, oldest first; each is processed while `in_hand` is held.
+
+        The consumer of this iterator must finish a list (process, then `ack`) before asking
+        for the next: the lane's lock is held from yield to the next `__anext__`.
+        """
+        while True:
+            await self._event().wait()
+            async with self._in_hand:
+                if not self._waiting:
+                    self._event().clear()
+                    continue
+                count = min(len(self._waiting), self.max_batch)
+                batch = [self._waiting.popleft() for _ in range(count)]
+                if not self._waiting:
+                    self._event().clear()
+                self._resume_if_low()
+                yield batch
+
+    def ack(self, batch: Iterable[Any]) -> None:
+        """Tell Faust these records are processed (their offsets may be committed)."""
+        ack = self.consumer.ack
+        for message in batch:
+            ack(message)
+
+    async def settle(self) -> int:
+        """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
+        dropped = len(self._waiting)
+        self._waiting.clear()
+        if self.consumer is not None:  # un-pause without re-activating: the assignment decides that now
+            for tp in self._paused:
+                self.consumer._buffered_partitions.discard(tp)
+        self._paused.clear()
+        async with self._in_hand:
+            return dropped

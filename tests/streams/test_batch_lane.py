@@ -1,0 +1,121 @@
+"""The batch lane without a broker: lists, acks, back-pressure and settling on a rebalance."""
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streams.batch_lane import BatchLane
+
+
+class FakeConsumer:
+    """Records what the lane asks of Faust's consumer."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.paused: list[Any] = []
+        self.resumed: list[Any] = []
+        self._buffered_partitions: set[Any] = set()
+
+    def ack(self, message: Any) -> None:
+        self.acked.append(message.offset)
+
+    def on_buffer_full(self, tp: Any) -> None:
+        self.paused.append(tp)
+        self._buffered_partitions.add(tp)
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        self.resumed.append(tp)
+        self._buffered_partitions.discard(tp)
+
+
+def message(offset: int, partition: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(topic="t", partition=partition, offset=offset, tp=("t", partition), key=b"k", value=b"v")
+
+
+def test_records_come_in_lists_of_at_most_max_batch_in_order_and_are_acked() -> None:
+    async def scenario() -> tuple[list[list[int]], list[int]]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=3, high_water=100, low_water=10)
+        for offset in range(7):
+            lane.add(consumer, message(offset))
+        seen: list[list[int]] = []
+        async for batch in lane.batches():
+            seen.append([m.offset for m in batch])
+            lane.ack(batch)
+            if sum(map(len, seen)) == 7:
+                break
+        return seen, consumer.acked
+
+    seen, acked = asyncio.run(scenario())
+    assert seen == [[0, 1, 2], [3, 4, 5], [6]] and acked == list(range(7))
+
+
+def test_partitions_pause_above_high_water_and_resume_below_low_water() -> None:
+    async def scenario() -> FakeConsumer:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=4, high_water=6, low_water=3)
+        for offset in range(8):
+            lane.add(consumer, message(offset, partition=offset % 2))
+        assert consumer.paused == [("t", 0), ("t", 1)]  # records 7 and 8 arrived above 6
+        batches = lane.batches()
+        await batches.__anext__()  # 4 left: still paused
+        assert consumer.resumed == []
+        await batches.__anext__()  # 0 left
+        assert sorted(consumer.resumed) == [("t", 0), ("t", 1)]
+        await batches.aclose()
+        return consumer
+
+    asyncio.run(scenario())
+
+
+def test_settle_drops_what_waits_and_waits_for_the_list_in_hand() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=2, high_water=3, low_water=1)
+        for offset in range(6):
+            lane.add(consumer, message(offset))
+        order: list[str] = []
+        taken = asyncio.Event()
+
+        async def task() -> None:
+            async for batch in lane.batches():
+                taken.set()
+                await asyncio.sleep(0.05)  # processing
+                order.append(f"processed {[m.offset for m in batch]}")
+                lane.ack(batch)
+
+        runner = asyncio.create_task(task())
+        await taken.wait()
+        dropped = await lane.settle()
+        order.append("settled")
+        assert not consumer._buffered_partitions  # un-paused, not re-activated
+        runner.cancel()
+        return dropped, order
+
+    dropped, order = asyncio.run(scenario())
+    assert dropped == 4 and order == ["processed [0, 1]", "settled"]
+
+
+def test_bad_water_marks_are_refused() -> None:
+    with pytest.raises(ValueError, match="low_water < high_water"):
+        BatchLane(["t"], high_water=10, low_water=10)
+
+
+def test_a_fetch_is_handed_over_whole_once_the_consumer_says_it_was_added() -> None:
+    async def scenario() -> list[int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=100, high_water=1_000, low_water=10)
+        batches = lane.batches()
+        waiting = asyncio.ensure_future(batches.__anext__())
+        for offset in range(5):
+            lane.add(consumer, message(offset))
+            await asyncio.sleep(0)  # the drain loop yields now and then: nothing handed over yet
+        assert not waiting.done()
+        lane.fetched()
+        batch = await waiting
+        await batches.aclose()
+        return [m.offset for m in batch]
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
