@@ -2,13 +2,14 @@
 
     requests    -> WorkerCore.rank  -> slates topic (keyed by user id)
     impressions -> WorkerCore.learn -> state table (RocksDB via rocksdict, changelogged)
-    clicks      ┤  (through a batch lane: streams.batch_lane)
+    clicks      ┤  (requests and feedback through batch lanes: streams.batch_lane)
     control     ┘  (ForgetUser: delete a user's state, see streams.control)
     items       -> WorkerCore.add_items -> catalog global table (every worker has all items)
     bad records -> dead-letter topic, with the original bytes and the reason
 
-Feedback records skip Faust's per-record streams: the consumer hands them to a batch lane
-and one task learns them a fetch at a time, per partition, then acks them. State lives in
+Requests and feedback skip Faust's per-record streams: the consumer hands them to batch
+lanes and one task per lane ranks them one by one, or learns them a fetch at a time per
+partition, then acks them. State lives in
 the Faust table's RocksDB of each partition, read and written directly, its changelog sent
 in record batches once per batch (streams.partition_state); Faust still creates the
 changelog topic and recovers each partition from it on assignment. Requests, impressions
@@ -24,7 +25,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +50,12 @@ log = logging.getLogger("slatestream.worker")
 class WorkerConfig:
     """Model-side settings of a worker (infrastructure is in StreamSettings).
 
-    Feedback is learned from a batch lane (streams.batch_lane) in batches of whatever has
-    arrived, at most `lane_batch_size` records (where the lane is not available: batches
-    of up to `batch_size` gathered for at most `batch_wait_s`, as items are); requests
-    are taken `request_batch_size` at a time within `request_wait_s` and ranked one by
-    one, each slate sent as soon as it is ready. While the catalog is still empty (a fresh start), requests wait up to
+    Requests and feedback come through batch lanes (streams.batch_lane): what one fetch
+    brought, at most `request_batch_size` requests (ranked one by one, each slate sent as
+    soon as it is ready) or `lane_batch_size` feedback records (learned per partition).
+    Where lanes are not available (another Faust version), agents take them: requests
+    within `request_wait_s`, feedback up to `batch_size` within `batch_wait_s`, as items
+    always are. While the catalog is still empty (a fresh start), requests wait up to
     `empty_catalog_wait_s` for the items agent before they are ranked or dead-lettered.
     `user_cache_size` decoded user states stay in memory per partition (~5 KB each for
     linear TS at d = 32): a worker is the only writer of its partitions' states, and the
@@ -163,29 +165,28 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
                         catalog_table[item.item_id.encode()] = value
                 await send_dead(dead)
 
-    @app.agent(raw_topic(names.requests))
-    async def requests(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(config.request_batch_size, within=config.request_wait_s):
-            started = time.perf_counter()
-            sync_catalog()
-            waited = 0.0
-            while len(core.catalog) == 0 and waited < config.empty_catalog_wait_s:
-                await asyncio.sleep(0.05)  # at start-up, let the items agent load the catalog first
-                waited += 0.05
-                sync_catalog()
-            for event in events:  # one at a time: each slate leaves as soon as it is ranked
-                slates, dead = core.rank([_record("requests", event.message)])
-                for slate in slates:
-                    await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
-                await tables.flush()
-                await send_dead(dead)
-            stats["requests"].add(len(events), time.perf_counter() - started)
-
     stats = {"requests": BatchStats(), "feedback": BatchStats()}
     feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
+    request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
+    feedback_lane = BatchLane(feedback_kinds, max_batch=config.lane_batch_size)
+    lanes_on = app.add_batch_lane(request_lane) and app.add_batch_lane(feedback_lane)
+    idle_wait_s = 1.0  # agents whose records take a lane only wake up to find nothing
 
-    lane = BatchLane(feedback_kinds, max_batch=config.lane_batch_size)
-    lane_active = app.add_batch_lane(lane)
+    async def rank_requests(messages: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        sync_catalog()
+        waited = 0.0
+        while len(core.catalog) == 0 and waited < config.empty_catalog_wait_s:
+            await asyncio.sleep(0.05)  # at start-up, let the items agent load the catalog first
+            waited += 0.05
+            sync_catalog()
+        for message in messages:  # one at a time: each slate leaves as soon as it is ranked
+            slates, dead = core.rank([_record("requests", message)])
+            for slate in slates:
+                await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
+            await tables.flush()
+            await send_dead(dead)
+        stats["requests"].add(len(messages), time.perf_counter() - started)
 
     async def learn_feedback(messages: Sequence[Any]) -> None:
         started = time.perf_counter()
@@ -193,27 +194,44 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         for group in _by_partition(messages).values():
             records = [_record(feedback_kinds[m.topic], m) for m in group]
             await send_dead(core.learn(records))
+            await asyncio.sleep(0)  # let requests in between partitions
         await tables.flush()  # before the records are acked
         stats["feedback"].add(len(messages), time.perf_counter() - started)
 
+    @app.agent(raw_topic(names.requests))
+    async def requests(stream: faust.StreamT) -> None:
+        """Subscribes the requests topic; records arrive here only where the lanes are off."""
+        within = idle_wait_s if lanes_on else config.request_wait_s
+        async for events in stream.take_events(config.request_batch_size, within=within):
+            await rank_requests([event.message for event in events])
+
     @app.agent(raw_topic(*feedback_kinds))
     async def feedback(stream: faust.StreamT) -> None:
-        """Subscribes the feedback topics; records arrive here only where the lane is off."""
-        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+        """Subscribes the feedback topics; records arrive here only where the lanes are off."""
+        within = idle_wait_s if lanes_on else config.batch_wait_s
+        async for events in stream.take_events(config.batch_size, within=within):
             await learn_feedback([event.message for event in events])
 
-    @app.task
-    async def feedback_lane() -> None:
-        if not lane_active:
+    async def drive(lane: BatchLane, handle: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
+        """Process a lane's lists for good, acking each after `handle`; a bug stops the worker."""
+        if not lanes_on:
             return
         try:
             async for batch in lane.batches():
-                await learn_feedback(batch)
+                await handle(batch)
                 lane.ack(batch)
-        except Exception as error:  # a bug, not bad input (that is dead-lettered): stop the worker
-            log.exception("feedback lane failed")
+        except Exception as error:  # bad input is dead-lettered: an exception here is a bug
+            log.exception("batch lane of %s failed", sorted(lane.topics))
             await app.crash(error)
             raise
+
+    @app.task
+    async def requests_lane() -> None:
+        await drive(request_lane, rank_requests)
+
+    @app.task
+    async def feedback_lane_task() -> None:
+        await drive(feedback_lane, learn_feedback)
 
     def sync_catalog() -> None:
         """Items embedded by other workers (or before a restart) join the local catalog.
