@@ -12,7 +12,8 @@ consume loop (assign all partitions, getmany until the end offsets) over the sam
 Prints events/s of both and the ratio, and two more ceilings measured the same way over the
 same records (bench/faust_floor.py): a Faust agent with the worker's app settings that only
 counts, and one that also writes a 4.8 KB table value per record (Faust's cost of keeping
-per-user state in a changelogged table).
+per-user state in a changelogged table); and, without Kafka, `WorkerCore.learn` over the same
+records in this process (the worker's own work: decode, dedupe, learn; dict state).
 """
 
 from __future__ import annotations
@@ -34,11 +35,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from kafka import KafkaConsumer  # noqa: E402
 from kafka import TopicPartition as KTopicPartition  # noqa: E402
 
+from encoders.hashing import HashingEncoder  # noqa: E402
+from online.events import Impression, encode_event  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
+from streams.partition_state import SharedTables  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.state_changelog import state_changelog_topic, topic_end_offsets  # noqa: E402
 from streams.table_store import unwrap  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
+from streams.worker import WorkerConfig  # noqa: E402
+from streams.worker_core import Record, WorkerCore  # noqa: E402
 from streams.worker_process import WorkerProcess  # noqa: E402
 from streams.workload import make_workload, publish  # noqa: E402
 
@@ -97,6 +103,36 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         return time.perf_counter() - start
     finally:
         await consumer.stop()
+
+
+def in_process_learn(workload, partitions: int, batch: int) -> float:  # type: ignore[no-untyped-def]
+    """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
+    Kafka): the worker's own work, ranking every request first so clicks are known."""
+    from kafka.partitioner.default import murmur2
+
+    encoder = HashingEncoder(dim=32)
+    config = WorkerConfig(dim=32, n_draws=8)
+    core = WorkerCore(config.scenarios(), SharedTables(), lambda items: encoder.encode([i.text() for i in items]),
+                      config.dim, config.seed)
+    core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
+    next_offset: dict[tuple[str, int], int] = {}
+
+    def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
+        partition = (murmur2(event.user_id.encode()) & 0x7FFFFFFF) % partitions
+        offset = next_offset[kind, partition] = next_offset.get((kind, partition), -1) + 1
+        return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
+
+    for request in workload.requests:
+        core.rank([record("requests", request)])
+    feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    started = time.perf_counter()
+    for start in range(0, len(feedback), batch):
+        groups: dict[int, list[Record]] = {}
+        for one in feedback[start : start + batch]:
+            groups.setdefault(one.partition, []).append(one)
+        for group in groups.values():
+            core.learn(group)
+    return time.perf_counter() - started
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
@@ -177,11 +213,15 @@ def main() -> None:
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in ("count", "table")}
+    core_s = in_process_learn(workload, settings.partitions, 2_000)
     worker_rate, bare_rate = in_window / worker_s, len(feedback) / bare_s
     print(f"worker: {in_window:,} of {len(feedback):,} events in {worker_s:.2f} s = {worker_rate:,.0f} events/s "
           f"(those learned after the first population write, until the last)")
     print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
+    core_rate = len(feedback) / core_s
+    print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000: {core_rate:,.0f} events/s; "
+          f"worker / this: {worker_rate / core_rate:.2f}")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
         floor = floors[mode]

@@ -17,7 +17,8 @@ Offsets and rebalances keep Faust's rules:
   paused in the fetcher (Faust's own `on_buffer_full`) and resumed below `low_water`.
 - **Revocation.** Before Faust commits on a rebalance (`Consumer.wait_empty`), the lane
   drops what waits (never acked, so redelivered to the partition's next owner) and waits
-  for the batch in hand to finish (`settle`).
+  for the batch in hand to finish (`settle`). A record that slipped in after that (fetched
+  just before the revocation) is dropped when taken if its partition is no longer assigned.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ class BatchLane:
                 if not self._waiting:
                     self._event().clear()
                 self._resume_if_low()
-                yield batch
+                owned = self.consumer.assignment()
+                batch = [message for message in batch if message.tp in owned]
+                if batch:
+                    yield batch
 
     def ack(self, batch: Iterable[Any]) -> None:
         """Tell Faust these records are processed (their offsets may be committed)."""

@@ -17,6 +17,10 @@ class FakeConsumer:
         self.paused: list[Any] = []
         self.resumed: list[Any] = []
         self._buffered_partitions: set[Any] = set()
+        self.owned: set[Any] = {("t", 0), ("t", 1)}
+
+    def assignment(self) -> set[Any]:
+        return self.owned
 
     def ack(self, message: Any) -> None:
         self.acked.append(message.offset)
@@ -119,3 +123,20 @@ def test_a_fetch_is_handed_over_whole_once_the_consumer_says_it_was_added() -> N
         return [m.offset for m in batch]
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_records_of_partitions_no_longer_assigned_are_dropped_when_taken() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=10, high_water=100, low_water=10)
+        for offset in range(4):
+            lane.add(consumer, message(offset, partition=offset % 2))
+        consumer.owned = {("t", 1)}  # partition 0 was revoked meanwhile
+        lane.fetched()
+        batches = lane.batches()
+        batch = await batches.__anext__()
+        lane.ack(batch)
+        await batches.aclose()
+        return [m.offset for m in batch], consumer.acked
+
+    assert asyncio.run(scenario()) == ([1, 3], [1, 3])
