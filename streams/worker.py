@@ -37,7 +37,7 @@ from online.events import encode_event
 from streams.batch_lane import BatchLane
 from streams.control import control_topic, ensure_control_topic
 from streams.dead_letter import DeadLetter, encode_dead_letter
-from streams.faust_app import make_app
+from streams.faust_app import FAUST_VERSION, make_app
 from streams.partition_state import StateTables, faust_send_many
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
@@ -215,7 +215,9 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     async def drive(lane: BatchLane, handle: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         """Process a lane's lists for good, acking each after `handle`; a bug stops the worker."""
         if not lanes_on:
+            log.info("batch lanes off (Faust %s, lanes need %s)", faust.__version__, FAUST_VERSION)
             return
+        log.info("batch lanes on for %s", ", ".join(sorted(lane.topics)))
         try:
             async for batch in lane.batches():
                 await handle(batch)

@@ -175,9 +175,12 @@ class WorkerCore:
     def _known_request(self, store: TableStore, click: Click) -> bool:
         """Whether the click's request is among its user's recent requests and the click
         came at most `request_ttl_s` after it (event times)."""
-        recent = _decode_recent(store.get(f"requests/{click.user_id}"))
+        value = store.get(f"requests/{click.user_id}")
+        if value is None:
+            return False
         limit = click.time.timestamp() - self.request_ttl_s
-        return any(rid == click.request_id and t >= limit for rid, t in recent)
+        request_id = click.request_id
+        return any(rid == request_id and t >= limit for rid, t in json.loads(value))
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
         """Fold impression, click and control records of one partition into state, in order.

@@ -117,6 +117,7 @@ def test_sigkill_mid_stream_learns_the_same_state(kafka_settings: StreamSettings
             done = sum(counts[k] for k in ("ranked", "learned", "items", "skipped_duplicates", "dead_lettered",
                                            "controls"))
             assert counts["received"] == done and counts["dead_lettered"] == 0
+            assert "batch lanes on" in restarted.log_text()  # the path measured in bench/, not the fallback
         finally:
             restarted.stop()
     finally:
