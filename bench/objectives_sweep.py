@@ -3,11 +3,14 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--requests 2000]
         [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
         [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|dpp] [--shortlist 5]
-        [--candidates 100]
+        [--candidates 100] [--position-power 0,1] [--from-position 0,1]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
 every setting (paired: same users, catalog and request stream per seed, same policy seed). The
-settings are a diversity axis (MMR weights, fairness 0) and a fairness axis (per-item exposure
+settings are a diversity axis (MMR weights, fairness 0; every weight > 0 crossed with the
+`--position-power` and `--from-position` values: position-aware re-ranking, the weight at slate
+position p being w * (1 + p) ** power from position `from` on, see online/objectives/rerank.py;
+labelled e.g. "mmr5^1>1") and a fairness axis (per-item exposure
 fairness, diversity 0), plus `--extra` combinations. The recommended settings follow
 `online.evaluation.sweep.recommend` on the means over seeds (highest ILD / lowest exposure Gini
 among settings whose CTR is >= 95% of the baseline's). For each it prints the ILD, Gini and CTR
@@ -15,6 +18,10 @@ changes against the baseline, paired by seed, with a 95% t-interval, and whether
 
 - diversity: intra-list diversity +30% for at most 5% CTR loss;
 - fairness: exposure Gini -1/3 for at most 5% CTR loss.
+
+It also prints every setting's ILD, CTR and expected-CTR changes (paired, 95% t-intervals);
+expected CTR = the served slates' exact click probability from the simulator, free of
+click-sampling noise (not of the learning path's), so a steadier reading of the CTR cost.
 
 "Met" uses the point estimates (CTR change >= -5%); the CTR interval says how sure that is. ILD
 is the mean pairwise cosine distance of a slate's k items; it cannot exceed 1 + 1/(k - 1)
@@ -98,7 +105,7 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
     plus diversity embeddings): CTR over all requests (bootstrap interval), per-seed CTR, ILD
     in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini.
     candidates: the simulator's candidates per request (None: all released items)."""
-    figures = ("ctr", "ild", "ild_bandit", "gini")
+    figures = ("ctr", "ild", "ild_bandit", "gini", "expected_ctr")
     per_seed: list[dict[str, list[float]]] = [{f: [] for f in figures} for _ in settings]
     pooled: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in settings]
     done = 0
@@ -110,7 +117,8 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
                              ExperimentConfig(n_requests=requests, n_draws=n_draws), np.random.default_rng([seed, 0]),
                              objectives=setting, diversity_embed=diversity_embed)
             summary = run.summary()
-            for figure, key in zip(figures, ("ctr", "diversity", "bandit_diversity", "exposure_gini"), strict=True):
+            for figure, key in zip(figures, ("ctr", "diversity", "bandit_diversity", "exposure_gini", "expected_ctr"),
+                                   strict=True):
                 per_seed[index][figure].append(summary[key])
             pooled[index][0].append(run.clicks)
             pooled[index][1].append(run.shown.astype(np.float64))
@@ -121,11 +129,44 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
         clicks, shown = np.concatenate(pooled[index][0]), np.concatenate(pooled[index][1])
         ctr, low, high = bootstrap_ratio(clicks, shown, rng=np.random.default_rng([index, 7]), n_bootstrap=500)
         seed_figures = per_seed[index]
-        points.append(SweepPoint(label_of(setting), setting, ctr, float(np.mean(seed_figures["ild"])),
+        points.append(SweepPoint(bench_label(setting), setting, ctr, float(np.mean(seed_figures["ild"])),
                                  float(np.mean(seed_figures["gini"])), low, high,
                                  {"seeds": list(seeds), "per_seed": seed_figures,
-                                  "ild_bandit": float(np.mean(seed_figures["ild_bandit"]))}))
+                                  "ild_bandit": float(np.mean(seed_figures["ild_bandit"])),
+                                  "expected_ctr": float(np.mean(seed_figures["expected_ctr"]))}))
     return points
+
+
+def bench_label(setting: ObjectiveSettings) -> str:
+    """`label_of`, plus "^power" and ">from" for position-aware diversity (e.g. "mmr5^1>1")."""
+    label = label_of(setting)
+    if setting.diversity > 0:
+        position = (f"^{setting.diversity_position_power:g}" if setting.diversity_position_power else "") + (
+            f">{setting.diversity_from_position}" if setting.diversity_from_position else "")
+        method = f"{setting.diversity_method}{setting.diversity:g}"
+        label = label.replace(method, method + position, 1)
+    return label
+
+
+def position_variants(setting: ObjectiveSettings, powers: Sequence[float],
+                      starts: Sequence[int]) -> list[ObjectiveSettings]:
+    """The setting once per (position power, from position) when it re-ranks by diversity, else as is."""
+    if setting.diversity <= 0:
+        return [setting]
+    return [ObjectiveSettings.model_validate(setting.model_dump() | {"diversity_position_power": power,
+                                                                    "diversity_from_position": start})
+            for power in powers for start in starts]
+
+
+def parse_positions(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 0, e.g. "0,1,2"."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SystemExit(f"{flag}: want comma-separated integers >= 0, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise SystemExit(f"{flag}: want at least one integer >= 0, got {text!r}")
+    return values
 
 
 def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
@@ -133,13 +174,27 @@ def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
     diversity = SweepGrid(parse_weights(args.diversity, "--diversity"), (0.0,), (0.0,), args.method, shortlist)
     fairness = SweepGrid((0.0,), (0.0,), parse_weights(args.fairness, "--fairness"), args.method, shortlist)
     novelty = SweepGrid((0.0,), parse_weights(args.novelty, "--novelty"), (0.0,), args.method, shortlist)
+    powers = parse_weights(args.position_power, "--position-power")
+    starts = parse_positions(args.from_position, "--from-position")
     out: list[ObjectiveSettings] = []
     for setting in [*diversity.settings(), *fairness.settings(), *novelty.settings()]:
-        if setting not in out:
-            out.append(setting)
+        for variant in position_variants(setting, powers, starts):
+            if variant not in out:
+                out.append(variant)
     for text in filter(None, args.extra.split(";")):
         out.append(ObjectiveSettings(shortlist_factor=shortlist, diversity_method=args.method, **json.loads(text)))
     return out
+
+
+def print_changes(points: list[SweepPoint]) -> None:
+    """Every setting's ILD, CTR and expected-CTR change against the baseline (points[0]), paired by
+    seed, with 95% t-intervals (none with one seed)."""
+    print(f"\n{'setting':22s} {'ILD change':>26s} {'CTR change':>26s} {'expected CTR change':>26s}")
+    base = points[0].extra["per_seed"]
+    for point in points[1:]:
+        seeds = point.extra["per_seed"]
+        cells = [paired_change(base[figure], seeds[figure]).describe() for figure in ("ild", "ctr", "expected_ctr")]
+        print(f"{point.label:22s} " + " ".join(f"{cell:>26s}" for cell in cells))
 
 
 def report(points: list[SweepPoint], target: Target, k: int, space: str) -> dict[str, object]:
@@ -152,7 +207,7 @@ def report(points: list[SweepPoint], target: Target, k: int, space: str) -> dict
     point = points[chosen]
     seeds = base.extra["per_seed"], point.extra["per_seed"]
     changes = {figure: paired_change(seeds[0][figure], seeds[1][figure])
-               for figure in ("ild", "ild_bandit", "gini", "ctr")}
+               for figure in ("ild", "ild_bandit", "gini", "ctr", "expected_ctr")}
     main = changes[target].percent / 100
     met = (main >= GOALS[target] if target == "ild" else main <= GOALS[target]) and (
         changes["ctr"].percent >= -100 * MAX_CTR_LOSS)
@@ -167,6 +222,9 @@ def report(points: list[SweepPoint], target: Target, k: int, space: str) -> dict
               "for comparison)")
     print(f"  Gini  {base.gini:.3f} -> {point.gini:.3f}  {changes['gini'].describe()}")
     print(f"  CTR   {base.ctr:.4f} -> {point.ctr:.4f}  {changes['ctr'].describe()}  (paired by seed, 95% t-interval)")
+    expected = base.extra["expected_ctr"], point.extra["expected_ctr"]
+    print(f"  expected CTR {expected[0]:.4f} -> {expected[1]:.4f}  {changes['expected_ctr'].describe()}  (the "
+          "served slates' exact click probability: no click-sampling noise)")
     print(f"  goal {'MET' if met else 'NOT met'} (point estimates; CTR loss allowed {100 * MAX_CTR_LOSS:.0f}%)")
     return {"target": target, "recommended": point.label, "met": met,
             "changes_percent": {f: [c.percent, c.low, c.high] for f, c in changes.items()}}
@@ -188,6 +246,10 @@ def main() -> None:
     parser.add_argument("--shortlist", type=int, default=5, help="re-rank the top shortlist x k per draw (0 = all)")
     parser.add_argument("--candidates", type=int, default=SimulatorConfig.n_candidates,
                         help="the simulator's candidates per request (0 = all released items)")
+    parser.add_argument("--position-power", default="0",
+                        help="position-aware diversity: the weight at position p is w * (1 + p) ** power (0 = flat)")
+    parser.add_argument("--from-position", default="0",
+                        help="position-aware diversity: positions before this are ranked by utility alone (0 = none)")
     parser.add_argument("--n-draws", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write every point here")
     args = parser.parse_args()
@@ -223,12 +285,13 @@ def main() -> None:
     finally:
         if cache is not None:
             cache.close()
-    print(f"\n{'setting':22s} {'CTR':>8s} {'ILD':>7s} {'ILD-bandit':>10s} {'Gini':>7s}   per-seed CTR  "
+    print(f"\n{'setting':22s} {'CTR':>8s} {'exp.CTR':>8s} {'ILD':>7s} {'ILD-bandit':>10s} {'Gini':>7s}   per-seed CTR  "
           f"(ILD: {space} space)")
     for point in points:
         per_seed = " ".join(f"{v:.4f}" for v in point.extra["per_seed"]["ctr"])
-        print(f"{point.label:22s} {point.ctr:8.4f} {point.ild:7.3f} {point.extra['ild_bandit']:10.3f} "
-              f"{point.gini:7.3f}   {per_seed}")
+        print(f"{point.label:22s} {point.ctr:8.4f} {point.extra['expected_ctr']:8.4f} {point.ild:7.3f} "
+              f"{point.extra['ild_bandit']:10.3f} {point.gini:7.3f}   {per_seed}")
+    print_changes(points)
     k = SimulatorConfig().k
     verdicts = [report(points, "ild", k, space), report(points, "gini", k, space)]
     print(f"\n(all runs: {time.perf_counter() - started:.0f} s; a loaded shared machine: re-measure when idle)")

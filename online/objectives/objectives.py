@@ -98,7 +98,8 @@ class Objectives:
         stacked = np.vstack([scores.draws, scores.mean[None, :]])
         utility = utilities(stacked, settings.relevance, adjustment)
         ranked = rerank(utility, catalog.diversity_vectors[rows], k, settings.diversity, settings.diversity_method,
-                        shortlist=settings.shortlist_factor * k)
+                        shortlist=settings.shortlist_factor * k, position_power=settings.diversity_position_power,
+                        from_position=settings.diversity_from_position)
         return Ranking(ranked[:-1], ranked[-1])
 
     def popularity_penalty(self, rows: IntArray) -> FloatArray:

@@ -10,12 +10,19 @@ k greedy steps run for all m draws together:
   i.e. maximise sum(utility) + w * log det(cos_S) greedily. Updated by an incremental
   Cholesky factor (O(m * L * k) per step).
 
+Position-aware weight: step p (slate position p, 0 = top) uses weight w_p = w * (1 + p) ** power,
+and 0 before `from_position` (`step_weights`). With position examination e_p = 1 / (1 + p) ** eta
+(the simulator's click model) and power = eta, step p maximises e_p * utility_i minus w times
+the diversity term, i.e. the greedy step of "examination-weighted utility - w * diversity":
+relevance is traded for variety where users look less. power 0, from 0 = plain MMR / DPP.
+
 Cost per call: the shortlists (a partial sort per draw) and k steps, each one
 similarity row per draw, O(m * L * d), plus O(m * L * k) for DPP's factor update.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -74,6 +81,20 @@ class _Similarity:
         return row
 
 
+def step_weights(weight: float, k: int, position_power: float = 0.0, from_position: int = 0) -> FloatArray:
+    """float64[k]: the diversity weight of each greedy step p (slate position, 0 = top):
+    weight * (1 + p) ** position_power, and 0 for p < from_position."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"weight: must be finite and >= 0, got {weight}")
+    if not (math.isfinite(position_power) and position_power >= 0):
+        raise ValueError(f"position_power: must be finite and >= 0, got {position_power}")
+    if from_position < 0:
+        raise ValueError(f"from_position: must be >= 0, got {from_position}")
+    positions = np.arange(k, dtype=np.float64)
+    out: FloatArray = np.where(positions >= from_position, weight * (1.0 + positions) ** position_power, 0.0)
+    return out
+
+
 def rerank(
     utility: FloatArray,
     vectors: npt.NDArray[np.floating],
@@ -81,22 +102,25 @@ def rerank(
     weight: float,
     method: Literal["mmr", "dpp"] = "mmr",
     shortlist: int = 0,
+    position_power: float = 0.0,
+    from_position: int = 0,
 ) -> IntArray:
     """int64[m, k']: per draw, the re-ranked slate as candidate indices (k' = min(k, n)).
 
     utility: float64[m, n]; vectors: float[n, d] item vectors of the n candidates (any
     norm; zero vectors count as similar to nothing); weight >= 0 (0 = sort by utility);
-    shortlist: items per draw considered (0 or >= n = all).
+    shortlist: items per draw considered (0 or >= n = all); position_power >= 0 and
+    from_position >= 0: the weight at slate position p is weight * (1 + p) ** position_power
+    from position from_position on, 0 before it (`step_weights`; 0, 0 = the same everywhere).
     """
     m, n = utility.shape
     if vectors.shape[0] != n:
         raise ValueError(f"vectors: expected {n} rows (one per candidate), got {vectors.shape[0]}")
-    if weight < 0:
-        raise ValueError(f"weight: must be >= 0, got {weight}")
     if method not in ("mmr", "dpp"):
         raise ValueError(f"method: must be 'mmr' or 'dpp', got {method!r}")
     k = min(k, n)
-    if weight == 0:
+    weights = step_weights(weight, k, position_power, from_position)
+    if not weights.any():
         return top_k(utility, k)
     size = n if shortlist <= 0 else max(k, min(shortlist, n))
     unit = _unit(vectors)
@@ -108,16 +132,18 @@ def rerank(
         short, short_utility, similarity = np.broadcast_to(np.arange(n), (m, n)), utility, _Similarity(unit, None)
     norms = np.einsum("nd,nd->n", unit, unit)[short]  # float64[m, L]: 1, or 0 for zero vectors
     select = _mmr if method == "mmr" else _dpp
-    picks = select(short_utility, short, norms, similarity, weight, k)
+    picks = select(short_utility, short, norms, similarity, weights)
     out: IntArray = np.take_along_axis(short, picks, axis=1).astype(np.int64)
     return out
 
 
 def _mmr(
-    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weight: float, k: int
+    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weights: FloatArray
 ) -> IntArray:
-    """int64[m, k] positions into the shortlists short int64[m, L] chosen by MMR; utility float64[m, L]."""
+    """int64[m, k] positions into the shortlists short int64[m, L] chosen by MMR; utility float64[m, L],
+    weights float64[k] the diversity weight of each step."""
     m, _ = utility.shape
+    k = len(weights)
     draws = np.arange(m)
     picks = np.empty((m, k), dtype=np.int64)
     taken = np.zeros(utility.shape, dtype=bool)
@@ -128,16 +154,19 @@ def _mmr(
         picks[:, step] = pick
         taken[draws, pick] = True
         np.maximum(max_sim, similarity.to(short[draws, pick]), out=max_sim)
-        score = utility - weight * max_sim
-        score[taken] = -np.inf
+        if step + 1 < k:
+            score = utility - weights[step + 1] * max_sim
+            score[taken] = -np.inf
     return picks
 
 
 def _dpp(
-    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weight: float, k: int
+    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weights: FloatArray
 ) -> IntArray:
-    """int64[m, k] positions into the shortlists chosen by greedy DPP MAP; utility float64[m, L]."""
+    """int64[m, k] positions into the shortlists chosen by greedy DPP MAP; utility float64[m, L],
+    weights float64[k] the log-determinant weight of each step."""
     m, size = utility.shape
+    k = len(weights)
     draws = np.arange(m)
     picks = np.empty((m, k), dtype=np.int64)
     taken = np.zeros(utility.shape, dtype=bool)
@@ -145,7 +174,7 @@ def _dpp(
     residual = norms + DPP_JITTER
     floor = np.finfo(np.float64).tiny
     for step in range(k):
-        score = utility + weight * np.log(np.maximum(residual, floor))
+        score = utility + weights[step] * np.log(np.maximum(residual, floor))
         score[taken] = -np.inf
         pick = np.argmax(score, axis=1)
         picks[:, step] = pick

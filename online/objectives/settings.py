@@ -28,6 +28,13 @@ class ObjectiveSettings(BaseModel):
             the simulator MMR needs about 2 .. 5 for a clear diversity gain.
         diversity_method: "mmr" (maximal marginal relevance) or "dpp" (greedy MAP of a
             determinantal point process).
+        diversity_position_power: the diversity weight at greedy step p (slate position, 0 =
+            top) is diversity * (1 + p) ** diversity_position_power, so diversity costs less
+            relevance where users look less. 0 (default) = the same weight at every position;
+            eta = the simulator's examination exponent (examination 1 / (1 + p) ** eta) makes
+            each step maximise examination-weighted utility minus the diversity term. In [0, 8].
+        diversity_from_position: positions before this one are picked by utility alone (weight
+            0); 0 (default) = diversity from the top. Neither field acts when diversity is 0.
         novelty: weight of the popularity penalty log(1 + exposures) / log(1 + max
             exposures among the candidates), in [0, 1] per item.
         fairness: weight of the exposure-deficit boost max(0, 1 - share / fair share),
@@ -50,8 +57,10 @@ class ObjectiveSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     relevance: float = Field(default=1.0, gt=0.0)
-    diversity: float = Field(default=0.0, ge=0.0)
+    diversity: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     diversity_method: Literal["mmr", "dpp"] = "mmr"
+    diversity_position_power: float = Field(default=0.0, ge=0.0, le=8.0, allow_inf_nan=False)
+    diversity_from_position: int = Field(default=0, ge=0, le=1000)
     novelty: float = Field(default=0.0, ge=0.0)
     fairness: float = Field(default=0.0, ge=0.0)
     fairness_group: str | None = None

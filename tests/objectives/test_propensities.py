@@ -34,12 +34,16 @@ def trained(engine: Engine) -> Engine:
     return engine
 
 
-@pytest.mark.parametrize("method", ["mmr", "dpp"])
+@pytest.mark.parametrize(
+    ("method", "position_power", "from_position"),
+    [("mmr", 0.0, 0), ("dpp", 0.0, 0), ("mmr", 1.0, 2), ("dpp", 1.0, 0)],
+)
 def test_served_frequencies_match_logged_propensities_with_diversity_on(
-    make_engine: Callable[..., Engine], method: str
+    make_engine: Callable[..., Engine], method: str, position_power: float, from_position: int
 ) -> None:
     m, trials, k = 16, 2000, 3
-    settings = ObjectiveSettings(diversity=1.5, diversity_method=method, novelty=0.3)  # type: ignore[arg-type]
+    settings = ObjectiveSettings(diversity=1.5, diversity_method=method, novelty=0.3,  # type: ignore[arg-type]
+                                 diversity_position_power=position_power, diversity_from_position=from_position)
     engine = trained(make_engine(Objectives(settings), seed=7, n_draws=m))
     request = RankRequest(request_id="r", user_id="u", k=k, time=T0)
     served: dict[tuple[str, int], int] = defaultdict(int)
