@@ -40,6 +40,7 @@ from faust.types import ProducerT, TransportT
 
 from streams.batch_lane import BatchLane
 from streams.settings import StreamSettings
+from streams.state_changelog import worker_app_id
 
 FAUST_VERSION = "0.15.3"
 """The faust-streaming version `BatchDrainConsumer._drain_messages` was copied from."""
@@ -171,7 +172,7 @@ def broker_credentials(settings: StreamSettings) -> faust.SASLCredentials | faus
 def make_app(settings: StreamSettings) -> SlatestreamApp:
     """The worker's Faust app: one consumer group per (app id, topic prefix), RocksDB tables."""
     return SlatestreamApp(
-        f"{settings.app_id}-{settings.topic_prefix}".rstrip(".-"),
+        worker_app_id(settings),
         broker=settings.broker_url,
         broker_credentials=broker_credentials(settings),
         store="rocksdb://",

@@ -105,11 +105,22 @@ def ensure_topics(
     `settings.partitions` (it would break co-partitioning by user id), and kafka-python's
     error for any other failure (e.g. replication_factor above the broker count).
     """
-    specs = topic_specs(settings, names)
+    return create_topics(settings, topic_specs(settings, names), timeout_s=timeout_s)
+
+
+def create_topics(settings: StreamSettings, specs: Mapping[str, Mapping[str, Any]], *,
+                  timeout_s: float = 30.0) -> dict[str, bool]:
+    """Create the topics of `specs` ({name: {num_partitions, replication_factor, configs}}) that
+    do not exist yet, wait until every partition has a leader and check each partition count.
+
+    Returns {name: True if created now}; TopicLayoutError when an existing topic has another
+    partition count than its spec.
+    """
     timeout_ms = int(timeout_s * 1000)
     created: dict[str, bool] = {}
     with KafkaAdminClient(**settings.kafka_client_config(), client_id=f"{settings.app_id}-admin") as admin:
-        result = admin.create_topics(specs, timeout_ms=timeout_ms, raise_errors=False)
+        result = admin.create_topics({name: dict(spec) for name, spec in specs.items()}, timeout_ms=timeout_ms,
+                                     raise_errors=False)
         for topic in result["topics"]:
             name, code = topic["name"], topic["error_code"]
             if code == 0:
@@ -124,11 +135,12 @@ def ensure_topics(
     wrong = {
         str(topic["name"]): len(topic["partitions"])
         for topic in described
-        if len(topic["partitions"]) != settings.partitions
+        if len(topic["partitions"]) != specs[topic["name"]]["num_partitions"]
     }
     if wrong:
         raise TopicLayoutError(
-            f"partitions: topics {wrong} exist with a partition count other than {settings.partitions}; "
+            f"partitions: topics {wrong} exist with a partition count other than their spec "
+            f"({ {name: spec['num_partitions'] for name, spec in specs.items() if name in wrong} }); "
             "co-partitioning by user id needs the same count everywhere (recreate them or change partitions)"
         )
     return {name: created[name] for name in specs}

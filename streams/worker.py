@@ -40,10 +40,14 @@ from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.faust_app import FAUST_VERSION, make_app
 from streams.partition_state import StateTables, faust_send_many
 from streams.settings import StreamSettings
+from streams.state_changelog import worker_app_id
 from streams.topics import TopicNames
 from streams.worker_core import Embed, Record, WorkerCore
 
 log = logging.getLogger("slatestream.worker")
+
+STATE_TABLE, CATALOG_TABLE = "state", "catalog"
+"""The worker's Faust tables (changelog topics "<app id>-state-changelog", "-catalog-changelog")."""
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,13 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw", partitions=settings.partitions)
 
-    state_table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    state_table = app.Table(STATE_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
     catalog_dirty = [True]
 
     async def catalog_changed(_: Any) -> None:
         catalog_dirty[0] = True
 
-    catalog_table = app.GlobalTable("catalog", partitions=settings.partitions, key_type=bytes,
+    catalog_table = app.GlobalTable(CATALOG_TABLE, partitions=settings.partitions, key_type=bytes,
                                     on_changelog_event=catalog_changed,
                                     value_type=bytes)
     tables = StateTables(state_table, faust_send_many(app))
@@ -277,12 +281,30 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     return app, core
 
 
+def internal_topic_specs(settings: StreamSettings) -> dict[str, dict[str, Any]]:
+    """The topics Faust would create at start-up: the tables' compacted changelogs (one
+    partition per source partition) and the assignor's one-partition leader topic."""
+    app_id = worker_app_id(settings)
+    changelog = {"num_partitions": settings.partitions, "replication_factor": settings.replication_factor,
+                 "configs": {"cleanup.policy": "compact"}}
+    return {f"{app_id}-{STATE_TABLE}-changelog": changelog, f"{app_id}-{CATALOG_TABLE}-changelog": changelog,
+            f"{app_id}-__assignor-__leader": {"num_partitions": 1,
+                                              "replication_factor": settings.replication_factor, "configs": {}}}
+
+
 def run_worker(settings: StreamSettings, config: WorkerConfig, embed: Embed, loglevel: str = "info") -> None:
-    """Create the topics if needed, then run one worker until SIGTERM/SIGINT."""
-    from streams.topics import ensure_topics
+    """Create the topics if needed, then run one worker until SIGTERM/SIGINT.
+
+    Faust's internal topics are created here too, before Faust starts: when Faust creates
+    them itself, a topic made a moment before the group's first assignment can be missing
+    from the consumer's metadata ("Ignoring missing topic"), and the worker then waits for
+    its partitions until the next metadata refresh (minutes).
+    """
+    from streams.topics import create_topics, ensure_topics
 
     ensure_topics(settings)
     ensure_control_topic(settings)
+    create_topics(settings, internal_topic_specs(settings))
     app, _ = create_app(settings, config, embed)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG when loglevel >= WARNING, and every
