@@ -1,6 +1,6 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
-    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--shown 5] [--batch-size 500]
+    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--shown 5] [--batch-size 2000]
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=2_000, help="the worker's --batch-size")
     parser.add_argument("--profile-worker", type=Path, default=None,
                         help="run the phase-2 worker under cProfile and write its stats here (slower)")
     args = parser.parse_args()

@@ -56,10 +56,11 @@ class WorkerConfig:
 
     Requests and feedback come through batch lanes (streams.batch_lane): what one fetch
     brought, at most `request_batch_size` requests (ranked one by one, each slate sent as
-    soon as it is ready) or `lane_batch_size` feedback records (learned per partition).
-    Where lanes are not available (another Faust version), agents take them: requests
-    within `request_wait_s`, feedback up to `batch_size` within `batch_wait_s`, as items
-    always are. While the catalog is still empty (a fresh start), requests wait up to
+    soon as it is ready) or `batch_size` feedback records (learned per partition). Where
+    lanes are not available (another Faust version), agents take them: requests within
+    `request_wait_s`, feedback up to `batch_size` within `batch_wait_s`. Items are taken
+    up to `item_batch_size` within `batch_wait_s` (one embedding call per take). While
+    the catalog is still empty (a fresh start), requests wait up to
     `empty_catalog_wait_s` for the items agent before they are ranked or dead-lettered.
     `user_cache_size` decoded user states stay in memory per partition (~5 KB each for
     linear TS at d = 32): a worker is the only writer of its partitions' states, and the
@@ -72,9 +73,9 @@ class WorkerConfig:
     policy: str = "linear_ts"
     dim: int = 32
     n_draws: int = 64
-    batch_size: int = 500
+    batch_size: int = 2_000
     batch_wait_s: float = 0.05
-    lane_batch_size: int = 2_000
+    item_batch_size: int = 500
     request_batch_size: int = 64
     request_wait_s: float = 0.002
     user_cache_size: int = 20_000
@@ -161,7 +162,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
 
     @app.agent(raw_topic(names.items))
     async def items(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(config.batch_size, within=config.batch_wait_s):
+        async for events in stream.take_events(config.item_batch_size, within=config.batch_wait_s):
             for group in _by_partition([e.message for e in events]).values():
                 added, dead = core.add_items([_record("items", m) for m in group])
                 with partition_context(events[-1]):
@@ -172,7 +173,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     stats = {"requests": BatchStats(), "feedback": BatchStats()}
     feedback_kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
     request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
-    feedback_lane = BatchLane(feedback_kinds, max_batch=config.lane_batch_size)
+    feedback_lane = BatchLane(feedback_kinds, max_batch=config.batch_size)
     lanes_on = app.add_batch_lane(request_lane) and app.add_batch_lane(feedback_lane)
     idle_wait_s = 1.0  # agents whose records take a lane only wake up to find nothing
 
@@ -263,6 +264,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     async def report_counts() -> None:
         log.info("counts %s", core.counts)
         log.info("batches %s", "; ".join(f"{name}: {value}" for name, value in stats.items()))
+        log.info("changelog %d state records sent in %d flushes", tables.records_sent, tables.flushes)
 
     async def on_revoked(*_: Any, **__: Any) -> None:
         await tables.flush()
