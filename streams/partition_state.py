@@ -116,6 +116,7 @@ class StateTables:
         self.table = table
         self.send_many = send_many
         self._partitions: dict[int, PartitionTable] = {}
+        self._sending = asyncio.Lock()  # one flush at a time: a key's records reach Kafka in write order
         self.records_sent = 0
         self.flushes = 0
 
@@ -143,17 +144,20 @@ class StateTables:
         """Hand every pending changelog record to the producer; returns how many.
 
         The pending records of all partitions are taken before the first await, so writes made
-        meanwhile (by another agent) go to the next flush. When Kafka acknowledges a partition's
-        last record, its offset becomes the persisted offset of that partition's RocksDB.
+        meanwhile (by another agent) go to the next flush, which waits for this one's records
+        to be handed over first (so a key's changelog records keep the order of its writes).
+        When Kafka acknowledges a partition's last record, its offset becomes the persisted
+        offset of that partition's RocksDB.
         """
         taken = [(partition, part.db, part.take_pending()) for partition, part in self._partitions.items()]
         topic = self.changelog_topic
         sent = 0
-        for partition, db, pending in taken:
-            if pending:
-                last = await self.send_many(topic, partition, list(pending.items()))
-                last.add_done_callback(_persist_offset_callback(db, self.table.data.offset_key))
-                sent += len(pending)
+        async with self._sending:
+            for partition, db, pending in taken:
+                if pending:
+                    last = await self.send_many(topic, partition, list(pending.items()))
+                    last.add_done_callback(_persist_offset_callback(db, self.table.data.offset_key))
+                    sent += len(pending)
         self.records_sent += sent
         self.flushes += 1 if sent else 0
         return sent

@@ -178,3 +178,28 @@ def test_a_record_larger_than_a_batch_is_refused_with_the_setting_to_raise() -> 
     send_many = producer_send_many(lambda: FakeProducer(capacity=5))
     with pytest.raises(ValueError, match="producer_max_batch_bytes"):
         asyncio.run(send_many("cl", 0, [(b"big", b"x" * 101)]))
+
+
+def test_concurrent_flushes_hand_over_a_keys_records_in_write_order(tmp_path: Path) -> None:
+    """A second flush (another agent) waits until the first one's records are handed over."""
+    state, _, send = tables(tmp_path)
+    slow_started = asyncio.Event()
+
+    async def scenario() -> None:
+        original = send.__call__
+
+        async def slow_send(topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> Any:
+            if not slow_started.is_set():  # the first hand-over waits for the producer a moment
+                slow_started.set()
+                await asyncio.sleep(0.02)
+            return await original(topic, partition, records)
+
+        state.send_many = slow_send
+        state.for_partition(0)[b"k"] = b"old"
+        first = asyncio.create_task(state.flush())
+        await slow_started.wait()
+        state.for_partition(0)[b"k"] = b"new"
+        await asyncio.gather(first, state.flush())
+
+    asyncio.run(scenario())
+    assert [value for _, key, value, _ in send.sent if key == b"k"] == [b"old", b"new"]
