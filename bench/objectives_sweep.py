@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--requests 2000]
         [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
-        [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|dpp] [--shortlist 5]
+        [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|ild|dpp] [--shortlist 5]
         [--candidates 100] [--position-power 0,1] [--from-position 0,1]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
@@ -138,14 +138,8 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
 
 
 def bench_label(setting: ObjectiveSettings) -> str:
-    """`label_of`, plus "^power" and ">from" for position-aware diversity (e.g. "mmr5^1>1")."""
-    label = label_of(setting)
-    if setting.diversity > 0:
-        position = (f"^{setting.diversity_position_power:g}" if setting.diversity_position_power else "") + (
-            f">{setting.diversity_from_position}" if setting.diversity_from_position else "")
-        method = f"{setting.diversity_method}{setting.diversity:g}"
-        label = label.replace(method, method + position, 1)
-    return label
+    """`label_of` (which marks position-aware diversity with "^power" and ">from", e.g. "mmr5^1>1")."""
+    return label_of(setting)
 
 
 def position_variants(setting: ObjectiveSettings, powers: Sequence[float],
@@ -242,7 +236,8 @@ def main() -> None:
     parser.add_argument("--fairness", default="0.5,1,2", help="per-item exposure-fairness weights (diversity 0)")
     parser.add_argument("--novelty", default="1", help="novelty weights (others 0)")
     parser.add_argument("--extra", default="", help='";"-separated JSON settings, e.g. {"diversity": 2, "fairness": 1}')
-    parser.add_argument("--method", choices=["mmr", "dpp"], default="mmr")
+    parser.add_argument("--method", choices=["mmr", "ild", "dpp"], default="mmr",
+                        help="re-ranking: MMR (max similarity), ILD (mean similarity) or DPP")
     parser.add_argument("--shortlist", type=int, default=5, help="re-rank the top shortlist x k per draw (0 = all)")
     parser.add_argument("--candidates", type=int, default=SimulatorConfig.n_candidates,
                         help="the simulator's candidates per request (0 = all released items)")

@@ -49,7 +49,7 @@ def step_costs(args: argparse.Namespace, rng: np.random.Generator) -> None:
     base = timed(lambda: top_k(draws, k), args.repeats)
     print(f"re-ranking step, {n} candidates, d={args.dim}, {m} draws, k={k}, {args.repeats} repeats")
     print(f"  baseline plain top-k per draw: p50 {base[0]:.3f} ms, p99 {base[1]:.3f} ms")
-    for method in ("mmr", "dpp"):
+    for method in ("mmr", "ild", "dpp"):
         for shortlist, label in ((5 * k, f"shortlist {5 * k}"), (0, f"all {n}")):
             p50, p99 = timed(
                 lambda method=method, shortlist=shortlist: rerank(

@@ -247,8 +247,13 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
 @click.option("--novelty", "novelty_weights", default="0", show_default=True, help="--sweep: novelty weights.")
 @click.option("--fairness", "fairness_weights", default="0,1", show_default=True,
               help="--sweep: exposure-fairness weights (per item).")
-@click.option("--method", type=click.Choice(["mmr", "dpp"]), default="mmr", show_default=True,
-              help="--sweep: re-ranking method.")
+@click.option("--method", type=click.Choice(["mmr", "ild", "dpp"]), default="mmr", show_default=True,
+              help="--sweep: re-ranking method (MMR: max similarity, ILD: mean similarity, DPP).")
+@click.option("--position-power", "position_powers", default="0", show_default=True,
+              help="--sweep: position-aware diversity, the weight at slate position p is w * (1 + p) ** power; "
+              "comma-separated powers, each crossed with every diversity weight > 0 (0 = flat).")
+@click.option("--from-position", "from_positions", default="0", show_default=True,
+              help="--sweep: positions before this are ranked by relevance alone; comma-separated, crossed too.")
 @click.option("--shortlist", type=int, default=5, show_default=True,
               help="--sweep: re-rank the top shortlist x k items per draw (0 = all).")
 @click.option("--requests", type=int, default=1500, show_default=True, help="--sweep on sim: requests per run.")
@@ -258,7 +263,8 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
                      max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str,
                      model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
                      n_bootstrap: int, sweep: bool, diversity_weights: str, novelty_weights: str,
-                     fairness_weights: str, method: str, shortlist: int, requests: int, seeds: int) -> None:
+                     fairness_weights: str, method: str, position_powers: str, from_positions: str, shortlist: int,
+                     requests: int, seeds: int) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     from streams.cli import _config, _encoder
     from streams.demo import make_embed
@@ -270,7 +276,7 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
         run_sweep_command(SweepOptions(
             data, policies, out, n_draws or (32 if on_sim else 64), seed, max_rounds, behavior_policy, campaign,
             encoder_kind, model, dim or (32 if on_sim else 8), learn_every, n_bootstrap, diversity_weights,
-            novelty_weights, fairness_weights, method, shortlist, requests, seeds))
+            novelty_weights, fairness_weights, method, shortlist, requests, seeds, position_powers, from_positions))
         return
     if data == "sim":
         raise click.BadParameter("`sim` is only for --sweep", param_hint="--data")

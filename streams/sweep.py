@@ -257,6 +257,8 @@ class SweepOptions:
     shortlist: int
     requests: int
     seeds: int
+    position_power: str = "0"
+    from_position: str = "0"
 
 
 def run_sweep_command(options: SweepOptions) -> Path:
@@ -266,7 +268,7 @@ def run_sweep_command(options: SweepOptions) -> Path:
 
     from encoders.cache import CachedEncoder, EmbeddingCache
     from encoders.hashing import HashingEncoder
-    from online.evaluation.sweep import SweepGrid, parse_weights
+    from online.evaluation.sweep import SweepGrid, parse_positions, parse_weights
     from streams.cli import _encoder
     from streams.demo import make_embed
     from streams.evaluate import load_log
@@ -277,7 +279,8 @@ def run_sweep_command(options: SweepOptions) -> Path:
     try:
         grid = SweepGrid(parse_weights(options.diversity, "--diversity"), parse_weights(options.novelty, "--novelty"),
                          parse_weights(options.fairness, "--fairness"), options.method,  # type: ignore[arg-type]
-                         options.shortlist)
+                         options.shortlist, position_power=parse_weights(options.position_power, "--position-power"),
+                         from_position=parse_positions(options.from_position, "--from-position"))
         settings = grid.settings()
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
@@ -289,6 +292,7 @@ def run_sweep_command(options: SweepOptions) -> Path:
         cache = EmbeddingCache(options.out / "embedding-cache")
         encoder = CachedEncoder(encoder, cache)
     common = {"policy": policy, "grid": len(settings), "method": options.method, "shortlist": options.shortlist,
+              "position_power": options.position_power, "from_position": options.from_position,
               "n_draws": options.n_draws}
     caveats: list[str] = []
     if options.data == "sim":

@@ -26,37 +26,53 @@ from online.objectives import ObjectiveSettings
 
 BoolArray = npt.NDArray[np.bool_]
 Target = Literal["ild", "gini"]
+MAX_POSITION_POWER = 8.0
+"""The largest `ObjectiveSettings.diversity_position_power`."""
 
 
 @dataclass(frozen=True)
 class SweepGrid:
     """The settings swept: every combination of the diversity, novelty and fairness weights,
-    all with the same re-ranking method, shortlist and fairness group. The all-zero setting
-    (plain relevance ranking, the baseline) always comes first, added when the axes lack it."""
+    all with the same re-ranking method, shortlist and fairness group; every setting with
+    diversity > 0 once per (position power, from position) pair (position-aware diversity, see
+    online/objectives/rerank.py; the defaults (0,), (0,) = the flat weight only). The all-zero
+    setting (plain relevance ranking, the baseline) always comes first, added when the axes lack it."""
 
     diversity: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
     novelty: tuple[float, ...] = (0.0,)
     fairness: tuple[float, ...] = (0.0, 1.0)
-    method: Literal["mmr", "dpp"] = "mmr"
+    method: Literal["mmr", "ild", "dpp"] = "mmr"
     shortlist_factor: int = 5
     fairness_group: str | None = None
+    position_power: tuple[float, ...] = (0.0,)
+    from_position: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         for name in ("diversity", "novelty", "fairness"):
             values = getattr(self, name)
             if not values or any(not math.isfinite(v) or v < 0 for v in values):
                 raise ValueError(f"{name}: needs at least one finite weight >= 0, got {values!r}")
+        if not self.position_power or any(not (math.isfinite(v) and 0 <= v <= MAX_POSITION_POWER)
+                                          for v in self.position_power):
+            raise ValueError(f"position_power: needs at least one power in [0, {MAX_POSITION_POWER:g}], "
+                             f"got {self.position_power!r}")
+        if not self.from_position or any(isinstance(v, bool) or not isinstance(v, int) or v < 0
+                                         for v in self.from_position):
+            raise ValueError(f"from_position: needs at least one integer >= 0, got {self.from_position!r}")
 
     def settings(self) -> list[ObjectiveSettings]:
         """The grid's settings, baseline (all weights 0) first, no duplicates."""
         out = [ObjectiveSettings(shortlist_factor=self.shortlist_factor, fairness_group=self.fairness_group)]
+        positions = list(itertools.product(self.position_power, self.from_position))
         for diversity, novelty, fairness in itertools.product(self.diversity, self.novelty, self.fairness):
-            candidate = ObjectiveSettings(
-                diversity=diversity, novelty=novelty, fairness=fairness, diversity_method=self.method,
-                shortlist_factor=self.shortlist_factor, fairness_group=self.fairness_group,
-            )
-            if candidate.reranks:
-                out.append(candidate)
+            for power, start in positions if diversity > 0 else [(0.0, 0)]:
+                candidate = ObjectiveSettings(
+                    diversity=diversity, novelty=novelty, fairness=fairness, diversity_method=self.method,
+                    shortlist_factor=self.shortlist_factor, fairness_group=self.fairness_group,
+                    diversity_position_power=power, diversity_from_position=start,
+                )
+                if candidate.reranks and candidate not in out:
+                    out.append(candidate)
         return out
 
 
@@ -71,13 +87,27 @@ def parse_weights(text: str, name: str) -> tuple[float, ...]:
     return values
 
 
+def parse_positions(text: str, name: str) -> tuple[int, ...]:
+    """"0,2" -> (0, 2); ValueError naming `name` unless comma-separated integers >= 0."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ValueError(f"{name}: want comma-separated integers >= 0, got {text!r}") from error
+    if not values or min(values) < 0:
+        raise ValueError(f"{name}: want at least one integer >= 0, got {text!r}")
+    return values
+
+
 def label_of(settings: ObjectiveSettings) -> str:
-    """A short name: "none" for the baseline, else e.g. "mmr5+nov1+fair2"."""
+    """A short name: "none" for the baseline, else e.g. "mmr5+nov1+fair2"; position-aware diversity
+    adds "^power" and ">from" to the method (e.g. "mmr2^1>2": MMR 2, power 1, from position 2)."""
     if not settings.reranks:
         return "none"
     parts = []
     if settings.diversity > 0:
-        parts.append(f"{settings.diversity_method}{settings.diversity:g}")
+        power, start = settings.diversity_position_power, settings.diversity_from_position
+        parts.append(f"{settings.diversity_method}{settings.diversity:g}" + (f"^{power:g}" if power else "")
+                     + (f">{start}" if start else ""))
     if settings.novelty > 0:
         parts.append(f"nov{settings.novelty:g}")
     if settings.fairness > 0:

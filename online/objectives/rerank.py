@@ -1,10 +1,15 @@
-"""Greedy slate re-ranking of every Monte Carlo draw at once: MMR and DPP (numpy, vectorised).
+"""Greedy slate re-ranking of every Monte Carlo draw at once: MMR, ILD and DPP (numpy, vectorised).
 
 Input is a utility matrix float64[m, n] (one row per draw, see `utilities`) and unit item
 vectors float32[n, d]. Each draw keeps a shortlist of its L best items by utility, then
 k greedy steps run for all m draws together:
 
 - MMR (Carbonell & Goldstein 1998): pick argmax_i utility_i - w * max_{j in S} cos(i, j).
+- ILD (greedy intra-list diversity): pick argmax_i utility_i - w * mean_{j in S} cos(i, j). The
+  slate's ILD is 1 - the mean cosine over all its pairs, and adding i to S adds
+  sum_{j in S} cos(i, j) to that pairwise sum, so unlike MMR (which sees only the nearest picked
+  item) the penalty is what i costs ILD; the mean (sum / |S|) keeps w on MMR's scale (mean <= max).
+  Kept as a running sum of similarities float64[m, L] (one similarity row added per step).
 - DPP (greedy MAP, Chen et al. 2018): pick argmax_i utility_i + w * log r_i(S), with r_i(S)
   the residual variance of item i given the picked set S under the kernel cos + 1e-6 I,
   i.e. maximise sum(utility) + w * log det(cos_S) greedily. Updated by an incremental
@@ -14,7 +19,7 @@ Position-aware weight: step p (slate position p, 0 = top) uses weight w_p = w * 
 and 0 before `from_position` (`step_weights`). With position examination e_p = 1 / (1 + p) ** eta
 (the simulator's click model) and power = eta, step p maximises e_p * utility_i minus w times
 the diversity term, i.e. the greedy step of "examination-weighted utility - w * diversity":
-relevance is traded for variety where users look less. power 0, from 0 = plain MMR / DPP.
+relevance is traded for variety where users look less. power 0, from 0 = plain MMR / ILD / DPP.
 
 Cost per call: the shortlists (a partial sort per draw) and k steps, each one
 similarity row per draw, O(m * L * d), plus O(m * L * k) for DPP's factor update.
@@ -31,6 +36,8 @@ import numpy.typing as npt
 from online.slates import top_k
 
 IntArray = npt.NDArray[np.int64]
+Method = Literal["mmr", "ild", "dpp"]
+METHODS: tuple[Method, ...] = ("mmr", "ild", "dpp")
 FloatArray = npt.NDArray[np.float64]
 
 DPP_JITTER = 1e-6
@@ -100,7 +107,7 @@ def rerank(
     vectors: npt.NDArray[np.floating],
     k: int,
     weight: float,
-    method: Literal["mmr", "dpp"] = "mmr",
+    method: Method = "mmr",
     shortlist: int = 0,
     position_power: float = 0.0,
     from_position: int = 0,
@@ -116,8 +123,8 @@ def rerank(
     m, n = utility.shape
     if vectors.shape[0] != n:
         raise ValueError(f"vectors: expected {n} rows (one per candidate), got {vectors.shape[0]}")
-    if method not in ("mmr", "dpp"):
-        raise ValueError(f"method: must be 'mmr' or 'dpp', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     k = min(k, n)
     weights = step_weights(weight, k, position_power, from_position)
     if not weights.any():
@@ -131,7 +138,7 @@ def rerank(
     else:
         short, short_utility, similarity = np.broadcast_to(np.arange(n), (m, n)), utility, _Similarity(unit, None)
     norms = np.einsum("nd,nd->n", unit, unit)[short]  # float64[m, L]: 1, or 0 for zero vectors
-    select = _mmr if method == "mmr" else _dpp
+    select = {"mmr": _mmr, "ild": _ild, "dpp": _dpp}[method]
     picks = select(short_utility, short, norms, similarity, weights)
     out: IntArray = np.take_along_axis(short, picks, axis=1).astype(np.int64)
     return out
@@ -156,6 +163,29 @@ def _mmr(
         np.maximum(max_sim, similarity.to(short[draws, pick]), out=max_sim)
         if step + 1 < k:
             score = utility - weights[step + 1] * max_sim
+            score[taken] = -np.inf
+    return picks
+
+
+def _ild(
+    utility: FloatArray, short: IntArray, norms: FloatArray, similarity: _Similarity, weights: FloatArray
+) -> IntArray:
+    """int64[m, k] positions into the shortlists short int64[m, L] chosen by greedy ILD: step p picks
+    argmax utility - weights[p] * (mean cosine to the p items already picked); utility float64[m, L]."""
+    m, _ = utility.shape
+    k = len(weights)
+    draws = np.arange(m)
+    picks = np.empty((m, k), dtype=np.int64)
+    taken = np.zeros(utility.shape, dtype=bool)
+    similarity_sum = np.zeros(utility.shape)  # float64[m, L]: sum of cos(i, j) over the picked j
+    score = utility.copy()
+    for step in range(k):
+        pick = np.argmax(score, axis=1)
+        picks[:, step] = pick
+        taken[draws, pick] = True
+        similarity_sum += similarity.to(short[draws, pick])
+        if step + 1 < k:
+            score = utility - (weights[step + 1] / (step + 1)) * similarity_sum
             score[taken] = -np.inf
     return picks
 

@@ -23,11 +23,14 @@ class ObjectiveSettings(BaseModel):
 
     Attributes:
         relevance: weight of the standardised sampled score (> 0).
-        diversity: weight of the diversity term (0 = off; MMR: similarity penalty,
-            DPP: log-determinant gain), in standard deviations of the draw's scores; on
-            the simulator MMR needs about 2 .. 5 for a clear diversity gain.
-        diversity_method: "mmr" (maximal marginal relevance) or "dpp" (greedy MAP of a
-            determinantal point process).
+        diversity: weight of the diversity term (0 = off; MMR: penalty on the max similarity
+            to the picked items, ILD: on the mean similarity, DPP: log-determinant gain), in
+            standard deviations of the draw's scores; on the simulator MMR needs about 2 .. 5
+            for a clear diversity gain.
+        diversity_method: "mmr" (maximal marginal relevance), "ild" (greedy intra-list
+            diversity: the penalty is the mean cosine to the picked items, i.e. what the item
+            costs the slate's mean pairwise distance) or "dpp" (greedy MAP of a determinantal
+            point process).
         diversity_position_power: the diversity weight at greedy step p (slate position, 0 =
             top) is diversity * (1 + p) ** diversity_position_power, so diversity costs less
             relevance where users look less. 0 (default) = the same weight at every position;
@@ -58,7 +61,7 @@ class ObjectiveSettings(BaseModel):
 
     relevance: float = Field(default=1.0, gt=0.0)
     diversity: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    diversity_method: Literal["mmr", "dpp"] = "mmr"
+    diversity_method: Literal["mmr", "ild", "dpp"] = "mmr"
     diversity_position_power: float = Field(default=0.0, ge=0.0, le=8.0, allow_inf_nan=False)
     diversity_from_position: int = Field(default=0, ge=0, le=1000)
     novelty: float = Field(default=0.0, ge=0.0)

@@ -36,7 +36,7 @@ def trained(engine: Engine) -> Engine:
 
 @pytest.mark.parametrize(
     ("method", "position_power", "from_position"),
-    [("mmr", 0.0, 0), ("dpp", 0.0, 0), ("mmr", 1.0, 2), ("dpp", 1.0, 0)],
+    [("mmr", 0.0, 0), ("dpp", 0.0, 0), ("mmr", 1.0, 2), ("dpp", 1.0, 0), ("ild", 1.0, 0)],
 )
 def test_served_frequencies_match_logged_propensities_with_diversity_on(
     make_engine: Callable[..., Engine], method: str, position_power: float, from_position: int

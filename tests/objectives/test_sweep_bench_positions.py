@@ -58,3 +58,9 @@ def test_bad_position_options_are_named(bench: ModuleType) -> None:
         bench.settings_of(grid_args(from_position="-1"))
     with pytest.raises(SystemExit, match="--from-position"):
         bench.settings_of(grid_args(from_position="x"))
+
+
+def test_the_ild_method_is_swept_and_labelled(bench: ModuleType) -> None:
+    settings = bench.settings_of(grid_args(method="ild", fairness="0", from_position="0"))
+    assert [bench.bench_label(s) for s in settings] == ["none", "ild2", "ild2^1"]
+    assert all(s.diversity_method == "ild" for s in settings[1:])

@@ -66,6 +66,19 @@ def test_sweep_on_the_simulator(tmp_path: Path) -> None:
     assert payload["points"][2]["ild"] > payload["points"][0]["ild"]
 
 
+def test_sweep_on_the_simulator_with_position_aware_ild(tmp_path: Path) -> None:
+    out = tmp_path / "positions"
+    result = CliRunner().invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(out), "--requests", "30",
+                                       "--encoder", "hashing", "--dim", "8", "--n-draws", "8", "--n-bootstrap", "20",
+                                       "--diversity", "0,3", "--fairness", "0", "--method", "ild",
+                                       "--position-power", "0,1", "--from-position", "0,2"])
+    assert result.exit_code == 0, result.output
+    points = json.loads((out / "sweep.json").read_text())["points"]
+    assert [p["label"] for p in points] == ["none", "ild3", "ild3>2", "ild3^1", "ild3^1>2"]
+    assert points[4]["settings"] == {"diversity": 3.0, "diversity_method": "ild", "diversity_position_power": 1.0,
+                                     "diversity_from_position": 2}
+
+
 def test_sweep_rejects_bad_options(tmp_path: Path) -> None:
     runner = CliRunner()
     plain = runner.invoke(main, ["evaluate", "--data", "sim", "--out", str(tmp_path)])
@@ -75,6 +88,11 @@ def test_sweep_rejects_bad_options(tmp_path: Path) -> None:
     two = runner.invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(tmp_path), "--policies",
                                "linear_ts,bernoulli_ts"])
     assert two.exit_code != 0 and "one registered policy" in two.output
+    for option, value, named in (("--position-power", "-1", "position_power"),
+                                 ("--position-power", "a", "--position-power"),
+                                 ("--from-position", "1.5", "--from-position")):
+        bad = runner.invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(tmp_path), option, value])
+        assert bad.exit_code != 0 and named in bad.output, bad.output
 
 
 def test_report_needs_the_baseline_first(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from online.evaluation.sweep import (
     label_of,
     paired_change,
     pareto_front,
+    parse_positions,
     parse_weights,
     recommend,
 )
@@ -86,6 +87,43 @@ def test_grid_puts_the_baseline_first_without_duplicates() -> None:
         SweepGrid(fairness=(-1.0,))
     with pytest.raises(ValueError, match="diversity"):
         SweepGrid(diversity=())
+
+
+def test_grid_crosses_diversity_with_the_position_options_and_labels_them_apart() -> None:
+    grid = SweepGrid(diversity=(0.0, 2.0), fairness=(0.0, 1.0), method="ild", position_power=(0.0, 1.0),
+                     from_position=(0, 2))
+    settings = grid.settings()
+    labels = [label_of(s) for s in settings]
+    assert labels == ["none", "fair1", "ild2", "ild2>2", "ild2^1", "ild2^1>2",
+                      "ild2+fair1", "ild2>2+fair1", "ild2^1+fair1", "ild2^1>2+fair1"]
+    assert len(set(labels)) == len(labels) == len(set(settings))
+    powered = settings[labels.index("ild2^1>2")]
+    assert (powered.diversity_method, powered.diversity_position_power, powered.diversity_from_position) == (
+        "ild", 1.0, 2)
+    # settings without diversity keep the flat defaults (the position fields would not act)
+    assert settings[labels.index("fair1")].diversity_position_power == 0.0
+    # the defaults give the flat grid
+    assert SweepGrid(diversity=(2.0,), fairness=(0.0,)).settings()[1] == ObjectiveSettings(diversity=2.0)
+
+
+def test_grid_names_bad_position_options() -> None:
+    with pytest.raises(ValueError, match="position_power"):
+        SweepGrid(position_power=(-1.0,))
+    with pytest.raises(ValueError, match="position_power"):
+        SweepGrid(position_power=(9.0,))
+    with pytest.raises(ValueError, match="position_power"):
+        SweepGrid(position_power=())
+    with pytest.raises(ValueError, match="from_position"):
+        SweepGrid(from_position=(-1,))
+    with pytest.raises(ValueError, match="from_position"):
+        SweepGrid(from_position=(1.5,))  # type: ignore[arg-type]
+
+
+def test_parse_positions_names_the_option() -> None:
+    assert parse_positions("0, 2", "--from-position") == (0, 2)
+    for bad in ("x", "-1", "", "1.5"):
+        with pytest.raises(ValueError, match="--from-position"):
+            parse_positions(bad, "--from-position")
 
 
 def test_parse_weights_names_the_option() -> None:
