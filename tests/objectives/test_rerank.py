@@ -72,7 +72,7 @@ def test_weight_zero_is_the_plain_top_k() -> None:
         np.testing.assert_array_equal(rerank(utility, unit(rng, 50, 4), 7, 0.0, method), top_k(utility, 7))
 
 
-@pytest.mark.parametrize("method", ["mmr", "dpp"])
+@pytest.mark.parametrize("method", ["mmr", "ild", "dpp"])
 def test_reranking_raises_intra_list_diversity_on_clustered_items(method: str) -> None:
     rng = np.random.default_rng(3)
     centres = unit(rng, 4, 8)
