@@ -53,7 +53,6 @@ class BatchLane:
         self._paused: set[Any] = set()
         self._arrived: asyncio.Event | None = None
         self._in_hand = asyncio.Lock()
-        self.records_in = 0
 
     def _event(self) -> asyncio.Event:
         if self._arrived is None:
@@ -64,7 +63,6 @@ class BatchLane:
         """Called by the consumer's drain loop for every fetched record of the lane's topics."""
         self.consumer = consumer
         self._waiting.append(message)
-        self.records_in += 1
         if len(self._waiting) >= self.max_batch:
             self._event().set()
         if len(self._waiting) > self.high_water and message.tp not in self._paused:

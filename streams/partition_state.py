@@ -121,16 +121,20 @@ class StateTables:
         self.flushes = 0
 
     @property
+    def _offset_key(self) -> bytes:
+        """The key under which Faust keeps a partition's persisted changelog offset."""
+        key = self.table.data.offset_key
+        return key if isinstance(key, bytes) else str(key).encode()
+
+    @property
     def changelog_topic(self) -> str:
         return str(self.table.changelog_topic.get_topic_name())
 
     def for_partition(self, partition: int) -> PartitionTable:
         part = self._partitions.get(partition)
         if part is None:
-            store = self.table.data
-            hidden = frozenset({store.offset_key if isinstance(store.offset_key, bytes)
-                                else str(store.offset_key).encode()})
-            part = self._partitions[partition] = PartitionTable(store._db_for_partition(partition), hidden)
+            db = self.table.data._db_for_partition(partition)
+            part = self._partitions[partition] = PartitionTable(db, frozenset({self._offset_key}))
         return part
 
     def partitions_changed(self) -> None:
@@ -156,16 +160,15 @@ class StateTables:
             for partition, db, pending in taken:
                 if pending:
                     last = await self.send_many(topic, partition, list(pending.items()))
-                    last.add_done_callback(_persist_offset_callback(db, self.table.data.offset_key))
+                    last.add_done_callback(_persist_offset_callback(db, self._offset_key))
                     sent += len(pending)
         self.records_sent += sent
         self.flushes += 1 if sent else 0
         return sent
 
 
-def _persist_offset_callback(db: Any, offset_key: Any) -> Callable[[asyncio.Future[int]], None]:
+def _persist_offset_callback(db: Any, key: bytes) -> Callable[[asyncio.Future[int]], None]:
     """Store the last sent record's offset as Faust's persisted changelog offset in `db`."""
-    key = offset_key if isinstance(offset_key, bytes) else str(offset_key).encode()
 
     def persist(future: asyncio.Future[int]) -> None:
         if future.cancelled() or future.exception() is not None:

@@ -40,7 +40,7 @@ from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.faust_app import FAUST_VERSION, make_app
 from streams.partition_state import StateTables, faust_send_many
 from streams.settings import StreamSettings
-from streams.state_changelog import worker_app_id
+from streams.state_changelog import state_changelog_topic, worker_app_id
 from streams.topics import TopicNames
 from streams.worker_core import Embed, Record, WorkerCore
 
@@ -119,11 +119,13 @@ def partition_context(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _by_partition(messages: Sequence[Any]) -> dict[int, list[Any]]:
-    """Faust messages (ConsumerMessage: topic, partition, offset, key, value) by partition, in order."""
+def _by_partition(records: Sequence[Any], partition_of: Callable[[Any], int] = lambda m: m.partition,
+                  ) -> dict[int, list[Any]]:
+    """Faust messages (ConsumerMessage: topic, partition, offset, key, value), or events with
+    `partition_of`, grouped by partition, in order."""
     groups: dict[int, list[Any]] = {}
-    for message in messages:
-        groups.setdefault(message.partition, []).append(message)
+    for record in records:
+        groups.setdefault(partition_of(record), []).append(record)
     return groups
 
 
@@ -163,9 +165,9 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     @app.agent(raw_topic(names.items))
     async def items(stream: faust.StreamT) -> None:
         async for events in stream.take_events(config.item_batch_size, within=config.batch_wait_s):
-            for group in _by_partition([e.message for e in events]).values():
-                added, dead = core.add_items([_record("items", m) for m in group])
-                with partition_context(events[-1]):
+            for group in _by_partition(events, lambda event: event.message.partition).values():
+                added, dead = core.add_items([_record("items", e.message) for e in group])
+                with partition_context(group[-1]):
                     for item, value in added:
                         catalog_table[item.item_id.encode()] = value
                 await send_dead(dead)
@@ -289,7 +291,7 @@ def internal_topic_specs(settings: StreamSettings) -> dict[str, dict[str, Any]]:
     app_id = worker_app_id(settings)
     changelog = {"num_partitions": settings.partitions, "replication_factor": settings.replication_factor,
                  "configs": {"cleanup.policy": "compact"}}
-    return {f"{app_id}-{STATE_TABLE}-changelog": changelog, f"{app_id}-{CATALOG_TABLE}-changelog": changelog,
+    return {state_changelog_topic(settings): changelog, f"{app_id}-{CATALOG_TABLE}-changelog": changelog,
             f"{app_id}-__assignor-__leader": {"num_partitions": 1,
                                               "replication_factor": settings.replication_factor, "configs": {}}}
 
