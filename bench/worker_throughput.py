@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import subprocess
@@ -125,6 +126,8 @@ def in_process_learn(workload, partitions: int, batch: int) -> float:  # type: i
     for request in workload.requests:
         core.rank([record("requests", request)])
     feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    gc.collect()
+    gc.freeze()  # as the worker does once its partitions are assigned
     started = time.perf_counter()
     for start in range(0, len(feedback), batch):
         groups: dict[int, list[Record]] = {}
@@ -202,8 +205,8 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the worker did not learn every record")
                 time.sleep(0.05)
+            time.sleep(5.5)  # the next periodic log lines hold the counts and batch statistics of the run
             counts = worker.counts()
-            time.sleep(5.5)  # the next periodic log line holds the batch statistics of the whole run
             batch_lines = [line for line in worker.log_text().splitlines() if "batches " in line]
         probe.close()
         assert first is not None

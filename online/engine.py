@@ -22,12 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 from online.catalog import Catalog
-from online.events import Click, Impression, Item, RankRequest, Slate
+from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import Objectives
 from online.policies.base import FeedbackBatch, Policy, RankContext
 from online.slates import build_slate
 from online.state import StateStore
+from online.wire import FeedbackEvent
 
 Retriever = Callable[[npt.NDArray[np.float32], int, npt.NDArray[np.int64]], npt.NDArray[np.int64]]
 """(query float32[d], n, active rows int64[a]) -> the n best active rows for the query."""
@@ -65,7 +66,7 @@ class ObserveResult:
     """How a batch went: rows learned, and events rejected with their reason."""
 
     learned_rows: int
-    rejected: tuple[tuple[Impression | Click, str], ...] = field(default_factory=tuple)
+    rejected: tuple[tuple[FeedbackEvent, str], ...] = field(default_factory=tuple)
 
 
 def numpy_retriever(vectors: npt.NDArray[np.float32]) -> Retriever:
@@ -215,50 +216,66 @@ class Engine:
             self._contexts.popitem(last=False)
 
     def feedback_batch(
-        self, events: Sequence[Impression | Click]
-    ) -> tuple[FeedbackBatch, list[tuple[Impression | Click, str]]]:
+        self, events: Sequence[FeedbackEvent]
+    ) -> tuple[FeedbackBatch, list[tuple[FeedbackEvent, str]]]:
         """Rows for the learnable events (in order), plus rejected events with a reason.
 
         An impression gives one exposure row per shown item; a click one reward row.
         """
         index = self.catalog.index
-        per_event: list[tuple[Impression | Click, list[str], list[int], Mapping[str, float] | None]] = []
-        rejected: list[tuple[Impression | Click, str]] = []
-        for event in events:
-            context: Mapping[str, float] | None
-            if isinstance(event, Impression):
-                item_ids = [s.item_id for s in event.shown]
-                positions = [s.position for s in event.shown]
-                if event.context is not None:
-                    self._remember_context(event.request_id, event.context)
-                    context = event.context
-                else:
-                    context = self._contexts.get(event.request_id)
-            else:
-                item_ids, positions = [event.item_id], [-1]
-                context = self._contexts.get(event.request_id)
-            missing = [item for item in item_ids if item not in index]
-            if missing:
-                rejected.append((event, f"unknown item id {missing[0]!r}"))
-                continue
-            per_event.append((event, item_ids, positions, context))
-        counts = [len(e[1]) for e in per_event]
-        kept = [e[0] for e in per_event]
+        known = index.__contains__
+        recent_contexts = self._contexts
+        rejected: list[tuple[FeedbackEvent, str]] = []
         codes: dict[str, int] = {}
-        event_user = [codes.setdefault(e.user_id, len(codes)) for e in kept]
-        is_impression = [1.0 if isinstance(e, Impression) else 0.0 for e in kept]
-        rewards = [0.0 if isinstance(e, Impression) else e.reward for e in kept]
-        times = [e.time.timestamp() for e in kept]
-        items = list(chain.from_iterable(e[1] for e in per_event))
+        event_users: list[int] = []
+        counts: list[int] = []
+        exposures: list[float] = []
+        rewards: list[float] = []
+        times: list[float] = []
+        request_ids: list[str] = []
+        scenarios: list[str] = []
+        contexts: list[Mapping[str, float] | None] = []
+        items: list[str] = []
+        positions: list[int] = []
+        for event in events:  # one pass, appending to flat columns (no per-event lists kept)
+            context: Mapping[str, float] | None
+            if event.type == "impression":
+                shown = event.shown
+                item_ids = [s.item_id for s in shown]
+                if not all(map(known, item_ids)):
+                    rejected.append((event, f"unknown item id {next(i for i in item_ids if not known(i))!r}"))
+                    continue
+                items += item_ids
+                positions += [s.position for s in shown]
+                counts.append(len(item_ids))
+                exposures.append(1.0)
+                rewards.append(0.0)
+                context = event.context
+                if context is not None:
+                    self._remember_context(event.request_id, context)
+                else:
+                    context = recent_contexts.get(event.request_id)
+            else:
+                if not known(event.item_id):
+                    rejected.append((event, f"unknown item id {event.item_id!r}"))
+                    continue
+                items.append(event.item_id)
+                positions.append(-1)
+                counts.append(1)
+                exposures.append(0.0)
+                rewards.append(event.reward)
+                context = recent_contexts.get(event.request_id)
+            event_users.append(codes.setdefault(event.user_id, len(codes)))
+            times.append(event.time.timestamp())
+            request_ids.append(event.request_id)
+            scenarios.append(event.scenario)
+            contexts.append(context)
         rows = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
-        contexts = list(_repeat([e[3] for e in per_event], counts))
         batch = FeedbackBatch(
-            tuple(codes), np.repeat(np.asarray(event_user, dtype=np.int64), counts), tuple(items),
-            tuple(_repeat([e.request_id for e in kept], counts)),
-            tuple(_repeat([e.scenario for e in kept], counts)),
-            np.fromiter(chain.from_iterable(e[2] for e in per_event), dtype=np.int64, count=len(items)),
-            np.repeat(is_impression, counts), np.repeat(rewards, counts),
-            self._row_features(rows, contexts), np.repeat(times, counts),
+            tuple(codes), np.repeat(np.asarray(event_users, dtype=np.int64), counts), tuple(items),
+            tuple(_repeat(request_ids, counts)), tuple(_repeat(scenarios, counts)),
+            np.asarray(positions, dtype=np.int64), np.repeat(exposures, counts), np.repeat(rewards, counts),
+            self._row_features(rows, list(_repeat(contexts, counts))), np.repeat(times, counts),
         )
         return batch, rejected
 
@@ -275,8 +292,8 @@ class Engine:
 
     def observe(
         self,
-        events: Sequence[Impression | Click],
-        global_events: Sequence[Impression | Click] | None = None,
+        events: Sequence[FeedbackEvent],
+        global_events: Sequence[FeedbackEvent] | None = None,
     ) -> ObserveResult:
         """Learn from a batch of impressions and clicks (in log order) and persist.
 

@@ -117,6 +117,7 @@ class EmbeddedRunner:
         result = self.engine.observe(self._feedback)
         self.counts.learned += len(self._feedback) - len(result.rejected)
         for event, reason in result.rejected:
+            assert isinstance(event, Impression | Click)  # one of self._feedback
             self._reject(event, reason)
         self._feedback = []
 

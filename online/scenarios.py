@@ -21,9 +21,10 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.config import ScenarioConfig, SlatestreamConfig
 from online.engine import Engine, ObserveResult, RankError, Retriever
-from online.events import Click, Impression, Item, RankRequest, Slate
+from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap
 from online.state import StateStore
+from online.wire import FeedbackEvent
 
 
 class ScenarioRouter:
@@ -91,11 +92,11 @@ class ScenarioRouter:
         assert engine is not None
         return engine.rank(shaped)
 
-    def observe(self, events: Sequence[Impression | Click]) -> ObserveResult:
+    def observe(self, events: Sequence[FeedbackEvent]) -> ObserveResult:
         """Learn from impressions and clicks: each Engine gets its scenarios' events, in log
         order. Events of a scenario that is not configured are rejected with the reason."""
-        routed: dict[str, list[Impression | Click]] = {}
-        rejected: list[tuple[Impression | Click, str]] = []
+        routed: dict[str, list[FeedbackEvent]] = {}
+        rejected: list[tuple[FeedbackEvent, str]] = []
         for event in events:
             settings = self.scenario_settings(event.scenario)
             if settings is None:

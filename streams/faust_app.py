@@ -36,7 +36,7 @@ from typing import Any, cast
 import faust
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import ProducerT, TransportT
+from faust.types import TP, ProducerT, TransportT
 
 from streams.batch_lane import BatchLane
 from streams.settings import StreamSettings
@@ -108,6 +108,15 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
+
+    def on_buffer_full(self, tp: Any) -> None:
+        """Pause `tp` (Faust's flow control), as Faust's own partition type: a record's `tp` is
+        aiokafka's TopicPartition, and Faust asserts its active partitions are `TP`s."""
+        super().on_buffer_full(TP(tp.topic, tp.partition))
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        """Resume `tp` (see `on_buffer_full`)."""
+        super().on_buffer_drop(TP(tp.topic, tp.partition))
 
     async def wait_empty(self) -> None:
         """Settle the batch lanes (drop what waits, finish the list in hand), then Faust's wait."""

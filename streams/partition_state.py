@@ -13,7 +13,14 @@ changelog itself, once per batch (`StateTables.flush`), in aiokafka record batch
   of last writes (so a tombstone written before a population update still precedes it);
 - after the last record of a partition is acknowledged by Kafka, its offset is stored as
   Faust's persisted offset for that partition's RocksDB, so recovery after a restart reads
-  only the changelog's tail, as it does for Faust's own writes.
+  only the changelog's tail, as it does for Faust's own writes;
+- the partition's RocksDB is written without its write-ahead log (the WAL cost ~12 us of
+  the ~17 us a 4.8 KB put takes here). The changelog, not the local files, is what the
+  state is recovered from: after a crash RocksDB reopens at its last flushed memtable, a
+  prefix of the writes, so the persisted offset it holds never claims writes it lacks, and
+  Faust's recovery replays the changelog from there. Every write to the partition goes
+  through the same handle and therefore skips the WAL too (mixing the two would break the
+  prefix); a clean close flushes the memtable.
 
 The guarantee (docs/worker.md) is unchanged: a source record is acknowledged to Faust only
 after `flush` handed its changelog records to the producer, and Faust flushes the producer
@@ -26,6 +33,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Protocol
+
+from rocksdict import WriteOptions
 
 Tombstone = None
 """A pending changelog value that deletes its key."""
@@ -134,6 +143,7 @@ class StateTables:
         part = self._partitions.get(partition)
         if part is None:
             db = self.table.data._db_for_partition(partition)
+            db.set_write_options(_without_wal())
             part = self._partitions[partition] = PartitionTable(db, frozenset({self._offset_key}))
         return part
 
@@ -165,6 +175,13 @@ class StateTables:
         self.records_sent += sent
         self.flushes += 1 if sent else 0
         return sent
+
+
+def _without_wal() -> WriteOptions:
+    """RocksDB write options that skip the write-ahead log (see the module docstring)."""
+    options = WriteOptions()
+    options.disable_wal = True
+    return options
 
 
 def _persist_offset_callback(db: Any, key: bytes) -> Callable[[asyncio.Future[int]], None]:

@@ -9,6 +9,7 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from online.engine import Engine, RankError
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
 from online.features import FeatureMap
 from online.scenarios import ScenarioRouter
+from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.partition_state import PartitionTables
@@ -101,6 +103,10 @@ class WorkerCore:
         self.features = features
         self.counts = Counts()
         self._routers: dict[int, ScenarioRouter] = {}
+        # (partition, user id) -> {request id: event time, epoch s}, oldest first: the decoded
+        # "requests/<user>" values, write-through, least recently used dropped past max_recent_users
+        self._recent: OrderedDict[tuple[int, str], dict[str, float]] = OrderedDict()
+        self.max_recent_users = 100_000
 
     def store(self, partition: int) -> TableStore:
         """The applied-offsets adapter over the partition's state table."""
@@ -130,6 +136,7 @@ class WorkerCore:
         """Forget cached per-partition state: another worker may have written it."""
         self._routers.clear()
         self._stores.clear()
+        self._recent.clear()
 
     def _dead(self, record: Record, error: Exception) -> DeadLetter:
         self.counts.dead_lettered += 1
@@ -158,29 +165,39 @@ class WorkerCore:
             except (EventDecodeError, RankError) as error:
                 dead.append(self._dead(record, error))
                 continue
-            self._remember_request(self.store(record.partition), request)
+            self._remember_request(record.partition, request)
             self.counts.ranked += 1
             slates.append(slate)
         return slates, dead
 
-    def _remember_request(self, store: TableStore, request: RankRequest) -> None:
+    def _recent_requests(self, partition: int, user_id: str) -> dict[str, float]:
+        """The user's recent requests {request id: event time in epoch s}, oldest first."""
+        key = (partition, user_id)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = dict(_decode_recent(self.store(partition).get(f"requests/{user_id}")))
+            if len(self._recent) > self.max_recent_users:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(key)
+        return recent
+
+    def _remember_request(self, partition: int, request: RankRequest) -> None:
         """Add a ranked request to its user's recent requests (what clicks are checked
         against): the last `recent_requests` per user, so the worker's state grows with
         users, not with requests. Event times are kept for the TTL check."""
-        key = f"requests/{request.user_id}"
-        recent = [(rid, t) for rid, t in _decode_recent(store.get(key)) if rid != request.request_id]
-        recent.append((request.request_id, request.time.timestamp()))
-        store.put(key, json.dumps(recent[-self.recent_requests :]).encode())
+        recent = self._recent_requests(partition, request.user_id)
+        recent.pop(request.request_id, None)
+        recent[request.request_id] = request.time.timestamp()
+        while len(recent) > self.recent_requests:
+            del recent[next(iter(recent))]
+        self.store(partition).put(f"requests/{request.user_id}", json.dumps(list(recent.items())).encode())
 
-    def _known_request(self, store: TableStore, click: Click) -> bool:
+    def _known_request(self, partition: int, click: Click | WireClick) -> bool:
         """Whether the click's request is among its user's recent requests and the click
         came at most `request_ttl_s` after it (event times)."""
-        value = store.get(f"requests/{click.user_id}")
-        if value is None:
-            return False
-        limit = click.time.timestamp() - self.request_ttl_s
-        request_id = click.request_id
-        return any(rid == request_id and t >= limit for rid, t in json.loads(value))
+        sent = self._recent_requests(partition, click.user_id).get(click.request_id)
+        return sent is not None and sent >= click.time.timestamp() - self.request_ttl_s
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
         """Fold impression, click and control records of one partition into state, in order.
@@ -203,7 +220,8 @@ class WorkerCore:
         return dead
 
     def control(self, record: Record) -> list[DeadLetter]:
-        """Apply one control record (a ForgetUser): delete the user's state in its partition."""
+        """Apply one control record (a ForgetUser): delete the user's state in its partition (not
+        its recent requests: clicks in flight still need them, see docs/worker.md)."""
         self.counts.received += 1
         try:
             command = decode_control(record.value)
@@ -216,21 +234,22 @@ class WorkerCore:
 
     def _learn_feedback(self, records: Sequence[Record]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
-        decoded: list[tuple[Record, Impression | Click]] = []
+        decoded: list[tuple[Record, FeedbackEvent]] = []
         store = self.store(records[0].partition)
         for record in records:
             self.counts.received += 1
             try:
-                expected = Impression if record.kind == "impressions" else Click
-                event = self._decode(record, expected)
-                if isinstance(event, Click) and not self._known_request(store, event):
+                event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
+                if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
+                    event = self._decode(record, Impression if record.kind == "impressions" else Click)
+                if event.type == "click" and not self._known_request(record.partition, event):
                     raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
             except (EventDecodeError, UnknownRequestError) as error:
                 dead.append(self._dead(record, error))
                 continue
             decoded.append((record, event))
         router = self.router(records[0].partition)
-        by_engine: dict[int, tuple[Engine, list[tuple[Record, Impression | Click]]]] = {}
+        by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
         for record, event in decoded:
             engine = router.engine_for(event.scenario)
             if engine is None:
@@ -242,13 +261,13 @@ class WorkerCore:
         return dead
 
     def _learn_engine(self, store: TableStore, engine: Engine,
-                      decoded: Sequence[tuple[Record, Impression | Click]]) -> list[DeadLetter]:
+                      decoded: Sequence[tuple[Record, FeedbackEvent]]) -> list[DeadLetter]:
         """Fold one engine's feedback into its states, skipping what each state already holds."""
         dead: list[DeadLetter] = []
         topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
         global_done = store.offsets_of(engine.global_key)
-        user_events: list[Impression | Click] = []
-        global_events: list[Impression | Click] = []
+        user_events: list[FeedbackEvent] = []
+        global_events: list[FeedbackEvent] = []
         replayed: set[str] = set()
         skipped = 0
         user_done: dict[str, AppliedOffsets] = {}  # per user key, as of this batch

@@ -32,3 +32,20 @@ def test_a_batch_lane_takes_its_topics_on_the_pinned_faust_only(tmp_path, monkey
     other = make_app(settings)
     monkeypatch.setattr(faust, "__version__", "0.0.1")
     assert not other.add_batch_lane(BatchLane(["t.clicks"])) and other.batch_lanes == {}
+
+
+def test_pausing_and_resuming_a_lane_partition_keeps_fausts_partition_type(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fetched record's `tp` is aiokafka's TopicPartition; Faust asserts its active partitions
+    are its own `TP` (a lane resuming a partition once crashed the worker at 20,000 waiting)."""
+    from aiokafka import TopicPartition
+    from faust.types import TP
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    consumer = make_app(settings).consumer
+    assert isinstance(consumer, BatchDrainConsumer)
+    consumer._active_partitions = {TP("t.requests", 0), TP("t.requests", 1)}
+    consumer.on_buffer_full(TopicPartition("t.requests", 0))
+    assert consumer._get_active_partitions() == {TP("t.requests", 1)}
+    consumer.on_buffer_drop(TopicPartition("t.requests", 0))
+    active = consumer._get_active_partitions()
+    assert active == {TP("t.requests", 0), TP("t.requests", 1)} and all(type(tp) is TP for tp in active)

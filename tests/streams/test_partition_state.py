@@ -203,3 +203,18 @@ def test_concurrent_flushes_hand_over_a_keys_records_in_write_order(tmp_path: Pa
 
     asyncio.run(scenario())
     assert [value for _, key, value, _ in send.sent if key == b"k"] == [b"old", b"new"]
+
+
+def test_partition_writes_skip_the_write_ahead_log_and_survive_a_clean_close(tmp_path: Path) -> None:
+    """The changelog is what state is recovered from: the partition's RocksDB is written
+    without its WAL (a SIGKILL loses the memtable: tests/integration/test_worker_guarantee.py),
+    and a clean close still flushes it."""
+    state, store, _ = tables(tmp_path)
+    part = state.for_partition(0)
+    wal_before = sum(f.stat().st_size for f in (tmp_path / "p0").glob("*.log"))
+    for n in range(50):
+        part[f"k{n}".encode()] = b"x" * 4_800
+    assert sum(f.stat().st_size for f in (tmp_path / "p0").glob("*.log")) == wal_before
+    store.dbs.pop(0).close()
+    reopened = store._db_for_partition(0)
+    assert bytes(reopened[b"k49"]) == b"x" * 4_800 and sum(1 for _ in reopened.keys()) == 50

@@ -155,3 +155,29 @@ def test_clicks_are_checked_against_the_users_recent_requests() -> None:
                          click(4, 2, timedelta(hours=2))])  # known request, but clicked after the TTL
     assert [(d.error_type, d.offset) for d in dead] == [("UnknownRequestError", 0), ("UnknownRequestError", 2)]
     assert worker.counts.learned == 1 and worker.counts.balanced()
+
+
+def test_recent_requests_are_read_again_when_dropped_from_memory_or_after_a_rebalance() -> None:
+    """The decoded recent requests are a write-through cache of the table: a user dropped
+    from it (least recently used) and a partition another worker wrote are read again."""
+    table: dict[bytes, bytes] = {}
+    worker = core(table)
+    worker.max_recent_users = 1
+    worker.add_items(items())
+
+    def request(n: int, user: str) -> Record:
+        return record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id=user, k=2, time=T0)))
+
+    def click(n: int, user: str) -> Record:
+        return record("clicks", n, encode_event(Click(event_id=f"c{n}", request_id=f"r{n}", user_id=user,
+                                                      item_id="i0", time=T0)))
+
+    worker.rank([request(0, "u1"), request(1, "u2")])  # u2 pushes u1 out of memory
+    assert worker.learn([click(0, "u1"), click(1, "u2")]) == []
+    other = core(table)  # the partition's next owner ranks a request of u1
+    other.add_items(items())
+    other.rank([request(2, "u1")])
+    worker.partitions_changed()  # ... and the partition comes back
+    assert worker.learn([click(2, "u1")]) == []
+    assert [d.error_type for d in worker.learn([click(3, "u1")])] == ["UnknownRequestError"]
+    assert worker.counts.learned == 3 and worker.counts.balanced()
