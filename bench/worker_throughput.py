@@ -1,6 +1,6 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
-    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--shown 5] [--batch-size 2000]
+    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
@@ -160,7 +160,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=2_000, help="the worker's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=8_000, help="the worker's --batch-size")
+    parser.add_argument("--no-floors", action="store_true",
+                        help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--profile-worker", type=Path, default=None,
                         help="run the phase-2 worker under cProfile and write its stats here (slower)")
     args = parser.parse_args()
@@ -208,6 +210,7 @@ def main() -> None:
             time.sleep(5.5)  # the next periodic log lines hold the counts and batch statistics of the run
             counts = worker.counts()
             batch_lines = [line for line in worker.log_text().splitlines() if "batches " in line]
+            changelog_lines = [line for line in worker.log_text().splitlines() if "state records sent" in line]
         probe.close()
         assert first is not None
         worker_s = end - first
@@ -215,7 +218,7 @@ def main() -> None:
         in_window = sum(target[p][t] - first_offsets.get(p, {}).get(t, -1) for p in target for t in target[p])
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
-                  for mode in ("count", "table")}
+                  for mode in (() if args.no_floors else ("count", "table"))}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
     worker_rate, bare_rate = in_window / worker_s, len(feedback) / bare_s
     print(f"worker: {in_window:,} of {len(feedback):,} events in {worker_s:.2f} s = {worker_rate:,.0f} events/s "
@@ -227,12 +230,16 @@ def main() -> None:
           f"worker / this: {worker_rate / core_rate:.2f}")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
+        if mode not in floors:
+            continue
         floor = floors[mode]
         print(f"{label}: {floor['per_s']:,.0f} events/s (mean batch {floor['mean_batch']:.0f}); "
               f"worker / this: {worker_rate / floor['per_s']:.2f}")
     print(f"worker counts (last log line): {counts}")
     if batch_lines:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])
+    if changelog_lines:  # phase 2 only: the worker restarted for it
+        print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 

@@ -12,7 +12,9 @@ instead, and one task takes them as lists (`BatchLane.batches`): what arrived in
 Offsets and rebalances keep Faust's rules:
 
 - **Commit.** The task acks each record to Faust's consumer after processing it
-  (`ack`); Faust commits contiguous acked offsets, after flushing its producer.
+  (`ack`); Faust commits contiguous acked offsets, after flushing its producer. A task that
+  writes state acks through a `GroupCommit`: processed lists wait until one flush hands all
+  their state writes to the producer, then are acked together.
 - **Back-pressure.** While more than `high_water` records wait, the lane's partitions are
   paused in the fetcher (Faust's own `on_buffer_full`) and resumed below `low_water`.
 - **Revocation.** Before Faust commits on a rebalance (`Consumer.wait_empty`), the lane
@@ -24,8 +26,9 @@ Offsets and rebalances keep Faust's rules:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 
@@ -69,6 +72,11 @@ class BatchLane:
             self._paused.add(message.tp)
             consumer.on_buffer_full(message.tp)
 
+    @property
+    def waiting(self) -> int:
+        """Records fetched and not yet taken."""
+        return len(self._waiting)
+
     def fetched(self) -> None:
         """Called after each fetch's records were added: wake the task (records accumulate
         until then, so a busy lane hands over whole fetches, not the first few records)."""
@@ -104,10 +112,12 @@ class BatchLane:
                     yield batch
 
     def ack(self, batch: Iterable[Any]) -> None:
-        """Tell Faust these records are processed (their offsets may be committed)."""
-        ack = self.consumer.ack
+        """Tell Faust these records are processed (their offsets may be committed); records of
+        partitions no longer assigned are skipped (their next owner processes them again)."""
+        ack, owned = self.consumer.ack, self.consumer.assignment()
         for message in batch:
-            ack(message)
+            if message.tp in owned:
+                ack(message)
 
     async def settle(self) -> int:
         """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
@@ -119,3 +129,50 @@ class BatchLane:
         self._paused.clear()
         async with self._in_hand:
             return dropped
+
+
+class GroupCommit:
+    """Acks a lane's processed lists in groups, each after one `flush` of their state writes.
+
+    A list is flushed and acked with those before it when no record waits in the lane (so an
+    idle worker keeps nothing unflushed, and a rebalance, which empties the lane, commits
+    everything processed), when `interval_s` passed since the last flush, or when
+    `pending_keys()` reaches `max_keys` (bounds the memory of the waiting writes). A key
+    written by several lists in between is flushed once. Between lists the lane holds no
+    lock, so a rebalance may commit without the waiting acks: those records are delivered
+    again and must be idempotent (the worker skips them by the offsets in its state).
+
+    Args:
+        lane: the lane whose lists are acked.
+        flush: async, hands every state write made so far to the producer.
+        pending_keys: how many keys wait for the next flush.
+        interval_s, max_keys: the bounds above.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, lane: BatchLane, flush: Callable[[], Awaitable[Any]], pending_keys: Callable[[], int],
+                 interval_s: float, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_s < 0 or max_keys < 1:
+            raise ValueError(f"need interval_s >= 0 and max_keys >= 1, got {interval_s}, {max_keys}")
+        self.lane = lane
+        self.flush = flush
+        self.pending_keys = pending_keys
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self.unacked: list[Any] = []
+        self.flushes = 0
+        self._last_flush = clock()
+
+    async def processed(self, batch: Iterable[Any]) -> bool:
+        """Record a processed list; flush and ack when a bound says so. True if it flushed."""
+        self.unacked.extend(batch)
+        if (self.lane.waiting and self.clock() - self._last_flush < self.interval_s
+                and self.pending_keys() < self.max_keys):
+            return False
+        await self.flush()
+        self.lane.ack(self.unacked)
+        self.unacked = []
+        self._last_flush = self.clock()
+        self.flushes += 1
+        return True

@@ -178,8 +178,9 @@ def run_events(events: Path, state: Path, slates_out: Path | None, policy: str |
 @click.option("--dim", type=int, default=32, show_default=True)
 @click.option("--n-draws", type=int, default=None,
               help="Monte Carlo draws per slate when no configuration is given  [default: 64]")
-@click.option("--batch-size", type=int, default=2_000, show_default=True,
-              help="Most impressions, clicks and control records learned in one batch.")
+@click.option("--batch-size", type=int, default=8_000, show_default=True,
+              help="Most impressions, clicks and control records learned in one batch (under a backlog, "
+                   "a partition's share holds the event loop ~50 us per record).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(policy: str | None, config_path: Path | None, encoder_kind: str, projection: Path | None, dim: int,

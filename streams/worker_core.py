@@ -12,7 +12,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,9 +34,9 @@ FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
 
 
-@dataclass(frozen=True)
-class Record:
-    """One consumed Kafka record. `kind` is the topic's role: requests, impressions, ..."""
+class Record(NamedTuple):
+    """One consumed Kafka record. `kind` is the topic's role: requests, impressions, ...
+    (A named tuple: the worker builds one per record, ~3x cheaper than a frozen dataclass.)"""
 
     kind: str
     topic: str

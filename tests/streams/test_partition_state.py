@@ -218,3 +218,14 @@ def test_partition_writes_skip_the_write_ahead_log_and_survive_a_clean_close(tmp
     store.dbs.pop(0).close()
     reopened = store._db_for_partition(0)
     assert bytes(reopened[b"k49"]) == b"x" * 4_800 and sum(1 for _ in reopened.keys()) == 50
+
+
+def test_pending_keys_counts_each_key_written_since_the_last_flush_once(tmp_path: Path) -> None:
+    state, _, _ = tables(tmp_path)
+    p0, p1 = state.for_partition(0), state.for_partition(1)
+    for value in (b"1", b"2", b"3"):
+        p0[b"user/a"] = value
+    p1[b"user/b"] = b"1"
+    assert state.pending_keys() == 2
+    assert asyncio.run(_flush_and_settle(state)) == 2 and state.pending_keys() == 0
+    assert state.flushes == 1 and state.flush_s > 0
