@@ -17,15 +17,19 @@ Offsets and rebalances keep Faust's rules:
   their state writes to the producer, then are acked together.
 - **Back-pressure.** While more than `high_water` records wait, the lane's partitions are
   paused in the fetcher (Faust's own `on_buffer_full`) and resumed below `low_water`.
-- **Revocation.** Before Faust commits on a rebalance (`Consumer.wait_empty`), the lane
-  drops what waits (never acked, so redelivered to the partition's next owner) and waits
-  for the batch in hand to finish (`settle`). A record that slipped in after that (fetched
-  just before the revocation) is dropped when taken if its partition is no longer assigned.
+- **Revocation.** The worker's rebalance handlers hold the lanes (`held`): they wait for
+  the list in hand, drop what waits (never acked, so redelivered to the partition's next
+  owner), flush and ack what was processed, and swap the partitions' state before the lane
+  takes another list. (The app runs with `stream_wait_empty=False`, so Faust skips
+  `Consumer.wait_empty`, whose override settles the lanes only if that setting changes.)
+  A record that slipped in after that (fetched just before the revocation) is dropped
+  when taken if its partition is no longer assigned, and never acked if it was revoked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -114,32 +118,47 @@ class BatchLane:
     def ack(self, batch: Iterable[Any]) -> None:
         """Tell Faust these records are processed (their offsets may be committed); records of
         partitions no longer assigned are skipped (their next owner processes them again)."""
+        batch = list(batch)
+        if not batch:
+            return  # also before the first record, when no consumer is known yet
         ack, owned = self.consumer.ack, self.consumer.assignment()
         for message in batch:
             if message.tp in owned:
                 ack(message)
 
-    async def settle(self) -> int:
-        """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
+    def _drop_waiting(self) -> int:
         dropped = len(self._waiting)
         self._waiting.clear()
         if self.consumer is not None:  # un-pause without re-activating: the assignment decides that now
             for tp in self._paused:
                 self.consumer._buffered_partitions.discard(tp)
         self._paused.clear()
+        return dropped
+
+    async def settle(self) -> int:
+        """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
+        dropped = self._drop_waiting()
         async with self._in_hand:
             return dropped
+
+    @contextlib.asynccontextmanager
+    async def held(self, drop: bool) -> AsyncIterator[int]:
+        """Wait for the list in hand, then take no list until the block exits (a rebalance
+        handler flushes and swaps the partitions' state meanwhile). With `drop`, what waits
+        is dropped first (never acked, so delivered again). Yields how many were dropped."""
+        dropped = self._drop_waiting() if drop else 0
+        async with self._in_hand:
+            yield dropped
 
 
 class GroupCommit:
     """Acks a lane's processed lists in groups, each after one `flush` of their state writes.
 
     A list is flushed and acked with those before it when no record waits in the lane (so an
-    idle worker keeps nothing unflushed, and a rebalance, which empties the lane, commits
-    everything processed), when `interval_s` passed since the last flush, or when
+    idle worker keeps nothing unflushed), when `interval_s` passed since the last flush, or when
     `pending_keys()` reaches `max_keys` (bounds the memory of the waiting writes). A key
-    written by several lists in between is flushed once. Between lists the lane holds no
-    lock, so a rebalance may commit without the waiting acks: those records are delivered
+    written by several lists in between is flushed once. A rebalance handler calls `commit`
+    while it holds the lane; should a commit still miss acks, those records are delivered
     again and must be idempotent (the worker skips them by the offsets in its state).
 
     Args:
@@ -170,9 +189,14 @@ class GroupCommit:
         if (self.lane.waiting and self.clock() - self._last_flush < self.interval_s
                 and self.pending_keys() < self.max_keys):
             return False
+        await self.commit()
+        return True
+
+    async def commit(self) -> None:
+        """Flush now and ack every processed list (a rebalance handler calls this while the
+        lane is `held`, so the records processed so far are committed with their state)."""
         await self.flush()
         self.lane.ack(self.unacked)
         self.unacked = []
         self._last_flush = self.clock()
         self.flushes += 1
-        return True

@@ -109,6 +109,11 @@ class PartitionTable(MutableMapping[bytes, bytes]):
         return pending
 
 
+class ChangelogSendError(RuntimeError):
+    """Changelog records could not be handed to the producer: their writes are lost, so no
+    record may be acked after it (the worker stops; a restart replays from the committed offsets)."""
+
+
 ChangelogRecords = list[tuple[bytes, bytes | None]]
 """(key, value) pairs for one changelog partition, in order; value None deletes the key."""
 
@@ -131,7 +136,8 @@ class StateTables:
         self._sending = asyncio.Lock()  # one flush at a time: a key's records reach Kafka in write order
         self.records_sent = 0
         self.flushes = 0
-        self.flush_s = 0.0  # time spent handing records to the producer
+        self.flush_s = 0.0  # time in flush, waiting for an earlier flush included
+        self.failed: BaseException | None = None  # the first send error; every later flush raises
 
     @property
     def _offset_key(self) -> bytes:
@@ -163,7 +169,9 @@ class StateTables:
         self._partitions.clear()
 
     async def flush(self) -> int:
-        """Hand every pending changelog record to the producer; returns how many.
+        """Hand every pending changelog record to the producer; returns how many. Raises
+        ChangelogSendError if any partition's records could not be handed over, and on every
+        call after that.
 
         The pending records of all partitions are taken before the first await, so writes made
         meanwhile (by another agent) go to the next flush, which waits for this one's records
@@ -176,14 +184,21 @@ class StateTables:
         topic = self.changelog_topic
         sent = 0
         async with self._sending:
+            if self.failed is not None:
+                raise ChangelogSendError("an earlier changelog flush failed") from self.failed
             # partitions concurrently: the producer then puts a batch of each in one request
             # (one partition at a time moved one ~1 MB batch per broker round trip)
             taken = [(partition, db, pending) for partition, db, pending in taken if pending]
             lasts = await asyncio.gather(*(self.send_many(topic, partition, list(pending.items()))
-                                           for partition, _, pending in taken))
+                                           for partition, _, pending in taken), return_exceptions=True)
             for (_, db, pending), last in zip(taken, lasts, strict=True):
+                if isinstance(last, BaseException):
+                    self.failed = self.failed or last
+                    continue
                 last.add_done_callback(_persist_offset_callback(db, self._offset_key))
                 sent += len(pending)
+            if self.failed is not None:  # writes were lost: no flush may succeed (and lead to acks) after this
+                raise ChangelogSendError("a changelog flush failed") from self.failed
         self.records_sent += sent
         if sent:
             self.flushes += 1

@@ -9,9 +9,10 @@
 
 Requests and feedback skip Faust's per-record streams: the consumer hands them to batch
 lanes and one task per lane ranks them one by one, or learns them a fetch at a time per
-partition, then acks them. State lives in
-the Faust table's RocksDB of each partition, read and written directly, its changelog sent
-in record batches once per batch (streams.partition_state); Faust still creates the
+partition, then acks them in groups after their state reached the producer (group commit,
+streams.batch_lane.GroupCommit). State lives in the Faust table's RocksDB of each partition,
+read and written directly, its changelog sent in record batches at each flush
+(streams.partition_state); Faust still creates the
 changelog topic and recovers each partition from it on assignment. Requests, impressions
 and clicks are keyed by user id and co-partitioned, so a user's state lives in its
 partition and follows it across a rebalance. Offsets folded into each state value make
@@ -75,7 +76,8 @@ class WorkerConfig:
     the last value of each key it wrote to the changelog and acks the records those writes
     came from when no record waits, or `flush_interval_s` after the last flush, or once
     `flush_max_keys` keys wait; a user hit by several batches in between costs one changelog
-    record. Ranking reads the partition's RocksDB, written at once, so it is not delayed.
+    record. Ranking reads the partition's RocksDB, written at once (but the request lane's
+    flush after each slate sends the feedback lane's waiting writes too).
 
     `config` (a configuration file's content, see online.config) declares the scenarios and
     their policies; without it, one scenario serves every request with `policy` and `n_draws`.
@@ -249,14 +251,15 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
             await app.crash(error)
             raise
 
+    feedback_commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
+                                  config.flush_max_keys)
+
     async def drive_feedback() -> None:
         """The feedback lane, acked by group commit (see WorkerConfig)."""
-        commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
-                             config.flush_max_keys)
 
         async def learn_and_commit(batch: Sequence[Any]) -> None:
             await learn_feedback(batch, flush=False)
-            await commit.processed(batch)
+            await feedback_commit.processed(batch)
 
         await drive(feedback_lane, learn_and_commit)
 
@@ -299,15 +302,24 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         log.info("changelog %d state records sent in %d flushes, %.2f s", tables.records_sent, tables.flushes,
                  tables.flush_s)
 
+    async def swap_partitions(drop_waiting: bool) -> None:
+        """With both lanes held (no list in hand, none taken meanwhile): flush every state
+        write and ack what was processed (the group commit), deliver the changelog before the
+        partitions move, then forget the per-partition caches and tables."""
+        async with request_lane.held(drop_waiting) as dropped_requests, feedback_lane.held(drop_waiting) as dropped:
+            await feedback_commit.commit()
+            await app.producer.flush()
+            core.partitions_changed()
+            tables.partitions_changed()
+        if dropped_requests or dropped:
+            log.info("rebalance: dropped %d waiting requests and %d feedback records (delivered again)",
+                     dropped_requests, dropped)
+
     async def on_revoked(*_: Any, **__: Any) -> None:
-        await tables.flush()
-        core.partitions_changed()
-        tables.partitions_changed()
+        await swap_partitions(drop_waiting=True)
 
     async def on_assigned(_sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
-        await tables.flush()
-        core.partitions_changed()
-        tables.partitions_changed()
+        await swap_partitions(drop_waiting=False)
         active = sorted({tp.partition for tp in assigned if tp.topic in feedback_kinds})
         log.info("assigned partitions %s", active)
         # What exists now (Faust, modules, the catalog so far) lives as long as the process: keep

@@ -228,3 +228,51 @@ def test_group_commit_refuses_bounds_that_never_flush() -> None:
         GroupCommit(BatchLane(["t"]), GroupScenario().flush, lambda: 0, interval_s=-1, max_keys=10)
     with pytest.raises(ValueError):
         GroupCommit(BatchLane(["t"]), GroupScenario().flush, lambda: 0, interval_s=1, max_keys=0)
+
+
+def test_a_held_lane_finishes_the_list_in_hand_and_takes_none_until_released() -> None:
+    async def scenario() -> list[str]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=2, high_water=100, low_water=10)
+        for offset in range(4):
+            lane.add(consumer, message(offset))
+        lane.fetched()
+        log: list[str] = []
+
+        async def task() -> None:
+            async for batch in lane.batches():
+                log.append(f"took {[m.offset for m in batch]}")
+                await asyncio.sleep(0.01)  # processing, during which the rebalance arrives
+                log.append("processed")
+                if log.count("processed") == 2:
+                    return
+
+        async def rebalance() -> None:
+            await asyncio.sleep(0.005)
+            async with lane.held(drop=False) as dropped:
+                log.append(f"held, dropped {dropped}")
+                await asyncio.sleep(0.02)
+                log.append("released")
+
+        await asyncio.gather(task(), rebalance())
+        async with lane.held(drop=True) as dropped:
+            log.append(f"dropped {dropped}")
+        return log
+
+    assert asyncio.run(scenario()) == ["took [0, 1]", "processed", "held, dropped 0", "released",
+                                       "took [2, 3]", "processed", "dropped 0"]
+
+
+def test_a_commit_flushes_and_acks_every_processed_list_at_once() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario()
+        assert not await run.processed(range(0, 3), waiting=5)
+        await run.commit.commit()
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.consumer.acked == [0, 1, 2] and run.flushed_with_acks == [[]] and run.commit.unacked == []
+
+
+def test_acking_nothing_needs_no_consumer_yet() -> None:
+    BatchLane(["t"]).ack([])  # a rebalance commit before the lane saw its first record

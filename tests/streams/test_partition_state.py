@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rocksdict import Options, Rdict
 
-from streams.partition_state import PartitionTable, StateTables, producer_send_many
+from streams.partition_state import ChangelogSendError, PartitionTable, StateTables, producer_send_many
 from streams.table_store import TableStore, unwrap
 
 OFFSET_KEY = b"__faust\x00offset__"
@@ -229,3 +229,26 @@ def test_pending_keys_counts_each_key_written_since_the_last_flush_once(tmp_path
     assert state.pending_keys() == 2
     assert asyncio.run(_flush_and_settle(state)) == 2 and state.pending_keys() == 0
     assert state.flushes == 1 and state.flush_s > 0
+
+
+def test_a_partition_that_cannot_be_handed_over_fails_this_and_every_later_flush(tmp_path: Path) -> None:
+    """Its writes are lost, so no later flush may succeed (the caller would ack records after it);
+    the other partitions' records are still handed over in full."""
+    state, store, send = tables(tmp_path)
+
+    async def refusing_partition_1(topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> Any:
+        if partition == 1:
+            raise ValueError("record does not fit in one producer batch")
+        return await send(topic, partition, records)
+
+    state.send_many = refusing_partition_1
+    state.for_partition(0)[b"a"] = b"1"
+    state.for_partition(1)[b"b"] = b"2"
+    with pytest.raises(ChangelogSendError) as failed:
+        asyncio.run(_flush_and_settle(state))
+    assert isinstance(failed.value.__cause__, ValueError)
+    assert [key for _, key, _, _ in send.sent] == [b"a"] and store.dbs[0].get(OFFSET_KEY) == b"0"
+    state.for_partition(0)[b"c"] = b"3"
+    with pytest.raises(ChangelogSendError):
+        asyncio.run(_flush_and_settle(state))
+    assert [key for _, key, _, _ in send.sent] == [b"a"]
