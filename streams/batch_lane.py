@@ -118,9 +118,8 @@ class BatchLane:
     def ack(self, batch: Iterable[Any]) -> None:
         """Tell Faust these records are processed (their offsets may be committed); records of
         partitions no longer assigned are skipped (their next owner processes them again)."""
-        batch = list(batch)
-        if not batch:
-            return  # also before the first record, when no consumer is known yet
+        if self.consumer is None:
+            return  # no record taken yet, so nothing to ack (a commit at the first assignment)
         ack, owned = self.consumer.ack, self.consumer.assignment()
         for message in batch:
             if message.tp in owned:

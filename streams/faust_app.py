@@ -21,9 +21,10 @@ and docs/worker.md:
    fill Faust's 16 KB default batch after three writes.
 3. **Batch lanes.** Records of the topics of a `streams.batch_lane.BatchLane` registered
    with `SlatestreamApp.add_batch_lane` skip Faust's per-record stream path: the drain loop
-   appends them to the lane, a task takes them in lists and acks them; before Faust commits
-   on a rebalance or at shutdown (`wait_empty`) the lanes drop what waits and finish the
-   list in hand (`BatchLane.settle`). Lanes need the pinned Faust version (the drain loop
+   appends them to the lane, a task takes them in lists and acks them; on a rebalance the
+   worker's handlers hold the lanes (`BatchLane.held`, streams.worker). The `wait_empty`
+   override below settles the lanes too, but Faust calls it only with `stream_wait_empty`
+   on, which this app turns off. Lanes need the pinned Faust version (the drain loop
    above); on any other version their records reach the agents' streams as usual.
 """
 
