@@ -4,10 +4,13 @@
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
-click is published; the worker restarts on the same store and the clock runs from the first
-population change to the moment every partition's population state holds the last record
-(read from the tail of the state changelog), counting the events learned in that window (the
-first change's applied offsets say how many it already held). Baseline in the same run: a bare aiokafka
+click is published; the worker restarts on the same store and learns the backlog. The
+worker stamps the window itself: from the moment its feedback lane took the first list to
+the end of the group commit that acked the last record (the state of every record then
+handed to the producer), both in its log (wall clock); events/s = records committed / that
+window. The bench waits until every partition's population state in the state changelog
+holds the last record (read from the changelog's tail) and prints when it saw that too, a
+check from outside the worker (later by up to a poll, ~0.1 s). Baseline in the same run: a bare aiokafka
 consume loop (assign all partitions, getmany until the end offsets) over the same records.
 Prints events/s of both and the ratio, and two more ceilings measured the same way over the
 same records (bench/faust_floor.py): a Faust agent with the worker's app settings that only
@@ -23,6 +26,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,6 +78,18 @@ def population_offsets(settings: StreamSettings, consumer: KafkaConsumer, tail: 
                 if record.key is not None and record.key.startswith(b"linear_ts/global/") and record.value:
                     found[record.partition] = unwrap(record.value)[0]
     return found
+
+
+def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
+    """(records taken, first list taken at, records committed, last commit at) from the
+    worker's last "feedback lane:" log line (unix s)."""
+    found = [line for line in log_lines if "feedback lane: " in line]
+    if not found:
+        raise RuntimeError("the worker logged no feedback lane window (batch lanes off?)")
+    match = re.search(r"(\d+) records taken from ([\d.]+), (\d+) committed, the last commit at ([\d.]+)", found[-1])
+    if match is None:
+        raise RuntimeError(f"unexpected feedback lane line: {found[-1]}")
+    return int(match[1]), float(match[2]), int(match[3]), float(match[4])
 
 
 def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
@@ -190,39 +206,36 @@ def main() -> None:
         target = {p: {i: last[i][p] - 1 for i in (0, 1) if last[i].get(p, 0) > 0} for p in range(settings.partitions)}
         probe = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
                               fetch_max_wait_ms=50)
-        before = population_offsets(settings, probe)
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
-            first = None
-            first_offsets: dict[int, dict[int, int]] = {}
             deadline = time.monotonic() + 900
             while True:
+                read_from = time.time()
                 now = population_offsets(settings, probe)
-                stamp = time.perf_counter()
-                if first is None and now != before:
-                    first, first_offsets = stamp, now
+                seen_at = time.time()
                 if all({k: v for k, v in now.get(p, {}).items() if k in (0, 1)} == target[p] for p in target):
-                    end = stamp
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError("the worker did not learn every record")
                 time.sleep(0.05)
-            time.sleep(5.5)  # the next periodic log lines hold the counts and batch statistics of the run
+            time.sleep(5.5)  # the next periodic log lines hold the counts, batch statistics and window
             counts = worker.counts()
-            batch_lines = [line for line in worker.log_text().splitlines() if "batches " in line]
-            changelog_lines = [line for line in worker.log_text().splitlines() if "state records sent" in line]
+            lines = worker.log_text().splitlines()
+            batch_lines = [line for line in lines if "batches " in line]
+            changelog_lines = [line for line in lines if "state records sent" in line]
+            window = lane_window(lines)
         probe.close()
-        assert first is not None
-        worker_s = end - first
-        # events learned inside the window: those after the offsets the first change already held
-        in_window = sum(target[p][t] - first_offsets.get(p, {}).get(t, -1) for p in target for t in target[p])
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in (() if args.no_floors else ("count", "table"))}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
-    worker_rate, bare_rate = in_window / worker_s, len(feedback) / bare_s
-    print(f"worker: {in_window:,} of {len(feedback):,} events in {worker_s:.2f} s = {worker_rate:,.0f} events/s "
-          f"(those learned after the first population write, until the last)")
+    taken, first_at, committed, last_at = window
+    worker_s = last_at - first_at
+    worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
+    print(f"worker: {committed:,} of {len(feedback):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
+          f"events/s (from its lane's first list to its last group commit, stamped by the worker; "
+          f"{taken:,} taken); the bench's changelog read that first found every last state ran from "
+          f"{read_from - first_at:.2f} to {seen_at - first_at:.2f} s")
     print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
     core_rate = len(feedback) / core_s

@@ -60,6 +60,8 @@ class BatchLane:
         self._paused: set[Any] = set()
         self._arrived: asyncio.Event | None = None
         self._in_hand = asyncio.Lock()
+        self.taken = 0  # records handed to the task so far
+        self.first_taken_at: float | None = None  # wall clock (unix s) of the first list handed over
 
     def _event(self) -> asyncio.Event:
         if self._arrived is None:
@@ -113,6 +115,9 @@ class BatchLane:
                 owned = self.consumer.assignment()
                 batch = [message for message in batch if message.tp in owned]
                 if batch:
+                    if self.first_taken_at is None:
+                        self.first_taken_at = time.time()
+                    self.taken += len(batch)
                     yield batch
 
     def ack(self, batch: Iterable[Any]) -> None:
@@ -180,6 +185,8 @@ class GroupCommit:
         self.clock = clock
         self.unacked: list[Any] = []
         self.flushes = 0
+        self.committed = 0  # records acked after their flush
+        self.last_commit_at: float | None = None  # wall clock (unix s) when the last commit ended
         self._last_flush = clock()
 
     async def processed(self, batch: Iterable[Any]) -> bool:
@@ -196,6 +203,8 @@ class GroupCommit:
         lane is `held`, so the records processed so far are committed with their state)."""
         await self.flush()
         self.lane.ack(self.unacked)
+        self.committed += len(self.unacked)
+        self.last_commit_at = time.time()
         self.unacked = []
         self._last_flush = self.clock()
         self.flushes += 1

@@ -301,6 +301,10 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         log.info("batches %s", "; ".join(f"{name}: {value}" for name, value in stats.items()))
         log.info("changelog %d state records sent in %d flushes, %.2f s", tables.records_sent, tables.flushes,
                  tables.flush_s)
+        if feedback_lane.first_taken_at is not None and feedback_commit.last_commit_at is not None:
+            log.info("feedback lane: %d records taken from %.3f, %d committed, the last commit at %.3f (unix s)",
+                     feedback_lane.taken, feedback_lane.first_taken_at, feedback_commit.committed,
+                     feedback_commit.last_commit_at)
 
     async def swap_partitions(drop_waiting: bool) -> None:
         """With both lanes held (no list in hand, none taken meanwhile): flush every state

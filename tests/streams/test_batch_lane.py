@@ -1,6 +1,7 @@
 """The batch lane without a broker: lists, acks, back-pressure and settling on a rebalance."""
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,21 +40,24 @@ def message(offset: int, partition: int = 0) -> SimpleNamespace:
 
 
 def test_records_come_in_lists_of_at_most_max_batch_in_order_and_are_acked() -> None:
-    async def scenario() -> tuple[list[list[int]], list[int]]:
+    async def scenario() -> tuple[list[list[int]], list[int], BatchLane]:
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=3, high_water=100, low_water=10)
         for offset in range(7):
             lane.add(consumer, message(offset))
+        assert lane.taken == 0 and lane.first_taken_at is None
         seen: list[list[int]] = []
         async for batch in lane.batches():
             seen.append([m.offset for m in batch])
             lane.ack(batch)
             if sum(map(len, seen)) == 7:
                 break
-        return seen, consumer.acked
+        return seen, consumer.acked, lane
 
-    seen, acked = asyncio.run(scenario())
+    before = time.time()
+    seen, acked, lane = asyncio.run(scenario())
     assert seen == [[0, 1, 2], [3, 4, 5], [6]] and acked == list(range(7))
+    assert lane.taken == 7 and lane.first_taken_at is not None and before <= lane.first_taken_at <= time.time()
 
 
 def test_partitions_pause_above_high_water_and_resume_below_low_water() -> None:
@@ -186,8 +190,11 @@ def test_group_commit_acks_only_after_a_flush_and_flushes_when_nothing_waits() -
         assert run.consumer.acked == [0, 1, 2, 3, 4]
         return run
 
+    before = time.time()
     run = asyncio.run(scenario())
     assert run.flushed_with_acks == [[]] and run.commit.unacked == [] and run.commit.flushes == 1
+    assert run.commit.committed == 5 and run.commit.last_commit_at is not None
+    assert before <= run.commit.last_commit_at <= time.time()
 
 
 def test_group_commit_flushes_after_the_interval_or_at_the_key_bound_under_a_backlog() -> None:
@@ -218,6 +225,7 @@ def test_a_failed_flush_raises_and_acks_nothing() -> None:
         commit = GroupCommit(lane, failing, lambda: 0, interval_s=0.0, max_keys=10)
         with pytest.raises(RuntimeError, match="too large"):
             await commit.processed([message(0)])
+        assert commit.committed == 0 and commit.last_commit_at is None
         return consumer
 
     assert asyncio.run(scenario()).acked == []
