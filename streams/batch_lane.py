@@ -1,18 +1,22 @@
 """A batch lane: records of chosen topics handed over in lists, past Faust's per-record stream.
 
-Faust delivers every record to an agent one by one: the conductor decodes it into an
-`Event`, puts it on the agent's queue, and the stream iterates, acks and tracks it. On
-2 cores that path alone tops out at ~8,000 records/s for an agent that only counts
-(bench/faust_floor.py), well under what a learner that works on whole batches can take.
-For the topics of a lane, `streams.faust_app.BatchDrainConsumer` appends each fetched
-record (Faust's `ConsumerMessage`: topic, partition, offset, key, value) to the lane
-instead, and one task takes them as lists (`BatchLane.batches`): what arrived in one fetch
-(or `max_batch`, whichever is less), so the batches grow with the load.
+Faust delivers every record to an agent one by one: the consumer wraps it in a
+`ConsumerMessage`, the conductor decodes it into an `Event`, puts it on the agent's queue,
+and the stream iterates, acks and tracks it. On 2 cores that path alone tops out at ~8,000
+records/s for an agent that only counts (bench/faust_floor.py), well under what a learner
+that works on whole batches can take. For the topics of a lane,
+`streams.faust_app.BatchDrainConsumer` hands each fetch's records of one partition to the
+lane as they came from aiokafka (a `Chunk`: the partition and its `ConsumerRecord`s, each
+with topic, partition, offset, key, value), without a Faust object or a Python call per
+record, and one task takes them as lists of chunks (`BatchLane.batches`): what arrived in
+one fetch (or `max_batch` records, whichever is less), so the batches grow with the load.
+`records(batch)` flattens a list of chunks into its records, in order per partition.
 
 Offsets and rebalances keep Faust's rules:
 
-- **Commit.** The task acks each record to Faust's consumer after processing it
-  (`ack`); Faust commits contiguous acked offsets, after flushing its producer. A task that
+- **Commit.** The task acks each chunk to Faust's consumer after processing it (`ack`:
+  the consumer's `ack_offsets`, Faust's per-message acknowledgement for a whole run of
+  offsets); Faust commits contiguous acked offsets, after flushing its producer. A task that
   writes state acks through a `GroupCommit`: processed lists wait until one flush hands all
   their state writes to the producer, then are acked together.
 - **Back-pressure.** While more than `high_water` records wait, the lane's partitions are
@@ -22,7 +26,7 @@ Offsets and rebalances keep Faust's rules:
   owner), flush and ack what was processed, and swap the partitions' state before the lane
   takes another list. (The app runs with `stream_wait_empty=False`, so Faust skips
   `Consumer.wait_empty`, whose override settles the lanes only if that setting changes.)
-  A record that slipped in after that (fetched just before the revocation) is dropped
+  A chunk that slipped in after that (fetched just before the revocation) is dropped
   when taken if its partition is no longer assigned, and never acked if it was revoked.
 """
 
@@ -32,16 +36,32 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+
+class Chunk(NamedTuple):
+    """Records of one partition, in offset order, as one fetch brought them.
+
+    tp: the (topic, partition) they came from (Faust's TP or aiokafka's TopicPartition);
+    records: objects with topic, partition, offset, key and value (aiokafka ConsumerRecords).
+    """
+
+    tp: Any
+    records: Sequence[Any]
+
+
+def records(batch: Iterable[Chunk]) -> list[Any]:
+    """The records of a list of chunks, flattened (in order within each partition)."""
+    return [record for chunk in batch for record in chunk.records]
 
 
 class BatchLane:
-    """Records of `topics`, taken in lists of at most `max_batch`.
+    """Records of `topics`, taken in lists of chunks holding at most `max_batch` records.
 
     Args:
         topics: topic names whose records bypass Faust's streams.
-        max_batch: most records per list handed to the task.
+        max_batch: most records per list handed to the task (a chunk is split to fit).
         high_water, low_water: pause the lane's partitions above high_water waiting records,
             resume below low_water.
     """
@@ -56,7 +76,8 @@ class BatchLane:
         self.high_water = high_water
         self.low_water = low_water
         self.consumer: Any = None  # Faust's consumer, set by BatchDrainConsumer on first use
-        self._waiting: deque[Any] = deque()
+        self._waiting: deque[Chunk] = deque()
+        self._count = 0  # records in _waiting
         self._paused: set[Any] = set()
         self._arrived: asyncio.Event | None = None
         self._in_hand = asyncio.Lock()
@@ -68,20 +89,23 @@ class BatchLane:
             self._arrived = asyncio.Event()
         return self._arrived
 
-    def add(self, consumer: Any, message: Any) -> None:
-        """Called by the consumer's drain loop for every fetched record of the lane's topics."""
+    def add(self, consumer: Any, tp: Any, fetched: Sequence[Any]) -> None:
+        """Called by the consumer's drain loop with a fetch's records of partition `tp`."""
+        if not fetched:
+            return
         self.consumer = consumer
-        self._waiting.append(message)
-        if len(self._waiting) >= self.max_batch:
+        self._waiting.append(Chunk(tp, fetched))
+        self._count += len(fetched)
+        if self._count >= self.max_batch:
             self._event().set()
-        if len(self._waiting) > self.high_water and message.tp not in self._paused:
-            self._paused.add(message.tp)
-            consumer.on_buffer_full(message.tp)
+        if self._count > self.high_water and tp not in self._paused:
+            self._paused.add(tp)
+            consumer.on_buffer_full(tp)
 
     @property
     def waiting(self) -> int:
         """Records fetched and not yet taken."""
-        return len(self._waiting)
+        return self._count
 
     def fetched(self) -> None:
         """Called after each fetch's records were added: wake the task (records accumulate
@@ -90,13 +114,27 @@ class BatchLane:
             self._event().set()
 
     def _resume_if_low(self) -> None:
-        if self._paused and len(self._waiting) < self.low_water:
+        if self._paused and self._count < self.low_water:
             for tp in self._paused:
                 self.consumer.on_buffer_drop(tp)
             self._paused.clear()
 
-    async def batches(self) -> AsyncIterator[list[Any]]:
-        """Lists of waiting records, oldest first; each is processed while `in_hand` is held.
+    def _take(self) -> list[Chunk]:
+        """Up to max_batch waiting records, oldest chunks first (the last one split to fit)."""
+        batch: list[Chunk] = []
+        room = self.max_batch
+        while self._waiting and room > 0:
+            chunk = self._waiting.popleft()
+            if len(chunk.records) > room:
+                self._waiting.appendleft(Chunk(chunk.tp, chunk.records[room:]))
+                chunk = Chunk(chunk.tp, chunk.records[:room])
+            batch.append(chunk)
+            room -= len(chunk.records)
+        self._count -= self.max_batch - room
+        return batch
+
+    async def batches(self) -> AsyncIterator[list[Chunk]]:
+        """Lists of waiting chunks, oldest first; each is processed while `in_hand` is held.
 
         The consumer of this iterator must finish a list (process, then `ack`) before asking
         for the next: the lane's lock is held from yield to the next `__anext__`.
@@ -107,32 +145,32 @@ class BatchLane:
                 if not self._waiting:
                     self._event().clear()
                     continue
-                count = min(len(self._waiting), self.max_batch)
-                batch = [self._waiting.popleft() for _ in range(count)]
+                batch = self._take()
                 if not self._waiting:
                     self._event().clear()
                 self._resume_if_low()
                 owned = self.consumer.assignment()
-                batch = [message for message in batch if message.tp in owned]
+                batch = [chunk for chunk in batch if chunk.tp in owned]
                 if batch:
                     if self.first_taken_at is None:
                         self.first_taken_at = time.time()
-                    self.taken += len(batch)
+                    self.taken += sum(len(chunk.records) for chunk in batch)
                     yield batch
 
-    def ack(self, batch: Iterable[Any]) -> None:
-        """Tell Faust these records are processed (their offsets may be committed); records of
+    def ack(self, batch: Iterable[Chunk]) -> None:
+        """Tell Faust these records are processed (their offsets may be committed); chunks of
         partitions no longer assigned are skipped (their next owner processes them again)."""
         if self.consumer is None:
             return  # no record taken yet, so nothing to ack (a commit at the first assignment)
-        ack, owned = self.consumer.ack, self.consumer.assignment()
-        for message in batch:
-            if message.tp in owned:
-                ack(message)
+        ack_offsets, owned = self.consumer.ack_offsets, self.consumer.assignment()
+        for chunk in batch:
+            if chunk.tp in owned:
+                ack_offsets(chunk.tp, [record.offset for record in chunk.records])
 
     def _drop_waiting(self) -> int:
-        dropped = len(self._waiting)
+        dropped = self._count
         self._waiting.clear()
+        self._count = 0
         if self.consumer is not None:  # un-pause without re-activating: the assignment decides that now
             for tp in self._paused:
                 self.consumer._buffered_partitions.discard(tp)
@@ -183,13 +221,13 @@ class GroupCommit:
         self.interval_s = interval_s
         self.max_keys = max_keys
         self.clock = clock
-        self.unacked: list[Any] = []
+        self.unacked: list[Chunk] = []
         self.flushes = 0
         self.committed = 0  # records acked after their flush
         self.last_commit_at: float | None = None  # wall clock (unix s) when the last commit ended
         self._last_flush = clock()
 
-    async def processed(self, batch: Iterable[Any]) -> bool:
+    async def processed(self, batch: Iterable[Chunk]) -> bool:
         """Record a processed list; flush and ack when a bound says so. True if it flushed."""
         self.unacked.extend(batch)
         if (self.lane.waiting and self.clock() - self._last_flush < self.interval_s
@@ -203,7 +241,7 @@ class GroupCommit:
         lane is `held`, so the records processed so far are committed with their state)."""
         await self.flush()
         self.lane.ack(self.unacked)
-        self.committed += len(self.unacked)
+        self.committed += sum(len(chunk.records) for chunk in self.unacked)
         self.last_commit_at = time.time()
         self.unacked = []
         self._last_flush = self.clock()

@@ -1,7 +1,7 @@
-"""The Faust app the worker runs: connection settings, and two fixes for Faust's hot path.
+"""The Faust app the worker runs: connection settings, and fixes for Faust's hot path.
 
 `make_app(settings)` builds a `SlatestreamApp` (a `faust.App`) from `StreamSettings`.
-It differs from a plain `faust.App` in two places, both measured in bench/worker_throughput.py
+It differs from a plain `faust.App` in three places, each measured in bench/worker_throughput.py
 and docs/worker.md:
 
 1. **The consumer feeds streams without a task per message.** faust-streaming 0.15.3's
@@ -20,8 +20,12 @@ and docs/worker.md:
    Producer batches are larger (`producer_max_batch_size`), because ~5 KB state values
    fill Faust's 16 KB default batch after three writes.
 3. **Batch lanes.** Records of the topics of a `streams.batch_lane.BatchLane` registered
-   with `SlatestreamApp.add_batch_lane` skip Faust's per-record stream path: the drain loop
-   appends them to the lane, a task takes them in lists and acks them; on a rebalance the
+   with `SlatestreamApp.add_batch_lane` skip Faust's per-record path altogether: the drain
+   loop fetches through `_getmany_past_lanes` (Faust's `getmany`, except that each
+   partition's records of a lane topic go to the lane as one chunk of aiokafka
+   ConsumerRecords, Faust's per-record bookkeeping done once per chunk by `_to_lane`, and no
+   `ConsumerMessage` built), a task takes them in lists and acks them in runs of offsets
+   (`ack_offsets`, Faust's `ack` without a message); on a rebalance the
    worker's handlers hold the lanes (`BatchLane.held`, streams.worker). The `wait_empty`
    override below settles the lanes too, but Faust calls it only with `stream_wait_empty`
    on, which this app turns off. Lanes need the pinned Faust version (the drain loop
@@ -32,12 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ProducerT, TransportT
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from streams.batch_lane import BatchLane
 from streams.settings import StreamSettings
@@ -64,13 +71,12 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
         lanes = cast(SlatestreamApp, self.app).batch_lanes if isinstance(self.app, SlatestreamApp) else {}
-        lane_for = lanes.get
         lane_set = set(lanes.values())
         since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-                records = getmany(timeout=1.0)
+                records = self._getmany_past_lanes(1.0, lanes) if lanes else getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in records:
@@ -87,10 +93,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        lane = lane_for(message.topic) if lanes else None
-                        if lane is not None:
-                            lane.add(self, message)
-                        elif suspended():
+                        if suspended():
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                         else:
                             await callback(message)
@@ -109,6 +112,82 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
+    async def _getmany_past_lanes(self, timeout: float, lanes: dict[str, BatchLane],
+                                  ) -> AsyncIterator[tuple[Any, Any]]:  # pragma: no cover - runs in workers
+        """Faust's `Consumer.getmany`, except that each partition's records of a lane topic go
+        to the lane as one chunk, as aiokafka parsed them (no `ConsumerMessage`, no step per
+        record); the other records are yielded as Faust does (round robin, as messages)."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:  # as Faust's getmany: seek back to the committed offsets
+                await self.perform_seek()
+            except Exception as error:
+                self.log.warning(f"exception performing seek when flow not active {error}")
+            return
+        others: dict[Any, Any] = {}
+        for tp, fetched in records.items():
+            lane = lanes.get(tp.topic)
+            if lane is None:
+                others[tp] = fetched
+            elif fetched and (active_partitions is None or tp in active_partitions
+                              or tp in self._buffered_partitions):
+                if self.app.consumer_generation_id != generation_id:
+                    return  # a rebalance began: Faust cancels the rest of the fetch too
+                await self._to_lane(lane, tp, fetched)
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(others):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    async def _to_lane(self, lane: BatchLane, tp: Any, fetched: list[Any]) -> None:  # pragma: no cover
+        """Hand one partition's fetched records to its lane, with Faust's per-record
+        bookkeeping done once per chunk: drop what was read already, note offset gaps (so
+        commits can pass them), commit every `commit_every` acks, move the read offset.
+
+        A gap is the offsets strictly between two records read (`_add_gap` takes both ends
+        inclusive). Faust's own loop passes the next record's offset as the end, so that record
+        is both a gap and acked, and the duplicate in its acked list holds the next commit
+        back by one round; and it skips the check after offset 0."""
+        read_offset = self._read_offset[tp]
+        if read_offset is not None and fetched[0].offset < read_offset:
+            fetched = [record for record in fetched if record.offset >= read_offset]
+            if not fetched:
+                return
+        if self.app.topics.acks_enabled_for(tp.topic):
+            previous = read_offset
+            if fetched[-1].offset - fetched[0].offset + 1 == len(fetched):  # contiguous: one check
+                if previous is not None and fetched[0].offset - previous > 1:
+                    await self._add_gap(tp, previous + 1, fetched[0].offset - 1)
+            else:  # offsets missing inside the fetch (compaction, transaction markers)
+                for record in fetched:
+                    if previous is not None and record.offset - previous > 1:
+                        await self._add_gap(tp, previous + 1, record.offset - 1)
+                    previous = record.offset
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        lane.add(self, tp, fetched)
+        self._read_offset[tp] = fetched[-1].offset
+
+    def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
+        """Faust's `ack` for a lane's records of `tp` (never tracked as messages): each offset
+        not acked yet is marked acked, and Faust commits them once contiguous."""
+        with ack_lock:
+            if self.app.topics.acks_enabled_for(tp.topic):
+                committed = self._committed_offset[tp]
+                acked_index = self._acked_index[tp]
+                fresh = [offset for offset in offsets
+                         if (committed is None or offset >= committed) and offset not in acked_index]
+                acked_index.update(fresh)
+                self._acked[tp].extend(fresh)
+                self._n_acked += len(fresh)
+            notify(self._waiting_for_ack)
 
     def on_buffer_full(self, tp: Any) -> None:
         """Pause `tp` (Faust's flow control), as Faust's own partition type: a record's `tp` is

@@ -36,7 +36,7 @@ from faust.streams import _current_event  # the context var Faust tables route w
 
 from online.config import DEFAULT_SCENARIO, EngineSettings, PolicyConfig, ScenarioConfig, SlatestreamConfig
 from online.events import encode_event
-from streams.batch_lane import BatchLane, GroupCommit
+from streams.batch_lane import BatchLane, Chunk, GroupCommit, records
 from streams.control import control_topic, ensure_control_topic
 from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.faust_app import FAUST_VERSION, make_app
@@ -136,8 +136,9 @@ def partition_context(event: Any) -> Iterator[None]:
 
 def _by_partition(records: Sequence[Any], partition_of: Callable[[Any], int] = lambda m: m.partition,
                   ) -> dict[int, list[Any]]:
-    """Faust messages (ConsumerMessage: topic, partition, offset, key, value), or events with
-    `partition_of`, grouped by partition, in order."""
+    """Records (topic, partition, offset, key, value: aiokafka ConsumerRecords from a lane,
+    Faust ConsumerMessages from an agent), or events with `partition_of`, grouped by
+    partition, in order."""
     groups: dict[int, list[Any]] = {}
     for record in records:
         groups.setdefault(partition_of(record), []).append(record)
@@ -237,7 +238,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         async for events in stream.take_events(config.batch_size, within=within):
             await learn_feedback([event.message for event in events])
 
-    async def drive(lane: BatchLane, handle: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
+    async def drive(lane: BatchLane, handle: Callable[[list[Chunk]], Awaitable[None]]) -> None:
         """Process a lane's lists for good (`handle` acks them); a bug stops the worker."""
         if not lanes_on:
             log.info("batch lanes off (Faust %s, lanes need %s)", faust.__version__, FAUST_VERSION)
@@ -257,14 +258,14 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     async def drive_feedback() -> None:
         """The feedback lane, acked by group commit (see WorkerConfig)."""
 
-        async def learn_and_commit(batch: Sequence[Any]) -> None:
-            await learn_feedback(batch, flush=False)
+        async def learn_and_commit(batch: list[Chunk]) -> None:
+            await learn_feedback(records(batch), flush=False)
             await feedback_commit.processed(batch)
 
         await drive(feedback_lane, learn_and_commit)
 
-    async def rank_and_ack(batch: Sequence[Any]) -> None:
-        await rank_requests(batch)
+    async def rank_and_ack(batch: list[Chunk]) -> None:
+        await rank_requests(records(batch))
         request_lane.ack(batch)
 
     @app.task

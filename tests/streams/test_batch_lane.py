@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.batch_lane import BatchLane, GroupCommit
+from streams.batch_lane import BatchLane, Chunk, GroupCommit, records
 
 
 class FakeConsumer:
@@ -23,8 +23,8 @@ class FakeConsumer:
     def assignment(self) -> set[Any]:
         return self.owned
 
-    def ack(self, message: Any) -> None:
-        self.acked.append(message.offset)
+    def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
+        self.acked.extend(offsets)
 
     def on_buffer_full(self, tp: Any) -> None:
         self.paused.append(tp)
@@ -36,7 +36,21 @@ class FakeConsumer:
 
 
 def message(offset: int, partition: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(topic="t", partition=partition, offset=offset, tp=("t", partition), key=b"k", value=b"v")
+    """A record as aiokafka parses it (the fields the lane and the worker read)."""
+    return SimpleNamespace(topic="t", partition=partition, offset=offset, key=b"k", value=b"v")
+
+
+def add(lane: BatchLane, consumer: FakeConsumer, *offsets: int, partition: int = 0) -> None:
+    """What the drain loop does with one fetch's records of one partition."""
+    lane.add(consumer, ("t", partition), [message(offset, partition) for offset in offsets])
+
+
+def chunk(*offsets: int, partition: int = 0) -> Chunk:
+    return Chunk(("t", partition), [message(offset, partition) for offset in offsets])
+
+
+def offsets(batch: list[Chunk]) -> list[int]:
+    return [m.offset for m in records(batch)]
 
 
 def test_records_come_in_lists_of_at_most_max_batch_in_order_and_are_acked() -> None:
@@ -44,11 +58,11 @@ def test_records_come_in_lists_of_at_most_max_batch_in_order_and_are_acked() -> 
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=3, high_water=100, low_water=10)
         for offset in range(7):
-            lane.add(consumer, message(offset))
+            add(lane, consumer, offset)
         assert lane.taken == 0 and lane.first_taken_at is None
         seen: list[list[int]] = []
         async for batch in lane.batches():
-            seen.append([m.offset for m in batch])
+            seen.append(offsets(batch))
             lane.ack(batch)
             if sum(map(len, seen)) == 7:
                 break
@@ -65,7 +79,7 @@ def test_partitions_pause_above_high_water_and_resume_below_low_water() -> None:
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=4, high_water=6, low_water=3)
         for offset in range(8):
-            lane.add(consumer, message(offset, partition=offset % 2))
+            add(lane, consumer, offset, partition=offset % 2)
         assert consumer.paused == [("t", 0), ("t", 1)]  # records 7 and 8 arrived above 6
         batches = lane.batches()
         await batches.__anext__()  # 4 left: still paused
@@ -83,7 +97,7 @@ def test_settle_drops_what_waits_and_waits_for_the_list_in_hand() -> None:
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=2, high_water=3, low_water=1)
         for offset in range(6):
-            lane.add(consumer, message(offset))
+            add(lane, consumer, offset)
         order: list[str] = []
         taken = asyncio.Event()
 
@@ -91,7 +105,7 @@ def test_settle_drops_what_waits_and_waits_for_the_list_in_hand() -> None:
             async for batch in lane.batches():
                 taken.set()
                 await asyncio.sleep(0.05)  # processing
-                order.append(f"processed {[m.offset for m in batch]}")
+                order.append(f"processed {offsets(batch)}")
                 lane.ack(batch)
 
         runner = asyncio.create_task(task())
@@ -118,13 +132,13 @@ def test_a_fetch_is_handed_over_whole_once_the_consumer_says_it_was_added() -> N
         batches = lane.batches()
         waiting = asyncio.ensure_future(batches.__anext__())
         for offset in range(5):
-            lane.add(consumer, message(offset))
+            add(lane, consumer, offset)
             await asyncio.sleep(0)  # the drain loop yields now and then: nothing handed over yet
         assert not waiting.done()
         lane.fetched()
         batch = await waiting
         await batches.aclose()
-        return [m.offset for m in batch]
+        return offsets(batch)
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
 
@@ -134,14 +148,14 @@ def test_records_of_partitions_no_longer_assigned_are_dropped_when_taken() -> No
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=10, high_water=100, low_water=10)
         for offset in range(4):
-            lane.add(consumer, message(offset, partition=offset % 2))
+            add(lane, consumer, offset, partition=offset % 2)
         consumer.owned = {("t", 1)}  # partition 0 was revoked meanwhile
         lane.fetched()
         batches = lane.batches()
         batch = await batches.__anext__()
         lane.ack(batch)
         await batches.aclose()
-        return [m.offset for m in batch], consumer.acked
+        return offsets(batch), consumer.acked
 
     assert asyncio.run(scenario()) == ([1, 3], [1, 3])
 
@@ -149,9 +163,9 @@ def test_records_of_partitions_no_longer_assigned_are_dropped_when_taken() -> No
 def test_acks_skip_records_of_partitions_revoked_after_they_were_taken() -> None:
     consumer = FakeConsumer()
     lane = BatchLane(["t"])
-    lane.add(consumer, message(0))
+    add(lane, consumer, 0)
     consumer.owned = {("t", 1)}
-    lane.ack([message(0), message(1, partition=1)])
+    lane.ack([chunk(0), chunk(1, partition=1)])
     assert consumer.acked == [1]
 
 
@@ -174,11 +188,12 @@ class GroupScenario:
         await asyncio.sleep(0.01)  # handing records to the producer waits on the broker
 
     async def processed(self, offsets: range, waiting: int) -> bool:
-        self.lane._waiting.extend(message(o) for o in range(1000, 1000 + waiting))
+        if waiting:
+            add(self.lane, self.consumer, *range(1000, 1000 + waiting))
         try:
-            return await self.commit.processed([message(o) for o in offsets])
+            return await self.commit.processed([chunk(*offsets)])
         finally:
-            self.lane._waiting.clear()
+            self.lane._drop_waiting()
 
 
 def test_group_commit_acks_only_after_a_flush_and_flushes_when_nothing_waits() -> None:
@@ -224,7 +239,7 @@ def test_a_failed_flush_raises_and_acks_nothing() -> None:
 
         commit = GroupCommit(lane, failing, lambda: 0, interval_s=0.0, max_keys=10)
         with pytest.raises(RuntimeError, match="too large"):
-            await commit.processed([message(0)])
+            await commit.processed([chunk(0)])
         assert commit.committed == 0 and commit.last_commit_at is None
         return consumer
 
@@ -243,13 +258,13 @@ def test_a_held_lane_finishes_the_list_in_hand_and_takes_none_until_released() -
         consumer = FakeConsumer()
         lane = BatchLane(["t"], max_batch=2, high_water=100, low_water=10)
         for offset in range(4):
-            lane.add(consumer, message(offset))
+            add(lane, consumer, offset)
         lane.fetched()
         log: list[str] = []
 
         async def task() -> None:
             async for batch in lane.batches():
-                log.append(f"took {[m.offset for m in batch]}")
+                log.append(f"took {offsets(batch)}")
                 await asyncio.sleep(0.01)  # processing, during which the rebalance arrives
                 log.append("processed")
                 if log.count("processed") == 2:
@@ -284,3 +299,24 @@ def test_a_commit_flushes_and_acks_every_processed_list_at_once() -> None:
 
 def test_acking_nothing_needs_no_consumer_yet() -> None:
     BatchLane(["t"]).ack([])  # a rebalance commit before the lane saw its first record
+
+
+def test_a_fetch_larger_than_max_batch_is_split_across_lists_and_partitions_keep_their_chunks() -> None:
+    async def scenario() -> tuple[list[list[tuple[Any, list[int]]]], list[int], int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=4, high_water=100, low_water=10)
+        add(lane, consumer, *range(6))
+        add(lane, consumer, 10, 11, partition=1)
+        lane.fetched()
+        assert lane.waiting == 8
+        seen = []
+        async for batch in lane.batches():
+            seen.append([(c.tp, [m.offset for m in c.records]) for c in batch])
+            lane.ack(batch)
+            if len(seen) == 2:
+                break
+        return seen, consumer.acked, lane.waiting
+
+    seen, acked, waiting = asyncio.run(scenario())
+    assert seen == [[(("t", 0), [0, 1, 2, 3])], [(("t", 0), [4, 5]), (("t", 1), [10, 11])]]
+    assert acked == [0, 1, 2, 3, 4, 5, 10, 11] and waiting == 0

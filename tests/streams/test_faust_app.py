@@ -49,3 +49,59 @@ def test_pausing_and_resuming_a_lane_partition_keeps_fausts_partition_type(tmp_p
     consumer.on_buffer_drop(TopicPartition("t.requests", 0))
     active = consumer._get_active_partitions()
     assert active == {TP("t.requests", 0), TP("t.requests", 1)} and all(type(tp) is TP for tp in active)
+
+
+def lane_consumer(tmp_path, topic: str):  # type: ignore[no-untyped-def]
+    """A BatchDrainConsumer (no broker) with acks on for `topic`, and a lane for it."""
+    from streams.batch_lane import BatchLane
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    app = make_app(settings)
+    lane = BatchLane([topic], max_batch=100, high_water=1_000, low_water=10)
+    app.add_batch_lane(lane)
+    app.topics._acking_topics.add(topic)
+    return app.consumer, lane
+
+
+def fetched(topic: str, partition: int, *offsets: int) -> list:  # type: ignore[type-arg]
+    from aiokafka.structs import ConsumerRecord
+
+    return [ConsumerRecord(topic, partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
+
+
+def test_lane_acks_become_the_offset_faust_commits_once_contiguous(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka import TopicPartition
+
+    consumer, _ = lane_consumer(tmp_path, "t.impressions")
+    tp = TopicPartition("t.impressions", 0)
+    consumer.ack_offsets(tp, [0, 1, 3])
+    assert consumer._new_offset(tp) == 2  # 3 waits for 2
+    consumer.ack_offsets(tp, [2, 3, 4])  # 3 again counts once
+    assert consumer._new_offset(tp) == 5 and consumer._n_acked == 5
+    consumer._committed_offset[tp] = 10
+    consumer.ack_offsets(tp, [8, 9])  # below the committed offset: already done
+    assert consumer._acked[tp] == []
+
+
+def test_a_fetch_goes_to_its_lane_whole_minus_what_was_read_with_its_offset_gaps_noted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streams.batch_lane import records
+
+    async def scenario() -> tuple[list[int], int | None, int | None]:
+        consumer, lane = lane_consumer(tmp_path, "t.clicks")
+        tp = TopicPartition("t.clicks", 1)
+        consumer.assignment = lambda: {tp}
+        await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 0, 1, 2, 5, 6))  # 3, 4: transaction markers
+        await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 4, 5, 8))  # 4, 5 were read already
+        lane.fetched()
+        batch = await lane.batches().__anext__()
+        read = consumer._read_offset[tp]
+        lane.ack(batch)
+        return [r.offset for r in records(batch)], read, consumer._new_offset(tp)
+
+    taken, read, commit_at = asyncio.run(scenario())
+    assert taken == [0, 1, 2, 5, 6, 8]
+    assert read == 8 and commit_at == 9  # the gaps 3..4 and 7 do not hold the commit back
