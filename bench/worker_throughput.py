@@ -230,6 +230,9 @@ def main() -> None:
                   for mode in (() if args.no_floors else ("count", "table"))}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
     taken, first_at, committed, last_at = window
+    if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
+        raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "
+                           f"{len(feedback):,} published: not one clean pass over the backlog")
     worker_s = last_at - first_at
     worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
     print(f"worker: {committed:,} of {len(feedback):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "

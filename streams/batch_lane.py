@@ -157,15 +157,19 @@ class BatchLane:
                     self.taken += sum(len(chunk.records) for chunk in batch)
                     yield batch
 
-    def ack(self, batch: Iterable[Chunk]) -> None:
+    def ack(self, batch: Iterable[Chunk]) -> int:
         """Tell Faust these records are processed (their offsets may be committed); chunks of
-        partitions no longer assigned are skipped (their next owner processes them again)."""
+        partitions no longer assigned are skipped (their next owner processes them again).
+        Returns how many records were acked."""
         if self.consumer is None:
-            return  # no record taken yet, so nothing to ack (a commit at the first assignment)
+            return 0  # no record taken yet, so nothing to ack (a commit at the first assignment)
         ack_offsets, owned = self.consumer.ack_offsets, self.consumer.assignment()
+        acked = 0
         for chunk in batch:
             if chunk.tp in owned:
                 ack_offsets(chunk.tp, [record.offset for record in chunk.records])
+                acked += len(chunk.records)
+        return acked
 
     def _drop_waiting(self) -> int:
         dropped = self._count
@@ -223,8 +227,8 @@ class GroupCommit:
         self.clock = clock
         self.unacked: list[Chunk] = []
         self.flushes = 0
-        self.committed = 0  # records acked after their flush
-        self.last_commit_at: float | None = None  # wall clock (unix s) when the last commit ended
+        self.committed = 0  # records acked after their flush (those of revoked partitions not counted)
+        self.last_commit_at: float | None = None  # wall clock (unix s) when the last commit that acked ended
         self._last_flush = clock()
 
     async def processed(self, batch: Iterable[Chunk]) -> bool:
@@ -240,9 +244,10 @@ class GroupCommit:
         """Flush now and ack every processed list (a rebalance handler calls this while the
         lane is `held`, so the records processed so far are committed with their state)."""
         await self.flush()
-        self.lane.ack(self.unacked)
-        self.committed += sum(len(chunk.records) for chunk in self.unacked)
-        self.last_commit_at = time.time()
+        acked = self.lane.ack(self.unacked)
+        if acked:
+            self.committed += acked
+            self.last_commit_at = time.time()
         self.unacked = []
         self._last_flush = self.clock()
         self.flushes += 1

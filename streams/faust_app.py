@@ -113,7 +113,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
     async def _getmany_past_lanes(self, timeout: float, lanes: dict[str, BatchLane],
-                                  ) -> AsyncIterator[tuple[Any, Any]]:  # pragma: no cover - runs in workers
+                                  ) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's `Consumer.getmany`, except that each partition's records of a lane topic go
         to the lane as one chunk, as aiokafka parsed them (no `ConsumerMessage`, no step per
         record); the other records are yielded as Faust does (round robin, as messages)."""
@@ -134,31 +134,43 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                 others[tp] = fetched
             elif fetched and (active_partitions is None or tp in active_partitions
                               or tp in self._buffered_partitions):
-                if self.app.consumer_generation_id != generation_id:
+                if not await self._to_lane(lane, tp, fetched, generation_id):
                     return  # a rebalance began: Faust cancels the rest of the fetch too
-                await self._to_lane(lane, tp, fetched)
         to_message = self._to_message
-        for tp, record in self.scheduler.iterate(others):
+        for tp, record in self.scheduler.iterate(others):  # Faust's loop (lane partitions skip its
+            # track_tp_end_offset: the monitor's lag figures for lane topics are not kept)
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 break
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 yield tp, to_message(tp, record)
 
-    async def _to_lane(self, lane: BatchLane, tp: Any, fetched: list[Any]) -> None:  # pragma: no cover
+    def _flowing(self, generation_id: int) -> bool:
+        """False once a rebalance began (flow stopped) or happened (new generation) since
+        the fetch of `generation_id`: its records must not reach a lane any more."""
+        return bool(self.flow_active) and self.app.consumer_generation_id == generation_id
+
+    async def _to_lane(self, lane: BatchLane, tp: Any, fetched: list[Any], generation_id: int) -> bool:
         """Hand one partition's fetched records to its lane, with Faust's per-record
         bookkeeping done once per chunk: drop what was read already, note offset gaps (so
         commits can pass them), commit every `commit_every` acks, move the read offset.
+        Returns False (nothing handed over, the read offset unmoved) when a rebalance began:
+        checked before and after the awaits here, so no chunk of an old assignment reaches the
+        lane after the revocation handler dropped what waited (Faust checks the flow before
+        every record it yields; a stale chunk learned first would make the redelivered records
+        before it look like replays).
 
         A gap is the offsets strictly between two records read (`_add_gap` takes both ends
         inclusive). Faust's own loop passes the next record's offset as the end, so that record
         is both a gap and acked, and the duplicate in its acked list holds the next commit
         back by one round; and it skips the check after offset 0."""
+        if not self._flowing(generation_id):
+            return False
         read_offset = self._read_offset[tp]
         if read_offset is not None and fetched[0].offset < read_offset:
             fetched = [record for record in fetched if record.offset >= read_offset]
             if not fetched:
-                return
+                return True
         if self.app.topics.acks_enabled_for(tp.topic):
             previous = read_offset
             if fetched[-1].offset - fetched[0].offset + 1 == len(fetched):  # contiguous: one check
@@ -172,8 +184,11 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+        if not self._flowing(generation_id):
+            return False  # the gaps noted stay right: those offsets hold no records
         lane.add(self, tp, fetched)
         self._read_offset[tp] = fetched[-1].offset
+        return True
 
     def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
         """Faust's `ack` for a lane's records of `tp` (never tracked as messages): each offset

@@ -217,8 +217,8 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         started = time.perf_counter()
         sync_catalog()
         for group in _by_partition(messages).values():
-            records = [_record(feedback_kinds[m.topic], m) for m in group]
-            await send_dead(core.learn(records))
+            learned = [_record(feedback_kinds[m.topic], m) for m in group]
+            await send_dead(core.learn(learned))
             await asyncio.sleep(0)  # let requests in between partitions
         if flush:
             await tables.flush()  # before the records are acked

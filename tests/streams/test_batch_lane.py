@@ -295,6 +295,20 @@ def test_a_commit_flushes_and_acks_every_processed_list_at_once() -> None:
 
     run = asyncio.run(scenario())
     assert run.consumer.acked == [0, 1, 2] and run.flushed_with_acks == [[]] and run.commit.unacked == []
+    assert run.commit.committed == 3
+
+
+def test_a_commit_that_acks_nothing_leaves_the_window_alone() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario()
+        await run.commit.commit()  # e.g. at an assignment, before any record
+        assert run.commit.last_commit_at is None
+        run.consumer.owned = {("t", 1)}
+        assert await run.processed(range(0, 2), waiting=0)  # partition 0 was revoked: nothing acked
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.commit.committed == 0 and run.commit.last_commit_at is None and run.consumer.acked == []
 
 
 def test_acking_nothing_needs_no_consumer_yet() -> None:

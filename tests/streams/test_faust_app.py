@@ -94,8 +94,9 @@ def test_a_fetch_goes_to_its_lane_whole_minus_what_was_read_with_its_offset_gaps
         consumer, lane = lane_consumer(tmp_path, "t.clicks")
         tp = TopicPartition("t.clicks", 1)
         consumer.assignment = lambda: {tp}
-        await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 0, 1, 2, 5, 6))  # 3, 4: transaction markers
-        await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 4, 5, 8))  # 4, 5 were read already
+        generation = consumer.app.consumer_generation_id
+        assert await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 0, 1, 2, 5, 6), generation)  # 3, 4: markers
+        assert await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 4, 5, 8), generation)  # 4, 5 read already
         lane.fetched()
         batch = await lane.batches().__anext__()
         read = consumer._read_offset[tp]
@@ -105,3 +106,61 @@ def test_a_fetch_goes_to_its_lane_whole_minus_what_was_read_with_its_offset_gaps
     taken, read, commit_at = asyncio.run(scenario())
     assert taken == [0, 1, 2, 5, 6, 8]
     assert read == 8 and commit_at == 9  # the gaps 3..4 and 7 do not hold the commit back
+
+
+def test_a_chunk_whose_rebalance_began_meanwhile_never_reaches_the_lane(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The revocation handler drops what waits in the lanes after Faust stops the flow; a chunk
+    whose hand-over awaited a commit across that moment must not arrive after the drop (learned
+    first after a re-assignment, it would make the redelivered records before it look like
+    replays)."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    async def scenario() -> tuple[bool, bool, int, int | None]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        tp = TopicPartition("t.impressions", 0)
+        generation = consumer.app.consumer_generation_id
+        consumer._commit_every, consumer._n_acked = 1, 1  # the next hand-over commits first
+
+        async def commit_during_which_a_revocation_starts(*_: object, **__: object) -> bool:
+            consumer.stop_flow()
+            return True
+
+        consumer.commit = commit_during_which_a_revocation_starts
+        handed = await consumer._to_lane(lane, tp, fetched("t.impressions", 0, 1000, 1001), generation)
+        consumer.resume_flow()
+        consumer.app.consumer_generation_id = generation + 1  # a new assignment since the fetch
+        stale = await consumer._to_lane(lane, tp, fetched("t.impressions", 0, 1002), generation)
+        return handed, stale, lane.waiting, consumer._read_offset[tp]
+
+    assert asyncio.run(scenario()) == (False, False, 0, None)
+
+
+def test_a_fetch_splits_into_lane_chunks_and_faust_messages_for_the_other_topics(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streams.batch_lane import records
+
+    async def scenario() -> tuple[list[tuple[str, int]], list[int], list[int]]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        lane_tp, other_tp, idle_tp = (TopicPartition("t.impressions", 0), TopicPartition("t.items", 0),
+                                      TopicPartition("t.impressions", 1))
+
+        async def fetch(timeout: float):  # type: ignore[no-untyped-def]
+            return {lane_tp: fetched("t.impressions", 0, 5, 6), other_tp: fetched("t.items", 0, 7),
+                    idle_tp: fetched("t.impressions", 1, 9)}, {lane_tp, other_tp}  # partition 1 not active
+
+        consumer._wait_next_records = fetch
+        consumer.highwater = lambda tp: 8
+        consumer.assignment = lambda: {lane_tp}
+        yielded = [(message.topic, message.offset) async for _, message in consumer._getmany_past_lanes(1.0,
+                                                                                            {"t.impressions": lane})]
+        lane.fetched()
+        batch = await lane.batches().__anext__()
+        return yielded, [r.offset for r in records(batch)], [lane.waiting]
+
+    yielded, to_lane, waiting = asyncio.run(scenario())
+    assert yielded == [("t.items", 7)] and to_lane == [5, 6] and waiting == [0]
