@@ -183,8 +183,7 @@ class BatchLane:
 
     async def settle(self) -> int:
         """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
-        dropped = self._drop_waiting()
-        async with self._in_hand:
+        async with self.held(drop=True) as dropped:
             return dropped
 
     @contextlib.asynccontextmanager

@@ -255,14 +255,10 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
     feedback_commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
                                   config.flush_max_keys)
 
-    async def drive_feedback() -> None:
-        """The feedback lane, acked by group commit (see WorkerConfig)."""
-
-        async def learn_and_commit(batch: list[Chunk]) -> None:
-            await learn_feedback(records(batch), flush=False)
-            await feedback_commit.processed(batch)
-
-        await drive(feedback_lane, learn_and_commit)
+    async def learn_and_commit(batch: list[Chunk]) -> None:
+        """The feedback lane's handler: learn, then ack by group commit (see WorkerConfig)."""
+        await learn_feedback(records(batch), flush=False)
+        await feedback_commit.processed(batch)
 
     async def rank_and_ack(batch: list[Chunk]) -> None:
         await rank_requests(records(batch))
@@ -274,7 +270,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
 
     @app.task
     async def feedback_lane_task() -> None:
-        await drive_feedback()
+        await drive(feedback_lane, learn_and_commit)
 
     def sync_catalog() -> None:
         """Items embedded by other workers (or before a restart) join the local catalog.
