@@ -1,9 +1,9 @@
 """Objective trade-offs on the simulator: the issue-6 goals for diversity and exposure fairness.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--requests 2000]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/objectives_sweep.py [--seeds 3] [--first-seed 0] [--requests 2000]
         [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
         [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|ild|dpp] [--shortlist 5]
-        [--candidates 100] [--position-power 0,1] [--from-position 0,1]
+        [--candidates 100] [--position-power 0,1] [--from-position 0,1] [--score-units standardised|score]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
 every setting (paired: same users, catalog and request stream per seed, same policy seed). The
@@ -177,6 +177,9 @@ def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
                 out.append(variant)
     for text in filter(None, args.extra.split(";")):
         out.append(ObjectiveSettings(shortlist_factor=shortlist, diversity_method=args.method, **json.loads(text)))
+    if args.score_units != "standardised":
+        out = [setting.model_copy(update={"score_units": args.score_units}) if setting.reranks else setting
+               for setting in out]
     return out
 
 
@@ -227,6 +230,8 @@ def report(points: list[SweepPoint], target: Target, k: int, space: str) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first .. first + seeds - 1 (held-out seeds for a setting picked on others)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--vectors", choices=["bert", "hashing-pca", "hashing-raw"], default="bert")
@@ -245,6 +250,9 @@ def main() -> None:
                         help="position-aware diversity: the weight at position p is w * (1 + p) ** power (0 = flat)")
     parser.add_argument("--from-position", default="0",
                         help="position-aware diversity: positions before this are ranked by utility alone (0 = none)")
+    parser.add_argument("--score-units", choices=["standardised", "score"], default="standardised",
+                        help="units of every re-ranking setting's weights, --extra ones included "
+                             "(ObjectiveSettings.score_units)")
     parser.add_argument("--n-draws", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write every point here")
     args = parser.parse_args()
@@ -253,7 +261,7 @@ def main() -> None:
     candidates = args.candidates or None
     settings = settings_of(args)
     encoder, cache = encoder_for(args.vectors, args.dim)
-    seeds = tuple(range(args.seeds))
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     space = args.diversity_space or ("raw" if encoder.dim > args.dim else "bandit")
 
     def raw_embed(items: Sequence[Item]) -> npt.NDArray[np.float32]:

@@ -12,7 +12,9 @@ window. The bench waits until every partition's population state in the state ch
 holds the last record (read from the changelog's tail) and prints when it saw that too, a
 check from outside the worker (later by up to a poll, ~0.1 s). Baseline in the same run: a bare aiokafka
 consume loop (assign all partitions, getmany until the end offsets) over the same records.
-Prints events/s of both and the ratio, and two more ceilings measured the same way over the
+Prints events/s of both and the ratio; the same bare loop decoding every value as the worker's
+hot path does and learning nothing (the ceiling of any worker that validates its input with
+this decoder); two more ceilings measured the same way over the
 same records (bench/faust_floor.py): a Faust agent with the worker's app settings that only
 counts, and one that also writes a 4.8 KB table value per record (Faust's cost of keeping
 per-user state in a changelogged table); and, without Kafka, `WorkerCore.learn` over the same
@@ -42,6 +44,7 @@ from kafka import TopicPartition as KTopicPartition  # noqa: E402
 
 from encoders.hashing import HashingEncoder  # noqa: E402
 from online.events import Impression, encode_event  # noqa: E402
+from online.wire import decode_feedback_fast  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.partition_state import SharedTables  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
@@ -102,7 +105,11 @@ def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
     return time.monotonic() - start
 
 
-async def bare_consume(settings: StreamSettings, topics: list[str], expected: int) -> float:
+async def bare_consume(settings: StreamSettings, topics: list[str], expected: int, decode: bool = False) -> float:
+    """Seconds a bare aiokafka loop takes to read `expected` records of `topics` from the start;
+    with `decode`, it also decodes each value as the worker's hot path does (decode_feedback_fast:
+    msgspec plus the checks that make it agree with pydantic) and fails on one it cannot vouch for."""
+    kinds = {topic: "impression" if topic.endswith("impressions") else "click" for topic in topics}
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -114,9 +121,15 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         start = time.perf_counter()
         while count < expected:
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    count += record.value is not None
+            for tp, records in batches.items():
+                if decode:
+                    kind = kinds[tp.topic]
+                    if any(decode_feedback_fast(record.value, kind) is None for record in records):
+                        raise RuntimeError(f"a {kind} the fast decoder does not vouch for")
+                    count += len(records)
+                else:
+                    for record in records:
+                        count += record.value is not None
         return time.perf_counter() - start
     finally:
         await consumer.stop()
@@ -226,6 +239,7 @@ def main() -> None:
             window = lane_window(lines)
         probe.close()
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
+        decode_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback), decode=True))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in (() if args.no_floors else ("count", "table"))}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
@@ -241,6 +255,10 @@ def main() -> None:
           f"{read_from - first_at:.2f} to {seen_at - first_at:.2f} s")
     print(f"bare aiokafka consume loop, same records: {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
+    decode_rate = len(feedback) / decode_s
+    print(f"the same loop decoding every value as the worker does (decode_feedback_fast), nothing learned: "
+          f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
+          f"worker / this: {worker_rate / decode_rate:.2f}")
     core_rate = len(feedback) / core_s
     print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000: {core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")

@@ -100,7 +100,8 @@ def parse_positions(text: str, name: str) -> tuple[int, ...]:
 
 def label_of(settings: ObjectiveSettings) -> str:
     """A short name: "none" for the baseline, else e.g. "mmr5+nov1+fair2"; position-aware diversity
-    adds "^power" and ">from" to the method (e.g. "mmr2^1>2": MMR 2, power 1, from position 2)."""
+    adds "^power" and ">from" to the method (e.g. "mmr2^1>2": MMR 2, power 1, from position 2);
+    "+abs" marks weights in score units (`score_units="score"`)."""
     if not settings.reranks:
         return "none"
     parts = []
@@ -112,6 +113,8 @@ def label_of(settings: ObjectiveSettings) -> str:
         parts.append(f"nov{settings.novelty:g}")
     if settings.fairness > 0:
         parts.append(f"fair{settings.fairness:g}")
+    if settings.score_units == "score":
+        parts.append("abs")
     return "+".join(parts)
 
 

@@ -5,7 +5,8 @@
 
 Per request (`Engine.rank`): the filters cut the candidates (deterministic); the policy
 draws m score vectors; every draw, and the posterior mean as one more row, goes through
-the same procedure: utility = relevance * standardised score - novelty * popularity
+the same procedure: utility = relevance * standardised score (or the score minus its mean,
+`score_units="score"`) - novelty * popularity
 penalty + fairness * exposure deficit, then greedy MMR/DPP re-ranking (item similarity:
 cosine over `Catalog.diversity_vectors`, the bandit vectors unless the catalog carries
 separate diversity embeddings). Draw 0's slate is
@@ -96,7 +97,7 @@ class Objectives:
                 rows, catalog, settings.fairness_group
             )
         stacked = np.vstack([scores.draws, scores.mean[None, :]])
-        utility = utilities(stacked, settings.relevance, adjustment)
+        utility = utilities(stacked, settings.relevance, adjustment, settings.score_units == "standardised")
         ranked = rerank(utility, catalog.diversity_vectors[rows], k, settings.diversity, settings.diversity_method,
                         shortlist=settings.shortlist_factor * k, position_power=settings.diversity_position_power,
                         from_position=settings.diversity_from_position)

@@ -53,11 +53,13 @@ def standardise(scores: FloatArray) -> FloatArray:
 
 
 def utilities(
-    scores: FloatArray, relevance: float, item_adjustment: FloatArray | None
+    scores: FloatArray, relevance: float, item_adjustment: FloatArray | None, standardised: bool = True
 ) -> FloatArray:
-    """float64[m, n]: relevance * standardise(scores) + item_adjustment[None, :] (float64[n],
-    the novelty penalty and fairness boost, the same in every draw)."""
-    out = relevance * standardise(scores)
+    """float64[m, n]: relevance * z(scores) + item_adjustment[None, :] (float64[n], the novelty
+    penalty and fairness boost, the same in every draw); z = standardise, or with
+    `standardised` False each row minus its mean (the scores' own units)."""
+    z = standardise(scores) if standardised else scores - scores.mean(axis=1, keepdims=True)
+    out = relevance * z
     if item_adjustment is not None:
         out += item_adjustment[None, :]
     return out

@@ -25,8 +25,8 @@ class ObjectiveSettings(BaseModel):
         relevance: weight of the standardised sampled score (> 0).
         diversity: weight of the diversity term (0 = off; MMR: penalty on the max similarity
             to the picked items, ILD: on the mean similarity, DPP: log-determinant gain), in
-            standard deviations of the draw's scores; on the simulator MMR needs about 2 .. 5
-            for a clear diversity gain.
+            standard deviations of the draw's scores (see score_units); on the simulator MMR
+            needs about 2 .. 5 for a clear diversity gain.
         diversity_method: "mmr" (maximal marginal relevance), "ild" (greedy intra-list
             diversity: the penalty is the mean cosine to the picked items, i.e. what the item
             costs the slate's mean pairwise distance) or "dpp" (greedy MAP of a determinantal
@@ -38,6 +38,13 @@ class ObjectiveSettings(BaseModel):
             each step maximise examination-weighted utility minus the diversity term. In [0, 8].
         diversity_from_position: positions before this one are picked by utility alone (weight
             0); 0 (default) = diversity from the top. Neither field acts when diversity is 0.
+        score_units: "standardised" (default): z standardises each draw's scores over the
+            candidates, so weights are in standard deviations of that draw; "score": z is the
+            draw's scores minus their mean, in the policy's own units (linear TS: expected
+            reward per exposure), so one diversity weight buys diversity at the same price in
+            expected reward in every request: it takes diversity where relevance is nearly tied
+            (the Lagrangian of mean reward against mean diversity). Weights are then in score
+            units (on the simulator greedy ILD needs about 0.1 .. 0.3).
         novelty: weight of the popularity penalty log(1 + exposures) / log(1 + max
             exposures among the candidates), in [0, 1] per item.
         fairness: weight of the exposure-deficit boost max(0, 1 - share / fair share),
@@ -64,6 +71,7 @@ class ObjectiveSettings(BaseModel):
     diversity_method: Literal["mmr", "ild", "dpp"] = "mmr"
     diversity_position_power: float = Field(default=0.0, ge=0.0, le=8.0, allow_inf_nan=False)
     diversity_from_position: int = Field(default=0, ge=0, le=1000)
+    score_units: Literal["standardised", "score"] = "standardised"
     novelty: float = Field(default=0.0, ge=0.0)
     fairness: float = Field(default=0.0, ge=0.0)
     fairness_group: str | None = None

@@ -24,7 +24,7 @@ def bench() -> ModuleType:
 
 def grid_args(**overrides: str) -> argparse.Namespace:
     values = {"diversity": "0,2", "fairness": "1", "novelty": "0", "extra": "", "method": "mmr", "shortlist": 0,
-              "position_power": "0,1", "from_position": "0,2"} | overrides
+              "position_power": "0,1", "from_position": "0,2", "score_units": "standardised"} | overrides
     return argparse.Namespace(**values)
 
 
@@ -64,3 +64,12 @@ def test_the_ild_method_is_swept_and_labelled(bench: ModuleType) -> None:
     settings = bench.settings_of(grid_args(method="ild", fairness="0", from_position="0"))
     assert [bench.bench_label(s) for s in settings] == ["none", "ild2", "ild2^1"]
     assert all(s.diversity_method == "ild" for s in settings[1:])
+
+
+def test_score_units_apply_to_every_reranking_setting_and_are_labelled(bench: ModuleType) -> None:
+    args = grid_args(diversity="0,0.2", position_power="0", from_position="0", score_units="score",
+                     extra='{"diversity": 0.1, "diversity_position_power": 1}')
+    settings = bench.settings_of(args)
+    assert [bench.bench_label(s) for s in settings] == ["none", "mmr0.2+abs", "fair1+abs", "mmr0.1^1+abs"]
+    assert settings[0] == ObjectiveSettings(shortlist_factor=0)  # the baseline re-ranks nothing: unchanged
+    assert all(s.score_units == "score" for s in settings[1:])
