@@ -174,7 +174,7 @@ class Engine:
         active = np.flatnonzero(self.catalog.active).astype(np.int64)
         if len(active) == 0:
             raise RankError(f"request {request.request_id}: the catalog has no active item")
-        query = self.policy.user_vector(self.global_state, user_state)
+        query = self.policy.user_vector(self.global_state, user_state, request.scenario)
         if query is None or len(active) <= self.config.retrieval_size:
             return active
         item_query = np.asarray(query[: self.catalog.dim], dtype=np.float32)

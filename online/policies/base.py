@@ -200,8 +200,9 @@ class Policy(ABC, Generic[G, U]):
         named in the batch (user_states must hold every user of the batch; a missing user
         or None means unseen). Inputs are not mutated."""
 
-    def user_vector(self, global_state: G, user_state: U | None) -> FloatArray | None:
-        """float64[D] the user's mean preference vector for candidate retrieval, or None."""
+    def user_vector(self, global_state: G, user_state: U | None, scenario: str | None = None) -> FloatArray | None:
+        """float64[D] the user's mean preference vector for candidate retrieval in `scenario`
+        (as the policy scores that scenario; None: the part every scenario shares), or None."""
         return None
 
     @abstractmethod

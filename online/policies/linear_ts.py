@@ -159,9 +159,13 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         self._posterior_memo = (pop, given, mean, factor)
         return mean, factor
 
-    def user_vector(self, global_state: LinearStats, user_state: LinearStats | None) -> FloatArray:
-        """float64[D] mean of theta_u (no scenario offset: retrieval is shared by scenarios)."""
-        return self.posterior(global_state, user_state)[0]
+    def user_vector(self, global_state: LinearStats, user_state: LinearStats | None,
+                    scenario: str | None = None) -> FloatArray:
+        """float64[D] mean of theta_u, plus the scenario's offset delta_s when `scenario` has one
+        (the mean `sample_scores` ranks that scenario's candidates by)."""
+        mean = self.posterior(global_state, user_state)[0]
+        offset = None if scenario is None else self.scenario_offset(global_state, scenario)
+        return mean if offset is None else mean + offset
 
     def sample_scores(
         self,

@@ -168,3 +168,20 @@ def test_invalid_offset_params_are_named() -> None:
     with pytest.raises(ValueError, match="offset_prior_precision"):
         LinearTSParams(offset_prior_precision=0.0)
     assert isinstance(LinearThompsonSampling().init_global(D), LinearStats)
+
+
+def test_retrieval_vector_carries_the_scenario_offset_that_scoring_uses() -> None:
+    rng = np.random.default_rng(4)
+    policy = LinearThompsonSampling(LinearTSParams(scenario_offsets=("ad",), **PARAMS))
+    data, _ = world(rng, 40, 20, ["feed", "ad"], {"ad": np.array([0.0, 0.0, 0.0, 0.8])}, np.full(D, 0.1))
+    pop, users = policy.learn(policy.init_global(D), {}, data)
+    user = users["u0"]
+    shared = policy.user_vector(pop, user)
+    offset = policy.scenario_offset(pop, "ad")
+    assert offset is not None and offset[3] > 0.3  # learned
+    np.testing.assert_allclose(policy.user_vector(pop, user, "ad"), shared + offset)
+    np.testing.assert_allclose(policy.user_vector(pop, user, "feed"), shared)  # no offset of its own
+    # the retrieval vector is the mean sample_scores ranks by
+    probe = rng.standard_normal((30, D))
+    np.testing.assert_allclose(probe @ policy.user_vector(pop, user, "ad"),
+                               policy.sample_scores(pop, user, context("ad", probe), rng, 1).mean)
