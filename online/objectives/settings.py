@@ -17,12 +17,13 @@ class ObjectiveSettings(BaseModel):
     """How slate items are scored beyond the policy's sampled relevance.
 
     Per Monte Carlo draw, item utility = relevance * z(score) - novelty * popularity
-    + fairness * deficit, where z standardises the draw's scores over the candidates;
+    + fairness * deficit, where z standardises the draw's scores over the candidates (or
+    only centres them, `score_units="score"`);
     then `diversity_method` re-ranks greedily with weight `diversity` (see
     online/objectives/rerank.py and docs/objectives.md).
 
     Attributes:
-        relevance: weight of the standardised sampled score (> 0).
+        relevance: weight of the sampled score z (> 0).
         diversity: weight of the diversity term (0 = off; MMR: penalty on the max similarity
             to the picked items, ILD: on the mean similarity, DPP: log-determinant gain), in
             standard deviations of the draw's scores (see score_units); on the simulator MMR
