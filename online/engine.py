@@ -7,7 +7,10 @@
 State lives in a StateStore under "<policy>/global" and "<policy>/user/<user id>"; the
 global state is also held in memory and written back after every observed batch.
 Given `objectives` (online/objectives), rank filters the candidates and re-ranks every
-Monte Carlo draw, and observe feeds the objectives' memory (exposures, recent items).
+Monte Carlo draw, and observe feeds the objectives' memory (exposures, recent items); each
+user's recent items are stored under "<policy>/objectives/user/<user id>" with the user's
+state and read back for users the memory does not hold (after a restart, a rebalance, or
+when `max_users` dropped them), so the shown / clicked filters outlive the process.
 """
 
 from __future__ import annotations
@@ -122,6 +125,22 @@ class Engine:
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
 
+    def objectives_user_key(self, user_id: str) -> str:
+        """Key of a user's recent shown and clicked items (the objectives' filters and reasons)."""
+        return f"{self.policy.name}/objectives/user/{user_id}"
+
+    def _restore_objective_users(self, user_ids: Sequence[str]) -> None:
+        """Read back the recent items of the users the objectives' memory does not hold."""
+        objectives = self.objectives
+        if objectives is None:
+            return
+        missing = objectives.unremembered(user_ids)
+        if missing:
+            blobs = self.store.get_many([self.objectives_user_key(user_id) for user_id in missing])
+            for user_id, blob in zip(missing, blobs, strict=True):
+                if blob is not None:
+                    objectives.restore_user(user_id, blob, self.catalog)
+
     def add_items(
         self,
         items: Sequence[Item],
@@ -187,6 +206,7 @@ class Engine:
         rows = self.candidate_rows(request, user_state)
         objectives = self.objectives
         if objectives is not None:
+            self._restore_objective_users([request.user_id])
             kept = objectives.filter(request, rows, self.catalog)
             if len(kept.rows) == 0:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
@@ -302,8 +322,14 @@ class Engine:
         others; the caller filters by applied offsets so nothing counts twice).
         """
         batch, rejected = self.feedback_batch(events)
-        if self.objectives is not None:
+        memory_writes: list[tuple[str, bytes]] = []
+        if self.objectives is not None and len(batch):
+            self._restore_objective_users(batch.users)
             self.objectives.observe(batch, self.catalog)
+            for user_id in batch.users:
+                blob = self.objectives.user_blob(user_id, self.catalog)
+                if blob is not None:
+                    memory_writes.append((self.objectives_user_key(user_id), blob))
         if global_events is not None:
             global_batch, _ = self.feedback_batch(global_events)
             if len(global_batch):
@@ -321,7 +347,7 @@ class Engine:
             (self.user_key(u), self.policy.encode_user(s)) for u, s in updated.items() if s is not None
         ]
         writes.append((self.global_key, self.policy.encode_global(self.global_state)))
-        self.store.put_many(writes)
+        self.store.put_many(writes + memory_writes)
         self._cache_users(updated)
         return ObserveResult(len(batch), tuple(rejected))
 
@@ -332,6 +358,7 @@ class Engine:
         self._users.pop(user_id, None)
         if self.objectives is not None:
             self.objectives.memory.forget(user_id)
+            self.store.delete(self.objectives_user_key(user_id))
         # Delete first: a crash between the two writes then leaves the contribution in (a
         # repeated forget finds no user and does nothing), never subtracted twice.
         self.store.delete(self.user_key(user_id))

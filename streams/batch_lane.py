@@ -94,7 +94,11 @@ class BatchLane:
         if not fetched:
             return
         self.consumer = consumer
-        self._waiting.append(Chunk(tp, fetched))
+        if len(fetched) <= self.max_batch:
+            self._waiting.append(Chunk(tp, fetched))
+        else:  # pieces of at most max_batch: `_take` then copies at most max_batch records per split
+            self._waiting.extend(Chunk(tp, fetched[start:start + self.max_batch])
+                                 for start in range(0, len(fetched), self.max_batch))
         self._count += len(fetched)
         if self._count >= self.max_batch:
             self._event().set()

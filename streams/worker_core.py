@@ -295,6 +295,8 @@ class WorkerCore:
                 skipped += 1
             if not (user_new and global_new):
                 replayed.add(user_key)
+                if engine.objectives is not None:  # the user's recent items, written with its state
+                    replayed.add(engine.objectives_user_key(event.user_id))
         for user_key, done in user_done.items():
             store.stage_offsets(user_key, done)
         if global_last:

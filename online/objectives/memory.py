@@ -114,6 +114,13 @@ class RecentItems:
             self._times[self._next] = time_s
             self._next = (self._next + 1) % capacity
 
+    def entries(self) -> tuple[IntArray, FloatArray]:
+        """(rows int64[r], times float64[r]) held, oldest first (what `add` would rebuild it from)."""
+        order = np.roll(np.arange(self._rows.size), -self._next)
+        rows, times = self._rows[order], self._times[order]
+        held = rows >= 0
+        return rows[held], times[held]
+
     def since(self, time_s: float) -> IntArray:
         """int64[r]: distinct rows added at or after time_s."""
         return np.unique(self._rows[(self._times >= time_s) & (self._rows >= 0)])
@@ -189,6 +196,17 @@ class ObjectiveMemory:
         """A user's recent items, or None when none are remembered."""
         return self.users.get(user_id)
 
+    def new_user(self) -> UserMemory:
+        """An empty UserMemory sized by the settings (not remembered until `restore`)."""
+        return UserMemory(RecentItems(self.settings.recent_shown_per_user),
+                          RecentItems(self.settings.recent_clicked_per_user))
+
+    def restore(self, user_id: str, memory: UserMemory) -> None:
+        """Remember a user's recent items read back from storage (kept if already remembered)."""
+        if user_id not in self.users:
+            self.users[user_id] = memory
+            self._evict()
+
     def scenario_click_counts(self, scenario: str, rows: IntArray) -> FloatArray:
         """float64[len(rows)]: clicks on each row in `scenario` within the window."""
         window = self.scenario_clicks.get(scenario)
@@ -201,14 +219,15 @@ class ObjectiveMemory:
     def _user(self, user_id: str) -> UserMemory:
         memory = self.users.get(user_id)
         if memory is None:
-            memory = UserMemory(RecentItems(self.settings.recent_shown_per_user),
-                                RecentItems(self.settings.recent_clicked_per_user))
-            self.users[user_id] = memory
-            while len(self.users) > self.settings.max_users:
-                self.users.popitem(last=False)
+            memory = self.users[user_id] = self.new_user()
+            self._evict()
         else:
             self.users.move_to_end(user_id)
         return memory
+
+    def _evict(self) -> None:
+        while len(self.users) > self.settings.max_users:
+            self.users.popitem(last=False)
 
     def _scenario_window(self, scenario: str) -> ExposureWindow:
         window = self.scenario_clicks.get(scenario)

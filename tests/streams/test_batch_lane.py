@@ -334,3 +334,40 @@ def test_a_fetch_larger_than_max_batch_is_split_across_lists_and_partitions_keep
     seen, acked, waiting = asyncio.run(scenario())
     assert seen == [[(("t", 0), [0, 1, 2, 3])], [(("t", 0), [4, 5]), (("t", 1), [10, 11])]]
     assert acked == [0, 1, 2, 3, 4, 5, 10, 11] and waiting == 0
+
+
+class CountingList(list[Any]):
+    """A fetch that counts the records its slices (and their slices) copy."""
+
+    copied = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        if isinstance(index, slice):
+            CountingList.copied += len(item)
+            return CountingList(item)
+        return item
+
+
+def test_a_large_fetch_is_handed_over_in_order_copying_each_record_about_once() -> None:
+    async def scenario() -> tuple[list[int], int, int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=7, high_water=10_000, low_water=10)
+        lane.add(consumer, ("t", 0), CountingList(message(offset) for offset in range(1000)))
+        add(lane, consumer, 1000, 1001, 1002)
+        lane.fetched()
+        seen: list[int] = []
+        longest = 0
+        async for batch in lane.batches():
+            longest = max(longest, len(records(batch)))
+            seen.extend(offsets(batch))
+            lane.ack(batch)
+            if len(seen) == 1003:
+                break
+        return seen, longest, lane.waiting
+
+    CountingList.copied = 0
+    seen, longest, waiting = asyncio.run(scenario())
+    assert seen == list(range(1003)) and longest == 7 and waiting == 0
+    # splitting the remainder at every list would copy ~n^2 / (2 max_batch) = ~71,000 records
+    assert CountingList.copied <= 2 * 1000

@@ -1,0 +1,101 @@
+"""A user's recent items are stored with the user's state: the shown / clicked filters and the
+"similar to" reasons outlive a restart, a rebalance and the in-memory user cap."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from online.catalog import Catalog
+from online.codec import StateCodecError
+from online.engine import Engine, EngineConfig
+from online.events import Click, Impression, Item, RankRequest, ShownItem
+from online.objectives import FilterSettings, Objectives, ObjectiveSettings
+from online.objectives.memory import ObjectiveMemory
+from online.objectives.user_codec import decode_user_memory, encode_user_memory
+from online.policies.linear_ts import LinearThompsonSampling
+from online.state import InMemoryStore
+from tests.objectives.conftest import T0, clustered_vectors
+
+VECTORS = clustered_vectors(4, 8, 8, 0.15, seed=3)
+FILTERS = FilterSettings(exclude_shown_within_s=3600.0, exclude_clicked_within_s=3600.0)
+
+
+def catalog_of(order: list[int]) -> Catalog:
+    """Items i<r> for r in `order`, added in that order (so catalog rows differ between orders)."""
+    catalog = Catalog(dim=VECTORS.shape[1])
+    catalog.upsert([Item(item_id=f"i{r}", fields={"t": str(r)}, time=T0) for r in order], VECTORS[order])
+    return catalog
+
+
+def engine_over(store: InMemoryStore, order: list[int], settings: ObjectiveSettings | None = None) -> Engine:
+    engine = Engine(LinearThompsonSampling(), store, catalog_of(order), np.random.default_rng(1),
+                    config=EngineConfig(n_draws=16), objectives=Objectives(settings or ObjectiveSettings(), FILTERS))
+    return engine
+
+
+def show(engine: Engine, user: str, shown: list[str], clicked: list[str], n: int, minutes: float = 0.0) -> None:
+    time = T0 + timedelta(minutes=minutes)
+    events: list[Impression | Click] = [Impression(
+        event_id=f"e{n}", request_id=f"q{n}", user_id=user, scenario="feed", time=time,
+        shown=tuple(ShownItem(item_id=i, position=p) for p, i in enumerate(shown)))]
+    events += [Click(event_id=f"c{n}{i}", request_id=f"q{n}", user_id=user, item_id=i, scenario="feed", time=time)
+               for i in clicked]
+    engine.observe(events)
+
+
+def served(engine: Engine, user: str, minutes: float = 1.0) -> set[str]:
+    request = RankRequest(request_id=f"r-{user}", user_id=user, k=32, time=T0 + timedelta(minutes=minutes))
+    return {item.item_id for item in engine.rank(request).items}
+
+
+ALL = {f"i{r}" for r in range(32)}
+
+
+def test_a_restarted_engine_with_another_catalog_order_still_filters_what_the_user_saw() -> None:
+    store = InMemoryStore()
+    first = engine_over(store, list(range(32)))
+    show(first, "u", ["i1", "i2", "i3"], ["i2"], 0)
+    show(first, "u", ["i4"], [], 1)
+    assert served(first, "u") == ALL - {"i1", "i2", "i3", "i4"}
+    restarted = engine_over(store, list(range(31, -1, -1)))  # rows reversed: ids, not rows, are stored
+    assert served(restarted, "u") == ALL - {"i1", "i2", "i3", "i4"}
+    assert served(restarted, "v") == ALL  # another user is not filtered
+    # feedback after the restart adds to what was stored, not replaces it
+    show(restarted, "u", ["i5"], [], 2)
+    assert served(engine_over(store, list(range(32))), "u") == ALL - {"i1", "i2", "i3", "i4", "i5"}
+
+
+def test_users_dropped_by_the_memory_cap_are_read_back() -> None:
+    engine = engine_over(InMemoryStore(), list(range(32)), ObjectiveSettings(max_users=1))
+    show(engine, "u", ["i1"], [], 0)
+    show(engine, "v", ["i2"], [], 1)  # u leaves the memory
+    assert engine.objectives is not None and engine.objectives.memory.user("u") is None
+    assert served(engine, "u") == ALL - {"i1"}
+    assert served(engine, "v") == ALL - {"i2"}
+
+
+def test_forget_deletes_the_stored_recent_items() -> None:
+    store = InMemoryStore()
+    engine = engine_over(store, list(range(32)))
+    show(engine, "u", ["i1"], ["i1"], 0)
+    assert store.get(engine.objectives_user_key("u")) is not None
+    engine.forget("u")
+    assert store.get(engine.objectives_user_key("u")) is None
+    assert served(engine_over(store, list(range(32))), "u") == ALL
+
+
+def test_the_blob_keeps_ids_and_times_oldest_first_and_drops_unknown_items() -> None:
+    settings = ObjectiveSettings(recent_shown_per_user=3, recent_clicked_per_user=2)
+    memory = ObjectiveMemory(settings)
+    catalog = catalog_of(list(range(8)))
+    rows = catalog.rows(["i0", "i1", "i2", "i3", "i4"])
+    memory.observe(["u"] * 5, ["feed"] * 5, rows, np.array([1.0, 1, 1, 1, 0]), np.arange(5.0))
+    blob = encode_user_memory(memory.users["u"], catalog)
+    other = catalog_of([3, 2, 4])  # i1 is gone from this catalog
+    user = decode_user_memory(blob, other, ObjectiveMemory(settings))
+    shown_rows, shown_times = user.shown.entries()
+    assert other.ids_of(shown_rows) == ["i2", "i3"] and shown_times.tolist() == [2.0, 3.0]  # ring of 3: i1..i3
+    assert other.ids_of(user.clicked.entries()[0]) == ["i4"]
+    with pytest.raises(StateCodecError):
+        decode_user_memory(b"not a blob", other, ObjectiveMemory(settings))
