@@ -175,11 +175,14 @@ def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
         for variant in position_variants(setting, powers, starts):
             if variant not in out:
                 out.append(variant)
-    for text in filter(None, args.extra.split(";")):
-        out.append(ObjectiveSettings(shortlist_factor=shortlist, diversity_method=args.method, **json.loads(text)))
     if args.score_units != "standardised":
         out = [setting.model_copy(update={"score_units": args.score_units}) if setting.reranks else setting
                for setting in out]
+    for text in filter(None, args.extra.split(";")):  # --score-units applies unless the JSON names its units
+        given = json.loads(text)
+        units = {"score_units": args.score_units} if "score_units" not in given else {}
+        setting = ObjectiveSettings(shortlist_factor=shortlist, diversity_method=args.method, **given)
+        out.append(setting.model_copy(update=units) if setting.reranks else setting)
     return out
 
 
@@ -251,8 +254,9 @@ def main() -> None:
     parser.add_argument("--from-position", default="0",
                         help="position-aware diversity: positions before this are ranked by utility alone (0 = none)")
     parser.add_argument("--score-units", choices=["standardised", "score"], default="standardised",
-                        help="units of every re-ranking setting's weights, --extra ones included "
-                             "(ObjectiveSettings.score_units)")
+                        help="units of every re-ranking setting's weights, --extra ones included unless their "
+                             "JSON names score_units (ObjectiveSettings.score_units; in score units novelty and "
+                             "fairness weights of ~1 outweigh relevance)")
     parser.add_argument("--n-draws", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write every point here")
     args = parser.parse_args()

@@ -256,6 +256,11 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
               help="--sweep: positions before this are ranked by relevance alone; comma-separated, crossed too.")
 @click.option("--shortlist", type=int, default=5, show_default=True,
               help="--sweep: re-rank the top shortlist x k items per draw (0 = all).")
+@click.option("--score-units", type=click.Choice(["standardised", "score"]), default="standardised",
+              show_default=True, help="--sweep: units of the weights (ObjectiveSettings.score_units).")
+@click.option("--slate-order", type=click.Choice(["greedy", "utility"]), default="greedy", show_default=True,
+              help="--sweep: serve the diversified picks in greedy order or by utility "
+              "(ObjectiveSettings.slate_order).")
 @click.option("--requests", type=int, default=1500, show_default=True, help="--sweep on sim: requests per run.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="--sweep on sim: simulator seeds (paired).")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
@@ -264,7 +269,7 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
                      model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
                      n_bootstrap: int, sweep: bool, diversity_weights: str, novelty_weights: str,
                      fairness_weights: str, method: str, position_powers: str, from_positions: str, shortlist: int,
-                     requests: int, seeds: int) -> None:
+                     score_units: str, slate_order: str, requests: int, seeds: int) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     from streams.cli import _config, _encoder
     from streams.demo import make_embed
@@ -276,7 +281,8 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
         run_sweep_command(SweepOptions(
             data, policies, out, n_draws or (32 if on_sim else 64), seed, max_rounds, behavior_policy, campaign,
             encoder_kind, model, dim or (32 if on_sim else 8), learn_every, n_bootstrap, diversity_weights,
-            novelty_weights, fairness_weights, method, shortlist, requests, seeds, position_powers, from_positions))
+            novelty_weights, fairness_weights, method, shortlist, requests, seeds, position_powers, from_positions,
+            score_units, slate_order))
         return
     if data == "sim":
         raise click.BadParameter("`sim` is only for --sweep", param_hint="--data")

@@ -259,6 +259,8 @@ class SweepOptions:
     seeds: int
     position_power: str = "0"
     from_position: str = "0"
+    score_units: str = "standardised"
+    slate_order: str = "greedy"
 
 
 def run_sweep_command(options: SweepOptions) -> Path:
@@ -280,7 +282,8 @@ def run_sweep_command(options: SweepOptions) -> Path:
         grid = SweepGrid(parse_weights(options.diversity, "--diversity"), parse_weights(options.novelty, "--novelty"),
                          parse_weights(options.fairness, "--fairness"), options.method,  # type: ignore[arg-type]
                          options.shortlist, position_power=parse_weights(options.position_power, "--position-power"),
-                         from_position=parse_positions(options.from_position, "--from-position"))
+                         from_position=parse_positions(options.from_position, "--from-position"),
+                         score_units=options.score_units, slate_order=options.slate_order)  # type: ignore[arg-type]
         settings = grid.settings()
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
@@ -293,7 +296,7 @@ def run_sweep_command(options: SweepOptions) -> Path:
         encoder = CachedEncoder(encoder, cache)
     common = {"policy": policy, "grid": len(settings), "method": options.method, "shortlist": options.shortlist,
               "position_power": options.position_power, "from_position": options.from_position,
-              "n_draws": options.n_draws}
+              "score_units": options.score_units, "slate_order": options.slate_order, "n_draws": options.n_draws}
     caveats: list[str] = []
     if options.data == "sim":
         seeds = tuple(range(options.seed, options.seed + options.seeds))

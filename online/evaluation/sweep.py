@@ -35,8 +35,10 @@ class SweepGrid:
     """The settings swept: every combination of the diversity, novelty and fairness weights,
     all with the same re-ranking method, shortlist and fairness group; every setting with
     diversity > 0 once per (position power, from position) pair (position-aware diversity, see
-    online/objectives/rerank.py; the defaults (0,), (0,) = the flat weight only). The all-zero
-    setting (plain relevance ranking, the baseline) always comes first, added when the axes lack it."""
+    online/objectives/rerank.py; the defaults (0,), (0,) = the flat weight only). Every
+    re-ranking setting takes `score_units` and `slate_order` (ObjectiveSettings' fields of those
+    names). The all-zero setting (plain relevance ranking, the baseline) always comes first, added
+    when the axes lack it."""
 
     diversity: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
     novelty: tuple[float, ...] = (0.0,)
@@ -46,6 +48,8 @@ class SweepGrid:
     fairness_group: str | None = None
     position_power: tuple[float, ...] = (0.0,)
     from_position: tuple[int, ...] = (0,)
+    score_units: Literal["standardised", "score"] = "standardised"
+    slate_order: Literal["greedy", "utility"] = "greedy"
 
     def __post_init__(self) -> None:
         for name in ("diversity", "novelty", "fairness"):
@@ -69,7 +73,8 @@ class SweepGrid:
                 candidate = ObjectiveSettings(
                     diversity=diversity, novelty=novelty, fairness=fairness, diversity_method=self.method,
                     shortlist_factor=self.shortlist_factor, fairness_group=self.fairness_group,
-                    diversity_position_power=power, diversity_from_position=start,
+                    diversity_position_power=power, diversity_from_position=start, score_units=self.score_units,
+                    slate_order=self.slate_order,
                 )
                 if candidate.reranks and candidate not in out:
                     out.append(candidate)
@@ -101,7 +106,8 @@ def parse_positions(text: str, name: str) -> tuple[int, ...]:
 def label_of(settings: ObjectiveSettings) -> str:
     """A short name: "none" for the baseline, else e.g. "mmr5+nov1+fair2"; position-aware diversity
     adds "^power" and ">from" to the method (e.g. "mmr2^1>2": MMR 2, power 1, from position 2);
-    "+abs" marks weights in score units (`score_units="score"`)."""
+    "+abs" marks weights in score units (`score_units="score"`), "+sorted" a diversified set served
+    by utility (`slate_order="utility"`)."""
     if not settings.reranks:
         return "none"
     parts = []
@@ -115,6 +121,8 @@ def label_of(settings: ObjectiveSettings) -> str:
         parts.append(f"fair{settings.fairness:g}")
     if settings.score_units == "score":
         parts.append("abs")
+    if settings.diversity > 0 and settings.slate_order == "utility":
+        parts.append("sorted")
     return "+".join(parts)
 
 

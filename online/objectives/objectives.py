@@ -7,18 +7,20 @@ Per request (`Engine.rank`): the filters cut the candidates (deterministic); the
 draws m score vectors; every draw, and the posterior mean as one more row, goes through
 the same procedure: utility = relevance * standardised score (or the score minus its mean,
 `score_units="score"`) - novelty * popularity
-penalty + fairness * exposure deficit, then greedy MMR/DPP re-ranking (item similarity:
+penalty + fairness * exposure deficit, then greedy MMR/ILD/DPP re-ranking (item similarity:
 cosine over `Catalog.diversity_vectors`, the bandit vectors unless the catalog carries
-separate diversity embeddings). Draw 0's slate is
+separate diversity embeddings), the picks served in greedy order or by utility (`slate_order`). Draw 0's slate is
 served; the share of the m draws placing each served item at its position is its
 propensity, so it is the propensity of the whole randomised procedure. The mean row's
 slate defines `explored`. `Engine.observe` feeds the memory (exposure windows, recent
-items per user). Settings may differ per scenario; the memory is shared.
+items per user). Settings may differ per scenario; the memory is shared. The Engine stores
+each user's recent items (`user_blob`) with the user's state and reads them back for users
+not in memory (`restore_user`); the exposure windows are soft state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ from online.objectives.filters import FilterResult, filter_candidates
 from online.objectives.memory import ObjectiveMemory
 from online.objectives.rerank import rerank, utilities
 from online.objectives.settings import FilterSettings, ObjectiveSettings
+from online.objectives.user_codec import decode_user_memory, encode_user_memory
 from online.policies.base import FeedbackBatch, ScoreDraws
 from online.slates import top_k
 
@@ -100,7 +103,7 @@ class Objectives:
         utility = utilities(stacked, settings.relevance, adjustment, settings.score_units == "standardised")
         ranked = rerank(utility, catalog.diversity_vectors[rows], k, settings.diversity, settings.diversity_method,
                         shortlist=settings.shortlist_factor * k, position_power=settings.diversity_position_power,
-                        from_position=settings.diversity_from_position)
+                        from_position=settings.diversity_from_position, order=settings.slate_order)
         return Ranking(ranked[:-1], ranked[-1])
 
     def popularity_penalty(self, rows: IntArray) -> FloatArray:
@@ -175,6 +178,19 @@ class Objectives:
             slate_rows, explored.tolist(), self.memory.item_exposure.counts(slate_rows), popular.tolist(), nearest,
             catalog.ids, request.scenario, settings.new_item_exposures, settings.similar_min_cosine,
         )
+
+    def unremembered(self, user_ids: Iterable[str]) -> list[str]:
+        """The distinct user ids (first-seen order) whose recent items are not in memory."""
+        return [user_id for user_id in dict.fromkeys(user_ids) if self.memory.user(user_id) is None]
+
+    def restore_user(self, user_id: str, blob: bytes, catalog: Catalog) -> None:
+        """Remember a user's recent items from a blob of `user_blob` (kept if already remembered)."""
+        self.memory.restore(user_id, decode_user_memory(blob, catalog, self.memory))
+
+    def user_blob(self, user_id: str, catalog: Catalog) -> bytes | None:
+        """A user's recent items as a blob to store (None when none are remembered)."""
+        user = self.memory.user(user_id)
+        return None if user is None else encode_user_memory(user, catalog)
 
     def observe(self, batch: FeedbackBatch, catalog: Catalog) -> None:
         """Fold an observed feedback batch (its item ids all in the catalog) into the memory."""

@@ -21,6 +21,10 @@ and 0 before `from_position` (`step_weights`). With position examination e_p = 1
 the diversity term, i.e. the greedy step of "examination-weighted utility - w * diversity":
 relevance is traded for variety where users look less. power 0, from 0 = plain MMR / ILD / DPP.
 
+Slate order: the picks are returned in greedy order, or (order="utility") the picked set by
+decreasing utility: the same items, hence the same diversity, with the most examination-weighted
+utility any order of them has when examination falls with position (rearrangement inequality).
+
 Cost per call: the shortlists (a partial sort per draw) and k steps, each one
 similarity row per draw, O(m * L * d), plus O(m * L * k) for DPP's factor update.
 """
@@ -37,6 +41,7 @@ from online.slates import top_k
 
 IntArray = npt.NDArray[np.int64]
 Method = Literal["mmr", "ild", "dpp"]
+Order = Literal["greedy", "utility"]
 METHODS: tuple[Method, ...] = ("mmr", "ild", "dpp")
 FloatArray = npt.NDArray[np.float64]
 
@@ -113,6 +118,7 @@ def rerank(
     shortlist: int = 0,
     position_power: float = 0.0,
     from_position: int = 0,
+    order: Order = "greedy",
 ) -> IntArray:
     """int64[m, k']: per draw, the re-ranked slate as candidate indices (k' = min(k, n)).
 
@@ -120,13 +126,17 @@ def rerank(
     norm; zero vectors count as similar to nothing); weight >= 0 (0 = sort by utility);
     shortlist: items per draw considered (0 or >= n = all); position_power >= 0 and
     from_position >= 0: the weight at slate position p is weight * (1 + p) ** position_power
-    from position from_position on, 0 before it (`step_weights`; 0, 0 = the same everywhere).
+    from position from_position on, 0 before it (`step_weights`; 0, 0 = the same everywhere);
+    order: "greedy" = positions in the order picked, "utility" = the picked items by decreasing
+    utility (ties keep the greedy order).
     """
     m, n = utility.shape
     if vectors.shape[0] != n:
         raise ValueError(f"vectors: expected {n} rows (one per candidate), got {vectors.shape[0]}")
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if order not in ("greedy", "utility"):
+        raise ValueError(f"order: must be 'greedy' or 'utility', got {order!r}")
     k = min(k, n)
     weights = step_weights(weight, k, position_power, from_position)
     if not weights.any():
@@ -143,6 +153,9 @@ def rerank(
     select = {"mmr": _mmr, "ild": _ild, "dpp": _dpp}[method]
     picks = select(short_utility, short, norms, similarity, weights)
     out: IntArray = np.take_along_axis(short, picks, axis=1).astype(np.int64)
+    if order == "utility":
+        by_utility = np.argsort(-np.take_along_axis(utility, out, axis=1), axis=1, kind="stable")
+        out = np.take_along_axis(out, by_utility, axis=1)
     return out
 
 

@@ -46,10 +46,18 @@ class ObjectiveSettings(BaseModel):
             expected reward in every request: it takes diversity where relevance is nearly tied
             (the Lagrangian of mean reward against mean diversity). Weights are then in score
             units (on the simulator greedy ILD needs about 0.1 .. 0.3).
+        slate_order: "greedy" (default): the diversity re-ranking's picks are served in the order
+            picked; "utility": the picked set is served by decreasing utility (the same items,
+            so the same ILD). Examination falls with position, so for the same set this order
+            has the most expected clicks by the policy's own estimates (rearrangement
+            inequality): the re-ranking only chooses which items, relevance orders them. Acts
+            only when diversity > 0.
         novelty: weight of the popularity penalty log(1 + exposures) / log(1 + max
             exposures among the candidates), in [0, 1] per item.
         fairness: weight of the exposure-deficit boost max(0, 1 - share / fair share),
-            in [0, 1] per group.
+            in [0, 1] per group. Both terms are added to z as they are, so with
+            score_units="score" (z differences of ~0.01-0.1 for linear TS on the simulator)
+            a novelty or fairness weight of 1 outweighs relevance: scale them down alike.
         fairness_group: None = each item is its own group; "provider" = the item's
             provider; any other name = that item attribute.
         shortlist_factor: each draw re-ranks its top shortlist_factor * k items by utility
@@ -73,6 +81,7 @@ class ObjectiveSettings(BaseModel):
     diversity_position_power: float = Field(default=0.0, ge=0.0, le=8.0, allow_inf_nan=False)
     diversity_from_position: int = Field(default=0, ge=0, le=1000)
     score_units: Literal["standardised", "score"] = "standardised"
+    slate_order: Literal["greedy", "utility"] = "greedy"
     novelty: float = Field(default=0.0, ge=0.0)
     fairness: float = Field(default=0.0, ge=0.0)
     fairness_group: str | None = None

@@ -36,10 +36,7 @@ def test_in_score_units_the_tied_request_diversifies_and_the_steep_one_does_not(
     steep = rerank(utilities(STEEP, 1.0, None, standardised=False), VECTORS, 2, 0.05, method)
     assert flat[0].tolist() == [0, 2]
     assert steep[0].tolist() == [0, 1]
-    # standardised, any one weight treats both alike
-    for weight in (0.05, 0.5, 5.0):
-        same = [rerank(utilities(s, 1.0, None), VECTORS, 2, weight, method)[0].tolist() for s in (FLAT, STEEP)]
-        assert same[0] == same[1]
+    # standardised, the two requests have the same utility row (test above): one weight treats both alike
 
 
 def test_objectives_rank_uses_the_configured_units() -> None:

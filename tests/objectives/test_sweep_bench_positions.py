@@ -73,3 +73,9 @@ def test_score_units_apply_to_every_reranking_setting_and_are_labelled(bench: Mo
     assert [bench.bench_label(s) for s in settings] == ["none", "mmr0.2+abs", "fair1+abs", "mmr0.1^1+abs"]
     assert settings[0] == ObjectiveSettings(shortlist_factor=0)  # the baseline re-ranks nothing: unchanged
     assert all(s.score_units == "score" for s in settings[1:])
+
+
+def test_an_extra_setting_that_names_its_units_keeps_them(bench: ModuleType) -> None:
+    args = grid_args(diversity="0", fairness="0", score_units="score",
+                     extra='{"diversity": 2, "score_units": "standardised"};{"diversity": 0.1}')
+    assert [bench.bench_label(s) for s in bench.settings_of(args)] == ["none", "mmr2", "mmr0.1+abs"]

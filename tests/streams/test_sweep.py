@@ -79,6 +79,19 @@ def test_sweep_on_the_simulator_with_position_aware_ild(tmp_path: Path) -> None:
                                      "diversity_from_position": 2}
 
 
+def test_sweep_on_the_simulator_in_score_units_served_by_utility(tmp_path: Path) -> None:
+    out = tmp_path / "units"
+    result = CliRunner().invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(out), "--requests", "30",
+                                       "--encoder", "hashing", "--dim", "8", "--n-draws", "8", "--n-bootstrap", "20",
+                                       "--diversity", "0,0.2", "--fairness", "0", "--method", "ild",
+                                       "--score-units", "score", "--slate-order", "utility"])
+    assert result.exit_code == 0, result.output
+    points = json.loads((out / "sweep.json").read_text())["points"]
+    assert [p["label"] for p in points] == ["none", "ild0.2+abs+sorted"]
+    assert points[1]["settings"] == {"diversity": 0.2, "diversity_method": "ild", "score_units": "score",
+                                     "slate_order": "utility"}
+
+
 def test_sweep_rejects_bad_options(tmp_path: Path) -> None:
     runner = CliRunner()
     plain = runner.invoke(main, ["evaluate", "--data", "sim", "--out", str(tmp_path)])
@@ -90,7 +103,8 @@ def test_sweep_rejects_bad_options(tmp_path: Path) -> None:
     assert two.exit_code != 0 and "one registered policy" in two.output
     for option, value, named in (("--position-power", "-1", "position_power"),
                                  ("--position-power", "a", "--position-power"),
-                                 ("--from-position", "1.5", "--from-position")):
+                                 ("--from-position", "1.5", "--from-position"),
+                                 ("--slate-order", "random", "--slate-order")):
         bad = runner.invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(tmp_path), option, value])
         assert bad.exit_code != 0 and named in bad.output, bad.output
 

@@ -106,6 +106,14 @@ def test_grid_crosses_diversity_with_the_position_options_and_labels_them_apart(
     assert SweepGrid(diversity=(2.0,), fairness=(0.0,)).settings()[1] == ObjectiveSettings(diversity=2.0)
 
 
+def test_grid_gives_every_reranking_setting_its_units_and_order() -> None:
+    settings = SweepGrid(diversity=(0.0, 0.2), fairness=(0.0, 1.0), method="ild", score_units="score",
+                         slate_order="utility").settings()
+    assert [label_of(s) for s in settings] == ["none", "fair1+abs", "ild0.2+abs+sorted", "ild0.2+fair1+abs+sorted"]
+    assert settings[0] == ObjectiveSettings()  # the baseline stays plain relevance ranking
+    assert all(s.score_units == "score" and s.slate_order == "utility" for s in settings[1:])
+
+
 def test_grid_names_bad_position_options() -> None:
     with pytest.raises(ValueError, match="position_power"):
         SweepGrid(position_power=(-1.0,))
