@@ -130,16 +130,18 @@ class Engine:
         return f"{self.policy.name}/objectives/user/{user_id}"
 
     def _restore_objective_users(self, user_ids: Sequence[str]) -> None:
-        """Read back the recent items of the users the objectives' memory does not hold."""
+        """Read back the recent items of the users the objectives' memory does not hold (the
+        memory cap drops none of `user_ids` meanwhile: a dropped one would be observed into an
+        empty memory and its stored history overwritten)."""
         objectives = self.objectives
         if objectives is None:
             return
         missing = objectives.unremembered(user_ids)
         if missing:
+            keep = set(user_ids)
             blobs = self.store.get_many([self.objectives_user_key(user_id) for user_id in missing])
             for user_id, blob in zip(missing, blobs, strict=True):
-                if blob is not None:
-                    objectives.restore_user(user_id, blob, self.catalog)
+                objectives.restore_user(user_id, blob, self.catalog, keep)
 
     def add_items(
         self,

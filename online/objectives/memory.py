@@ -8,14 +8,17 @@ Memory bound (int32 buckets + int64 totals, R = catalog rows, G = groups, B = wi
 buckets; arrays grow by doubling, so up to 2x): item exposures (4 B + 8) R bytes, group
 exposures (4 B + 8) G, scenario clicks (4 B + 8) R per scenario (at most
 `MAX_SCENARIOS`), and per remembered user
-12 * (recent_shown + recent_clicked) bytes plus ~0.5 KB overhead, for at most `max_users`.
+12 * (recent_shown + recent_clicked) bytes plus ~0.5 KB overhead, for at most `max_users`
+(or the distinct users of one observed batch, when more: a batch's users are never dropped
+while it is folded in, so their stored history can be written back whole).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import numpy.typing as npt
@@ -191,6 +194,7 @@ class ObjectiveMemory:
             is_shown = shown[picked_rows]
             memory.shown.add(rows[picked_rows[is_shown]], times_s[picked_rows[is_shown]])
             memory.clicked.add(rows[picked_rows[~is_shown]], times_s[picked_rows[~is_shown]])
+        self._evict(keep=by_user.keys())
 
     def user(self, user_id: str) -> UserMemory | None:
         """A user's recent items, or None when none are remembered."""
@@ -201,11 +205,13 @@ class ObjectiveMemory:
         return UserMemory(RecentItems(self.settings.recent_shown_per_user),
                           RecentItems(self.settings.recent_clicked_per_user))
 
-    def restore(self, user_id: str, memory: UserMemory) -> None:
-        """Remember a user's recent items read back from storage (kept if already remembered)."""
+    def restore(self, user_id: str, memory: UserMemory, keep: Collection[str] = ()) -> None:
+        """Remember a user's recent items read back from storage (kept if already remembered).
+        Users beyond `max_users` are dropped, least recently active first, except this one
+        and those in `keep` (e.g. the other users of a batch about to be observed)."""
         if user_id not in self.users:
             self.users[user_id] = memory
-            self._evict()
+            self._evict(keep={user_id, *keep})
 
     def scenario_click_counts(self, scenario: str, rows: IntArray) -> FloatArray:
         """float64[len(rows)]: clicks on each row in `scenario` within the window."""
@@ -220,14 +226,16 @@ class ObjectiveMemory:
         memory = self.users.get(user_id)
         if memory is None:
             memory = self.users[user_id] = self.new_user()
-            self._evict()
         else:
             self.users.move_to_end(user_id)
         return memory
 
-    def _evict(self) -> None:
-        while len(self.users) > self.settings.max_users:
-            self.users.popitem(last=False)
+    def _evict(self, keep: Collection[str]) -> None:
+        """Drop the least recently active users beyond `max_users`, never one in `keep`."""
+        excess = len(self.users) - self.settings.max_users
+        if excess > 0:
+            for user_id in list(islice((u for u in self.users if u not in keep), excess)):
+                del self.users[user_id]
 
     def _scenario_window(self, scenario: str) -> ExposureWindow:
         window = self.scenario_clicks.get(scenario)

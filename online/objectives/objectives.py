@@ -20,7 +20,7 @@ not in memory (`restore_user`); the exposure windows are soft state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,9 +183,12 @@ class Objectives:
         """The distinct user ids (first-seen order) whose recent items are not in memory."""
         return [user_id for user_id in dict.fromkeys(user_ids) if self.memory.user(user_id) is None]
 
-    def restore_user(self, user_id: str, blob: bytes, catalog: Catalog) -> None:
-        """Remember a user's recent items from a blob of `user_blob` (kept if already remembered)."""
-        self.memory.restore(user_id, decode_user_memory(blob, catalog, self.memory))
+    def restore_user(self, user_id: str, blob: bytes | None, catalog: Catalog, keep: Collection[str] = ()) -> None:
+        """Remember a user's recent items from a blob of `user_blob`, or none when nothing is
+        stored (blob None: so the next request need not read the store again). Kept if
+        already remembered; the memory cap drops no user in `keep` (ObjectiveMemory.restore)."""
+        memory = self.memory.new_user() if blob is None else decode_user_memory(blob, catalog, self.memory)
+        self.memory.restore(user_id, memory, keep)
 
     def user_blob(self, user_id: str, catalog: Catalog) -> bytes | None:
         """A user's recent items as a blob to store (None when none are remembered)."""

@@ -49,9 +49,10 @@ class ObjectiveSettings(BaseModel):
         slate_order: "greedy" (default): the diversity re-ranking's picks are served in the order
             picked; "utility": the picked set is served by decreasing utility (the same items,
             so the same ILD). Examination falls with position, so for the same set this order
-            has the most expected clicks by the policy's own estimates (rearrangement
-            inequality): the re-ranking only chooses which items, relevance orders them. Acts
-            only when diversity > 0.
+            has the most examination-weighted utility (rearrangement inequality; with novelty
+            and fairness off, the most expected clicks by the policy's own estimates): the
+            re-ranking only chooses which items, utility orders them. Acts only when
+            diversity > 0.
         novelty: weight of the popularity penalty log(1 + exposures) / log(1 + max
             exposures among the candidates), in [0, 1] per item.
         fairness: weight of the exposure-deficit boost max(0, 1 - share / fair share),

@@ -33,8 +33,9 @@ def test_memory_bounds_users_and_splits_shown_from_clicked() -> None:
     memory = ObjectiveMemory(ObjectiveSettings(max_users=2, recent_clicked_per_user=1))
     memory.observe(["a", "a", "a", "b", "c"], ["feed"] * 5, np.array([1, 2, 2, 3, 4]),
                    np.array([1.0, 1.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0, 2.0, 3.0]))
-    assert list(memory.users) == ["b", "c"]  # "a" was least recently active
+    assert list(memory.users) == ["a", "b", "c"]  # a batch's users all stay while it is folded in
     memory.observe(["b", "b"], ["feed", "feed"], np.array([3, 5]), np.array([0.0, 0.0]), np.array([4.0, 5.0]))
+    assert list(memory.users) == ["c", "b"]  # then "a", least recently active, goes
     user = memory.user("b")
     assert user is not None and user.clicked.latest().tolist() == [5] and user.shown.latest().tolist() == [3]
     np.testing.assert_array_equal(memory.item_exposure.counts(np.array([1, 2, 3, 4, 5])), [1, 1, 1, 1, 0])

@@ -86,16 +86,68 @@ def test_forget_deletes_the_stored_recent_items() -> None:
 
 
 def test_the_blob_keeps_ids_and_times_oldest_first_and_drops_unknown_items() -> None:
-    settings = ObjectiveSettings(recent_shown_per_user=3, recent_clicked_per_user=2)
+    settings = ObjectiveSettings(recent_shown_per_user=3, recent_clicked_per_user=3)
     memory = ObjectiveMemory(settings)
     catalog = catalog_of(list(range(8)))
-    rows = catalog.rows(["i0", "i1", "i2", "i3", "i4"])
-    memory.observe(["u"] * 5, ["feed"] * 5, rows, np.array([1.0, 1, 1, 1, 0]), np.arange(5.0))
+    rows = catalog.rows(["i0", "i1", "i2", "i3", "i4", "i5"])
+    memory.observe(["u"] * 6, ["feed"] * 6, rows, np.array([1.0, 1, 1, 1, 0, 0]), np.arange(6.0))
     blob = encode_user_memory(memory.users["u"], catalog)
-    other = catalog_of([3, 2, 4])  # i1 is gone from this catalog
+    other = catalog_of([5, 3, 2, 4])  # i1 is gone from this catalog
     user = decode_user_memory(blob, other, ObjectiveMemory(settings))
     shown_rows, shown_times = user.shown.entries()
     assert other.ids_of(shown_rows) == ["i2", "i3"] and shown_times.tolist() == [2.0, 3.0]  # ring of 3: i1..i3
-    assert other.ids_of(user.clicked.entries()[0]) == ["i4"]
+    clicked_rows, clicked_times = user.clicked.entries()  # ring of 3, two held
+    assert other.ids_of(clicked_rows) == ["i4", "i5"] and clicked_times.tolist() == [4.0, 5.0]
     with pytest.raises(StateCodecError):
         decode_user_memory(b"not a blob", other, ObjectiveMemory(settings))
+
+
+def feedback(user: str, item: str, n: int) -> Impression:
+    return Impression(event_id=f"e{n}", request_id=f"q{n}", user_id=user, scenario="feed", time=T0,
+                      shown=(ShownItem(item_id=item, position=0),))
+
+
+def test_the_memory_cap_never_drops_a_user_of_the_batch_being_observed() -> None:
+    """u is the least recently active when a batch of a new user w and u arrives: adding w must
+    not drop u mid-batch (u would be observed into an empty memory and its stored i1 lost)."""
+    store = InMemoryStore()
+    engine = engine_over(store, list(range(32)), ObjectiveSettings(max_users=2))
+    engine.observe([feedback("u", "i1", 0)])
+    engine.observe([feedback("v", "i2", 1)])
+    engine.observe([feedback("w", "i3", 2), feedback("u", "i4", 3)])
+    assert engine.objectives is not None and set(engine.objectives.memory.users) == {"w", "u"}
+    assert served(engine_over(store, list(range(32))), "u") == ALL - {"i1", "i4"}
+    assert served(engine, "v") == ALL - {"i2"}  # v, dropped, is read back
+
+
+def test_reading_a_user_back_for_a_batch_drops_no_other_user_of_the_batch() -> None:
+    store = InMemoryStore()
+    engine = engine_over(store, list(range(32)), ObjectiveSettings(max_users=1))
+    engine.observe([feedback("x", "i1", 0)])
+    engine.observe([feedback("u", "i2", 1)])  # x leaves the memory, stays stored
+    engine.observe([feedback("u", "i3", 2), feedback("x", "i4", 3)])  # x read back while u is held
+    fresh = engine_over(store, list(range(32)))
+    assert served(fresh, "u") == ALL - {"i2", "i3"}
+    assert served(fresh, "x") == ALL - {"i1", "i4"}
+
+
+class CountingStore(InMemoryStore):
+    """Counts the keys read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def get_many(self, keys):  # type: ignore[no-untyped-def]
+        self.reads.extend(keys)
+        return super().get_many(keys)
+
+
+def test_a_user_with_nothing_stored_is_looked_up_once() -> None:
+    store = CountingStore()
+    engine = engine_over(store, list(range(32)))
+    for minute in range(3):
+        assert served(engine, "new", minutes=minute) == ALL
+    assert store.reads.count(engine.objectives_user_key("new")) == 1
+    show(engine, "new", ["i7"], [], 0, minutes=3)  # remembered (empty), then observed and stored
+    assert served(engine_over(store, list(range(32))), "new", minutes=4) == ALL - {"i7"}

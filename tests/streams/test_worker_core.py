@@ -181,3 +181,39 @@ def test_recent_requests_are_read_again_when_dropped_from_memory_or_after_a_reba
     assert worker.learn([click(2, "u1")]) == []
     assert [d.error_type for d in worker.learn([click(3, "u1")])] == ["UnknownRequestError"]
     assert worker.counts.learned == 3 and worker.counts.balanced()
+
+
+class WriteLog(dict[bytes, bytes]):
+    """A table that records the key of every write."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.written: list[bytes] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_replayed_batch_resends_the_users_recent_items_with_its_state() -> None:
+    """After a crash the changelog may lack what RocksDB holds: a batch learned before is
+    skipped, and the user's state and its recent items (the filters) are written again."""
+    config = parse_config({"scenarios": {"default": {"slate_size": 3, "policy": {"name": "linear_ts"},
+                                                     "filters": {"exclude_shown_within_s": 3600}}}})
+    impressions, clicks = feedback(2)
+    table = WriteLog()
+    first = WorkerCore(config, SharedTables(table), embed, dim=8)
+    first.add_items(items())
+    rank_all(first, 2)
+    first.learn([*impressions, *clicks])
+    memory_key = b"linear_ts/objectives/user/u1"
+    assert memory_key in table
+    restarted = WorkerCore(config, SharedTables(WriteLog(table)), embed, dim=8)
+    restarted.add_items(items())
+    replay_table = restarted.tables.table
+    assert isinstance(replay_table, WriteLog)
+    replay_table.written.clear()
+    restarted.learn([*impressions, *clicks])
+    assert restarted.counts.skipped_duplicates == 4
+    assert {memory_key, b"linear_ts/user/u1"} <= set(replay_table.written)
+    assert replay_table[memory_key] == table[memory_key]
