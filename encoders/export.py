@@ -137,9 +137,10 @@ def _write_variant(onnx_path: Path, metadata: ModelMetadata, variant: str, min_c
     if variant == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        # 7-bit weights (reduce_range; ORT documents it as improving per-channel accuracy on
-        # some CPUs): full 8-bit measured min cosine 0.987 on an AVX2 machine and 0.979
-        # (< 0.98) on an AVX-512 VNNI one, 7-bit 0.985 there; docs/encoders.md.
+        # 7-bit weights (reduce_range; ORT recommends it for per-channel accuracy on non-VNNI
+        # CPUs, yet here it helped on a VNNI one, cause unknown): full 8-bit measured min
+        # cosine 0.987 on an AVX2 machine and 0.979 (< 0.98) on an AVX-512 VNNI one, 7-bit
+        # 0.985 there (not measured on the AVX2 one); docs/encoders.md.
         quantize_dynamic(str(onnx_path), str(path), per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8)
     else:

@@ -10,7 +10,9 @@ Given `objectives` (online/objectives), rank filters the candidates and re-ranks
 Monte Carlo draw, and observe feeds the objectives' memory (exposures, recent items); each
 user's recent items are stored under "<policy>/objectives/user/<user id>" with the user's
 state and read back for users the memory does not hold (after a restart, a rebalance, or
-when `max_users` dropped them), so the shown / clicked filters outlive the process.
+when `max_users` dropped them), so the shown / clicked filters outlive the process; the
+exposure windows are snapshotted under "<policy>/objectives/windows[/<shard>]/..." every
+`windows_snapshot_s` of event time and loaded when the Engine is built.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from online.catalog import Catalog
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import Objectives
+from online.objectives.window_codec import WindowSnapshots
 from online.policies.base import FeedbackBatch, Policy, RankContext
 from online.slates import build_slate
 from online.state import StateStore
@@ -116,6 +119,12 @@ class Engine:
         self.global_state = (
             policy.decode_global(blob) if blob is not None else policy.init_global(self.feature_dim)
         )
+        self.windows: WindowSnapshots | None = None
+        self.windows_restored = "not snapshotted"
+        if objectives is not None and objectives.settings.windows_snapshot_s > 0:
+            prefix = f"{policy.name}/objectives/windows" + (f"/{shard}" if shard else "")
+            self.windows = WindowSnapshots(objectives.memory, store, prefix, objectives.settings.windows_snapshot_s)
+            self.windows_restored = self.windows.restore(catalog)
 
     @property
     def global_key(self) -> str:
@@ -129,19 +138,18 @@ class Engine:
         """Key of a user's recent shown and clicked items (the objectives' filters and reasons)."""
         return f"{self.policy.name}/objectives/user/{user_id}"
 
-    def _restore_objective_users(self, user_ids: Sequence[str]) -> None:
-        """Read back the recent items of the users the objectives' memory does not hold (the
-        memory cap drops none of `user_ids` meanwhile: a dropped one would be observed into an
-        empty memory and its stored history overwritten)."""
+    def _restore_objective_users(self, user_ids: Sequence[str], observing: bool) -> None:
+        """Read back the recent items of the users the objectives' memory does not hold. When
+        `observing` them, the memory cap drops none until `Objectives.observe` has (a dropped
+        one would be observed into an empty memory and its stored history overwritten)."""
         objectives = self.objectives
         if objectives is None:
             return
         missing = objectives.unremembered(user_ids)
         if missing:
-            keep = set(user_ids)
             blobs = self.store.get_many([self.objectives_user_key(user_id) for user_id in missing])
             for user_id, blob in zip(missing, blobs, strict=True):
-                objectives.restore_user(user_id, blob, self.catalog, keep)
+                objectives.restore_user(user_id, blob, self.catalog, evict=not observing)
 
     def add_items(
         self,
@@ -208,7 +216,8 @@ class Engine:
         rows = self.candidate_rows(request, user_state)
         objectives = self.objectives
         if objectives is not None:
-            self._restore_objective_users([request.user_id])
+            self._restore_objective_users([request.user_id], observing=False)
+            objectives.memory.touch(request.user_id)
             kept = objectives.filter(request, rows, self.catalog)
             if len(kept.rows) == 0:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
@@ -325,13 +334,17 @@ class Engine:
         """
         batch, rejected = self.feedback_batch(events)
         memory_writes: list[tuple[str, bytes]] = []
+        stale: list[str] = []
         if self.objectives is not None and len(batch):
-            self._restore_objective_users(batch.users)
+            self._restore_objective_users(batch.users, observing=True)
             self.objectives.observe(batch, self.catalog)
             for user_id in batch.users:
                 blob = self.objectives.user_blob(user_id, self.catalog)
                 if blob is not None:
                     memory_writes.append((self.objectives_user_key(user_id), blob))
+            if self.windows is not None:
+                snapshot, stale = self.windows.take(self.catalog, float(batch.times_s.max()))
+                memory_writes += snapshot
         if global_events is not None:
             global_batch, _ = self.feedback_batch(global_events)
             if len(global_batch):
@@ -350,6 +363,8 @@ class Engine:
         ]
         writes.append((self.global_key, self.policy.encode_global(self.global_state)))
         self.store.put_many(writes + memory_writes)
+        for key in stale:
+            self.store.delete(key)
         self._cache_users(updated)
         return ObserveResult(len(batch), tuple(rejected))
 

@@ -9,6 +9,7 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from streams.dead_letter import DeadLetter
 from streams.partition_state import PartitionTables
 from streams.table_store import AppliedOffsets, TableStore
 
+log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
@@ -123,6 +125,9 @@ class WorkerCore:
             router = ScenarioRouter(self.config, self.store(partition), self.catalog, rng, features=self.features,
                                     shard=str(partition))
             self._routers[partition] = router
+            for name, engine in router.engines.items():
+                if engine.windows is not None:
+                    log.info("partition %d, policy %s: exposure windows: %s", partition, name, engine.windows_restored)
         return router
 
     def engine(self, partition: int, scenario: str = DEFAULT_SCENARIO) -> Engine:

@@ -70,6 +70,28 @@ class ExposureWindow:
         np.add.at(self._buckets, (buckets % self.n_buckets, keys), 1)
         self._totals += np.bincount(keys, minlength=self._totals.size)
 
+    def snapshot(self) -> tuple[IntArray, npt.NDArray[np.int32], int | None]:
+        """(keys int64[n] with events in the window, their counts int32[n_buckets, n] by ring
+        slot (bucket index % n_buckets), the newest bucket index; None when nothing was added)."""
+        keys = np.flatnonzero(self._totals)
+        return keys, self._buckets[:, keys].copy(), self._newest
+
+    def load(self, keys: IntArray, buckets: npt.NDArray[np.int32], newest: int) -> None:
+        """Add the counts of a `snapshot` (keys int64[n] distinct and not yet loaded, buckets
+        int32[n_buckets, n]) to a window that has seen no event, or only other loads of the
+        same newest bucket."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if buckets.shape != (self.n_buckets, keys.size):
+            raise ValueError(f"ExposureWindow.load: buckets of shape {buckets.shape}, expected "
+                             f"({self.n_buckets}, {keys.size})")
+        if self._newest is not None and self._newest != newest:
+            raise ValueError("ExposureWindow.load: the window already holds other events")
+        self._newest = newest
+        if keys.size:
+            self._grow(int(keys.max()) + 1)
+            self._buckets[:, keys] += buckets
+            self._totals[keys] += buckets.sum(axis=0, dtype=np.int64)
+
     def counts(self, keys: IntArray) -> FloatArray:
         """float64[len(keys)]: events of each key in the window (0 for unseen keys)."""
         keys = np.asarray(keys, dtype=np.int64)
@@ -119,8 +141,8 @@ class RecentItems:
 
     def entries(self) -> tuple[IntArray, FloatArray]:
         """(rows int64[r], times float64[r]) held, oldest first (what `add` would rebuild it from)."""
-        order = np.roll(np.arange(self._rows.size), -self._next)
-        rows, times = self._rows[order], self._times[order]
+        rows = np.concatenate((self._rows[self._next :], self._rows[: self._next]))
+        times = np.concatenate((self._times[self._next :], self._times[: self._next]))
         held = rows >= 0
         return rows[held], times[held]
 
@@ -184,7 +206,7 @@ class ObjectiveMemory:
         clicked = np.flatnonzero(~shown)
         for scenario in sorted({scenarios[i] for i in clicked.tolist()}):
             picked = clicked[[scenarios[i] == scenario for i in clicked.tolist()]]
-            self._scenario_window(scenario).add(rows[picked], times_s[picked])
+            self.scenario_window(scenario).add(rows[picked], times_s[picked])
         by_user: dict[str, list[int]] = {}
         for index, user_id in enumerate(user_ids):
             by_user.setdefault(user_id, []).append(index)
@@ -205,13 +227,20 @@ class ObjectiveMemory:
         return UserMemory(RecentItems(self.settings.recent_shown_per_user),
                           RecentItems(self.settings.recent_clicked_per_user))
 
-    def restore(self, user_id: str, memory: UserMemory, keep: Collection[str] = ()) -> None:
+    def restore(self, user_id: str, memory: UserMemory, evict: bool = True) -> None:
         """Remember a user's recent items read back from storage (kept if already remembered).
-        Users beyond `max_users` are dropped, least recently active first, except this one
-        and those in `keep` (e.g. the other users of a batch about to be observed)."""
+        With `evict`, users beyond `max_users` are then dropped, least recently active first,
+        never this one; without, none is (for users about to be observed: `observe` evicts
+        once at its end and keeps its batch's users, so a batch costs O(users), not O(users^2))."""
         if user_id not in self.users:
             self.users[user_id] = memory
-            self._evict(keep={user_id, *keep})
+            if evict:
+                self._evict(keep=(user_id,))
+
+    def touch(self, user_id: str) -> None:
+        """Mark a remembered user as the most recently active (e.g. on a request)."""
+        if user_id in self.users:
+            self.users.move_to_end(user_id)
 
     def scenario_click_counts(self, scenario: str, rows: IntArray) -> FloatArray:
         """float64[len(rows)]: clicks on each row in `scenario` within the window."""
@@ -237,7 +266,9 @@ class ObjectiveMemory:
             for user_id in list(islice((u for u in self.users if u not in keep), excess)):
                 del self.users[user_id]
 
-    def _scenario_window(self, scenario: str) -> ExposureWindow:
+    def scenario_window(self, scenario: str) -> ExposureWindow:
+        """The click window of a scenario (created on first use; least recently used dropped
+        beyond MAX_SCENARIOS)."""
         window = self.scenario_clicks.get(scenario)
         if window is None:
             window = ExposureWindow(self.settings.exposure_window_s, self.settings.window_buckets)

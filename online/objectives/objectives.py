@@ -15,12 +15,13 @@ propensity, so it is the propensity of the whole randomised procedure. The mean 
 slate defines `explored`. `Engine.observe` feeds the memory (exposure windows, recent
 items per user). Settings may differ per scenario; the memory is shared. The Engine stores
 each user's recent items (`user_blob`) with the user's state and reads them back for users
-not in memory (`restore_user`); the exposure windows are soft state.
+not in memory (`restore_user`); the exposure windows are soft state, snapshotted by the
+Engine every `windows_snapshot_s` (online/objectives/window_codec.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,12 +184,12 @@ class Objectives:
         """The distinct user ids (first-seen order) whose recent items are not in memory."""
         return [user_id for user_id in dict.fromkeys(user_ids) if self.memory.user(user_id) is None]
 
-    def restore_user(self, user_id: str, blob: bytes | None, catalog: Catalog, keep: Collection[str] = ()) -> None:
+    def restore_user(self, user_id: str, blob: bytes | None, catalog: Catalog, evict: bool = True) -> None:
         """Remember a user's recent items from a blob of `user_blob`, or none when nothing is
         stored (blob None: so the next request need not read the store again). Kept if
-        already remembered; the memory cap drops no user in `keep` (ObjectiveMemory.restore)."""
+        already remembered; `evict`: see ObjectiveMemory.restore."""
         memory = self.memory.new_user() if blob is None else decode_user_memory(blob, catalog, self.memory)
-        self.memory.restore(user_id, memory, keep)
+        self.memory.restore(user_id, memory, evict)
 
     def user_blob(self, user_id: str, catalog: Catalog) -> bytes | None:
         """A user's recent items as a blob to store (None when none are remembered)."""

@@ -72,6 +72,9 @@ class ObjectiveSettings(BaseModel):
         recent_shown_per_user, recent_clicked_per_user: per-user memory of the last items
             shown / clicked (for filters and explanations).
         max_users: users whose recent items are remembered (least recently active dropped).
+        windows_snapshot_s: event-time seconds between snapshots of the exposure windows to the
+            Engine's store (0 = never: the windows restart empty with the process). A restart
+            loses at most this long of exposure counts.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -94,6 +97,7 @@ class ObjectiveSettings(BaseModel):
     recent_shown_per_user: int = Field(default=50, ge=1, le=10_000)
     recent_clicked_per_user: int = Field(default=20, ge=1, le=10_000)
     max_users: int = Field(default=50_000, ge=1)
+    windows_snapshot_s: float = Field(default=60.0, ge=0.0, allow_inf_nan=False)
 
     @field_validator("fairness_group")
     @classmethod
@@ -110,7 +114,7 @@ class ObjectiveSettings(BaseModel):
     def memory_key(self) -> tuple[object, ...]:
         """The fields that shape the shared memory (must agree across scenarios)."""
         return (self.fairness_group, self.exposure_window_s, self.window_buckets, self.recent_shown_per_user,
-                self.recent_clicked_per_user, self.max_users)
+                self.recent_clicked_per_user, self.max_users, self.windows_snapshot_s)
 
 
 class FilterSettings(BaseModel):

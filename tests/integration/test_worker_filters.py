@@ -1,9 +1,10 @@
 """Business filters through a crash: a user's recently shown items are stored with the user's
 state, so a worker restarted on an empty local store (state back from the changelog) still
-keeps them out of the user's slates."""
+keeps them out of the user's slates; the exposure windows come back from their snapshot."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,9 @@ name = "linear_ts"
 
 [scenarios.default.filters]
 exclude_shown_within_s = 86400
+
+[scenarios.default.objectives]
+fairness = 0.5
 """
 
 
@@ -73,3 +77,7 @@ def test_recently_shown_items_stay_filtered_after_a_restart_on_an_empty_store(
         worker.wait_ready()
         assert served(client, "after") == set(candidates) - seen
     assert seen and len(seen) < len(candidates)
+    restored = [line for line in (tmp_path / "worker.log").read_text().splitlines() if "exposure windows:" in line]
+    # the first start found none (per partition); the restart loaded the snapshots from the changelog
+    assert any(re.search(r"exposure windows: loaded [1-9]", line) for line in restored), restored
+    assert all("no snapshot stored" in line or "exposure windows: loaded" in line for line in restored), restored

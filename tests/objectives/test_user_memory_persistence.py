@@ -151,3 +151,33 @@ def test_a_user_with_nothing_stored_is_looked_up_once() -> None:
     assert store.reads.count(engine.objectives_user_key("new")) == 1
     show(engine, "new", ["i7"], [], 0, minutes=3)  # remembered (empty), then observed and stored
     assert served(engine_over(store, list(range(32))), "new", minutes=4) == ALL - {"i7"}
+
+
+def test_requests_alone_keep_the_memory_under_the_cap_and_refresh_who_is_recent() -> None:
+    engine = engine_over(InMemoryStore(), list(range(32)), ObjectiveSettings(max_users=3))
+    assert engine.objectives is not None
+    memory = engine.objectives.memory
+    for n in range(10):
+        served(engine, f"anonymous{n}")
+    assert list(memory.users) == ["anonymous7", "anonymous8", "anonymous9"]
+    show(engine, "u", ["i1"], [], 0)
+    show(engine, "v", ["i2"], [], 1)
+    served(engine, "u")  # a request makes u more recent than v
+    show(engine, "w", ["i3"], [], 2)
+    show(engine, "x", ["i4"], [], 3)
+    assert list(memory.users) == ["u", "w", "x"]  # v, the least recently active, went
+
+
+def test_a_batch_of_users_read_back_is_evicted_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading back n users for a batch does not scan the memory n times (it was O(n^2))."""
+    store = InMemoryStore()
+    first = engine_over(store, list(range(32)))
+    first.observe([feedback(f"u{n}", f"i{n % 32}", n) for n in range(50)])
+    engine = engine_over(store, list(range(32)), ObjectiveSettings(max_users=20))
+    calls: list[int] = []
+    original = ObjectiveMemory._evict
+    monkeypatch.setattr(ObjectiveMemory, "_evict", lambda self, keep: calls.append(1) or original(self, keep))
+    engine.observe([feedback(f"u{n}", f"i{(n + 1) % 32}", 100 + n) for n in range(50)])
+    assert len(calls) == 1
+    assert engine.objectives is not None and len(engine.objectives.memory.users) == 50  # the batch, kept whole
+    assert served(engine_over(store, list(range(32))), "u7") == ALL - {"i7", "i8"}

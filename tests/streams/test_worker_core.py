@@ -217,3 +217,22 @@ def test_a_replayed_batch_resends_the_users_recent_items_with_its_state() -> Non
     assert restarted.counts.skipped_duplicates == 4
     assert {memory_key, b"linear_ts/user/u1"} <= set(replay_table.written)
     assert replay_table[memory_key] == table[memory_key]
+
+
+def test_a_restarted_worker_loads_the_exposure_windows_of_its_partitions() -> None:
+    config = parse_config({"scenarios": {"default": {"slate_size": 3, "policy": {"name": "linear_ts"},
+                                                     "objectives": {"fairness": 1.0}}}})
+    impressions, clicks = feedback(3)
+    table: dict[bytes, bytes] = {}
+    first = WorkerCore(config, SharedTables(table), embed, dim=8)
+    first.add_items(items())
+    rank_all(first, 3)
+    first.learn([*impressions, *clicks])
+    restarted = WorkerCore(config, SharedTables(dict(table)), embed, dim=8)
+    restarted.add_items(items())
+    ours, theirs = (worker.engine(0).objectives for worker in (restarted, first))
+    assert ours is not None and theirs is not None
+    rows = first.catalog.rows([f"i{n}" for n in range(6)])
+    assert theirs.memory.item_exposure.counts(rows).sum() == 9
+    np.testing.assert_array_equal(ours.memory.item_exposure.counts(restarted.catalog.rows([f"i{n}" for n in range(6)])),
+                                  theirs.memory.item_exposure.counts(rows))
