@@ -12,7 +12,7 @@ user's recent items are stored under "<policy>/objectives/user/<user id>" with t
 state and read back for users the memory does not hold (after a restart, a rebalance, or
 when `max_users` dropped them), so the shown / clicked filters outlive the process; the
 exposure windows are snapshotted under "<policy>/objectives/windows[/<shard>]/..." every
-`windows_snapshot_s` of event time and loaded when the Engine is built.
+`windows_snapshot_s` of event time and loaded at the first rank or observe (`load_windows`).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Engine:
         if objectives is not None and objectives.settings.windows_snapshot_s > 0:
             prefix = f"{policy.name}/objectives/windows" + (f"/{shard}" if shard else "")
             self.windows = WindowSnapshots(objectives.memory, store, prefix, objectives.settings.windows_snapshot_s)
-            self.windows_restored = self.windows.restore(catalog)
+            self.windows_restored = "not loaded yet"
 
     @property
     def global_key(self) -> str:
@@ -150,6 +150,22 @@ class Engine:
             blobs = self.store.get_many([self.objectives_user_key(user_id) for user_id in missing])
             for user_id, blob in zip(missing, blobs, strict=True):
                 objectives.restore_user(user_id, blob, self.catalog, evict=not observing)
+
+    def load_windows(self) -> str:
+        """Load the stored snapshot of the exposure windows, once (rank and observe call it
+        first, so the catalog is filled by then: items it lacks are dropped); says how it went."""
+        if self.windows is not None and not self.windows.loaded:
+            self.windows_restored = self.windows.restore(self.catalog)
+        return self.windows_restored
+
+    def snapshot_windows(self) -> None:
+        """Write a snapshot of the exposure windows now if events came since the last (before
+        a partition moves to another worker, say)."""
+        if self.windows is not None and self.windows.loaded:
+            writes, stale = self.windows.take(self.catalog)
+            self.store.put_many(writes)
+            for key in stale:
+                self.store.delete(key)
 
     def add_items(
         self,
@@ -216,6 +232,7 @@ class Engine:
         rows = self.candidate_rows(request, user_state)
         objectives = self.objectives
         if objectives is not None:
+            self.load_windows()
             self._restore_objective_users([request.user_id], observing=False)
             objectives.memory.touch(request.user_id)
             kept = objectives.filter(request, rows, self.catalog)
@@ -336,6 +353,7 @@ class Engine:
         memory_writes: list[tuple[str, bytes]] = []
         stale: list[str] = []
         if self.objectives is not None and len(batch):
+            self.load_windows()
             self._restore_objective_users(batch.users, observing=True)
             self.objectives.observe(batch, self.catalog)
             for user_id in batch.users:
@@ -343,7 +361,7 @@ class Engine:
                 if blob is not None:
                     memory_writes.append((self.objectives_user_key(user_id), blob))
             if self.windows is not None:
-                snapshot, stale = self.windows.take(self.catalog, float(batch.times_s.max()))
+                snapshot, stale = self.windows.observed(self.catalog, float(batch.times_s.max()))
                 memory_writes += snapshot
         if global_events is not None:
             global_batch, _ = self.feedback_batch(global_events)

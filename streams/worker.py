@@ -308,6 +308,7 @@ def create_app(settings: StreamSettings, config: WorkerConfig, embed: Embed) -> 
         write and ack what was processed (the group commit), deliver the changelog before the
         partitions move, then forget the per-partition caches and tables."""
         async with request_lane.held(drop_waiting) as dropped_requests, feedback_lane.held(drop_waiting) as dropped:
+            core.snapshot_windows()  # written into the tables, flushed by the commit
             await feedback_commit.commit()
             await app.producer.flush()
             core.partitions_changed()

@@ -125,9 +125,9 @@ class WorkerCore:
             router = ScenarioRouter(self.config, self.store(partition), self.catalog, rng, features=self.features,
                                     shard=str(partition))
             self._routers[partition] = router
-            for name, engine in router.engines.items():
+            for name, engine in router.engines.items():  # the caller has synced the catalog
                 if engine.windows is not None:
-                    log.info("partition %d, policy %s: exposure windows: %s", partition, name, engine.windows_restored)
+                    log.info("partition %d, policy %s: exposure windows: %s", partition, name, engine.load_windows())
         return router
 
     def engine(self, partition: int, scenario: str = DEFAULT_SCENARIO) -> Engine:
@@ -136,6 +136,13 @@ class WorkerCore:
         if engine is None:
             raise KeyError(f"scenario {scenario!r} is not configured")
         return engine
+
+    def snapshot_windows(self) -> None:
+        """Snapshot every partition's exposure windows that moved since its last snapshot
+        (before the partitions move: the next owner loads them; flush the tables after)."""
+        for router in self._routers.values():
+            for engine in router.engines.values():
+                engine.snapshot_windows()
 
     def partitions_changed(self) -> None:
         """Forget cached per-partition state: another worker may have written it."""

@@ -1,18 +1,23 @@
 """The exposure windows of an ObjectiveMemory as state blobs, so novelty, fairness and the
 "popular in" reasons survive a restart or a rebalance (snapshots every `windows_snapshot_s`).
 
-A snapshot is a head blob plus `parts` chunk blobs, each at most `CHUNK_KEYS` keys of one
-window. Keys are item ids (catalog rows differ between processes) or fairness group names.
-    head:  meta {"taken": event time s, "parts": int, "bucket_s": float, "n_buckets": int}
-    chunk: meta {"taken", "window": "item" | "group" | "scenario", "scenario": str | None,
-           "keys": [str, ...], "newest": newest bucket index}, arrays {"buckets": int32[B, n]}
-           (counts by ring slot, as ExposureWindow keeps them: 48 B per key at B = 12).
-Reading back checks every chunk against the head (same snapshot, same window shape) before
-anything is loaded, so a torn or mismatched snapshot leaves the memory empty, never mixed.
+A snapshot is a head blob plus `parts` part blobs, each of one window and at most about
+`PART_BYTES` (keys JSON-escaped plus 4 bytes per bucket per key). Keys are item ids (catalog
+rows differ between processes) or fairness group names.
+    head: meta {"serial": int, "taken": event time s, "parts": int, "bucket_s": float,
+          "n_buckets": int}
+    part: meta {"serial", "window": "item" | "group" | "scenario", "scenario": str | None,
+          "keys": [str, ...], "newest": newest bucket index}, arrays {"buckets": int32[B, n]}
+          (counts by ring slot, bucket index % B, as ExposureWindow keeps them).
+Reading back checks every part against the head (same snapshot, same window shape, one newest
+bucket per window) and fills new windows that replace the memory's only when all is read,
+so a torn, malformed or mismatched snapshot leaves the windows as they were.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,18 +30,19 @@ from online.objectives.memory import ExposureWindow, ObjectiveMemory
 from online.state import StateStore
 
 HEAD_KIND = "objective_windows_head"
-CHUNK_KIND = "objective_windows"
+PART_KIND = "objective_windows"
 VERSION = 1
-CHUNK_KEYS = 8192
-"""Keys per chunk: ~0.5 MB at 12 buckets with ids of ~10 bytes, under Kafka's 1 MB default."""
+PART_BYTES = 400_000
+"""Budget of one part: under half of Kafka's default 1 MB message and the worker's 1 MB
+producer batch, whatever the id lengths and bucket count."""
 
 
 class WindowSnapshotError(ValueError):
-    """A stored snapshot that cannot be loaded (torn write, or other window settings)."""
+    """A stored snapshot that cannot be loaded (torn write, malformed, other window settings)."""
 
 
 @dataclass(frozen=True)
-class _Chunk:
+class _Part:
     window: str
     scenario: str | None
     keys: list[str]
@@ -44,80 +50,126 @@ class _Chunk:
     buckets: npt.NDArray[np.int32]
 
 
+def _key_bytes(key: str) -> int:
+    """Bytes `key` takes in a part's JSON key list (quotes, comma and escapes included)."""
+    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+        return len(key) + 3
+    return len(json.dumps(key)) + 1
+
+
+def _part_bounds(labels: list[str], n_buckets: int, part_bytes: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of labels, greedily as many per part as fit in part_bytes (>= 1)."""
+    if not labels:
+        return [(0, 0)]
+    ends = np.cumsum([_key_bytes(label) + 4 * n_buckets for label in labels])
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < len(labels):
+        used = ends[start - 1] if start else 0
+        end = max(int(np.searchsorted(ends, used + part_bytes, side="right")), start + 1)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
 def encode_windows(
-    memory: ObjectiveMemory, catalog: Catalog, taken_s: float, chunk_keys: int = CHUNK_KEYS
+    memory: ObjectiveMemory, catalog: Catalog, taken_s: float, serial: int = 0, part_bytes: int = PART_BYTES
 ) -> tuple[bytes, list[bytes]]:
-    """(head, chunks): the blobs of a snapshot of `memory`'s exposure windows at event time
-    taken_s (seconds since the epoch). Windows that saw no event are left out."""
+    """(head, parts): the blobs of a snapshot of `memory`'s exposure windows at event time
+    taken_s (seconds since the epoch); `serial` tells it from the snapshot it replaces.
+    Windows that saw no event are left out."""
     names = {code: name for name, code in memory.group_codes.items()}
     windows: list[tuple[str, str | None, ExposureWindow]] = [
         ("item", None, memory.item_exposure), ("group", None, memory.group_exposure)]
     windows += [("scenario", name, window) for name, window in memory.scenario_clicks.items()]
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     for kind, scenario, window in windows:
         keys, buckets, newest = window.snapshot()
         if newest is None:
             continue
         labels = [names[code] for code in keys.tolist()] if kind == "group" else catalog.ids_of(keys)
-        for start in range(0, max(len(labels), 1), chunk_keys):
-            meta = {"taken": taken_s, "window": kind, "scenario": scenario,
-                    "keys": labels[start : start + chunk_keys], "newest": newest}
-            chunks.append(pack_state(CHUNK_KIND, VERSION, meta,
-                                     {"buckets": buckets[:, start : start + chunk_keys]}))
-    head = {"taken": taken_s, "parts": len(chunks), "bucket_s": memory.item_exposure.bucket_s,
+        for start, end in _part_bounds(labels, window.n_buckets, part_bytes):
+            meta = {"serial": serial, "window": kind, "scenario": scenario, "keys": labels[start:end],
+                    "newest": newest}
+            parts.append(pack_state(PART_KIND, VERSION, meta, {"buckets": buckets[:, start:end]}))
+    head = {"serial": serial, "taken": taken_s, "parts": len(parts), "bucket_s": memory.item_exposure.bucket_s,
             "n_buckets": memory.item_exposure.n_buckets}
-    return pack_state(HEAD_KIND, VERSION, head, {}), chunks
+    return pack_state(HEAD_KIND, VERSION, head, {}), parts
 
 
-def snapshot_parts(head: bytes) -> tuple[int, float]:
-    """(parts, taken_s) of a head blob (StateCodecError when it is not one)."""
+def snapshot_parts(head: bytes) -> tuple[int, float, int]:
+    """(parts, taken_s, serial) of a head blob (WindowSnapshotError when it is not one)."""
+    try:
+        meta = unpack_state(head, HEAD_KIND, VERSION).meta
+        return int(meta["parts"]), float(meta["taken"]), int(meta["serial"])
+    except (StateCodecError, KeyError, TypeError, ValueError) as error:
+        raise WindowSnapshotError(f"not a window snapshot head: {error!r}") from error
+
+
+def load_windows(memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | None], catalog: Catalog) -> int:
+    """Replace `memory`'s windows with a snapshot's; items the catalog does not know are
+    dropped. Returns the keys loaded. Raises WindowSnapshotError, the memory untouched, for a
+    torn or malformed snapshot or one taken with other bucket settings."""
+    n_parts, _, serial = snapshot_parts(head)
     meta = unpack_state(head, HEAD_KIND, VERSION).meta
-    return int(meta["parts"]), float(meta["taken"])
-
-
-def load_windows(memory: ObjectiveMemory, head: bytes, chunks: Sequence[bytes | None], catalog: Catalog) -> int:
-    """Load a snapshot into a memory whose windows saw no event; items the catalog no longer
-    knows are dropped. Returns the keys loaded. Raises WindowSnapshotError (memory untouched)
-    for a torn snapshot or one taken with other bucket settings; StateCodecError for a blob
-    that is not a snapshot part."""
-    meta = unpack_state(head, HEAD_KIND, VERSION).meta
-    window = memory.item_exposure
-    if (float(meta["bucket_s"]), int(meta["n_buckets"])) != (window.bucket_s, window.n_buckets):
-        raise WindowSnapshotError(f"snapshot buckets of {meta['bucket_s']} s x {meta['n_buckets']}, the settings "
-                                  f"give {window.bucket_s} s x {window.n_buckets}")
-    if len(chunks) != int(meta["parts"]):
-        raise WindowSnapshotError(f"snapshot has {meta['parts']} parts, {len(chunks)} given")
-    parsed = [_parse(chunk, meta["taken"], window.n_buckets) for chunk in chunks]
+    shape = (memory.item_exposure.bucket_s, memory.item_exposure.n_buckets)
+    if (meta.get("bucket_s"), meta.get("n_buckets")) != shape:
+        raise WindowSnapshotError(f"snapshot buckets of {meta.get('bucket_s')} s x {meta.get('n_buckets')}, the "
+                                  f"settings give {shape[0]} s x {shape[1]}")
+    if len(parts) != n_parts:
+        raise WindowSnapshotError(f"snapshot has {n_parts} parts, {len(parts)} given")
+    parsed = [_parse(part, serial, shape[1]) for part in parts]
+    newest: dict[tuple[str, str | None], int] = {}
+    for part in parsed:
+        if newest.setdefault((part.window, part.scenario), part.newest) != part.newest:
+            raise WindowSnapshotError(f"parts of the {part.window} window disagree on its newest bucket")
+    settings = memory.settings
+    fresh = {"item": ExposureWindow(settings.exposure_window_s, settings.window_buckets),
+             "group": ExposureWindow(settings.exposure_window_s, settings.window_buckets)}
+    scenarios: OrderedDict[str, ExposureWindow] = OrderedDict()
     loaded = 0
-    for chunk in parsed:
-        if chunk.window == "group":
-            keys = np.array([memory.group_code(name) for name in chunk.keys], dtype=np.int64)
-            buckets = chunk.buckets
+    for part in parsed:
+        if part.window == "group":
+            keys, buckets = np.array([memory.group_code(name) for name in part.keys], dtype=np.int64), part.buckets
         else:
-            rows = np.array([-1 if (row := catalog.row_of(key)) is None else row for key in chunk.keys],
+            rows = np.array([-1 if (row := catalog.row_of(key)) is None else row for key in part.keys],
                             dtype=np.int64)
-            known = rows >= 0
-            keys, buckets = rows[known], chunk.buckets[:, known]
-        target = {"item": memory.item_exposure, "group": memory.group_exposure}.get(chunk.window)
-        if target is None:
-            assert chunk.scenario is not None
-            target = memory.scenario_window(chunk.scenario)
-        target.load(keys, np.ascontiguousarray(buckets), chunk.newest)
+            keys, buckets = rows[rows >= 0], part.buckets[:, rows >= 0]
+        if part.scenario is None:
+            target = fresh[part.window]
+        else:
+            target = scenarios.setdefault(
+                part.scenario, ExposureWindow(settings.exposure_window_s, settings.window_buckets))
+        try:
+            target.load(keys, np.ascontiguousarray(buckets), part.newest)
+        except ValueError as error:  # e.g. a key twice in one window
+            raise WindowSnapshotError(f"a malformed snapshot part: {error}") from error
         loaded += keys.size
+    memory.item_exposure, memory.group_exposure = fresh["item"], fresh["group"]
+    memory.scenario_clicks = scenarios
     return loaded
 
 
-def _parse(blob: bytes | None, taken: float, n_buckets: int) -> _Chunk:
+def _parse(blob: bytes | None, serial: int, n_buckets: int) -> _Part:
     if blob is None:
         raise WindowSnapshotError("a snapshot part is missing")
-    state = unpack_state(blob, CHUNK_KIND, VERSION)
-    meta, buckets = state.meta, state.arrays["buckets"]
-    if meta["taken"] != taken:
-        raise WindowSnapshotError(f"a part of the snapshot taken at {meta['taken']} under the head of {taken}")
-    if meta["window"] not in ("item", "group", "scenario") or buckets.shape != (n_buckets, len(meta["keys"])):
-        raise WindowSnapshotError(f"a malformed snapshot part ({meta['window']!r}, buckets {buckets.shape})")
-    return _Chunk(meta["window"], meta["scenario"], list(meta["keys"]), int(meta["newest"]),
-                  buckets.astype(np.int32, copy=False))
+    try:
+        state = unpack_state(blob, PART_KIND, VERSION)
+        meta, buckets = state.meta, state.arrays["buckets"]
+        part = _Part(str(meta["window"]), meta["scenario"], [str(key) for key in meta["keys"]], int(meta["newest"]),
+                     np.asarray(buckets, dtype=np.int32))
+        part_serial = int(meta["serial"])
+    except (StateCodecError, KeyError, TypeError, ValueError) as error:
+        raise WindowSnapshotError(f"a malformed snapshot part: {error!r}") from error
+    if part_serial != serial:
+        raise WindowSnapshotError(f"a part of snapshot {part_serial} under the head of snapshot {serial}")
+    scenario_ok = isinstance(part.scenario, str) if part.window == "scenario" else part.scenario is None
+    if part.window not in ("item", "group", "scenario") or not scenario_ok:
+        raise WindowSnapshotError(f"a malformed snapshot part (window {part.window!r}, scenario {part.scenario!r})")
+    if part.buckets.shape != (n_buckets, len(part.keys)) or len(set(part.keys)) != len(part.keys):
+        raise WindowSnapshotError(f"a malformed snapshot part (buckets {part.buckets.shape}, "
+                                  f"{len(part.keys)} keys)")
+    return part
 
 
 class WindowSnapshots:
@@ -126,42 +178,56 @@ class WindowSnapshots:
     has moved `every_s` seconds past the last (soft state: a restart loses at most that)."""
 
     def __init__(self, memory: ObjectiveMemory, store: StateStore, prefix: str, every_s: float,
-                 chunk_keys: int = CHUNK_KEYS) -> None:
+                 part_bytes: int = PART_BYTES) -> None:
         if every_s <= 0:
             raise ValueError(f"WindowSnapshots: every_s must be > 0, got {every_s}")
         self.memory = memory
         self.store = store
         self.prefix = prefix
         self.every_s = every_s
+        self.part_bytes = part_bytes
         self.taken_s = -np.inf
+        self.newest_s = -np.inf
         self.parts = 0
-        self.chunk_keys = chunk_keys
+        self.serial = 0
+        self.loaded = False
+        self.dirty = False
 
     def key(self, part: int | None = None) -> str:
         """The head's key (part None) or a part's."""
         return f"{self.prefix}/head" if part is None else f"{self.prefix}/{part}"
 
     def restore(self, catalog: Catalog) -> str:
-        """Load the stored snapshot into the (empty) windows; says what happened."""
+        """Load the stored snapshot into the windows (once, before any event: call it when the
+        catalog holds the items); says what happened."""
+        self.loaded = True
         head = self.store.get(self.key())
         if head is None:
             return "no snapshot stored"
         try:
-            parts, taken_s = snapshot_parts(head)
-            loaded = load_windows(self.memory, head, self.store.get_many([self.key(p) for p in range(parts)]),
-                                  catalog)
-        except (WindowSnapshotError, StateCodecError) as error:
+            # the parts to replace or delete and the serial to follow, loaded or not
+            self.parts, taken_s, self.serial = snapshot_parts(head)
+            parts = self.store.get_many([self.key(part) for part in range(self.parts)])
+            loaded = load_windows(self.memory, head, parts, catalog)
+        except WindowSnapshotError as error:
             return f"snapshot not loaded, the windows start empty: {error}"
-        self.taken_s, self.parts = taken_s, parts
+        self.taken_s = self.newest_s = taken_s
         return f"loaded {loaded} keys of the snapshot taken at {taken_s:.0f} s"
 
-    def take(self, catalog: Catalog, newest_s: float) -> tuple[list[tuple[str, bytes]], list[str]]:
-        """When a snapshot is due at event time newest_s: (writes, head last; stale part keys to
-        delete after them); else ([], [])."""
-        if newest_s < self.taken_s + self.every_s:
+    def observed(self, catalog: Catalog, newest_s: float) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """After a batch of events up to event time newest_s: a snapshot when one is due."""
+        self.newest_s = max(self.newest_s, newest_s)
+        self.dirty = True
+        return self.take(catalog) if self.newest_s >= self.taken_s + self.every_s else ([], [])
+
+    def take(self, catalog: Catalog) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """A snapshot now if events came since the last: (writes, head last; stale part keys to
+        delete after them), else ([], [])."""
+        if not self.dirty:
             return [], []
-        head, chunks = encode_windows(self.memory, catalog, newest_s, self.chunk_keys)
-        writes = [(self.key(part), chunk) for part, chunk in enumerate(chunks)] + [(self.key(), head)]
-        stale = [self.key(part) for part in range(len(chunks), self.parts)]
-        self.taken_s, self.parts = newest_s, len(chunks)
+        self.serial += 1
+        head, parts = encode_windows(self.memory, catalog, self.newest_s, self.serial, self.part_bytes)
+        writes = [(self.key(part), blob) for part, blob in enumerate(parts)] + [(self.key(), head)]
+        stale = [self.key(part) for part in range(len(parts), self.parts)]
+        self.taken_s, self.parts, self.dirty = self.newest_s, len(parts), False
         return writes, stale

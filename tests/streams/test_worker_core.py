@@ -236,3 +236,29 @@ def test_a_restarted_worker_loads_the_exposure_windows_of_its_partitions() -> No
     assert theirs.memory.item_exposure.counts(rows).sum() == 9
     np.testing.assert_array_equal(ours.memory.item_exposure.counts(restarted.catalog.rows([f"i{n}" for n in range(6)])),
                                   theirs.memory.item_exposure.counts(rows))
+
+
+def test_windows_are_snapshotted_before_the_partitions_move() -> None:
+    """Within windows_snapshot_s of the last snapshot, a rebalance still hands the next owner
+    the windows as they are (the worker snapshots before partitions_changed)."""
+    config = parse_config({"scenarios": {"default": {"slate_size": 3, "policy": {"name": "linear_ts"},
+                                                     "objectives": {"fairness": 1.0, "windows_snapshot_s": 3600}}}})
+    impressions, _ = feedback(4)
+    table: dict[bytes, bytes] = {}
+    worker = WorkerCore(config, SharedTables(table), embed, dim=8)
+    worker.add_items(items())
+    rank_all(worker, 4)
+    worker.learn(impressions[:2])  # the first batch is snapshotted at once
+    worker.learn(impressions[2:])  # the same event time: no snapshot due
+
+    def exposures_seen_by_a_new_owner() -> float:
+        owner = WorkerCore(config, SharedTables(dict(table)), embed, dim=8)
+        owner.add_items(items())
+        objectives = owner.engine(0).objectives
+        assert objectives is not None
+        return float(objectives.memory.item_exposure.counts(owner.catalog.rows([f"i{n}" for n in range(6)])).sum())
+
+    assert exposures_seen_by_a_new_owner() == 6
+    worker.snapshot_windows()
+    worker.partitions_changed()
+    assert exposures_seen_by_a_new_owner() == 12
