@@ -60,8 +60,10 @@ def unpack_state(blob: bytes, kind: str, max_version: int) -> DecodedState:
     (header_length,) = struct.unpack_from("<I", blob, 4)
     try:
         header = json.loads(blob[8 : 8 + header_length])
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StateCodecError(f"corrupt state header: {error}") from error
+    if not isinstance(header, dict):
+        raise StateCodecError(f"corrupt state header: a JSON {type(header).__name__}, not an object")
     if header.get("kind") != kind:
         raise StateCodecError(f"state kind is {header.get('kind')!r}, expected {kind!r}")
     version = int(header["v"])

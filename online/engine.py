@@ -152,9 +152,9 @@ class Engine:
                 objectives.restore_user(user_id, blob, self.catalog, evict=not observing)
 
     def load_windows(self) -> str:
-        """Load the stored snapshot of the exposure windows, once (rank and observe call it
-        first, so the catalog is filled by then: items it lacks are dropped); says how it went."""
-        if self.windows is not None and not self.windows.loaded:
+        """Load the stored snapshot of the exposure windows, once, when the catalog holds items
+        (rank and observe call it first; items the catalog lacks then are dropped); says how."""
+        if self.windows is not None and not self.windows.loaded and len(self.catalog):
             self.windows_restored = self.windows.restore(self.catalog)
         return self.windows_restored
 

@@ -4,19 +4,23 @@
 A snapshot is a head blob plus `parts` part blobs, each of one window and at most about
 `PART_BYTES` (keys JSON-escaped plus 4 bytes per bucket per key). Keys are item ids (catalog
 rows differ between processes) or fairness group names.
-    head: meta {"serial": int, "taken": event time s, "parts": int, "bucket_s": float,
-          "n_buckets": int}
-    part: meta {"serial", "window": "item" | "group" | "scenario", "scenario": str | None,
+    head: meta {"serial": int, "nonce": str, "taken": event time s, "parts": int,
+          "bucket_s": float, "n_buckets": int, "left_out": keys too large for any part}
+    part: meta {"serial", "nonce", "window": "item" | "group" | "scenario", "scenario": str | None,
           "keys": [str, ...], "newest": newest bucket index}, arrays {"buckets": int32[B, n]}
           (counts by ring slot, bucket index % B, as ExposureWindow keeps them).
-Reading back checks every part against the head (same snapshot, same window shape, one newest
-bucket per window) and fills new windows that replace the memory's only when all is read,
-so a torn, malformed or mismatched snapshot leaves the windows as they were.
+Reading back checks every part against the head (same serial and nonce, same window shape, one
+newest bucket per window, counts >= 0) and fills new windows that replace the memory's only
+when all is read, so a torn, malformed or mismatched snapshot leaves the windows as they were.
+The random nonce tells apart two snapshots of one serial (two workers that both followed the
+same head, one of them fenced out by a rebalance); a key whose own size exceeds a part's budget
+(a fairness group name of ~400 KB) is left out and counted in the head.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,14 +61,15 @@ def _key_bytes(key: str) -> int:
     return len(json.dumps(key)) + 1
 
 
-def _part_bounds(labels: list[str], n_buckets: int, part_bytes: int) -> list[tuple[int, int]]:
-    """[start, end) ranges of labels, greedily as many per part as fit in part_bytes (>= 1)."""
-    if not labels:
+def _part_bounds(costs: npt.NDArray[np.int64], part_bytes: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of keys of costs int64[n] (bytes each), greedily as many per part as
+    fit in part_bytes (every key must fit on its own)."""
+    if not costs.size:
         return [(0, 0)]
-    ends = np.cumsum([_key_bytes(label) + 4 * n_buckets for label in labels])
+    ends = np.cumsum(costs)
     bounds: list[tuple[int, int]] = []
     start = 0
-    while start < len(labels):
+    while start < costs.size:
         used = ends[start - 1] if start else 0
         end = max(int(np.searchsorted(ends, used + part_bytes, side="right")), start + 1)
         bounds.append((start, end))
@@ -77,23 +82,32 @@ def encode_windows(
 ) -> tuple[bytes, list[bytes]]:
     """(head, parts): the blobs of a snapshot of `memory`'s exposure windows at event time
     taken_s (seconds since the epoch); `serial` tells it from the snapshot it replaces.
-    Windows that saw no event are left out."""
+    Windows that saw no event are left out, and keys too large for a part on their own."""
     names = {code: name for name, code in memory.group_codes.items()}
     windows: list[tuple[str, str | None, ExposureWindow]] = [
         ("item", None, memory.item_exposure), ("group", None, memory.group_exposure)]
     windows += [("scenario", name, window) for name, window in memory.scenario_clicks.items()]
     parts: list[bytes] = []
+    nonce = secrets.token_hex(8)
+    left_out = 0
     for kind, scenario, window in windows:
         keys, buckets, newest = window.snapshot()
         if newest is None:
             continue
         labels = [names[code] for code in keys.tolist()] if kind == "group" else catalog.ids_of(keys)
-        for start, end in _part_bounds(labels, window.n_buckets, part_bytes):
-            meta = {"serial": serial, "window": kind, "scenario": scenario, "keys": labels[start:end],
-                    "newest": newest}
+        costs = np.array([_key_bytes(label) for label in labels], dtype=np.int64) + 4 * window.n_buckets
+        fits = costs <= part_bytes
+        if not fits.all():
+            left_out += int((~fits).sum())
+            labels = [label for label, ok in zip(labels, fits.tolist(), strict=True) if ok]
+            buckets, costs = buckets[:, fits], costs[fits]
+        for start, end in _part_bounds(costs, part_bytes):
+            meta = {"serial": serial, "nonce": nonce, "window": kind, "scenario": scenario,
+                    "keys": labels[start:end], "newest": newest}
             parts.append(pack_state(PART_KIND, VERSION, meta, {"buckets": buckets[:, start:end]}))
-    head = {"serial": serial, "taken": taken_s, "parts": len(parts), "bucket_s": memory.item_exposure.bucket_s,
-            "n_buckets": memory.item_exposure.n_buckets}
+    head = {"serial": serial, "nonce": nonce, "taken": taken_s, "parts": len(parts),
+            "bucket_s": memory.item_exposure.bucket_s, "n_buckets": memory.item_exposure.n_buckets,
+            "left_out": left_out}
     return pack_state(HEAD_KIND, VERSION, head, {}), parts
 
 
@@ -106,19 +120,22 @@ def snapshot_parts(head: bytes) -> tuple[int, float, int]:
         raise WindowSnapshotError(f"not a window snapshot head: {error!r}") from error
 
 
-def load_windows(memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | None], catalog: Catalog) -> int:
+def load_windows(
+    memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | None], catalog: Catalog
+) -> tuple[int, int]:
     """Replace `memory`'s windows with a snapshot's; items the catalog does not know are
-    dropped. Returns the keys loaded. Raises WindowSnapshotError, the memory untouched, for a
-    torn or malformed snapshot or one taken with other bucket settings."""
+    dropped. Returns (keys loaded, item keys dropped). Raises WindowSnapshotError, the windows
+    untouched, for a torn or malformed snapshot or one taken with other bucket settings."""
     n_parts, _, serial = snapshot_parts(head)
     meta = unpack_state(head, HEAD_KIND, VERSION).meta
+    nonce = meta.get("nonce")
     shape = (memory.item_exposure.bucket_s, memory.item_exposure.n_buckets)
     if (meta.get("bucket_s"), meta.get("n_buckets")) != shape:
         raise WindowSnapshotError(f"snapshot buckets of {meta.get('bucket_s')} s x {meta.get('n_buckets')}, the "
                                   f"settings give {shape[0]} s x {shape[1]}")
     if len(parts) != n_parts:
         raise WindowSnapshotError(f"snapshot has {n_parts} parts, {len(parts)} given")
-    parsed = [_parse(part, serial, shape[1]) for part in parts]
+    parsed = [_parse(part, (serial, nonce), shape[1]) for part in parts]
     newest: dict[tuple[str, str | None], int] = {}
     for part in parsed:
         if newest.setdefault((part.window, part.scenario), part.newest) != part.newest:
@@ -127,7 +144,7 @@ def load_windows(memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | N
     fresh = {"item": ExposureWindow(settings.exposure_window_s, settings.window_buckets),
              "group": ExposureWindow(settings.exposure_window_s, settings.window_buckets)}
     scenarios: OrderedDict[str, ExposureWindow] = OrderedDict()
-    loaded = 0
+    loaded = dropped = 0
     for part in parsed:
         if part.window == "group":
             keys, buckets = np.array([memory.group_code(name) for name in part.keys], dtype=np.int64), part.buckets
@@ -135,6 +152,7 @@ def load_windows(memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | N
             rows = np.array([-1 if (row := catalog.row_of(key)) is None else row for key in part.keys],
                             dtype=np.int64)
             keys, buckets = rows[rows >= 0], part.buckets[:, rows >= 0]
+            dropped += int((rows < 0).sum())
         if part.scenario is None:
             target = fresh[part.window]
         else:
@@ -147,10 +165,10 @@ def load_windows(memory: ObjectiveMemory, head: bytes, parts: Sequence[bytes | N
         loaded += keys.size
     memory.item_exposure, memory.group_exposure = fresh["item"], fresh["group"]
     memory.scenario_clicks = scenarios
-    return loaded
+    return loaded, dropped
 
 
-def _parse(blob: bytes | None, serial: int, n_buckets: int) -> _Part:
+def _parse(blob: bytes | None, snapshot: tuple[int, object], n_buckets: int) -> _Part:
     if blob is None:
         raise WindowSnapshotError("a snapshot part is missing")
     try:
@@ -158,15 +176,16 @@ def _parse(blob: bytes | None, serial: int, n_buckets: int) -> _Part:
         meta, buckets = state.meta, state.arrays["buckets"]
         part = _Part(str(meta["window"]), meta["scenario"], [str(key) for key in meta["keys"]], int(meta["newest"]),
                      np.asarray(buckets, dtype=np.int32))
-        part_serial = int(meta["serial"])
+        part_snapshot = (int(meta["serial"]), meta.get("nonce"))
     except (StateCodecError, KeyError, TypeError, ValueError) as error:
         raise WindowSnapshotError(f"a malformed snapshot part: {error!r}") from error
-    if part_serial != serial:
-        raise WindowSnapshotError(f"a part of snapshot {part_serial} under the head of snapshot {serial}")
+    if part_snapshot != snapshot:
+        raise WindowSnapshotError(f"a part of snapshot {part_snapshot} under the head of snapshot {snapshot}")
     scenario_ok = isinstance(part.scenario, str) if part.window == "scenario" else part.scenario is None
     if part.window not in ("item", "group", "scenario") or not scenario_ok:
         raise WindowSnapshotError(f"a malformed snapshot part (window {part.window!r}, scenario {part.scenario!r})")
-    if part.buckets.shape != (n_buckets, len(part.keys)) or len(set(part.keys)) != len(part.keys):
+    if (part.buckets.shape != (n_buckets, len(part.keys)) or len(set(part.keys)) != len(part.keys)
+            or (part.buckets.size and part.buckets.min() < 0)):
         raise WindowSnapshotError(f"a malformed snapshot part (buckets {part.buckets.shape}, "
                                   f"{len(part.keys)} keys)")
     return part
@@ -208,11 +227,12 @@ class WindowSnapshots:
             # the parts to replace or delete and the serial to follow, loaded or not
             self.parts, taken_s, self.serial = snapshot_parts(head)
             parts = self.store.get_many([self.key(part) for part in range(self.parts)])
-            loaded = load_windows(self.memory, head, parts, catalog)
+            loaded, dropped = load_windows(self.memory, head, parts, catalog)
         except WindowSnapshotError as error:
             return f"snapshot not loaded, the windows start empty: {error}"
         self.taken_s = self.newest_s = taken_s
-        return f"loaded {loaded} keys of the snapshot taken at {taken_s:.0f} s"
+        unknown = f" ({dropped} items the catalog does not hold dropped)" if dropped else ""
+        return f"loaded {loaded} keys of the snapshot taken at {taken_s:.0f} s{unknown}"
 
     def observed(self, catalog: Catalog, newest_s: float) -> tuple[list[tuple[str, bytes]], list[str]]:
         """After a batch of events up to event time newest_s: a snapshot when one is due."""

@@ -4,14 +4,15 @@ and loaded by the next Engine over it: they outlive a restart, up to `windows_sn
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
 from online.catalog import Catalog
-from online.codec import pack_state
+from online.codec import pack_state, unpack_state
 from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, ShownItem
 from online.objectives import Objectives, ObjectiveSettings
 from online.objectives.memory import ExposureWindow, ObjectiveMemory
-from online.objectives.window_codec import encode_windows, load_windows, snapshot_parts
+from online.objectives.window_codec import WindowSnapshotError, encode_windows, load_windows, snapshot_parts
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore
 from tests.objectives.conftest import T0, clustered_vectors
@@ -126,7 +127,8 @@ def test_items_gone_from_the_catalog_are_dropped_and_zero_turns_snapshots_off() 
     engine = engine_over(store, list(range(32)))
     feedback(engine, 0, [1, 30], [], "feed", seconds=0.0)
     fewer = engine_over(store, list(range(16)))  # i30 is not in this catalog
-    assert fewer.load_windows() == "loaded 3 keys of the snapshot taken at 1767225600 s"  # i1, p0, p3
+    assert fewer.load_windows() == ("loaded 3 keys of the snapshot taken at 1767225600 s "  # i1, p0, p3
+                                    "(1 items the catalog does not hold dropped)")
     assert fewer.objectives is not None and fewer.objectives.memory.item_exposure.total == 1
     off = engine_over(InMemoryStore(), list(range(32)), SETTINGS.model_copy(update={"windows_snapshot_s": 0.0}))
     feedback(off, 0, [1], [], "feed", seconds=0.0)
@@ -163,7 +165,7 @@ def test_parts_stay_within_their_byte_budget_whatever_the_ids() -> None:
     assert snapshot_parts(head) == (len(parts), 80_000.0, 0)
     assert len(parts) > 1 and max(len(part) for part in parts) <= 200_000 + 1_000  # + the part's header
     restored = ObjectiveMemory(settings)
-    assert load_windows(restored, head, parts, catalog) == 3000
+    assert load_windows(restored, head, parts, catalog) == (3000, 0)
     np.testing.assert_array_equal(restored.item_exposure.counts(np.arange(3000)), np.ones(3000))
 
 
@@ -198,3 +200,38 @@ def test_a_malformed_part_is_reported_and_leaves_the_windows_and_old_parts_in_or
     feedback(broken, 1, [7], [], "feed", seconds=10.0)
     assert {key for key, _ in store.scan_prefix("linear_ts/objectives/windows/")} == {
         "linear_ts/objectives/windows/0", "linear_ts/objectives/windows/1", "linear_ts/objectives/windows/head"}
+
+
+def test_a_group_name_too_large_for_any_part_is_left_out_and_counted() -> None:
+    memory = ObjectiveMemory(ObjectiveSettings(fairness_group="brand"))
+    catalog = Catalog(dim=VECTORS.shape[1])
+    catalog.upsert([Item(item_id="i0", fields={"t": "t"}, time=T0)], VECTORS[:1])
+    huge = "\x01" * 100_000  # JSON-escaped to 600 KB
+    memory.observe(["u", "u"], ["feed", "feed"], np.array([0, 0]), np.array([1.0, 1.0]), np.array([0.0, 1.0]),
+                   groups=[huge, "small"])
+    head, parts = encode_windows(memory, catalog, 1.0)
+    assert max(len(part) for part in parts) < 10_000
+    restored = ObjectiveMemory(ObjectiveSettings(fairness_group="brand"))
+    load_windows(restored, head, parts, catalog)
+    assert restored.group_exposure.counts(np.array([restored.group_code("small")])).tolist() == [1.0]
+    assert huge not in restored.group_codes
+    assert unpack_state(head, "objective_windows_head", 1).meta["left_out"] == 1
+
+
+def test_two_snapshots_of_one_serial_do_not_mix_and_negative_counts_are_refused() -> None:
+    memory = ObjectiveMemory(SETTINGS)
+    catalog = Catalog(dim=VECTORS.shape[1])
+    catalog.upsert([Item(item_id=f"i{r}", fields={"t": "t"}, time=T0) for r in range(4)], VECTORS[:4])
+    memory.item_exposure.add(np.arange(4), np.zeros(4))
+    head, parts = encode_windows(memory, catalog, 0.0, serial=7, part_bytes=110)
+    _, others = encode_windows(memory, catalog, 0.0, serial=7, part_bytes=110)  # another writer, same serial
+    assert len(parts) == 2
+    with pytest.raises(WindowSnapshotError, match="under the head"):
+        load_windows(ObjectiveMemory(SETTINGS), head, [parts[0], others[1]], catalog)
+    assert load_windows(ObjectiveMemory(SETTINGS), head, parts, catalog) == (4, 0)
+    state = unpack_state(parts[0], "objective_windows", 1)
+    negative = pack_state("objective_windows", 1, state.meta, {"buckets": -state.arrays["buckets"]})
+    with pytest.raises(WindowSnapshotError, match="malformed"):
+        load_windows(ObjectiveMemory(SETTINGS), head, [negative, parts[1]], catalog)
+    with pytest.raises(WindowSnapshotError):  # a header that is JSON but not an object
+        load_windows(ObjectiveMemory(SETTINGS), b"SLST" + (2).to_bytes(4, "little") + b"[]", parts, catalog)
