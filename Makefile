@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint typecheck purity unit bench clean
+.PHONY: demo test lint typecheck purity unit lock clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version in requirements.lock (a fresh machine gets what CI tested).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 ## Run the main job on its embedded default: simulator -> every policy -> table + report.
@@ -35,8 +36,9 @@ purity: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not kafka and not onnx"
 
-bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+## Re-resolve requirements.lock from pyproject.toml (after changing a dependency; then run make test).
+lock: $(STAMP)
+	$(BIN)/uv pip compile -q --upgrade pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
