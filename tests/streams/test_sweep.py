@@ -66,27 +66,27 @@ def test_sweep_on_the_simulator(tmp_path: Path) -> None:
     assert payload["points"][2]["ild"] > payload["points"][0]["ild"]
 
 
-def test_sweep_on_the_simulator_with_position_aware_ild(tmp_path: Path) -> None:
-    out = tmp_path / "positions"
+def small_ild_sweep(out: Path, *options: str) -> list[dict[str, Any]]:
+    """The points of a 30-request ILD sweep on the simulator with `options` added."""
     result = CliRunner().invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(out), "--requests", "30",
                                        "--encoder", "hashing", "--dim", "8", "--n-draws", "8", "--n-bootstrap", "20",
-                                       "--diversity", "0,3", "--fairness", "0", "--method", "ild",
-                                       "--position-power", "0,1", "--from-position", "0,2"])
+                                       "--fairness", "0", "--method", "ild", *options])
     assert result.exit_code == 0, result.output
-    points = json.loads((out / "sweep.json").read_text())["points"]
+    points: list[dict[str, Any]] = json.loads((out / "sweep.json").read_text())["points"]
+    return points
+
+
+def test_sweep_on_the_simulator_with_position_aware_ild(tmp_path: Path) -> None:
+    points = small_ild_sweep(tmp_path / "positions", "--diversity", "0,3", "--position-power", "0,1",
+                             "--from-position", "0,2")
     assert [p["label"] for p in points] == ["none", "ild3", "ild3>2", "ild3^1", "ild3^1>2"]
     assert points[4]["settings"] == {"diversity": 3.0, "diversity_method": "ild", "diversity_position_power": 1.0,
                                      "diversity_from_position": 2}
 
 
 def test_sweep_on_the_simulator_in_score_units_served_by_utility(tmp_path: Path) -> None:
-    out = tmp_path / "units"
-    result = CliRunner().invoke(main, ["evaluate", "--sweep", "--data", "sim", "--out", str(out), "--requests", "30",
-                                       "--encoder", "hashing", "--dim", "8", "--n-draws", "8", "--n-bootstrap", "20",
-                                       "--diversity", "0,0.2", "--fairness", "0", "--method", "ild",
-                                       "--score-units", "score", "--slate-order", "utility"])
-    assert result.exit_code == 0, result.output
-    points = json.loads((out / "sweep.json").read_text())["points"]
+    points = small_ild_sweep(tmp_path / "units", "--diversity", "0,0.2", "--score-units", "score",
+                             "--slate-order", "utility")
     assert [p["label"] for p in points] == ["none", "ild0.2+abs+sorted"]
     assert points[1]["settings"] == {"diversity": 0.2, "diversity_method": "ild", "score_units": "score",
                                      "slate_order": "utility"}
