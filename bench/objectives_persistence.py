@@ -11,16 +11,21 @@ engine_throughput.py's generator) with linear TS, state in memory, one core, thr
                   60 s of event time, takes one per minute of traffic)
 Each runs --repeats times, interleaved, on a fresh engine; prints the best events/s of each
 and its ratio to the baseline's best, then the size and the encode / load time of one
-snapshot when every catalog item has exposures (the worst case).
+snapshot when every catalog item has exposures (the worst case). Last, the same comparison
+for the worker's own work, `WorkerCore.learn` (decode, dedupe, learn; dict state, 4
+partitions, batches of 2,000) over streams/workload.py's requests (ranked first) and feedback,
+with a scenario configured with fairness and the shown-item filter.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +40,51 @@ from online.objectives.memory import ObjectiveMemory
 from online.objectives.window_codec import encode_windows, load_windows
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore
+
+
+def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int) -> float:
+    """Events/s of WorkerCore.learn over a workload's feedback (see module doc); with persist
+    False the objectives write no user blob (and no snapshot: windows_snapshot_s 0)."""
+    from kafka.partitioner.default import murmur2
+
+    from encoders.hashing import HashingEncoder
+    from online.config import parse_config
+    from online.events import Impression, encode_event
+    from streams.partition_state import SharedTables
+    from streams.worker_core import Record, WorkerCore
+    from streams.workload import make_workload
+
+    workload = make_workload(n_users=2_000, n_items=200, n_requests=n_requests, shown=5, click_rate=0.5, seed=0)
+    settings = {**objectives, **({} if persist else {"windows_snapshot_s": 0})}
+    config = parse_config({"scenarios": {"default": {"policy": {"name": "linear_ts"}, "objectives": settings,
+                                                     "filters": {"exclude_shown_within_s": 3600}}}})
+    encoder = HashingEncoder(dim=32)
+    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32)
+    core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
+    offsets: dict[tuple[str, int], int] = {}
+
+    def record(kind: str, event: Any) -> Record:
+        partition = (murmur2(event.user_id.encode()) & 0x7FFFFFFF) % 4
+        offset = offsets[kind, partition] = offsets.get((kind, partition), -1) + 1
+        return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
+
+    for request in workload.requests:
+        core.rank([record("requests", request)])
+    feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    by_partition: dict[int, list[Record]] = {}
+    for item in feedback:
+        by_partition.setdefault(item.partition, []).append(item)
+    if not persist:
+        for partition in by_partition:
+            engine = core.engine(partition)
+            assert engine.objectives is not None
+            engine.objectives.user_blob = lambda *_: None  # type: ignore[method-assign]
+    gc.collect()
+    start = time.perf_counter()
+    for records in by_partition.values():
+        for first in range(0, len(records), 2_000):
+            core.learn(records[first : first + 2_000])
+    return len(feedback) / (time.perf_counter() - start)
 
 
 class NoUserBlobs(Objectives):
@@ -67,6 +117,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker-requests", type=int, default=10_000, help="0: skip the WorkerCore section")
     args = parser.parse_args()
     events = make_events(args.events, 2_000, args.items, seed=1)
     settings = ObjectiveSettings(fairness=1.0, windows_snapshot_s=0.0)
@@ -100,6 +151,15 @@ def main() -> None:
     print(f"snapshot of {args.items} items with exposures: {size / 1e6:.2f} MB in {len(chunks)} parts "
           f"(largest {max(len(c) for c in chunks) / 1e6:.2f} MB), encode {encode_s * 1e3:.0f} ms, "
           f"load {load_s * 1e3:.0f} ms")
+    if args.worker_requests:
+        objectives = {"fairness": 1.0}
+        rates: dict[bool, float] = {False: 0.0, True: 0.0}
+        for _ in range(args.repeats):
+            for persist in (False, True):
+                rates[persist] = max(rates[persist], worker_core_rate(objectives, persist, args.worker_requests))
+        print(f"WorkerCore.learn, {args.worker_requests} requests' feedback, fairness + shown filter: "
+              f"nothing persisted {rates[False]:,.0f} events/s, user blobs + snapshots every 60 s "
+              f"{rates[True]:,.0f} events/s  {rates[True] / rates[False]:.2f}x")
 
 
 if __name__ == "__main__":
