@@ -20,7 +20,6 @@ with a scenario configured with fairness and the shown-item filter.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -43,48 +42,28 @@ from online.state import InMemoryStore
 
 
 def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int) -> float:
-    """Events/s of WorkerCore.learn over a workload's feedback (see module doc); with persist
-    False the objectives write no user blob (and no snapshot: windows_snapshot_s 0)."""
-    from kafka.partitioner.default import murmur2
+    """Events/s of WorkerCore.learn over a workload's feedback (bench/worker_throughput.py's
+    in_process_learn, 4 partitions, batches of 2,000); with persist False the objectives write
+    no user blob (and no snapshot: windows_snapshot_s 0)."""
+    from worker_throughput import in_process_learn
 
-    from encoders.hashing import HashingEncoder
     from online.config import parse_config
-    from online.events import Impression, encode_event
-    from streams.partition_state import SharedTables
-    from streams.worker_core import Record, WorkerCore
+    from streams.worker_core import WorkerCore
     from streams.workload import make_workload
 
     workload = make_workload(n_users=2_000, n_items=200, n_requests=n_requests, shown=5, click_rate=0.5, seed=0)
     settings = {**objectives, **({} if persist else {"windows_snapshot_s": 0})}
     config = parse_config({"scenarios": {"default": {"policy": {"name": "linear_ts"}, "objectives": settings,
                                                      "filters": {"exclude_shown_within_s": 3600}}}})
-    encoder = HashingEncoder(dim=32)
-    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32)
-    core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
-    offsets: dict[tuple[str, int], int] = {}
 
-    def record(kind: str, event: Any) -> Record:
-        partition = (murmur2(event.user_id.encode()) & 0x7FFFFFFF) % 4
-        offset = offsets[kind, partition] = offsets.get((kind, partition), -1) + 1
-        return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
+    def no_user_blobs(core: WorkerCore) -> None:
+        for partition in range(4):
+            objectives = core.engine(partition).objectives
+            assert objectives is not None
+            objectives.user_blob = lambda *_: None  # type: ignore[method-assign]
 
-    for request in workload.requests:
-        core.rank([record("requests", request)])
-    feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
-    by_partition: dict[int, list[Record]] = {}
-    for item in feedback:
-        by_partition.setdefault(item.partition, []).append(item)
-    if not persist:
-        for partition in by_partition:
-            engine = core.engine(partition)
-            assert engine.objectives is not None
-            engine.objectives.user_blob = lambda *_: None  # type: ignore[method-assign]
-    gc.collect()
-    start = time.perf_counter()
-    for records in by_partition.values():
-        for first in range(0, len(records), 2_000):
-            core.learn(records[first : first + 2_000])
-    return len(feedback) / (time.perf_counter() - start)
+    seconds = in_process_learn(workload, 4, 2_000, config, None if persist else no_user_blobs)
+    return len(workload.feedback()) / seconds
 
 
 class NoUserBlobs(Objectives):

@@ -136,15 +136,18 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         await consumer.stop()
 
 
-def in_process_learn(workload, partitions: int, batch: int) -> float:  # type: ignore[no-untyped-def]
+def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
+                     prepare=None) -> float:
     """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
-    Kafka): the worker's own work, ranking every request first so clicks are known."""
+    Kafka): the worker's own work, ranking every request first so clicks are known.
+    `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
+    `prepare(core)` runs after the ranking, before the timed learning."""
     from kafka.partitioner.default import murmur2
 
     encoder = HashingEncoder(dim=32)
     config = WorkerConfig(dim=32, n_draws=8)
-    core = WorkerCore(config.scenarios(), SharedTables(), lambda items: encoder.encode([i.text() for i in items]),
-                      config.dim, config.seed)
+    core = WorkerCore(scenarios or config.scenarios(), SharedTables(),
+                      lambda items: encoder.encode([i.text() for i in items]), config.dim, config.seed)
     core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
     next_offset: dict[tuple[str, int], int] = {}
 
@@ -156,6 +159,8 @@ def in_process_learn(workload, partitions: int, batch: int) -> float:  # type: i
     for request in workload.requests:
         core.rank([record("requests", request)])
     feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    if prepare is not None:
+        prepare(core)
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
     started = time.perf_counter()

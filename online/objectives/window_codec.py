@@ -24,6 +24,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -111,13 +112,18 @@ def encode_windows(
     return pack_state(HEAD_KIND, VERSION, head, {}), parts
 
 
-def snapshot_parts(head: bytes) -> tuple[int, float, int]:
-    """(parts, taken_s, serial) of a head blob (WindowSnapshotError when it is not one)."""
+def _head(head: bytes) -> tuple[int, float, int, dict[str, Any]]:
+    """(parts, taken_s, serial, meta) of a head blob (WindowSnapshotError when it is not one)."""
     try:
         meta = unpack_state(head, HEAD_KIND, VERSION).meta
-        return int(meta["parts"]), float(meta["taken"]), int(meta["serial"])
+        return int(meta["parts"]), float(meta["taken"]), int(meta["serial"]), meta
     except (StateCodecError, KeyError, TypeError, ValueError) as error:
         raise WindowSnapshotError(f"not a window snapshot head: {error!r}") from error
+
+
+def snapshot_parts(head: bytes) -> tuple[int, float, int]:
+    """(parts, taken_s, serial) of a head blob (WindowSnapshotError when it is not one)."""
+    return _head(head)[:3]
 
 
 def load_windows(
@@ -126,20 +132,14 @@ def load_windows(
     """Replace `memory`'s windows with a snapshot's; items the catalog does not know are
     dropped. Returns (keys loaded, item keys dropped). Raises WindowSnapshotError, the windows
     untouched, for a torn or malformed snapshot or one taken with other bucket settings."""
-    n_parts, _, serial = snapshot_parts(head)
-    meta = unpack_state(head, HEAD_KIND, VERSION).meta
-    nonce = meta.get("nonce")
+    n_parts, _, serial, meta = _head(head)
     shape = (memory.item_exposure.bucket_s, memory.item_exposure.n_buckets)
     if (meta.get("bucket_s"), meta.get("n_buckets")) != shape:
         raise WindowSnapshotError(f"snapshot buckets of {meta.get('bucket_s')} s x {meta.get('n_buckets')}, the "
                                   f"settings give {shape[0]} s x {shape[1]}")
     if len(parts) != n_parts:
         raise WindowSnapshotError(f"snapshot has {n_parts} parts, {len(parts)} given")
-    parsed = [_parse(part, (serial, nonce), shape[1]) for part in parts]
-    newest: dict[tuple[str, str | None], int] = {}
-    for part in parsed:
-        if newest.setdefault((part.window, part.scenario), part.newest) != part.newest:
-            raise WindowSnapshotError(f"parts of the {part.window} window disagree on its newest bucket")
+    parsed = [_parse(part, (serial, meta.get("nonce")), shape[1]) for part in parts]
     settings = memory.settings
     fresh = {"item": ExposureWindow(settings.exposure_window_s, settings.window_buckets),
              "group": ExposureWindow(settings.exposure_window_s, settings.window_buckets)}
@@ -160,7 +160,7 @@ def load_windows(
                 part.scenario, ExposureWindow(settings.exposure_window_s, settings.window_buckets))
         try:
             target.load(keys, np.ascontiguousarray(buckets), part.newest)
-        except ValueError as error:  # e.g. a key twice in one window
+        except ValueError as error:  # parts of one window with two newest buckets
             raise WindowSnapshotError(f"a malformed snapshot part: {error}") from error
         loaded += keys.size
     memory.item_exposure, memory.group_exposure = fresh["item"], fresh["group"]
