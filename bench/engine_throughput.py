@@ -23,7 +23,7 @@ from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, ShownItem
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore, StateStore
-from streams.rocks_store import RocksDictStore
+from slatestream.store import RocksDictStore
 
 USER_CACHE = 0
 

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from online.datasets import obd_events, obd_paths
+from online.engine import EngineConfig
 from online.evaluation.driver import DriverConfig, evaluate_log
 from online.evaluation.rounds import AnyEvent
 from online.events import Item
@@ -112,7 +113,7 @@ def main() -> None:
     policy = load_prior(folder, args.campaign)
     random_log, items_csv = obd_paths(obd, "random", args.campaign)
     bts_log, bts_items = obd_paths(obd, "bts", args.campaign)
-    config = DriverConfig(n_draws=args.n_draws, n_bootstrap=args.n_bootstrap, seed=args.seed,
+    config = DriverConfig(engine=EngineConfig(n_draws=args.n_draws), n_bootstrap=args.n_bootstrap, seed=args.seed,
                           learn_every=10**9, context_free=frozenset({policy.name}),
                           logging_policy="uniform_random")
     events: list[AnyEvent] = list(obd_events(random_log, items_csv))
@@ -120,7 +121,8 @@ def main() -> None:
     result = evaluate_log(events, [policy, "uniform_random"], item_embed, 2, config=config)
     elapsed = time.perf_counter() - started
     truth_result = evaluate_log(list(obd_events(bts_log, bts_items)), ["uniform_random"], item_embed, 2,
-                                config=DriverConfig(n_draws=1, n_bootstrap=args.n_bootstrap, seed=args.seed))
+                                config=DriverConfig(engine=EngineConfig(n_draws=1), n_bootstrap=args.n_bootstrap,
+                                                    seed=args.seed))
     truth = truth_result.on_policy
     print(f"random log: {result.counts.rounds_evaluated} rounds, {int(result.logged_rewards.sum())} clicks, "
           f"on-policy CTR {result.on_policy.value:.5f} [{result.on_policy.ci_low:.5f}, {result.on_policy.ci_high:.5f}]")

@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 from evaluation_obd import item_embed, obp_folder  # noqa: E402
 
+from bench.columnar import ColumnarLog, estimate_terms, round_terms  # noqa: E402
 from online.datasets import load_obd_arrays, obd_events, obd_paths  # noqa: E402
-from online.evaluation.columnar import ColumnarLog, estimate_terms, round_terms  # noqa: E402
+from online.engine import EngineConfig  # noqa: E402
 from online.evaluation.driver import DriverConfig, evaluate_log  # noqa: E402
 from online.evaluation.reward_model import PositionCTRModel  # noqa: E402
 from online.policies import make_policy  # noqa: E402
@@ -164,7 +165,8 @@ def obp_evaluation(cls: Any, arrays: Any, batch_size: int, n_sim: int, rounds: i
 
 
 def driver_rate(events: list[Any], n_draws: int, learn_every: int, max_rounds: int | None = None) -> float:
-    config = DriverConfig(n_draws=n_draws, learn_every=learn_every, n_bootstrap=1000, max_rounds=max_rounds)
+    config = DriverConfig(engine=EngineConfig(n_draws=n_draws), learn_every=learn_every, n_bootstrap=1000,
+                          max_rounds=max_rounds)
     started = time.perf_counter()
     result = evaluate_log(events, ["bernoulli_ts"], item_embed, 2, config=config)
     return result.counts.rounds_evaluated / (time.perf_counter() - started)

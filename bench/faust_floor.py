@@ -3,7 +3,7 @@
     python bench/faust_floor.py BROKER_URL EXPECTED TOPIC [TOPIC ...] [--table-writes]
 
 Runs in its own process (bench/worker_throughput.py starts it) as a fresh consumer group
-over the given topics, with the worker's Faust app (streams.faust_app: same consumer and
+over the given topics, with the worker's Faust app (streams.worker.app: same consumer and
 producer settings). It takes records in batches like the worker's feedback agent and
 either only counts them, or (--table-writes) also writes one 4,800-byte value per record
 to a changelogged RocksDB table under the record's key, in the record's partition: the
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import faust  # noqa: E402
 
-from streams.faust_app import make_app  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
-from streams.worker import partition_context  # noqa: E402
+from streams.worker.app import make_app  # noqa: E402
+from streams.worker.topology import partition_context  # noqa: E402
 
 VALUE = b"s" * 4800
 """About the size of a linear TS user state at d = 32 (4,776 bytes plus the offsets header)."""
@@ -74,7 +74,7 @@ def main() -> None:
                 os._exit(0)  # the figure is out; no need for a graceful Faust shutdown
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
-    worker.spinner = None  # as the worker does (streams.worker.run_worker): no DEBUG root logger
+    worker.spinner = None  # as the worker does (streams.worker.topology.run_worker): no DEBUG root logger
     worker.execute_from_commandline()
 
 

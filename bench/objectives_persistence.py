@@ -13,7 +13,7 @@ Each runs --repeats times, interleaved, on a fresh engine; prints the best event
 and its ratio to the baseline's best, then the size and the encode / load time of one
 snapshot when every catalog item has exposures (the worst case). Last, the same comparison
 for the worker's own work, `WorkerCore.learn` (decode, dedupe, learn; dict state, 4
-partitions, batches of 2,000) over streams/workload.py's requests (ranked first) and feedback,
+partitions, batches of 2,000) over streams/testing.py's requests (ranked first) and feedback,
 with a scenario configured with fairness and the shown-item filter.
 """
 
@@ -48,8 +48,8 @@ def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int)
     from worker_throughput import in_process_learn
 
     from online.config import parse_config
-    from streams.worker_core import WorkerCore
-    from streams.workload import make_workload
+    from streams.testing import make_workload
+    from streams.worker.core import WorkerCore
 
     workload = make_workload(n_users=2_000, n_items=200, n_requests=n_requests, shown=5, click_rate=0.5, seed=0)
     settings = {**objectives, **({} if persist else {"windows_snapshot_s": 0})}

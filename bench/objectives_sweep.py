@@ -57,51 +57,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import numpy.typing as npt
 
-from encoders.base import Encoder
-from encoders.cache import CachedEncoder, EmbeddingCache
+from encoders.embedding import EncoderUnavailableError, ItemEmbedding, open_encoder
 from encoders.hashing import HashingEncoder
 from online.evaluation.bootstrap import bootstrap_ratio
 from online.evaluation.sweep import (
-    SweepGrid,
     SweepPoint,
     Target,
     label_of,
+    one_axis_settings,
     paired_change,
+    parse_positions,
     parse_weights,
     recommend,
 )
+from online.evaluation.sweep_points import memo_embed
 from online.events import Item
 from online.experiment import Embed, ExperimentConfig, run_policy
 from online.objectives import ObjectiveSettings
 from online.policies import make_policy
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore
-from streams.sweep import memo_embed
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS: dict[Target, float] = {"ild": 0.30, "gini": -1 / 3}
 MAX_CTR_LOSS = 0.05
 
 
-def encoder_for(vectors: str, dim: int) -> tuple[Encoder, EmbeddingCache | None]:
+def embedding_for(vectors: str, dim: int, seed: int) -> ItemEmbedding:
+    """The bandit vectors of --vectors (hashing straight at d, hashing at 256 projected, or BERT
+    projected, its embeddings cached); the projection refitted per seed by `embeds_for`."""
     if vectors == "hashing-raw":
-        return HashingEncoder(dim=dim), None
-    if vectors == "hashing-pca":
-        return HashingEncoder(dim=256), None
-    from encoders.onnx_encoder import OnnxEncoder, default_model_path
-
-    path = default_model_path()
-    if not path.exists():
-        raise SystemExit(f"--vectors bert: no exported model at {path} (run `slatestream encoders export`)")
-    cache = EmbeddingCache(ROOT / ".data" / "sweep-embedding-cache")
-    return CachedEncoder(OnnxEncoder(path), cache), cache
+        return ItemEmbedding(HashingEncoder(dim=dim), dim)
+    try:
+        encoder = open_encoder("hashing" if vectors == "hashing-pca" else "onnx")
+    except EncoderUnavailableError as error:
+        raise SystemExit(f"--vectors bert: {error}") from None
+    first = Simulator(SimulatorConfig(seed=seed)).initial_items()
+    return ItemEmbedding.fitted(encoder, dim, first, seed, cache_dir=ROOT / ".data" / "sweep-embedding-cache")
 
 
 def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests: int, dim: int, n_draws: int,
              embeds_for: Callable[[SimulatorConfig], tuple[Embed, Embed | None]],
              progress: Callable[[int], None],
              candidates: int | None = SimulatorConfig.n_candidates) -> list[SweepPoint]:
-    """One point per setting, linear TS paired over `seeds` (as `streams.sweep.simulate_points`,
+    """One point per setting, linear TS paired over `seeds` (as `slatestream.sweep.simulate_points`,
     plus diversity embeddings): CTR over all requests (bootstrap interval), per-seed CTR, ILD
     in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini.
     candidates: the simulator's candidates per request (None: all released items)."""
@@ -129,7 +128,7 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
         clicks, shown = np.concatenate(pooled[index][0]), np.concatenate(pooled[index][1])
         ctr, low, high = bootstrap_ratio(clicks, shown, rng=np.random.default_rng([index, 7]), n_bootstrap=500)
         seed_figures = per_seed[index]
-        points.append(SweepPoint(bench_label(setting), setting, ctr, float(np.mean(seed_figures["ild"])),
+        points.append(SweepPoint(label_of(setting), setting, ctr, float(np.mean(seed_figures["ild"])),
                                  float(np.mean(seed_figures["gini"])), low, high,
                                  {"seeds": list(seeds), "per_seed": seed_figures,
                                   "ild_bandit": float(np.mean(seed_figures["ild_bandit"])),
@@ -137,53 +136,18 @@ def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests
     return points
 
 
-def bench_label(setting: ObjectiveSettings) -> str:
-    """`label_of` (which marks position-aware diversity with "^power" and ">from", e.g. "mmr5^1>1")."""
-    return label_of(setting)
-
-
-def position_variants(setting: ObjectiveSettings, powers: Sequence[float],
-                      starts: Sequence[int]) -> list[ObjectiveSettings]:
-    """The setting once per (position power, from position) when it re-ranks by diversity, else as is."""
-    if setting.diversity <= 0:
-        return [setting]
-    return [ObjectiveSettings.model_validate(setting.model_dump() | {"diversity_position_power": power,
-                                                                    "diversity_from_position": start})
-            for power in powers for start in starts]
-
-
-def parse_positions(text: str, flag: str) -> tuple[int, ...]:
-    """Comma-separated integers >= 0, e.g. "0,1,2"."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise SystemExit(f"{flag}: want comma-separated integers >= 0, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise SystemExit(f"{flag}: want at least one integer >= 0, got {text!r}")
-    return values
-
-
 def settings_of(args: argparse.Namespace) -> list[ObjectiveSettings]:
-    shortlist = args.shortlist
-    diversity = SweepGrid(parse_weights(args.diversity, "--diversity"), (0.0,), (0.0,), args.method, shortlist)
-    fairness = SweepGrid((0.0,), (0.0,), parse_weights(args.fairness, "--fairness"), args.method, shortlist)
-    novelty = SweepGrid((0.0,), parse_weights(args.novelty, "--novelty"), (0.0,), args.method, shortlist)
-    powers = parse_weights(args.position_power, "--position-power")
-    starts = parse_positions(args.from_position, "--from-position")
-    out: list[ObjectiveSettings] = []
-    for setting in [*diversity.settings(), *fairness.settings(), *novelty.settings()]:
-        for variant in position_variants(setting, powers, starts):
-            if variant not in out:
-                out.append(variant)
-    if args.score_units != "standardised":
-        out = [setting.model_copy(update={"score_units": args.score_units}) if setting.reranks else setting
-               for setting in out]
-    for text in filter(None, args.extra.split(";")):  # --score-units applies unless the JSON names its units
-        given = json.loads(text)
-        units = {"score_units": args.score_units} if "score_units" not in given else {}
-        setting = ObjectiveSettings(shortlist_factor=shortlist, diversity_method=args.method, **given)
-        out.append(setting.model_copy(update=units) if setting.reranks else setting)
-    return out
+    """The bench's grid: one objective at a time, then the --extra JSON settings
+    (`online.evaluation.sweep.one_axis_settings`)."""
+    try:
+        return one_axis_settings(
+            parse_weights(args.diversity, "--diversity"), parse_weights(args.novelty, "--novelty"),
+            parse_weights(args.fairness, "--fairness"), args.method, args.shortlist,
+            parse_weights(args.position_power, "--position-power"), parse_positions(args.from_position,
+                                                                                    "--from-position"),
+            args.score_units, [json.loads(text) for text in filter(None, args.extra.split(";"))])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def print_changes(points: list[SweepPoint]) -> None:
@@ -264,17 +228,16 @@ def main() -> None:
         parser.error(f"--candidates: want >= 0 (0 = all released items), got {args.candidates}")
     candidates = args.candidates or None
     settings = settings_of(args)
-    encoder, cache = encoder_for(args.vectors, args.dim)
+    shared = embedding_for(args.vectors, args.dim, args.first_seed)
+    encoder = shared.encoder
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     space = args.diversity_space or ("raw" if encoder.dim > args.dim else "bandit")
 
     def raw_embed(items: Sequence[Item]) -> npt.NDArray[np.float32]:
-        return encoder.encode([item.text() for item in items])
+        return shared.encode_texts([item.text() for item in items])
 
     def embeds_for(config: SimulatorConfig) -> tuple[Embed, Embed | None]:
-        from streams.demo import make_embed
-
-        bandit = memo_embed(make_embed(encoder, args.dim, Simulator(config).initial_items(), config.seed))
+        bandit = memo_embed(shared.refitted(Simulator(config).initial_items(), config.seed))
         return bandit, memo_embed(raw_embed) if space == "raw" else None
 
     print(f"{len(settings)} settings x {len(seeds)} seeds x {args.requests} requests, linear TS, vectors "
@@ -290,8 +253,7 @@ def main() -> None:
     try:
         points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress, candidates)
     finally:
-        if cache is not None:
-            cache.close()
+        shared.close()
     print(f"\n{'setting':22s} {'CTR':>8s} {'exp.CTR':>8s} {'ILD':>7s} {'ILD-bandit':>10s} {'Gini':>7s}   per-seed CTR  "
           f"(ILD: {space} space)")
     for point in points:

@@ -22,8 +22,8 @@ from online.experiment import ExperimentConfig, run_policy
 from online.policies import POLICIES, make_policy
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore
-from streams.cli import _encoder
-from streams.demo import make_embed
+from slatestream.cli import _encoder
+from slatestream.demo import make_embed
 
 FIGURES = ("ctr", "regret", "new_item_ctr", "diversity")
 

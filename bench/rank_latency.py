@@ -22,7 +22,7 @@ from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.policies.linear_ts import LinearThompsonSampling
 from online.slates import top_k
-from streams.rocks_store import RocksDictStore
+from slatestream.store import RocksDictStore
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float]:

@@ -59,15 +59,19 @@ from bench.latency_support import (  # noqa: E402
 )
 from bench.worker_throughput import load_broker  # noqa: E402
 from encoders.hashing import HashingEncoder  # noqa: E402
+from online.config import SlatestreamConfig  # noqa: E402
 from online.events import Item, RankRequest, decode_event, encode_event  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
-from streams.partition_state import SharedTables  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
+from streams.testing import (  # noqa: E402
+    SharedTables,
+    WorkerProcess,
+    Workload,
+    make_workload,
+    publish,
+)
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
-from streams.worker import WorkerConfig  # noqa: E402
-from streams.worker_core import Record, WorkerCore  # noqa: E402
-from streams.worker_process import WorkerProcess  # noqa: E402
-from streams.workload import Workload, make_workload, publish  # noqa: E402
+from streams.worker.core import Record, WorkerCore  # noqa: E402
 
 DIM = 32
 
@@ -135,8 +139,8 @@ def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str,
     def embed(items: list[Item]) -> np.ndarray:
         return encoder.encode([item.text() for item in items])
 
-    config = WorkerConfig(dim=DIM, n_draws=n_draws, seed=0)  # what `slatestream worker --n-draws N` runs
-    core = WorkerCore(config.scenarios(), SharedTables(), embed, DIM, config.seed)
+    config = SlatestreamConfig(embedding={"dim": DIM}).with_engine(n_draws=n_draws)  # `slatestream worker --n-draws N`
+    core = WorkerCore(config, SharedTables(), embed, DIM, 0)
 
     def records(kind: str, events) -> list[Record]:  # type: ignore[no-untyped-def]
         return [Record(kind, kind, 0, n, None, encode_event(e)) for n, e in enumerate(events)]
@@ -167,7 +171,7 @@ def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str,
 
 def print_profile(path: Path) -> None:
     stats = pstats.Stats(str(path))
-    wanted = ("worker_core.py:rank", "engine.py:rank", "events.py:decode_event", "events.py:encode_event",
+    wanted = ("core.py:rank", "engine.py:rank", "events.py:decode_event", "events.py:encode_event",
               "linear_ts.py:sample_scores", "slates.py:build_slate", "table_store.py:put", "worker.py:requests",
               "worker.py:feedback", "topics.py:send", "{method 'poll' of 'select.epoll' objects}")
     print(f"worker profile ({path}), cumulative seconds over the whole worker run:")

@@ -43,18 +43,21 @@ from kafka import KafkaConsumer  # noqa: E402
 from kafka import TopicPartition as KTopicPartition  # noqa: E402
 
 from encoders.hashing import HashingEncoder  # noqa: E402
+from online.config import SlatestreamConfig  # noqa: E402
 from online.events import Impression, encode_event  # noqa: E402
 from online.wire import decode_feedback_fast  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
-from streams.partition_state import SharedTables  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.state_changelog import state_changelog_topic, topic_end_offsets  # noqa: E402
-from streams.table_store import unwrap  # noqa: E402
+from streams.testing import (  # noqa: E402
+    SharedTables,
+    WorkerProcess,
+    make_workload,
+    publish,
+)
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
-from streams.worker import WorkerConfig  # noqa: E402
-from streams.worker_core import Record, WorkerCore  # noqa: E402
-from streams.worker_process import WorkerProcess  # noqa: E402
-from streams.workload import make_workload, publish  # noqa: E402
+from streams.worker.core import Record, WorkerCore  # noqa: E402
+from streams.worker.table_store import unwrap  # noqa: E402
 
 
 def load_broker():  # type: ignore[no-untyped-def]
@@ -145,9 +148,8 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
     from kafka.partitioner.default import murmur2
 
     encoder = HashingEncoder(dim=32)
-    config = WorkerConfig(dim=32, n_draws=8)
-    core = WorkerCore(scenarios or config.scenarios(), SharedTables(),
-                      lambda items: encoder.encode([i.text() for i in items]), config.dim, config.seed)
+    config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
+    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
     core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
     next_offset: dict[tuple[str, int], int] = {}
 

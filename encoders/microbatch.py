@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from encoders.scoring import Scorer
+    from encoders.scoring_base import Scorer
 
 Result = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 

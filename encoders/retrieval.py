@@ -1,6 +1,6 @@
 """Candidate retrieval for the engine on a scoring backend (numpy on CPU, torch on CUDA).
 
-`ScorerRetriever(scorer, catalog)` satisfies `online.engine.Retriever`: before each query it
+`ScorerRetriever(scorer, catalog)` satisfies `online.retrieval.Retriever`: before each query it
 mirrors the catalog rows added or changed since the last call into the scorer (so items
 added while a worker runs are visible to the next request), then asks the scorer for the
 top-n rows among the active ones by inner product with the user's vector.

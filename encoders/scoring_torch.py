@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from encoders.scoring import TopK, check_candidates, check_queries, check_update, grown_capacity
+from encoders.scoring_base import TopK, check_candidates, check_queries, check_update, grown_capacity
 
 MAX_SCORE_ELEMENTS = 1 << 28  # queries are chunked so one score block stays below this
 

@@ -37,6 +37,7 @@ CONFIG_ENV = "SLATESTREAM_CONFIG"
 """Environment variable naming the configuration file when no path is given."""
 DEFAULT_SCENARIO = "default"
 CandidateSource = Literal["request", "retrieval", "auto"]
+EncoderChoice = Literal["auto", "onnx", "hashing"]
 DERIVED_PARAMS = {"linear_ts": ("scenario_offsets",)}
 """Hyperparameters set from the configuration itself, never written in the file."""
 
@@ -132,7 +133,7 @@ class ScenarioConfig(BaseModel):
         "retrieval" (the engine retrieves `retrieval_size` items from the catalog, ignoring a
         request's candidates) or "auto" (the request's candidates when it has some, else
         retrieval).
-    retrieval_size: candidates retrieved per request (>= 1).
+    retrieval_size: candidates retrieved per request (>= 1; default: `engine.retrieval_size`).
     policy: the policy and its hyperparameters; objectives, filters: see online.objectives.
     """
 
@@ -140,20 +141,21 @@ class ScenarioConfig(BaseModel):
 
     slate_size: int = Field(default=10, ge=1, le=100)
     candidates: CandidateSource = "auto"
-    retrieval_size: int = Field(default=200, ge=1)
+    retrieval_size: int | None = Field(default=None, ge=1)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     objectives: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
 
 
-class EngineSettings(BaseModel):
-    """Engine settings shared by every scenario (see online.engine.EngineConfig)."""
+class EmbeddingConfig(BaseModel):
+    """How item texts become bandit vectors (`encoders.embedding`): the text encoder ("auto": the
+    exported BERT/ONNX model when present, else text hashing; "onnx"; "hashing") and the bandit's
+    item dimension d (encoders wider than d are projected to it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    n_draws: int = Field(default=64, ge=1)
-    context_cache_size: int = Field(default=100_000, ge=0)
-    user_cache_size: int = Field(default=0, ge=0)
+    encoder: EncoderChoice = "auto"
+    dim: int = Field(default=32, ge=2, le=4096)
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,16 @@ def _default_scenarios() -> dict[str, ScenarioConfig]:
 
 
 class SlatestreamConfig(BaseModel):
-    """The whole file: `engine` settings, `scenarios` by name, and `fallback_scenario`, the
+    """The model side of slatestream, read by every runner (worker, demo, run, evaluate, sweep):
+    `engine` settings, the item `embedding`, `scenarios` by name, and `fallback_scenario`, the
     scenario whose settings serve requests of scenarios not declared (None: they are
-    rejected). Without `scenarios`, one "default" scenario is declared and is the fallback."""
+    rejected). Without `scenarios`, one "default" scenario is declared and is the fallback.
+    Infrastructure (broker, topics, store directory) is `streams.settings.StreamSettings`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    engine: EngineSettings = Field(default_factory=EngineSettings)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     scenarios: dict[str, ScenarioConfig] = Field(default_factory=_default_scenarios, min_length=1)
     fallback_scenario: str | None = None
 
@@ -226,6 +231,16 @@ class SlatestreamConfig(BaseModel):
                                  f"{scenario.policy.name!r} (one engine), so they need the same retrieval_size")
         return self
 
+    def with_policy(self, policy: str) -> SlatestreamConfig:
+        """This configuration with one "default" scenario, also the fallback, serving every
+        request with `policy` at its default hyperparameters."""
+        scenarios = {DEFAULT_SCENARIO: ScenarioConfig(policy=PolicyConfig(name=policy))}
+        return self.model_copy(update={"scenarios": scenarios, "fallback_scenario": DEFAULT_SCENARIO})
+
+    def with_engine(self, **settings: Any) -> SlatestreamConfig:
+        """This configuration with some `engine` settings replaced (validated)."""
+        return self.model_copy(update={"engine": EngineConfig.model_validate({**self.engine.model_dump(), **settings})})
+
     def resolve(self, scenario: str) -> str:
         """The declared scenario serving requests of `scenario` (itself or the fallback);
         raises KeyError naming the declared ones."""
@@ -253,11 +268,12 @@ class SlatestreamConfig(BaseModel):
         return make_policy(policy_name, spec.hyperparameters(**derived))
 
     def engine_config(self, policy_name: str) -> EngineConfig:
-        """The EngineConfig of the Engine serving the scenarios of `policy_name`."""
+        """The EngineConfig of the Engine serving the scenarios of `policy_name`: the file's
+        `engine` table, with the scenarios' own retrieval_size when they set one."""
         scenario = self.scenarios[self.policy_groups()[policy_name][0]]
-        return EngineConfig(n_draws=self.engine.n_draws, retrieval_size=scenario.retrieval_size,
-                            context_cache_size=self.engine.context_cache_size,
-                            user_cache_size=self.engine.user_cache_size)
+        if scenario.retrieval_size is None:
+            return self.engine
+        return self.engine.model_copy(update={"retrieval_size": scenario.retrieval_size})
 
     def build_objectives(self, policy_name: str) -> Objectives | None:
         """The slate objectives of the Engine serving `policy_name`'s scenarios: per scenario

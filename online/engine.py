@@ -1,43 +1,41 @@
-"""The engine: the core calls every runner makes (embedded runner, Faust worker, replay).
+"""The engine: the core calls every runner makes (embedded runner, Faust worker, evaluation).
 
     engine.add_items(items, vectors)    # catalog
     slate = engine.rank(request)        # one ranked slate with propensities
+    scored = engine.score(request)      # the same step, every Monte Carlo draw's ranking kept
     result = engine.observe(events)     # a batch of impressions and clicks -> learning
 
 State lives in a StateStore under "<policy>/global" and "<policy>/user/<user id>"; the
 global state is also held in memory and written back after every observed batch.
-Given `objectives` (online/objectives), rank filters the candidates and re-ranks every
-Monte Carlo draw, and observe feeds the objectives' memory (exposures, recent items); each
-user's recent items are stored under "<policy>/objectives/user/<user id>" with the user's
-state and read back for users the memory does not hold (after a restart, a rebalance, or
-when `max_users` dropped them), so the shown / clicked filters outlive the process; the
-exposure windows are snapshotted under "<policy>/objectives/windows[/<shard>]/..." every
-`windows_snapshot_s` of event time and loaded at the first rank or observe (`load_windows`).
+Given `objectives` (online/objectives), `score` filters the candidates and re-ranks every
+Monte Carlo draw, and observe feeds the objectives' memory, which is kept in the same store
+(`online.objectives.persistence.StoredObjectives`: users' recent items, exposure-window
+snapshots). `rank` is `score` plus the slate: serving and the offline evaluation rank through
+the same step.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
 
 from online.catalog import Catalog
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
-from online.objectives import Objectives
-from online.objectives.window_codec import WindowSnapshots
-from online.policies.base import FeedbackBatch, Policy, RankContext
-from online.slates import build_slate
+from online.objectives import Objectives, Ranking
+from online.objectives.persistence import StoredObjectives
+from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
+from online.retrieval import Retriever, numpy_retriever
+from online.slates import build_slate, top_k
 from online.state import StateStore
 from online.wire import FeedbackEvent
-
-Retriever = Callable[[npt.NDArray[np.float32], int, npt.NDArray[np.int64]], npt.NDArray[np.int64]]
-"""(query float32[d], n, active rows int64[a]) -> the n best active rows for the query."""
 
 
 def _repeat(values: Sequence[Any], counts: Sequence[int]) -> chain[Any]:
@@ -49,22 +47,24 @@ class RankError(ValueError):
     """A request that cannot be ranked (e.g. none of its candidates is in the catalog)."""
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """n_draws: Monte Carlo draws per slate for propensities (>= 1); retrieval_size:
-    candidates retrieved when a request brings none; context_cache_size: recent request
-    contexts kept for joining clicks to their request's context; user_cache_size: decoded
-    user states kept in memory, write-through (0 = off; use it only when this engine is
-    the store's sole writer, ~5 KB per user for linear TS at d = 32)."""
+class EngineConfig(BaseModel):
+    """How an Engine ranks and what it keeps in memory (the `[engine]` table of a configuration
+    file, online.config; one default per setting, used by every runner).
 
-    n_draws: int = 64
-    retrieval_size: int = 200
-    context_cache_size: int = 100_000
-    user_cache_size: int = 0
+    n_draws: Monte Carlo draws per slate for propensities (>= 1); retrieval_size:
+    candidates retrieved when a request brings none (a scenario may set its own);
+    context_cache_size: recent request contexts kept for joining clicks to their request's
+    context; user_cache_size: decoded user states kept in memory, write-through (0 = off; ~5 KB
+    per user for linear TS at d = 32). An Engine must be its store's sole writer (the worker
+    drops its engines when partitions move), else turn the cache off.
+    """
 
-    def __post_init__(self) -> None:
-        if min(self.n_draws, self.retrieval_size) < 1 or min(self.context_cache_size, self.user_cache_size) < 0:
-            raise ValueError(f"invalid EngineConfig: {self}")
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_draws: int = Field(default=64, ge=1)
+    retrieval_size: int = Field(default=200, ge=1)
+    context_cache_size: int = Field(default=100_000, ge=0)
+    user_cache_size: int = Field(default=20_000, ge=0)
 
 
 @dataclass(frozen=True)
@@ -75,17 +75,19 @@ class ObserveResult:
     rejected: tuple[tuple[FeedbackEvent, str], ...] = field(default_factory=tuple)
 
 
-def numpy_retriever(vectors: npt.NDArray[np.float32]) -> Retriever:
-    """Exact dot-product retrieval over a catalog matrix float32[n, d] (CPU)."""
+@dataclass(frozen=True)
+class Scored:
+    """One request through the ranking step, every Monte Carlo draw kept.
 
-    def retrieve(query: npt.NDArray[np.float32], n: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        if len(rows) <= n:
-            return rows
-        scores = vectors[rows] @ query
-        best = np.argpartition(-scores, n - 1)[:n]
-        return rows[best]
+    rows: int64[n] catalog rows of the candidates (after filters); item_ids: their n ids;
+    draws: the policy's m score draws over them; ranking: the slate each draw yields
+    (ranked int64[m, k], row 0 served) and the slate of the posterior means (greedy int64[k]).
+    """
 
-    return retrieve
+    rows: npt.NDArray[np.int64]
+    item_ids: list[str]
+    draws: ScoreDraws
+    ranking: Ranking
 
 
 class Engine:
@@ -119,12 +121,8 @@ class Engine:
         self.global_state = (
             policy.decode_global(blob) if blob is not None else policy.init_global(self.feature_dim)
         )
-        self.windows: WindowSnapshots | None = None
-        self.windows_restored = "not snapshotted"
-        if objectives is not None and objectives.settings.windows_snapshot_s > 0:
-            prefix = f"{policy.name}/objectives/windows" + (f"/{shard}" if shard else "")
-            self.windows = WindowSnapshots(objectives.memory, store, prefix, objectives.settings.windows_snapshot_s)
-            self.windows_restored = "not loaded yet"
+        self.stored_objectives = None if objectives is None else StoredObjectives(objectives, store, policy.name,
+                                                                                   shard)
 
     @property
     def global_key(self) -> str:
@@ -134,38 +132,24 @@ class Engine:
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
 
-    def objectives_user_key(self, user_id: str) -> str:
-        """Key of a user's recent shown and clicked items (the objectives' filters and reasons)."""
-        return f"{self.policy.name}/objectives/user/{user_id}"
+    def user_keys(self, user_id: str) -> list[str]:
+        """Every key that holds some of a user's state: the policy's, and the objectives' memory."""
+        keys = [self.user_key(user_id)]
+        if self.stored_objectives is not None:
+            keys.append(self.stored_objectives.user_key(user_id))
+        return keys
 
-    def _restore_objective_users(self, user_ids: Sequence[str], observing: bool) -> None:
-        """Read back the recent items of the users the objectives' memory does not hold. When
-        `observing` them, the memory cap drops none until `Objectives.observe` has (a dropped
-        one would be observed into an empty memory and its stored history overwritten)."""
-        objectives = self.objectives
-        if objectives is None:
-            return
-        missing = objectives.unremembered(user_ids)
-        if missing:
-            blobs = self.store.get_many([self.objectives_user_key(user_id) for user_id in missing])
-            for user_id, blob in zip(missing, blobs, strict=True):
-                objectives.restore_user(user_id, blob, self.catalog, evict=not observing)
+    def restore_soft_state(self) -> str | None:
+        """Load the objectives' exposure-window snapshot if not done yet (rank and observe do it
+        at first use, once the catalog holds items); says how it went (None: no objectives)."""
+        stored = self.stored_objectives
+        return None if stored is None else stored.load_windows(self.catalog)
 
-    def load_windows(self) -> str:
-        """Load the stored snapshot of the exposure windows, once, when the catalog holds items
-        (rank and observe call it first; items the catalog lacks then are dropped); says how."""
-        if self.windows is not None and not self.windows.loaded and len(self.catalog):
-            self.windows_restored = self.windows.restore(self.catalog)
-        return self.windows_restored
-
-    def snapshot_windows(self) -> None:
-        """Write a snapshot of the exposure windows now if events came since the last (before
-        a partition moves to another worker, say)."""
-        if self.windows is not None and self.windows.loaded:
-            writes, stale = self.windows.take(self.catalog)
-            self.store.put_many(writes)
-            for key in stale:
-                self.store.delete(key)
+    def snapshot_soft_state(self) -> None:
+        """Write a snapshot of the objectives' exposure windows now if events came since the
+        last (before a partition moves to another worker, say)."""
+        if self.stored_objectives is not None:
+            self.stored_objectives.snapshot(self.catalog)
 
     def add_items(
         self,
@@ -219,22 +203,25 @@ class Engine:
         active = np.flatnonzero(self.catalog.active).astype(np.int64)
         if len(active) == 0:
             raise RankError(f"request {request.request_id}: the catalog has no active item")
+        if len(active) <= self.config.retrieval_size:
+            return active  # every active item is a candidate: no user query needed
         query = self.policy.user_vector(self.global_state, user_state, request.scenario)
-        if query is None or len(active) <= self.config.retrieval_size:
+        if query is None:
             return active
         item_query = np.asarray(query[: self.catalog.dim], dtype=np.float32)
         retrieve = self._retriever or numpy_retriever(self.catalog.vectors)
         return np.sort(retrieve(item_query, self.config.retrieval_size, active))
 
-    def rank(self, request: RankRequest) -> Slate:
-        """The slate for a request (raises RankError when nothing can be ranked)."""
+    def score(self, request: RankRequest, n_draws: int | None = None) -> Scored:
+        """The ranking step: candidates (retrieved when the request brings none), cut by the
+        filters, m = n_draws (default `config.n_draws`) score draws, each draw's slate (re-ranked
+        by the objectives). RankError when nothing can be ranked."""
         user_state = self.load_user(request.user_id)
         rows = self.candidate_rows(request, user_state)
         objectives = self.objectives
         if objectives is not None:
-            self.load_windows()
-            self._restore_objective_users([request.user_id], observing=False)
-            objectives.memory.touch(request.user_id)
+            assert self.stored_objectives is not None
+            self.stored_objectives.before_rank(request.user_id, self.catalog)
             kept = objectives.filter(request, rows, self.catalog)
             if len(kept.rows) == 0:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
@@ -242,19 +229,24 @@ class Engine:
             rows = kept.rows
         item_ids = self.catalog.ids_of(rows)
         features = self.features.transform(self.catalog.vectors[rows], request.context)
-        context = RankContext(
-            request.user_id, request.scenario, item_ids, features, request.time.timestamp()
-        )
-        draws = self.policy.sample_scores(
-            self.global_state, user_state, context, self.rng, self.config.n_draws
-        )
+        context = RankContext(request.user_id, request.scenario, item_ids, features, request.time.timestamp())
+        draws = self.policy.sample_scores(self.global_state, user_state, context, self.rng,
+                                          n_draws or self.config.n_draws)
+        if objectives is not None:
+            return Scored(rows, item_ids, draws, objectives.rank(request, rows, draws, self.catalog))
+        k = min(request.k, len(item_ids))
+        return Scored(rows, item_ids, draws, Ranking(top_k(draws.draws, k), top_k(draws.mean[None, :], k)[0]))
+
+    def rank(self, request: RankRequest) -> Slate:
+        """The slate for a request: `score`, then draw 0's slate with its propensities (the
+        share of draws agreeing with it) and reasons. RankError when nothing can be ranked."""
+        scored = self.score(request)
         self._remember_context(request.request_id, request.context)
-        if objectives is None:
-            return build_slate(request, item_ids, draws, self.policy.name, self.policy.version, request.time)
-        ranking = objectives.rank(request, rows, draws, self.catalog)
-        reasons = objectives.reasons(request, rows, ranking, self.catalog)
-        return build_slate(request, item_ids, draws, self.policy.name, self.policy.version, request.time,
-                           reasons, ranking.ranked, ranking.greedy)
+        reasons = None
+        if self.objectives is not None:
+            reasons = self.objectives.reasons(request, scored.rows, scored.ranking, self.catalog)
+        return build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy.version, request.time,
+                           reasons, scored.ranking.ranked, scored.ranking.greedy)
 
     def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
         if self.config.context_cache_size == 0:
@@ -342,27 +334,18 @@ class Engine:
         self,
         events: Sequence[FeedbackEvent],
         global_events: Sequence[FeedbackEvent] | None = None,
+        feed_objectives: bool = True,
     ) -> ObserveResult:
         """Learn from a batch of impressions and clicks (in log order) and persist.
 
         `global_events`, when given, is the subset the global state learns from instead of
         `events` (after a crash, a replayed batch may already be in some states and not in
-        others; the caller filters by applied offsets so nothing counts twice).
+        others; the caller filters by applied offsets so nothing counts twice). Without
+        `feed_objectives` the objectives' memory does not see the batch (the evaluation feeds it
+        the slates the evaluated policy would have served instead: `observe_objectives`).
         """
         batch, rejected = self.feedback_batch(events)
-        memory_writes: list[tuple[str, bytes]] = []
-        stale: list[str] = []
-        if self.objectives is not None and len(batch):
-            self.load_windows()
-            self._restore_objective_users(batch.users, observing=True)
-            self.objectives.observe(batch, self.catalog)
-            for user_id in batch.users:
-                blob = self.objectives.user_blob(user_id, self.catalog)
-                if blob is not None:
-                    memory_writes.append((self.objectives_user_key(user_id), blob))
-            if self.windows is not None:
-                snapshot, stale = self.windows.observed(self.catalog, float(batch.times_s.max()))
-                memory_writes += snapshot
+        memory_writes, stale = self._observe_objectives(batch) if feed_objectives else ([], [])
         if global_events is not None:
             global_batch, _ = self.feedback_batch(global_events)
             if len(global_batch):
@@ -386,14 +369,27 @@ class Engine:
         self._cache_users(updated)
         return ObserveResult(len(batch), tuple(rejected))
 
+    def _observe_objectives(self, batch: FeedbackBatch) -> tuple[list[tuple[str, bytes]], list[str]]:
+        if self.stored_objectives is None:
+            return [], []
+        return self.stored_objectives.observed(batch, self.catalog)
+
+    def observe_objectives(self, events: Sequence[FeedbackEvent]) -> None:
+        """Feed only the objectives' memory (exposures, recent items) with a batch, and persist
+        it; the policy learns nothing. Events on unknown items are skipped."""
+        batch, _ = self.feedback_batch(events)
+        writes, stale = self._observe_objectives(batch)
+        self.store.put_many(writes)
+        for key in stale:
+            self.store.delete(key)
+
     def forget(self, user_id: str) -> None:
         """Remove a user's state and, where the policy can, its contribution to the global
         state (right to be forgotten; see Policy.unlearn)."""
         user_state = self.load_user(user_id)
         self._users.pop(user_id, None)
-        if self.objectives is not None:
-            self.objectives.memory.forget(user_id)
-            self.store.delete(self.objectives_user_key(user_id))
+        if self.stored_objectives is not None:
+            self.stored_objectives.forget(user_id)
         # Delete first: a crash between the two writes then leaves the contribution in (a
         # repeated forget finds no user and does nothing), never subtracted twice.
         self.store.delete(self.user_key(user_id))

@@ -38,18 +38,27 @@ Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """n_requests per policy; learn_every: requests between learning batches;
-    n_draws: Monte Carlo draws per slate; new_item_impressions: an item counts as new
-    during its first this-many impressions."""
+    """n_requests per policy; learn_every: requests between learning batches; engine: the
+    Engine's settings (Monte Carlo draws per slate, caches); n_draws: when set, overrides
+    `engine.n_draws`; new_item_impressions: an item counts as new during its first this-many
+    impressions."""
 
     n_requests: int = 5000
     learn_every: int = 20
-    n_draws: int = 32
+    n_draws: int | None = None
     new_item_impressions: int = 50
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
-        if min(self.n_requests, self.learn_every, self.n_draws, self.new_item_impressions) < 1:
+        draws = 1 if self.n_draws is None else self.n_draws
+        if min(self.n_requests, self.learn_every, draws, self.new_item_impressions) < 1:
             raise ValueError(f"invalid ExperimentConfig: {self}")
+
+    def engine_config(self) -> EngineConfig:
+        """The Engine's settings, with `n_draws` applied."""
+        if self.n_draws is None:
+            return self.engine
+        return self.engine.model_copy(update={"n_draws": self.n_draws})
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def run_policy(
     initial = simulator.initial_items()
     initial_diversity = None if diversity_embed is None else diversity_embed(initial)
     catalog = Catalog(dim=dim, diversity_dim=None if initial_diversity is None else initial_diversity.shape[1])
-    engine = Engine(policy, store, catalog, rng, config=EngineConfig(n_draws=config.n_draws),
+    engine = Engine(policy, store, catalog, rng, config=config.engine_config(),
                     objectives=slate_objectives)
 
     def add_items(items: Sequence[Item], diversity_vectors: npt.NDArray[np.float32] | None) -> None:

@@ -20,9 +20,10 @@ import numpy.typing as npt
 
 from online.catalog import Catalog
 from online.config import ScenarioConfig, SlatestreamConfig
-from online.engine import Engine, ObserveResult, RankError, Retriever
+from online.engine import Engine, ObserveResult, RankError
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap
+from online.retrieval import Retriever
 from online.state import StateStore
 from online.wire import FeedbackEvent
 

@@ -1,7 +1,7 @@
 """Key-value state storage: the `StateStore` protocol and its in-memory implementation.
 
 The learning core reads and writes opaque bytes through this protocol; the RocksDB
-implementation lives at the edge (streams/rocks_store.py) so the core stays pure.
+implementation lives at the edge (slatestream/store.py) so the core stays pure.
 Keys are strings; values are blobs from online.codec.
 """
 

@@ -1,6 +1,7 @@
 """Replay a time range of the Kafka topics into one event file for offline evaluation.
 
     slatestream replay --since 2026-11-20T00:00:00Z --until 2026-11-21T00:00:00Z --out day.jsonl.gz
+    (the command: slatestream/replay.py; the library: `replay(settings, since, until, out)`)
     slatestream evaluate --data events:day.jsonl.gz --policies linear_ts,uniform_random --out reports/day
 
 Which records: the range is half-open, `since <= timestamp < until`, on each record's
@@ -37,10 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
 
 from online.datasets import AnyEvent, write_events
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
@@ -257,6 +256,55 @@ def _offset_ranges(
     return ranges
 
 
+def _check_range(since: datetime, until: datetime, topics: Sequence[str]) -> list[str]:
+    """The topics to read, in REPLAY_TOPICS order; ValueError for a bad range or topic."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since/until: must be timezone-aware")
+    if not since < until:
+        raise ValueError(f"since: {since.isoformat()} must be before until {until.isoformat()}")
+    if since.timestamp() < 0:
+        raise ValueError("since: Kafka timestamps start at 1970-01-01T00:00:00Z")
+    unknown = [topic for topic in topics if topic not in REPLAY_TOPICS]
+    if unknown or not topics:
+        raise ValueError(f"topics: {unknown or 'none given'}; choose among {list(REPLAY_TOPICS)}")
+    return [topic for topic in REPLAY_TOPICS if topic in topics]
+
+
+@dataclass
+class _Collected:
+    """What the read kept: events to order, item versions, counts, the first undecodable records."""
+
+    counts: dict[str, TopicCounts]
+    max_reported: int
+    records: list[ReplayRecord] = field(default_factory=list)
+    versions: list[ItemVersion] = field(default_factory=list)
+    bad: list[Undecodable] = field(default_factory=list)
+
+    def add(self, topic: str, record: ConsumerRecord, since_ms: int, until_ms: int) -> None:
+        """Keep one record read from `topic` (TopicNames attribute), or count why not."""
+        tally = self.counts[topic]
+        tally.read += 1
+        if record.timestamp >= until_ms or (topic != "items" and record.timestamp < since_ms):
+            tally.out_of_range += 1
+            return
+        if topic == "items" and record.value is None and record.key is not None:
+            tally.tombstones += 1
+            item_id = record.key.decode("utf-8", errors="backslashreplace")
+            self.versions.append(ItemVersion(item_id, record.partition, record.offset, record.timestamp, None))
+            return
+        try:
+            event = decode_record(topic, record.value)
+        except EventDecodeError as error:
+            tally.undecodable += 1
+            if len(self.bad) < self.max_reported:
+                self.bad.append(Undecodable(topic, record.partition, record.offset, error.field, error.reason))
+            return
+        if isinstance(event, Item):
+            self.versions.append(ItemVersion(event.item_id, record.partition, record.offset, record.timestamp, event))
+        else:
+            self.records.append(ReplayRecord(topic, record.partition, record.offset, event))
+
+
 def replay(
     settings: StreamSettings,
     since: datetime,
@@ -279,24 +327,11 @@ def replay(
         max_reported: undecodable records kept in the result (all are counted).
         consumer_config: extra kafka-python KafkaConsumer options.
     """
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ValueError("since/until: must be timezone-aware")
-    if not since < until:
-        raise ValueError(f"since: {since.isoformat()} must be before until {until.isoformat()}")
-    if since.timestamp() < 0:
-        raise ValueError("since: Kafka timestamps start at 1970-01-01T00:00:00Z")
-    unknown = [topic for topic in topics if topic not in REPLAY_TOPICS]
-    if unknown or not topics:
-        raise ValueError(f"topics: {unknown or 'none given'}; choose among {list(REPLAY_TOPICS)}")
-    chosen = [topic for topic in REPLAY_TOPICS if topic in topics]
+    chosen = _check_range(since, until, topics)
     since_ms, until_ms = to_epoch_ms(since), to_epoch_ms(until)
     names = TopicNames.from_settings(settings)
     by_name = {getattr(names, topic): topic for topic in chosen}
-    counts = {topic: TopicCounts() for topic in chosen}
-    bad: list[Undecodable] = []
-    records: list[ReplayRecord] = []
-    versions: list[ItemVersion] = []
-
+    kept = _Collected({topic: TopicCounts() for topic in chosen}, max_reported)
     options: dict[str, Any] = {"client_id": f"{settings.app_id}-replay", "isolation_level": "read_committed"}
     options.update(consumer_config or {})
     options.update(group_id=None, enable_auto_commit=False)
@@ -308,41 +343,20 @@ def replay(
                 _offset_ranges(consumer, name, None if topic == "items" else since_ms, until_ms, stall_timeout_s)
             )
         for record in _read_ranges(consumer, ranges, stall_timeout_s):
-            topic = by_name[record.topic]
-            tally = counts[topic]
-            tally.read += 1
-            if record.timestamp >= until_ms or (topic != "items" and record.timestamp < since_ms):
-                tally.out_of_range += 1
-                continue
-            if topic == "items" and record.value is None and record.key is not None:
-                tally.tombstones += 1
-                item_id = record.key.decode("utf-8", errors="backslashreplace")
-                versions.append(ItemVersion(item_id, record.partition, record.offset, record.timestamp, None))
-                continue
-            try:
-                event = decode_record(topic, record.value)
-            except EventDecodeError as error:
-                tally.undecodable += 1
-                if len(bad) < max_reported:
-                    bad.append(Undecodable(topic, record.partition, record.offset, error.field, error.reason))
-                continue
-            if isinstance(event, Item):
-                versions.append(ItemVersion(event.item_id, record.partition, record.offset, record.timestamp, event))
-            else:
-                records.append(ReplayRecord(topic, record.partition, record.offset, event))
+            kept.add(by_name[record.topic], record, since_ms, until_ms)
     finally:
         consumer.close(autocommit=False)
-
-    items = latest_items(versions) if "items" in counts else []
-    ordered = order_records(records)
+    counts = kept.counts
+    items = latest_items(kept.versions) if "items" in counts else []
+    ordered = order_records(kept.records)
     if "items" in counts:
         counts["items"].written = len(items)
-        counts["items"].superseded = len(versions) - counts["items"].tombstones - len(items)
+        counts["items"].superseded = len(kept.versions) - counts["items"].tombstones - len(items)
     for record in ordered:
         counts[record.topic].written += 1
     path = Path(out)
     written = _write_atomically(path, [*items, *(record.event for record in ordered)])
-    return ReplayResult(path, written, counts, tuple(bad))
+    return ReplayResult(path, written, counts, tuple(kept.bad))
 
 
 def _write_atomically(path: Path, events: Iterable[AnyEvent]) -> int:
@@ -373,35 +387,3 @@ def format_counts(result: ReplayResult) -> list[str]:
         for bad in result.undecodable
     )
     return lines
-
-
-def _time_option(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
-    try:
-        return parse_time(value, f"--{param.name}")
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-@click.command("replay")
-@click.option("--since", required=True, callback=_time_option, help="ISO-8601 start (inclusive), with a timezone.")
-@click.option("--until", required=True, callback=_time_option, help="ISO-8601 end (exclusive), with a timezone.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON-lines event file to write (.gz: compressed).")
-@click.option("--topics", default=",".join(REPLAY_TOPICS), show_default=True,
-              help="Comma-separated topics to read.")
-def replay_command(since: datetime, until: datetime, out: Path, topics: str) -> None:
-    """Write the events of [SINCE, UNTIL) (Kafka record timestamps) to OUT for `evaluate --data events:OUT`.
-
-    Broker and topic prefix come from SLATESTREAM_* (see StreamSettings).
-    """
-    chosen = [topic.strip() for topic in topics.split(",") if topic.strip()]
-    try:
-        result = replay(StreamSettings(), since, until, out, chosen)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    except ReplayError as error:
-        raise click.ClickException(str(error)) from None
-    except KafkaError as error:
-        raise click.ClickException(f"replay failed: {error!r}") from None
-    for line in format_counts(result):
-        click.echo(line)

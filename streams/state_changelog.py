@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.settings import StreamSettings
-from streams.table_store import AppliedOffsets, unwrap
 from streams.topics import TopicNames
+from streams.worker.table_store import AppliedOffsets, unwrap
 
 
 def worker_app_id(settings: StreamSettings) -> str:
@@ -132,7 +132,7 @@ def feedback_progress(settings: StreamSettings, entries: dict[bytes, ChangelogEn
                       policy: str = "linear_ts") -> dict[int, tuple[dict[int, int], dict[int, int]]]:
     """{partition: (applied offsets of its population state, last offsets of the feedback topics)}.
 
-    Topic indexes as in streams.worker_core.FEEDBACK_TOPICS (0 impressions, 1 clicks); a
+    Topic indexes as in streams.worker.core.FEEDBACK_TOPICS (0 impressions, 1 clicks); a
     partition whose population has learned everything has applied == last.
     """
     names = TopicNames.from_settings(settings)

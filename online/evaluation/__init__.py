@@ -3,7 +3,7 @@
 Everything here is pure numpy over per-round arrays; the evaluation driver turns logs and
 policies into those arrays. `estimators` holds replay, IPS, SNIPS, DR and the slate-level
 estimators; `bootstrap` the vectorised percentile bootstrap behind their intervals;
-`replay_online` an incremental replay counter; `metrics` ranking, beyond-accuracy,
+`metrics` ranking, beyond-accuracy,
 exposure-fairness and calibration metrics.
 """
 
@@ -15,7 +15,6 @@ from online.evaluation.estimators import (
     replay_positions,
     snips,
 )
-from online.evaluation.replay_online import ReplayAccumulator
 from online.evaluation.slate_estimators import (
     slate_cascade_ips,
     slate_independent_ips,
@@ -25,7 +24,6 @@ from online.evaluation.slate_estimators import (
 
 __all__ = [
     "Estimate",
-    "ReplayAccumulator",
     "bootstrap_ratio",
     "doubly_robust",
     "ips",

@@ -6,8 +6,8 @@ Every policy gets its own `Engine` (in-memory state, one shared catalog) and wal
 log once, round by round (`online.evaluation.rounds`). For each logged round it is first
 *scored*, then it *learns*:
 
-1. score: the policy ranks the round's request over the same candidates (m = n_draws
-   Monte Carlo draws, `online.evaluation.scoring`): draw 0 is its own slate (replay,
+1. score: the policy ranks the round's request through `Engine.score`, the step
+   `Engine.rank` serves with (m = n_draws Monte Carlo draws): draw 0 is its own slate (replay,
    ranking metrics), the share of draws putting each logged item at its logged position
    is its evaluation probability (IPS, SNIPS, DR), its posterior mean is its predicted CTR
    (calibration). The reward model of DR (`reward_model.PositionCTRModel`, shared by all
@@ -22,12 +22,13 @@ user and context) reuses one Monte Carlo matrix while its state and candidates a
 unchanged (between learning batches), drawing only its slate afresh each round.
 
 Slate objectives (online/objectives): a `PolicyVariant` evaluates a policy re-ranked by
-`ObjectiveSettings` (and cut by `FilterSettings`) exactly as `Engine.rank` serves it: the
-filters cut the candidates, every Monte Carlo draw is re-ranked, so the evaluation
+`ObjectiveSettings` (and cut by `FilterSettings`): its Engine carries them, so `Engine.score`
+filters the candidates and re-ranks every Monte Carlo draw as serving does, and the evaluation
 probabilities are those of the whole randomised procedure and the estimators stay
 unbiased. The objectives' memory (exposure windows for novelty and fairness, recent items
 for filters) is fed with the variant's *own* slates (what it would have served) and the
-round's logged clicks, at each learning batch, as the serving loop would; intra-list
+round's logged clicks, at each learning batch (`Engine.observe_objectives`), as the serving
+loop would; intra-list
 diversity and the exposure Gini in the metrics are those of its own slates.
 
 Estimates and metrics come from `online.evaluation.summary`.
@@ -37,24 +38,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from online.catalog import Catalog
-from online.engine import Engine, EngineConfig, RankError
+from online.engine import Engine, RankError
+from online.evaluation.config import DriverConfig
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
-from online.evaluation.scoring import RequestScores, position_probabilities, request_draws
+from online.evaluation.scoring import RequestScores, position_probabilities
 from online.evaluation.summary import EvaluationResult, PolicyTrace, RoundLog, summarise
-from online.events import Click, Impression, Item, RankRequest, ShownItem
+from online.events import Click, Impression, Item, ShownItem
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
-from online.policies.base import Policy, ScoreDraws
-from online.slates import top_k
+from online.policies.base import Policy
 from online.state import InMemoryStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -62,55 +63,8 @@ IntArray = npt.NDArray[np.int64]
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 """Catalog items -> bandit vectors float32[n, d]."""
 
-CONTEXT_FREE = frozenset({"bernoulli_ts", "most_popular", "epsilon_greedy", "uniform_random"})
-"""Registered policies whose draws ignore the user, the context and the features."""
-
 UNKNOWN_ROW = 1 << 40
 """Row code of a logged item missing from the catalog (never matches a slate)."""
-
-
-@dataclass(frozen=True)
-class DriverConfig:
-    """How the driver evaluates.
-
-    n_draws: Monte Carlo draws per round for the position probabilities (>= 1).
-    learn_from: "all" logged feedback, or only what the policy's slate "matched".
-    learn_every: rounds per learning batch (1 = learn after every round).
-    reward_model: "log_ctr" (shared smoothed CTR per item and position, fitted on the
-        log) or "policy" (the evaluated policy's posterior mean, clipped to [0, 1]).
-    exact_uniform: exact 1/n probabilities for uniform_random.
-    context_free: policy names allowed to reuse one Monte Carlo matrix between batches.
-    n_bootstrap, confidence: the bootstrap intervals. metric_k: k of NDCG / hit rate / MRR.
-    max_rounds: evaluate at most this many rounds. seed: seeds every generator.
-    logging_policy: the evaluated policy that is the log's own (sanity check), or None.
-    """
-
-    n_draws: int = 256
-    learn_from: Literal["all", "matched"] = "all"
-    learn_every: int = 1
-    reward_model: Literal["log_ctr", "policy"] = "log_ctr"
-    exact_uniform: bool = True
-    context_free: frozenset[str] = CONTEXT_FREE
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
-    metric_k: int = 10
-    max_rounds: int | None = None
-    seed: int = 0
-    logging_policy: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_draws < 1:
-            raise ValueError(f"n_draws: must be >= 1, got {self.n_draws}")
-        if self.learn_from not in ("all", "matched"):
-            raise ValueError(f"learn_from: must be 'all' or 'matched', got {self.learn_from!r}")
-        if self.learn_every < 1:
-            raise ValueError(f"learn_every: must be >= 1, got {self.learn_every}")
-        if self.reward_model not in ("log_ctr", "policy"):
-            raise ValueError(f"reward_model: must be 'log_ctr' or 'policy', got {self.reward_model!r}")
-        if self.metric_k < 1:
-            raise ValueError(f"metric_k: must be >= 1, got {self.metric_k}")
-        if self.max_rounds is not None and self.max_rounds < 1:
-            raise ValueError(f"max_rounds: must be >= 1 or None, got {self.max_rounds}")
 
 
 @dataclass(frozen=True)
@@ -126,58 +80,39 @@ class PolicyVariant:
 
 @dataclass
 class _PolicyRun:
-    """A policy's engine, its objectives (None: plain top-k), its pending feedback, the
-    pending own slates for the objectives' memory and the per-observation trace."""
+    """A policy's engine (with its objectives, if any), its pending feedback, the pending own
+    slates for the objectives' memory and the per-observation trace."""
 
     engine: Engine
     trace: PolicyTrace
-    objectives: Objectives | None = None
     buffer: list[Impression | Click] = field(default_factory=list)
     own_buffer: list[Impression | Click] = field(default_factory=list)
     rounds_buffered: int = 0
     cache: dict[bytes, FloatArray] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
 
-    def _draws(self, request: RankRequest, n_draws: int) -> tuple[IntArray, list[str], ScoreDraws]:
-        """`request_draws` after the objectives' filters (which cut candidates before any draw)."""
-        engine, objectives = self.engine, self.objectives
-        if objectives is None or not objectives.settings_for(request.scenario)[1].active:
-            return request_draws(engine, request, n_draws)
-        rows = engine.candidate_rows(request, engine.load_user(request.user_id))
-        kept = objectives.filter(request, rows, engine.catalog)
-        if len(kept.rows) == 0:
-            raise RankError(f"request {request.request_id}: the filters removed every candidate ({kept.describe()})")
-        narrowed = request.model_copy(update={"candidates": tuple(engine.catalog.ids_of(kept.rows))})
-        return request_draws(engine, narrowed, n_draws)
-
-    def _rank(self, request: RankRequest, rows: IntArray, draws: ScoreDraws, k: int) -> IntArray:
-        """int64[m, k] the slate of every draw: plain top-k, or re-ranked by the objectives."""
-        if self.objectives is None:
-            return top_k(draws.draws, k)
-        return self.objectives.rank(request, rows, draws, self.engine.catalog).ranked
-
     def scores(self, round_: LoggedRound, config: DriverConfig) -> RequestScores:
+        """The policy's answer to the round's request, through `Engine.score` (the serving
+        step): its slate (draw 0) and the position probabilities of all its draws."""
         engine, request = self.engine, round_.request
-        exact = config.exact_uniform and type(engine.policy) is UniformRandom and self.objectives is None
-        reuse = engine.policy.name in config.context_free
-        n_draws = 1 if exact else config.n_draws
-        if reuse and not exact and self.cache:
-            n_draws = 1  # re-drawn below if these candidates are not cached
-        rows, item_ids, draws = self._draws(request, n_draws)
-        if n_draws == 1 and reuse and not exact and rows.tobytes() not in self.cache:
-            rows, item_ids, draws = self._draws(request, config.n_draws)
-        n, k = len(item_ids), min(request.k, len(item_ids))
-        ranked = self._rank(request, rows, draws, k)
+        exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
+        reuse = engine.policy.name in config.context_free and not exact
+        n_draws = 1 if exact or (reuse and self.cache) else engine.config.n_draws
+        scored = engine.score(request, n_draws)
+        if n_draws == 1 and reuse and scored.rows.tobytes() not in self.cache:
+            scored = engine.score(request, engine.config.n_draws)  # these candidates are not cached yet
+        ranked = scored.ranking.ranked
+        n, k = len(scored.item_ids), ranked.shape[1]
         if exact:
             probs: FloatArray = np.full((n, k), 1.0 / n)
         elif reuse:
-            key = rows.tobytes()
+            key = scored.rows.tobytes()
             if key not in self.cache:
                 self.cache[key] = position_probabilities(ranked, n)
             probs = self.cache[key]
         else:
             probs = position_probabilities(ranked, n)
-        return RequestScores(rows, item_ids, ranked[0], probs, draws.mean)
+        return RequestScores(scored.rows, scored.item_ids, ranked[0], probs, scored.draws.mean)
 
     def learn(self, events: Sequence[Impression | Click], rounds: int, learn_every: int) -> None:
         self.buffer.extend(events)
@@ -188,7 +123,7 @@ class _PolicyRun:
     def remember_own_slate(self, round_: LoggedRound, slate_ids: Sequence[str]) -> None:
         """Queue the slate this policy would have served (and the round's logged clicks) for
         the objectives' memory, applied with the next learning batch."""
-        if self.objectives is None or not slate_ids:
+        if self.engine.objectives is None or not slate_ids:
             return
         request = round_.request
         shown = tuple(ShownItem(item_id=item, position=p) for p, item in enumerate(slate_ids))
@@ -198,13 +133,14 @@ class _PolicyRun:
         self.own_buffer.extend(round_.clicks)
 
     def flush(self) -> None:
-        if self.objectives is not None and self.own_buffer:
-            batch, _ = self.engine.feedback_batch(self.own_buffer)
-            self.objectives.observe(batch, self.engine.catalog)
+        """Learn what is buffered: the objectives' memory from the policy's own slates, the
+        policy from the logged feedback."""
+        if self.own_buffer:
+            self.engine.observe_objectives(self.own_buffer)
             self.cache.clear()
         self.own_buffer = []
         if self.buffer:
-            result = self.engine.observe(self.buffer)
+            result = self.engine.observe(self.buffer, feed_objectives=False)
             self.trace.learned_events += len(self.buffer) - len(result.rejected)
             self.trace.rejected_events += len(result.rejected)
             self.cache.clear()
@@ -267,13 +203,11 @@ def evaluate_log(
     config = config or DriverConfig()
     catalog = Catalog(dim=item_dim)
     feature_map = features or ItemFeatures()
-    engine_config = EngineConfig(n_draws=config.n_draws)
     runs = [
         _PolicyRun(
             Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
-                   feature_map, engine_config),
+                   feature_map, config.engine, objectives=objectives),
             PolicyTrace(label, policy.version),
-            objectives,
         )
         for index, (policy, label, objectives) in enumerate(_variants(policies))
     ]

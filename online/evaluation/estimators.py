@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from online.evaluation import _checks
+import online.evaluation._checks as _checks
 from online.evaluation.bootstrap import Estimate, bootstrap_ratio, check_bootstrap_args
 
 FloatArray = npt.NDArray[np.float64]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from online.evaluation import _checks
+import online.evaluation._checks as _checks
 
 K = TypeVar("K", bound=Hashable)
 FloatArray = npt.NDArray[np.float64]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from online.evaluation import _checks
+import online.evaluation._checks as _checks
 from online.evaluation.bootstrap import Estimate, check_bootstrap_args
 from online.evaluation.estimators import ratio_estimate
 

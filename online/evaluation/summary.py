@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
+import online.evaluation.metrics as metrics
 from online.catalog import Catalog
-from online.evaluation import metrics
 from online.evaluation.bootstrap import Estimate, bootstrap_ratio
+from online.evaluation.config import DriverConfig
 from online.evaluation.estimators import doubly_robust, ips, replay_positions, snips
 from online.evaluation.rounds import LogCounts
 from online.evaluation.slate_estimators import slate_cascade_ips, slate_independent_ips, slate_standard_ips
-
-if TYPE_CHECKING:
-    from online.evaluation.driver import DriverConfig
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -273,6 +271,4 @@ def summarise(log: RoundLog, traces: list[PolicyTrace], catalog: Catalog, counts
         sanity = {"policy": own.policy, "on_policy_ctr": on_policy.value,
                   "covers": {name: own.estimates[name].covers(on_policy.value)
                              for name in ("ips", "snips", "dr") if name in own.estimates}}
-    settings = {key: (sorted(value) if isinstance(value, frozenset) else value)
-                for key, value in asdict(config).items()}
-    return EvaluationResult(counts, on_policy, evaluations, sanity, settings, rewards, clusters, notes)
+    return EvaluationResult(counts, on_policy, evaluations, sanity, config.settings(), rewards, clusters, notes)

@@ -7,14 +7,14 @@
 
 Pure: the runs that measure each point (simulator: `online.experiment.run_policy`; logged
 data: `online.evaluation.driver.evaluate_log` with `PolicyVariant`s) are made by the caller
-(`streams/sweep.py`, `bench/objectives_sweep.py`).
+(`slatestream/sweep.py`, `bench/objectives_sweep.py`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +79,37 @@ class SweepGrid:
                 if candidate.reranks and candidate not in out:
                     out.append(candidate)
         return out
+
+
+def one_axis_settings(diversity: Sequence[float], novelty: Sequence[float], fairness: Sequence[float],
+                      method: Literal["mmr", "ild", "dpp"] = "mmr", shortlist_factor: int = 5,
+                      position_power: Sequence[float] = (0.0,), from_position: Sequence[int] = (0,),
+                      score_units: Literal["standardised", "score"] = "standardised",
+                      extra: Sequence[Mapping[str, Any]] = ()) -> list[ObjectiveSettings]:
+    """The settings of a sweep that moves one objective at a time (no cross product): the
+    diversity weights, each once per (position power, from position) pair, then the fairness
+    weights, then the novelty weights, each with the other two at 0; every re-ranking one in
+    `score_units`; then each `extra` setting (ObjectiveSettings fields), which takes `score_units`
+    unless it names its own. The baseline first, no duplicates."""
+    axes = [SweepGrid(tuple(diversity), (0.0,), (0.0,), method, shortlist_factor),
+            SweepGrid((0.0,), (0.0,), tuple(fairness), method, shortlist_factor),
+            SweepGrid((0.0,), tuple(novelty), (0.0,), method, shortlist_factor)]
+    out: list[ObjectiveSettings] = []
+    for setting in (setting for axis in axes for setting in axis.settings()):
+        variants = [setting] if setting.diversity <= 0 else [
+            setting.model_copy(update={"diversity_position_power": power, "diversity_from_position": start})
+            for power in position_power for start in from_position]
+        for variant in variants:
+            variant = ObjectiveSettings.model_validate(variant.model_dump())  # validates the position options
+            if variant not in out:
+                out.append(variant)
+    if score_units != "standardised":
+        out = [s.model_copy(update={"score_units": score_units}) if s.reranks else s for s in out]
+    for given in extra:
+        units = {"score_units": score_units} if "score_units" not in given else {}
+        setting = ObjectiveSettings(shortlist_factor=shortlist_factor, diversity_method=method, **given)
+        out.append(setting.model_copy(update=units) if setting.reranks else setting)
+    return out
 
 
 def parse_weights(text: str, name: str) -> tuple[float, ...]:

@@ -116,7 +116,7 @@ def test_checksum_mismatch_and_missing_metadata(tiny_model_dir, tmp_path) -> Non
 def test_cli_export(tiny_model_dir, tmp_path) -> None:
     from click.testing import CliRunner
 
-    from encoders.cli import encoders_group
+    from slatestream.export import encoders_group
 
     out = tmp_path / "cli"
     result = CliRunner().invoke(encoders_group, ["export", "--model-dir", str(tiny_model_dir), "--out", str(out),

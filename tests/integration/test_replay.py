@@ -29,6 +29,7 @@ from online.events import (
     SlateItem,
     encode_event,
 )
+from slatestream.replay import replay_command
 from streams.client import SlatestreamClient, event_key
 from streams.replay import (
     ItemVersion,
@@ -38,7 +39,6 @@ from streams.replay import (
     order_records,
     parse_time,
     replay,
-    replay_command,
     to_epoch_ms,
 )
 from streams.settings import StreamSettings

@@ -37,7 +37,7 @@ def worker(kafka_settings: StreamSettings, tmp_path: Path) -> Iterator[tuple[Str
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--dim", "16", "--n-draws", "32"],
+            [sys.executable, "-m", "slatestream", "worker", "--dim", "16", "--n-draws", "32"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

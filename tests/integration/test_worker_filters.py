@@ -16,9 +16,8 @@ from streams.client import SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
+from streams.testing import T0, WorkerProcess, make_workload, publish
 from streams.topics import ensure_topics
-from streams.worker_process import WorkerProcess
-from streams.workload import T0, make_workload, publish
 
 from .worker_helpers import poll
 

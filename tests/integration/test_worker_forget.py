@@ -14,9 +14,8 @@ from streams.client import SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
+from streams.testing import WorkerProcess, make_workload, publish, worker_env
 from streams.topics import ensure_topics
-from streams.worker_process import WorkerProcess, worker_env
-from streams.workload import make_workload, publish
 
 from .worker_helpers import partition_of, poll, slate_means
 
@@ -48,7 +47,7 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         learned = slate_means(client, "target-before", target, candidates)
         assert not np.allclose(learned, prior)  # the user's own clicks moved its posterior
 
-        forget = subprocess.run([sys.executable, "-m", "streams.cli", "forget", target, "--wait", "60"],
+        forget = subprocess.run([sys.executable, "-m", "slatestream", "forget", target, "--wait", "60"],
                                 env=worker_env(settings, tmp_path / "unused"), capture_output=True, text=True,
                                 timeout=120)
         assert forget.returncode == 0, forget.stdout + forget.stderr

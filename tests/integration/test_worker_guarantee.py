@@ -13,9 +13,8 @@ from online.policies.linear_ts import LinearThompsonSampling
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import ChangelogEntry, caught_up, feedback_progress, live_values, read_changelog
+from streams.testing import WorkerProcess, Workload, make_workload, publish, split
 from streams.topics import TopicNames, ensure_topics
-from streams.worker_process import WorkerProcess
-from streams.workload import Workload, make_workload, publish, split
 
 from .worker_helpers import poll
 

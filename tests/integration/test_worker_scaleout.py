@@ -15,9 +15,8 @@ from streams.client import SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, live_values, read_changelog
+from streams.testing import WorkerProcess, make_workload, publish, split
 from streams.topics import ensure_topics
-from streams.worker_process import WorkerProcess
-from streams.workload import make_workload, publish, split
 
 from .worker_helpers import partition_of, poll, slate_means
 

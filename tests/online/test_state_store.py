@@ -1,17 +1,33 @@
-"""One contract for every StateStore implementation (in-memory and RocksDB)."""
+"""One contract for every StateStore implementation: in memory, the embedded RocksDB store, and
+the worker's TableStore (over a dict, and over a partition's RocksDB as the worker opens it)."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rocksdict import Options, Rdict
 
 from online.state import InMemoryStore, StateStore
-from streams.rocks_store import RocksDictStore
+from slatestream.store import RocksDictStore
+from streams.worker.partition_state import PartitionTable
+from streams.worker.table_store import TableStore
 
 
-@pytest.fixture(params=["memory", "rocksdict"])
+def make_store(kind: str, path: Path) -> StateStore:
+    if kind == "memory":
+        return InMemoryStore()
+    if kind == "rocksdict":
+        return RocksDictStore(path)
+    if kind == "table-dict":
+        return TableStore({})
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    return TableStore(PartitionTable(Rdict(str(path), options=options), frozenset({b"__offset__"})))
+
+
+@pytest.fixture(params=["memory", "rocksdict", "table-dict", "table-rocksdb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = InMemoryStore() if request.param == "memory" else RocksDictStore(tmp_path / "db")
+    made = make_store(request.param, tmp_path / "db")
     yield made
     made.close()
 

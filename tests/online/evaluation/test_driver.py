@@ -17,7 +17,7 @@ from online.engine import Engine, EngineConfig
 from online.evaluation.driver import DriverConfig, evaluate_log
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import LogCounts, iter_log
-from online.evaluation.scoring import position_probabilities, score_request
+from online.evaluation.scoring import position_probabilities
 from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import ContextCrossFeatures
 from online.policies.arms import ArmStats, UniformRandom
@@ -90,7 +90,7 @@ def uniform_log(n_rounds: int, ctr: np.ndarray, slate: int = 1, seed: int = 0, e
 
 
 CTR = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.6])
-FAST = {"n_bootstrap": 200, "n_draws": 64}
+FAST = {"n_bootstrap": 200, "engine": EngineConfig(n_draws=64)}
 
 
 def test_ips_of_logging_policy_equals_logged_mean_and_sanity_covers_truth() -> None:
@@ -123,10 +123,11 @@ def test_deterministic_policy_probabilities_are_zero_or_one() -> None:
     items = [Item(item_id=f"i{j}", fields={"title": f"t{j}"}, time=START) for j in range(5)]
     catalog.upsert(items, embed(items))
     engine = Engine(FixedOrder(), InMemoryStore(), catalog, np.random.default_rng(0), config=EngineConfig(n_draws=16))
-    scores = score_request(engine, RankRequest(request_id="r", user_id="u", k=3, time=START), 16)
-    assert set(np.unique(scores.probs).tolist()) <= {0.0, 1.0}
-    assert scores.probs.sum(axis=0).tolist() == [1.0, 1.0, 1.0]
-    assert [scores.item_ids[i] for i in scores.slate] == ["i4", "i3", "i2"]
+    scored = engine.score(RankRequest(request_id="r", user_id="u", k=3, time=START))
+    probs = position_probabilities(scored.ranking.ranked, len(scored.item_ids))
+    assert set(np.unique(probs).tolist()) <= {0.0, 1.0}
+    assert probs.sum(axis=0).tolist() == [1.0, 1.0, 1.0]
+    assert [scored.item_ids[i] for i in scored.ranking.ranked[0]] == ["i4", "i3", "i2"]
     result = evaluate_log(uniform_log(200, CTR, seed=3), [FixedOrder()], embed, 8, config=DriverConfig(**FAST))
     evaluation = result.policy("fixed_order")
     # it always shows i5 on top: its value is the CTR of the rounds that logged i5

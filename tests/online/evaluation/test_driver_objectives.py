@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from online.engine import EngineConfig
 from online.evaluation.driver import DriverConfig, PolicyVariant, evaluate_log
 from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.objectives import FilterSettings, ObjectiveSettings
@@ -58,7 +59,7 @@ def uniform_log(n_rounds: int, seed: int = 0) -> list[Any]:
     return events
 
 
-FAST = DriverConfig(n_draws=32, n_bootstrap=100)
+FAST = DriverConfig(engine=EngineConfig(n_draws=32), n_bootstrap=100)
 
 
 def test_zero_weights_give_exactly_the_plain_estimates_and_metrics() -> None:

@@ -1,0 +1,63 @@
+"""How the evaluation driver evaluates (`DriverConfig`), apart from the driver so that the
+summary can read it without importing the driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from online.engine import EngineConfig
+
+CONTEXT_FREE = frozenset({"bernoulli_ts", "most_popular", "epsilon_greedy", "uniform_random"})
+"""Registered policies whose draws ignore the user, the context and the features."""
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """How the driver evaluates.
+
+    engine: the evaluated policies' engine settings (`n_draws`: Monte Carlo draws per round for
+        the position probabilities); the configuration's `[engine]` table, as served.
+    learn_from: "all" logged feedback, or only what the policy's slate "matched".
+    learn_every: rounds per learning batch (1 = learn after every round).
+    reward_model: "log_ctr" (shared smoothed CTR per item and position, fitted on the
+        log) or "policy" (the evaluated policy's posterior mean, clipped to [0, 1]).
+    exact_uniform: exact 1/n probabilities for uniform_random.
+    context_free: policy names allowed to reuse one Monte Carlo matrix between batches.
+    n_bootstrap, confidence: the bootstrap intervals. metric_k: k of NDCG / hit rate / MRR.
+    max_rounds: evaluate at most this many rounds. seed: seeds every generator.
+    logging_policy: the evaluated policy that is the log's own (sanity check), or None.
+    """
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    learn_from: Literal["all", "matched"] = "all"
+    learn_every: int = 1
+    reward_model: Literal["log_ctr", "policy"] = "log_ctr"
+    exact_uniform: bool = True
+    context_free: frozenset[str] = CONTEXT_FREE
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    metric_k: int = 10
+    max_rounds: int | None = None
+    seed: int = 0
+    logging_policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.learn_from not in ("all", "matched"):
+            raise ValueError(f"learn_from: must be 'all' or 'matched', got {self.learn_from!r}")
+        if self.learn_every < 1:
+            raise ValueError(f"learn_every: must be >= 1, got {self.learn_every}")
+        if self.reward_model not in ("log_ctr", "policy"):
+            raise ValueError(f"reward_model: must be 'log_ctr' or 'policy', got {self.reward_model!r}")
+        if self.metric_k < 1:
+            raise ValueError(f"metric_k: must be >= 1, got {self.metric_k}")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ValueError(f"max_rounds: must be >= 1 or None, got {self.max_rounds}")
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting as plain JSON values (the engine's flattened in), for reports."""
+        values: dict[str, Any] = {"n_draws": self.engine.n_draws}
+        for key, value in vars(self).items():
+            if key != "engine":
+                values[key] = sorted(value) if isinstance(value, frozenset) else value
+        return values

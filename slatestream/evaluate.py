@@ -1,0 +1,111 @@
+"""`slatestream evaluate`: counterfactual evaluation of policies on a logged stream, and its report.
+
+    slatestream evaluate --data obd:PATH --policies linear_ts,bernoulli_ts,uniform_random --out DIR
+
+--data names the log (`online.datasets.logs`): `obd:PATH` (obp's obd folder, with
+--behavior-policy and --campaign), `mind:PATH` (a folder with behaviors.tsv and news.tsv), or
+`events:PATH` (the project's JSON-lines event file, e.g. from `slatestream replay`). The
+configuration (--config or $SLATESTREAM_CONFIG) gives the engine, the item embedding and the
+configured policies' hyperparameters, as the worker serves them. The pure driver
+(`online.evaluation.driver`) does the work; this command writes DIR/evaluation.json,
+DIR/report.md and its PNG plots.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from online.config import CONFIG_ENV, SlatestreamConfig
+from online.datasets.logs import OBD_CAVEAT, LoadedLog, LogSpecError, load_log
+from online.evaluation.config import DriverConfig
+from online.evaluation.driver import evaluate_log
+from online.policies.base import Policy
+from slatestream.options import (
+    DIM_HELP,
+    ENCODER_CHOICE,
+    ENCODER_HELP,
+    N_DRAWS_HELP,
+    config_option,
+    configured,
+    item_embedding,
+    load_config,
+    policy_names,
+    progress,
+)
+from slatestream.reports.evaluation import fmt, write_evaluation_report
+
+__all__ = ["OBD_CAVEAT", "evaluate_command", "load_log_or_fail"]
+DEFAULT_POLICIES = "linear_ts,bernoulli_ts,uniform_random"
+
+
+def load_log_or_fail(data: str, behavior_policy: str, campaign: str) -> LoadedLog:
+    """The log named by --data, with its catalog items (click errors otherwise)."""
+    try:
+        loaded = load_log(data, behavior_policy, campaign)
+    except LogSpecError as error:
+        raise click.BadParameter(str(error), param_hint="--data") from error
+    if not loaded.items:
+        raise click.ClickException(f"{data}: the log has no catalog items")
+    return loaded
+
+
+def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: bool) -> list[Policy[Any, Any] | str]:
+    """The policies to evaluate: --policies, else the configuration's, else the default three;
+    those the configuration declares with its hyperparameters."""
+    if policies is None:
+        policies = ",".join(config.policy_groups()) if from_file else DEFAULT_POLICIES
+    groups = config.policy_groups() if from_file else {}
+    return [config.build_policy(name) if name in groups else name for name in policy_names(policies)]
+
+
+@click.command("evaluate")
+@click.option("--data", required=True, help="obd:PATH (obp's obd folder), mind:PATH or events:PATH.")
+@click.option("--policies", default=None,
+              help=f"Comma-separated policies  [default: the configuration's, else {DEFAULT_POLICIES}]")
+@config_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
+@click.option("--n-draws", type=int, default=None, help=N_DRAWS_HELP)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-rounds", type=int, default=None, help="Evaluate only the first N rounds.")
+@click.option("--behavior-policy", type=click.Choice(["random", "bts"]), default="random", show_default=True)
+@click.option("--campaign", type=click.Choice(["all", "men", "women"]), default="all", show_default=True)
+@click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None, help=ENCODER_HELP)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx file.")
+@click.option("--dim", type=int, default=None, help=DIM_HELP)
+@click.option("--learn-every", type=int, default=1, show_default=True, help="Rounds per learning batch.")
+@click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
+@click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
+@click.option("--n-bootstrap", type=int, default=1000, show_default=True)
+def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
+                     seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
+                     model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
+                     n_bootstrap: int) -> None:
+    """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
+    config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
+    chosen = chosen_policies(config, policies, configured(config_path))
+    names = [p if isinstance(p, str) else p.name for p in chosen]
+    loaded = load_log_or_fail(data, behavior_policy, campaign)
+    embed = item_embedding(config, loaded.items, seed, model)
+    logging_policy = loaded.logging_policy if loaded.logging_policy in names else None
+    try:
+        driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
+                              learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
+                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)
+    click.echo(f"{loaded.description}: policies {', '.join(names)}; encoder {embed.description}")
+    try:
+        with progress(total, "round", "evaluate") as advance:
+            result = evaluate_log(loaded.events, chosen, embed, embed.dim, features=loaded.features, config=driver,
+                                  progress=advance)
+    finally:
+        embed.close()
+    extra = {"encoder": embed.name, "dim": embed.dim, "behavior_policy": behavior_policy, "campaign": campaign,
+             "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults")}
+    report = write_evaluation_report(result, out, loaded.description, loaded.caveats, extra)
+    click.echo(f"on-policy CTR {fmt(result.on_policy.value)}; report: {report}")

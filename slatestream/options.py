@@ -1,0 +1,94 @@
+"""What several commands share: the configuration file, the item embedding, the policy list,
+a progress bar. Plain errors from the library become click errors here, nowhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from encoders.embedding import EncoderKind, EncoderUnavailableError, ItemEmbedding, open_encoder
+from online.config import CONFIG_ENV, ConfigError, SlatestreamConfig, resolve_config
+from online.events import Item
+from online.policies import POLICIES
+
+CONFIG_HELP = "A slatestream configuration file (.toml/.yaml); default: $SLATESTREAM_CONFIG, else built-in defaults."
+ENCODER_CHOICE = click.Choice(["auto", "onnx", "hashing"])
+ENCODER_HELP = "Item text encoder  [default: the configuration's embedding.encoder: auto, the exported BERT/ONNX " \
+               "model when present, else text hashing]"
+DIM_HELP = "Bandit item dimension d  [default: the configuration's embedding.dim, 32]"
+N_DRAWS_HELP = "Monte Carlo draws per slate  [default: the configuration's engine.n_draws, 64]"
+
+
+def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--config FILE (an existing .toml/.yaml file), passed as `config_path`."""
+    return click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=None, help=CONFIG_HELP)(function)
+
+
+def configured(config_path: Path | None) -> bool:
+    """Whether a configuration file is given (--config or $SLATESTREAM_CONFIG)."""
+    return config_path is not None or bool(os.environ.get(CONFIG_ENV))
+
+
+def load_config(config_path: Path | None, *, dim: int | None = None, encoder: str | None = None,
+                n_draws: int | None = None) -> SlatestreamConfig:
+    """The configuration from --config, else $SLATESTREAM_CONFIG, else the defaults, with the
+    command line's overrides of embedding.dim, embedding.encoder and engine.n_draws applied."""
+    try:
+        config = resolve_config(config_path)
+        embedding: dict[str, Any] = {k: v for k, v in (("dim", dim), ("encoder", encoder)) if v is not None}
+        engine: dict[str, Any] = {} if n_draws is None else {"n_draws": n_draws}
+        if embedding or engine:
+            data = config.model_dump()
+            data["embedding"].update(embedding)
+            data["engine"].update(engine)
+            config = SlatestreamConfig.model_validate(data)
+        return config
+    except (ConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def encoder_for(config: SlatestreamConfig, model: Path | None = None):  # type: ignore[no-untyped-def]
+    """The configuration's text encoder (ClickException when it cannot be opened)."""
+    kind: EncoderKind = config.embedding.encoder
+    try:
+        return open_encoder(kind, model)
+    except EncoderUnavailableError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def item_embedding(config: SlatestreamConfig, fit_items: list[Item], seed: int, model: Path | None = None,
+                   cache_dir: Path | None = None) -> ItemEmbedding:
+    """The configuration's embedding step, its projection fitted on `fit_items`."""
+    try:
+        return ItemEmbedding.fitted(encoder_for(config, model), config.embedding.dim, fit_items, seed, cache_dir)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def policy_names(text: str, param_hint: str = "--policies") -> list[str]:
+    """Comma-separated registered policy names (BadParameter naming the unknown ones)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in POLICIES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown policies {unknown}; known: {list(POLICIES)}", param_hint=param_hint)
+    return names
+
+
+@contextmanager
+def progress(total: int | None, unit: str, desc: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar; yields `advance(done)`, which moves it to `done` units."""
+    with tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, mininterval=1.0) as bar:
+        done = [0]
+
+        def advance(count: int) -> None:
+            bar.update(count - done[0])
+            done[0] = count
+
+        yield advance

@@ -1,0 +1,93 @@
+"""`slatestream run EVENTS`: a JSON-lines event file through the embedded engine (no Kafka).
+
+Items are embedded with the configuration's embedding (its projection fitted on the file's
+items), requests answered (slates optionally written to --slates), impressions and clicks
+learned in batches; the state is kept in a rocksdict directory between runs. Bad lines and
+events that cannot be processed are reported and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from online.catalog import Catalog
+from online.events import EventDecodeError, Item, decode_event, encode_event
+from online.policies import POLICIES
+from online.runner import EmbeddedRunner, Event
+from online.scenarios import ScenarioRouter
+from slatestream.options import (
+    DIM_HELP,
+    ENCODER_CHOICE,
+    ENCODER_HELP,
+    config_option,
+    configured,
+    item_embedding,
+    load_config,
+)
+from slatestream.store import RocksDictStore
+
+
+def read_event_file(path: Path) -> tuple[list[Event], int]:
+    """The events of a JSON-lines file, and how many lines were rejected (each reported)."""
+    decoded: list[Event] = []
+    bad_lines = 0
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                decoded.append(decode_event(line))
+            except EventDecodeError as error:
+                bad_lines += 1
+                click.echo(f"{path}:{number}: rejected: {error}", err=True)
+    return decoded, bad_lines
+
+
+@click.command("run")
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--state", type=click.Path(path_type=Path), default=Path(".data/embedded"), show_default=True,
+              help="rocksdict directory of the learned state (kept between runs).")
+@click.option("--slates", "slates_out", type=click.Path(path_type=Path), default=None,
+              help="Write the slates answered to this JSON-lines file.")
+@click.option("--policy", default=None, type=click.Choice(list(POLICIES)),
+              help="The policy of every scenario when no configuration is given  [default: linear_ts]")
+@config_option
+@click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None, help=ENCODER_HELP)
+@click.option("--dim", type=int, default=None, help=DIM_HELP)
+@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def run_command(events: Path, state: Path, slates_out: Path | None, policy: str | None, config_path: Path | None,
+                encoder_kind: str | None, dim: int | None, batch_size: int, seed: int) -> None:
+    """Feed a JSON-lines EVENTS file through the embedded engine (no Kafka), serving the
+    scenarios of the configuration (default: one scenario with --policy)."""
+    if policy is not None and configured(config_path):
+        raise click.UsageError("--policy and a configuration file both set the policy: give one of them")
+    config = load_config(config_path, dim=dim, encoder=encoder_kind)
+    if policy is not None:
+        config = config.with_policy(policy)
+    decoded, bad_lines = read_event_file(events)
+    items = [event for event in decoded if isinstance(event, Item)]
+    embed = item_embedding(config, items, seed) if items else None
+    width = config.embedding.dim if embed is None else embed.dim
+    store = RocksDictStore(state)
+    out = slates_out.open("wb") if slates_out else None
+    try:
+        engine = ScenarioRouter(config, store, Catalog(dim=width), np.random.default_rng(seed))
+        runner = EmbeddedRunner(
+            engine, embed or (lambda batch: np.zeros((0, width), np.float32)),
+            emit=(lambda slate: out.write(encode_event(slate) + b"\n")) if out else None,
+            reject=lambda event, reason: click.echo(f"rejected {event.type}: {reason}", err=True),
+            batch_size=batch_size,
+        )
+        counts = runner.run(decoded)
+    finally:
+        store.close()
+        if out:
+            out.close()
+        if embed is not None:
+            embed.close()
+    click.echo(f"events: {counts.seen + bad_lines} in = {counts.ranked} ranked + {counts.learned} learned + "
+               f"{counts.items} items + {counts.ignored} ignored + {counts.rejected + bad_lines} rejected")

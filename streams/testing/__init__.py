@@ -1,0 +1,11 @@
+"""Harness for tests and benchmarks: a seeded workload, a worker subprocess, in-memory tables.
+
+Nothing the worker runs imports this package.
+"""
+
+from streams.testing.tables import SharedTables
+from streams.testing.worker_process import READY, WorkerProcess, die_with_parent, worker_env
+from streams.testing.workload import T0, Workload, make_workload, publish, split
+
+__all__ = ["READY", "T0", "SharedTables", "WorkerProcess", "Workload", "die_with_parent", "make_workload", "publish",
+           "split", "worker_env"]

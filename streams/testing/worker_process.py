@@ -1,0 +1,123 @@
+"""A `slatestream worker` subprocess for tests and benchmarks: start, wait, read counts, kill.
+
+    with WorkerProcess(settings, store_dir, log_path, args=("--dim", "16")) as worker:
+        worker.wait_ready()
+        ...
+        worker.kill()          # SIGKILL, no shutdown: what a crash looks like
+
+Settings travel as SLATESTREAM_* environment variables (the worker reads StreamSettings
+from the environment); the log (stdout + stderr) goes to `log_path`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from streams.settings import StreamSettings
+
+READY = b"Worker ready"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a child process: on Linux, the kernel sends it SIGKILL when the process
+    that started it dies, however it dies (a benchmark killed by SIGTERM runs no `__exit__`, and
+    its workers used to keep spinning on a broker that was gone). Elsewhere it does nothing."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+
+def worker_env(settings: StreamSettings, store_dir: Path) -> dict[str, str]:
+    """The environment that makes `slatestream worker` use these settings and store dir."""
+    return {
+        **os.environ,
+        "SLATESTREAM_BROKER_URL": settings.broker_url,
+        "SLATESTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "SLATESTREAM_PARTITIONS": str(settings.partitions),
+        "SLATESTREAM_REPLICATION_FACTOR": str(settings.replication_factor),
+        "SLATESTREAM_APP_ID": settings.app_id,
+        "SLATESTREAM_STORE_DIR": str(store_dir),
+        "SLATESTREAM_BROKER_SESSION_TIMEOUT_S": str(settings.broker_session_timeout_s),
+    }
+
+
+class WorkerProcess:
+    """One worker subprocess (python -m slatestream worker ARGS); with `profile_path`, run
+    under cProfile, which writes its stats there when the worker stops (not on kill)."""
+
+    def __init__(self, settings: StreamSettings, store_dir: Path, log_path: Path,
+                 args: tuple[str, ...] = (), profile_path: Path | None = None) -> None:
+        self.settings = settings
+        self.profile_path = profile_path
+        self.store_dir = store_dir
+        self.log_path = log_path
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+        self._ready_before = 0
+
+    def start(self) -> WorkerProcess:
+        self._ready_before = self.log_path.read_bytes().count(READY) if self.log_path.exists() else 0
+        with self.log_path.open("ab") as out:
+            profiler = () if self.profile_path is None else ("-m", "cProfile", "-o", str(self.profile_path))
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, *profiler, "-m", "slatestream", "worker", *self.args],
+                env=worker_env(self.settings, self.store_dir), stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,  # only a prctl call: safe between fork and exec
+            )
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until this run logged "Worker ready"; RuntimeError with the log tail otherwise."""
+        assert self.process is not None, "start() first"
+        deadline = time.monotonic() + timeout_s
+        while self.log_path.read_bytes().count(READY) <= self._ready_before:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready within {timeout_s:g} s:\n{self.log_text()[-4000:]}")
+            time.sleep(0.3)
+
+    def counts(self) -> dict[str, int]:
+        """The last `counts Counts(...)` line the worker logged ({} when none yet)."""
+        lines = [line for line in self.log_text().splitlines() if "counts Counts(" in line]
+        if not lines:
+            return {}
+        return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", lines[-1].split("by_reason")[0])}
+
+    def kill(self) -> None:
+        """SIGKILL: no commit, no flush, no shutdown (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM (clean shutdown), SIGKILL after timeout_s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()

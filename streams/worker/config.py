@@ -1,0 +1,48 @@
+"""How a worker runs (its lanes, batches and commits): the runtime side. The model (scenarios,
+policies, engine, embedding) is `online.config.SlatestreamConfig`; the broker, topics and store
+are `streams.settings.StreamSettings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Runtime settings of a worker.
+
+    Requests and feedback come through batch lanes (streams.worker.lanes): what one fetch
+    brought, at most `request_batch_size` requests (ranked one by one, each slate sent as
+    soon as it is ready) or `batch_size` feedback records (learned per partition). A list only
+    fills up under a backlog; then several events of one user fall in one partition's share and
+    share that user's state read, Gram update and write, so larger lists learn faster, but each
+    partition's share holds the event loop (~50 us per record: requests wait up to ~100 ms
+    at 8,000 records over 4 partitions). Items are taken up to `item_batch_size` within
+    `batch_wait_s` (one embedding call per take). While the catalog is still empty (a fresh
+    start), requests wait up to `empty_catalog_wait_s` for the items agent before they are
+    ranked or dead-lettered.
+
+    Learned state reaches the changelog in groups (a group commit): the feedback lane sends
+    the last value of each key it wrote to the changelog and acks the records those writes
+    came from when no record waits, or `flush_interval_s` after the last flush, or once
+    `flush_max_keys` keys wait; a user hit by several batches in between costs one changelog
+    record. Ranking reads the partition's RocksDB, written at once (but the request lane's
+    flush after each slate sends the feedback lane's waiting writes too).
+
+    `seed` seeds each partition's random generator (with the partition number).
+    """
+
+    batch_size: int = 8_000
+    batch_wait_s: float = 0.05
+    item_batch_size: int = 500
+    request_batch_size: int = 64
+    flush_interval_s: float = 0.5
+    flush_max_keys: int = 20_000
+    empty_catalog_wait_s: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.batch_size, self.item_batch_size, self.request_batch_size, self.flush_max_keys) < 1:
+            raise ValueError(f"WorkerConfig: batch sizes and flush_max_keys must be >= 1: {self}")
+        if min(self.batch_wait_s, self.flush_interval_s, self.empty_catalog_wait_s) < 0:
+            raise ValueError(f"WorkerConfig: times must be >= 0: {self}")

@@ -1,0 +1,367 @@
+"""What the Faust agents call: decode, validate, dedupe and hand records to the engine.
+
+No Faust here, so it is unit-testable with a dict as the table. Records arrive grouped by
+partition; each partition has its own Engine (its own population state, key
+"<policy>/global/<partition>") over the shared catalog. Every bad record becomes a
+DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from online.catalog import Catalog
+from online.config import DEFAULT_SCENARIO, SlatestreamConfig
+from online.engine import Engine, RankError
+from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
+from online.features import FeatureMap
+from online.scenarios import ScenarioRouter
+from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
+from streams.control import decode_control
+from streams.dead_letter import DeadLetter
+from streams.worker.partition_state import PartitionTables
+from streams.worker.table_store import AppliedOffsets, TableStore
+
+log = logging.getLogger(__name__)
+Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
+FEEDBACK_TOPICS = ("impressions", "clicks")
+"""Topic kinds whose offsets are tracked in state values (index = position here)."""
+
+
+class Record(NamedTuple):
+    """One consumed Kafka record. `kind` is the topic's role: requests, impressions, ...
+    (A named tuple: the worker builds one per record, ~3x cheaper than a frozen dataclass.)"""
+
+    kind: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class UnknownRequestError(ValueError):
+    """A click whose request was never ranked here."""
+
+
+class UnknownScenarioError(ValueError):
+    """Feedback for a scenario the configuration does not serve (and no fallback does)."""
+
+
+class UnknownItemError(ValueError):
+    """Feedback on an item the catalog does not hold."""
+
+
+@dataclass
+class Counts:
+    """Records in, by outcome: in == ranked + learned + items + skipped + dead_lettered."""
+
+    received: int = 0
+    ranked: int = 0
+    learned: int = 0
+    items: int = 0
+    skipped_duplicates: int = 0
+    dead_lettered: int = 0
+    controls: int = 0
+    forgotten: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def balanced(self) -> bool:
+        done = (self.ranked + self.learned + self.items + self.skipped_duplicates + self.dead_lettered
+                + self.controls)
+        return self.received == done
+
+
+class WorkerCore:
+    """Per-process state: catalog, and per partition its engines over its state table."""
+
+    def __init__(
+        self,
+        config: SlatestreamConfig,
+        tables: PartitionTables,
+        embed: Embed,
+        dim: int,
+        seed: int = 0,
+        features: FeatureMap | None = None,
+        request_ttl_s: float = 86_400.0,
+        recent_requests: int = 64,
+    ) -> None:
+        self.config = config
+        self.request_ttl_s = request_ttl_s
+        self.recent_requests = recent_requests
+        self.tables = tables
+        self._stores: dict[int, TableStore] = {}
+        self.catalog = Catalog(dim=dim)
+        self.embed = embed
+        self.seed = seed
+        self.features = features
+        self.counts = Counts()
+        self._routers: dict[int, ScenarioRouter] = {}
+        # (partition, user id) -> {request id: event time, epoch s}, oldest first: the decoded
+        # "requests/<user>" values, write-through, least recently used dropped past max_recent_users
+        self._recent: OrderedDict[tuple[int, str], dict[str, float]] = OrderedDict()
+        self.max_recent_users = 100_000
+
+    def store(self, partition: int) -> TableStore:
+        """The applied-offsets adapter over the partition's state table."""
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._stores[partition] = TableStore(self.tables.for_partition(partition))
+        return store
+
+    def router(self, partition: int) -> ScenarioRouter:
+        """The partition's engines (one per configured policy), created on first use."""
+        router = self._routers.get(partition)
+        if router is None:
+            rng = np.random.default_rng([self.seed, partition])
+            router = ScenarioRouter(self.config, self.store(partition), self.catalog, rng, features=self.features,
+                                    shard=str(partition))
+            self._routers[partition] = router
+            for name, engine in router.engines.items():  # the caller has synced the catalog
+                restored = engine.restore_soft_state()
+                if restored is not None:
+                    log.info("partition %d, policy %s: exposure windows: %s", partition, name, restored)
+        return router
+
+    def engine(self, partition: int, scenario: str = DEFAULT_SCENARIO) -> Engine:
+        """The Engine serving `scenario` in `partition` (KeyError if it is not configured)."""
+        engine = self.router(partition).engine_for(scenario)
+        if engine is None:
+            raise KeyError(f"scenario {scenario!r} is not configured")
+        return engine
+
+    def snapshot_windows(self) -> None:
+        """Snapshot every partition's exposure windows that moved since its last snapshot
+        (before the partitions move: the next owner loads them; flush the tables after)."""
+        for router in self._routers.values():
+            for engine in router.engines.values():
+                engine.snapshot_soft_state()
+
+    def partitions_changed(self) -> None:
+        """Forget cached per-partition state: another worker may have written it."""
+        self._routers.clear()
+        self._stores.clear()
+        self._recent.clear()
+
+    def _dead(self, record: Record, error: Exception) -> DeadLetter:
+        self.counts.dead_lettered += 1
+        name = type(error).__name__
+        self.counts.by_reason[name] = self.counts.by_reason.get(name, 0) + 1
+        return DeadLetter.from_error(
+            record.value, topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, error=error,
+        )
+
+    def _decode(self, record: Record, expected: type) -> Any:
+        event = decode_event(record.value)
+        if not isinstance(event, expected):
+            raise EventDecodeError("type", f"a {event.type} event on the {record.kind} topic")
+        return event
+
+    def rank(self, records: Sequence[Record]) -> tuple[list[Slate], list[DeadLetter]]:
+        """Slates for request records of one partition, and the dead letters."""
+        slates: list[Slate] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            self.counts.received += 1
+            try:
+                request: RankRequest = self._decode(record, RankRequest)
+                slate = self.router(record.partition).rank(request)
+            except (EventDecodeError, RankError) as error:
+                dead.append(self._dead(record, error))
+                continue
+            self._remember_request(record.partition, request)
+            self.counts.ranked += 1
+            slates.append(slate)
+        return slates, dead
+
+    def _recent_requests(self, partition: int, user_id: str) -> dict[str, float]:
+        """The user's recent requests {request id: event time in epoch s}, oldest first."""
+        key = (partition, user_id)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = dict(_decode_recent(self.store(partition).get(f"requests/{user_id}")))
+            if len(self._recent) > self.max_recent_users:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(key)
+        return recent
+
+    def _remember_request(self, partition: int, request: RankRequest) -> None:
+        """Add a ranked request to its user's recent requests (what clicks are checked
+        against): the last `recent_requests` per user, so the worker's state grows with
+        users, not with requests. Event times are kept for the TTL check."""
+        recent = self._recent_requests(partition, request.user_id)
+        recent.pop(request.request_id, None)
+        recent[request.request_id] = request.time.timestamp()
+        while len(recent) > self.recent_requests:
+            del recent[next(iter(recent))]
+        self.store(partition).put(f"requests/{request.user_id}", json.dumps(list(recent.items())).encode())
+
+    def _known_request(self, partition: int, click: Click | WireClick) -> bool:
+        """Whether the click's request is among its user's recent requests and the click
+        came at most `request_ttl_s` after it (event times)."""
+        sent = self._recent_requests(partition, click.user_id).get(click.request_id)
+        return sent is not None and sent >= click.time.timestamp() - self.request_ttl_s
+
+    def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Fold impression, click and control records of one partition into state, in order.
+
+        Control records (kind "control", see streams.control) split the batch: what came
+        before one is learned first, then it is applied, then the rest.
+        """
+        dead: list[DeadLetter] = []
+        segment: list[Record] = []
+        for record in records:
+            if record.kind != "control":
+                segment.append(record)
+                continue
+            if segment:
+                dead.extend(self._learn_feedback(segment))
+                segment = []
+            dead.extend(self.control(record))
+        if segment:
+            dead.extend(self._learn_feedback(segment))
+        return dead
+
+    def control(self, record: Record) -> list[DeadLetter]:
+        """Apply one control record (a ForgetUser): delete the user's state in its partition (not
+        its recent requests: clicks in flight still need them, see docs/worker.md)."""
+        self.counts.received += 1
+        try:
+            command = decode_control(record.value)
+        except EventDecodeError as error:
+            return [self._dead(record, error)]
+        self.router(record.partition).forget(command.user_id)
+        self.counts.controls += 1
+        self.counts.forgotten += 1
+        return []
+
+    def _learn_feedback(self, records: Sequence[Record]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        decoded: list[tuple[Record, FeedbackEvent]] = []
+        store = self.store(records[0].partition)
+        for record in records:
+            self.counts.received += 1
+            try:
+                event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
+                if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
+                    event = self._decode(record, Impression if record.kind == "impressions" else Click)
+                if event.type == "click" and not self._known_request(record.partition, event):
+                    raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
+            except (EventDecodeError, UnknownRequestError) as error:
+                dead.append(self._dead(record, error))
+                continue
+            decoded.append((record, event))
+        router = self.router(records[0].partition)
+        by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
+        for record, event in decoded:
+            engine = router.engine_for(event.scenario)
+            if engine is None:
+                dead.append(self._dead(record, UnknownScenarioError(f"scenario {event.scenario!r} is not configured")))
+            else:
+                by_engine.setdefault(id(engine), (engine, []))[1].append((record, event))
+        for engine, group in by_engine.values():
+            dead.extend(self._learn_engine(store, engine, group))
+        return dead
+
+    def _learn_engine(self, store: TableStore, engine: Engine,
+                      decoded: Sequence[tuple[Record, FeedbackEvent]]) -> list[DeadLetter]:
+        """Fold one engine's feedback into its states, skipping what each state already holds."""
+        dead: list[DeadLetter] = []
+        topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
+        global_done = store.offsets_of(engine.global_key)
+        user_events: list[FeedbackEvent] = []
+        global_events: list[FeedbackEvent] = []
+        replayed: set[str] = set()
+        skipped = 0
+        user_done: dict[str, AppliedOffsets] = {}  # per user key, as of this batch
+        global_last: AppliedOffsets = {}
+        for record, event in decoded:
+            topic = topic_of[record.kind]
+            user_key = engine.user_key(event.user_id)
+            done = user_done.get(user_key)
+            if done is None:
+                # A user with no value starts at the partition's watermark: an event the
+                # population already holds was learned before the user's state was deleted.
+                stored = store.applied_offsets(user_key)
+                done = user_done[user_key] = dict(global_done if stored is None else stored)
+                if stored is None:
+                    store.stage_offsets(user_key, global_done)
+            user_new = record.offset > done.get(topic, -1)
+            global_new = record.offset > global_done.get(topic, -1)
+            if user_new:
+                user_events.append(event)
+                done[topic] = record.offset
+            if global_new:
+                global_events.append(event)
+                global_last[topic] = record.offset
+            if not (user_new or global_new):
+                skipped += 1
+            if not (user_new and global_new):
+                replayed.update(engine.user_keys(event.user_id))  # the user's state and recent items
+        for user_key, done in user_done.items():
+            store.stage_offsets(user_key, done)
+        if global_last:
+            store.stage_offsets(engine.global_key, global_last)
+        same = [id(e) for e in user_events] == [id(e) for e in global_events]
+        result = engine.observe(user_events, None if same else global_events)
+        if replayed:  # resend what the local store may hold that the changelog lost in a crash
+            for key in {*replayed, engine.global_key}:
+                store.touch(key)
+        record_of = {id(event): record for record, event in decoded}
+        for event, reason in result.rejected:
+            dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
+        self.counts.skipped_duplicates += skipped
+        self.counts.learned += len(decoded) - len(result.rejected) - skipped
+        return dead
+
+    def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
+        """Embed item records into the catalog; returns (item, catalog table value) pairs."""
+        dead: list[DeadLetter] = []
+        items: list[Item] = []
+        for record in records:
+            self.counts.received += 1
+            try:
+                items.append(self._decode(record, Item))
+            except EventDecodeError as error:
+                dead.append(self._dead(record, error))
+        if not items:
+            return [], dead
+        vectors = self.embed(items)
+        self.catalog.upsert(items, vectors)
+        self.counts.items += len(items)
+        return [(item, catalog_value(item, vector)) for item, vector in zip(items, vectors, strict=True)], dead
+
+    def load_catalog_value(self, value: bytes) -> None:
+        """Add one catalog table value (written by any worker) to the in-memory catalog."""
+        item, vector = parse_catalog_value(value, self.catalog.dim)
+        self.catalog.upsert([item], vector[None, :])
+
+
+def _decode_recent(value: bytes | None) -> list[tuple[str, float]]:
+    """A user's recent requests: JSON [[request id, event time in epoch seconds], ...]."""
+    return [] if value is None else [(str(rid), float(t)) for rid, t in json.loads(value)]
+
+
+def catalog_value(item: Item, vector: npt.NDArray[np.float32]) -> bytes:
+    """Catalog table value: u32 JSON length | item JSON | float32 vector bytes."""
+    body = item.model_dump_json().encode()
+    return len(body).to_bytes(4, "little") + body + np.asarray(vector, dtype="<f4").tobytes()
+
+
+def parse_catalog_value(value: bytes, dim: int) -> tuple[Item, npt.NDArray[np.float32]]:
+    length = int.from_bytes(value[:4], "little")
+    item = Item.model_validate_json(value[4 : 4 + length])
+    vector = np.frombuffer(value, dtype="<f4", offset=4 + length).astype(np.float32)
+    if vector.shape != (dim,):
+        raise ValueError(f"catalog vector of {item.item_id} has {vector.shape[0]} dims, expected {dim}")
+    return item, vector

@@ -1,0 +1,293 @@
+"""Every private name of faust-streaming the worker uses, in one module, checked against one version.
+
+The worker needs Faust internals in a few places where no public API exists. They are all here,
+and `check_faust_version()` (called by `streams.worker.app.make_app`) refuses to run on any
+faust-streaming other than `FAUST_VERSION`, the version these were read from
+(tests/streams/worker/test_faust_private.py fails on any other). A version bump means reading
+Faust's new code for each name below, then moving `FAUST_VERSION`.
+
+1. **The drain loop** (`BatchDrainConsumer._drain_messages`, a copy of Faust's
+   `Consumer._drain_messages` with one change): faust-streaming 0.15.3 wraps every message in
+   `wait_first(callback(message), suspend_flow.wait())`, two new tasks and an `asyncio.wait` per
+   record, which caps a worker at a few thousand records/s on 2 cores. The copy awaits the
+   callback directly while flow is not suspended and falls back to `wait_first` when it is.
+   It also feeds batch lanes (`streams.worker.lanes`): each partition's records of a lane topic go
+   to the lane as one chunk of aiokafka ConsumerRecords (`_getmany_past_lanes`, `_to_lane`),
+   Faust's read-offset, gap and commit bookkeeping (`_read_offset`, `_add_gap`,
+   `_commit_every`, `_n_acked`) done once per chunk, and acked as runs of offsets
+   (`ack_offsets`: `_committed_offset`, `_acked_index`, `_acked`, `_waiting_for_ack`).
+2. **The app's transport and producer** (`SlatestreamApp._new_transport`, `_new_producer`):
+   the consumer above, and a producer buffer bound of 20,000 queued messages (every table write
+   queues one; Faust stalls every stream above 100).
+3. **The state table's RocksDB per partition** (`partition_db`: `table.data._db_for_partition`)
+   and the key of its persisted changelog offset (`persisted_offset_key`: the rocksdb store's
+   `offset_key`): the worker writes each partition's state directly and sends the changelog
+   itself (`streams.worker.partition_state`).
+4. **The raw aiokafka producer** (`aiokafka_producer`: `app.producer._ensure_producer()`), for
+   changelog record batches.
+5. **The current event** (`partition_context`: `faust.streams._current_event`), the context
+   variable Faust tables route writes by.
+
+What Faust still provides, and what a plain consumer group would cost: docs/worker.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
+
+import faust
+from faust.streams import _current_event
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, ProducerT, TransportT
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
+
+from streams.worker.lanes import BatchLane
+
+FAUST_VERSION = "0.15.3"
+"""The faust-streaming version every name here was read from."""
+
+
+class FaustVersionError(RuntimeError):
+    """The installed faust-streaming is not the version this module was checked against."""
+
+
+def check_faust_version(installed: str | None = None) -> None:
+    """Raise FaustVersionError unless faust-streaming is exactly `FAUST_VERSION`."""
+    version = faust.__version__ if installed is None else installed
+    if version != FAUST_VERSION:
+        raise FaustVersionError(
+            f"faust-streaming {version} is installed; the worker uses private names of {FAUST_VERSION} "
+            f"(streams/worker/faust_private.py): install faust-streaming=={FAUST_VERSION}")
+
+
+class BatchDrainConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, feeding streams without two tasks per record."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in workers
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        suspended = self.suspend_flow.is_set
+        lanes = cast(SlatestreamApp, self.app).batch_lanes if isinstance(self.app, SlatestreamApp) else {}
+        lane_set = set(lanes.values())
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
+                records = self._getmany_past_lanes(1.0, lanes) if lanes else getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in records:
+                        since_yield += 1
+                        if since_yield > 100:
+                            await asyncio.sleep(0)
+                            since_yield = 0
+                        offset = message.offset
+                        read_offset = get_read_offset(tp)
+                        if read_offset is not None and offset < read_offset:
+                            continue  # Faust drops these too (already read)
+                        if read_offset and offset - read_offset > 1 and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, read_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if suspended():
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        else:
+                            await callback(message)
+                        set_read_offset(tp, offset)
+                    for lane in lane_set:
+                        lane.fetched()
+                self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+    async def _getmany_past_lanes(self, timeout: float, lanes: dict[str, BatchLane],
+                                  ) -> AsyncIterator[tuple[Any, Any]]:
+        """Faust's `Consumer.getmany`, except that each partition's records of a lane topic go
+        to the lane as one chunk, as aiokafka parsed them (no `ConsumerMessage`, no step per
+        record); the other records are yielded as Faust does (round robin, as messages)."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:  # as Faust's getmany: seek back to the committed offsets
+                await self.perform_seek()
+            except Exception as error:
+                self.log.warning(f"exception performing seek when flow not active {error}")
+            return
+        others: dict[Any, Any] = {}
+        for tp, fetched in records.items():
+            lane = lanes.get(tp.topic)
+            if lane is None:
+                others[tp] = fetched
+            elif fetched and (active_partitions is None or tp in active_partitions
+                              or tp in self._buffered_partitions):
+                if not await self._to_lane(lane, tp, fetched, generation_id):
+                    return  # a rebalance began: Faust cancels the rest of the fetch too
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(others):  # Faust's loop (lane partitions skip its
+            # track_tp_end_offset: the monitor's lag figures for lane topics are not kept)
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    def _flowing(self, generation_id: int) -> bool:
+        """False once a rebalance began (flow stopped) or happened (new generation) since
+        the fetch of `generation_id`: its records must not reach a lane any more."""
+        return bool(self.flow_active) and self.app.consumer_generation_id == generation_id
+
+    async def _to_lane(self, lane: BatchLane, tp: Any, fetched: list[Any], generation_id: int) -> bool:
+        """Hand one partition's fetched records to its lane, with Faust's per-record
+        bookkeeping done once per chunk: drop what was read already, note offset gaps (so
+        commits can pass them), commit every `commit_every` acks, move the read offset.
+        Returns False (nothing handed over, the read offset unmoved) when a rebalance began:
+        checked before and after the awaits here, so no chunk of an old assignment reaches the
+        lane after the revocation handler dropped what waited (Faust checks the flow before
+        every record it yields; a stale chunk learned first would make the redelivered records
+        before it look like replays).
+
+        A gap is the offsets strictly between two records read (`_add_gap` takes both ends
+        inclusive). Faust's own loop passes the next record's offset as the end, so that record
+        is both a gap and acked, and the duplicate in its acked list holds the next commit
+        back by one round; and it skips the check after offset 0."""
+        if not self._flowing(generation_id):
+            return False
+        read_offset = self._read_offset[tp]
+        if read_offset is not None and fetched[0].offset < read_offset:
+            fetched = [record for record in fetched if record.offset >= read_offset]
+            if not fetched:
+                return True
+        if self.app.topics.acks_enabled_for(tp.topic):
+            previous = read_offset
+            if fetched[-1].offset - fetched[0].offset + 1 == len(fetched):  # contiguous: one check
+                if previous is not None and fetched[0].offset - previous > 1:
+                    await self._add_gap(tp, previous + 1, fetched[0].offset - 1)
+            else:  # offsets missing inside the fetch (compaction, transaction markers)
+                for record in fetched:
+                    if previous is not None and record.offset - previous > 1:
+                        await self._add_gap(tp, previous + 1, record.offset - 1)
+                    previous = record.offset
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        if not self._flowing(generation_id):
+            return False  # the gaps noted stay right: those offsets hold no records
+        lane.add(self, tp, fetched)
+        self._read_offset[tp] = fetched[-1].offset
+        return True
+
+    def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
+        """Faust's `ack` for a lane's records of `tp` (never tracked as messages): each offset
+        not acked yet is marked acked, and Faust commits them once contiguous."""
+        with ack_lock:
+            if self.app.topics.acks_enabled_for(tp.topic):
+                committed = self._committed_offset[tp]
+                acked_index = self._acked_index[tp]
+                fresh = [offset for offset in offsets
+                         if (committed is None or offset >= committed) and offset not in acked_index]
+                acked_index.update(fresh)
+                self._acked[tp].extend(fresh)
+                self._n_acked += len(fresh)
+            notify(self._waiting_for_ack)
+
+    def on_buffer_full(self, tp: Any) -> None:
+        """Pause `tp` (Faust's flow control), as Faust's own partition type: a record's `tp` is
+        aiokafka's TopicPartition, and Faust asserts its active partitions are `TP`s."""
+        super().on_buffer_full(TP(tp.topic, tp.partition))
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        """Resume `tp` (see `on_buffer_full`)."""
+        super().on_buffer_drop(TP(tp.topic, tp.partition))
+
+    def forget_paused(self, tp: Any) -> None:
+        """Un-pause `tp` without resuming it (a rebalance: the new assignment decides)."""
+        self._buffered_partitions.discard(TP(tp.topic, tp.partition))
+
+    async def wait_empty(self) -> None:
+        """Settle the batch lanes (drop what waits, finish the list in hand), then Faust's wait."""
+        app = self.app
+        if isinstance(app, SlatestreamApp):
+            for lane in set(app.batch_lanes.values()):
+                dropped = await lane.settle()
+                if dropped:
+                    self.log.info("batch lane dropped %d waiting records (redelivered after the rebalance)",
+                                  dropped)
+        await super().wait_empty()
+
+
+class BatchDrainTransport(faust_aiokafka.Transport):
+    """The kafka:// transport with `BatchDrainConsumer`."""
+
+    Consumer = BatchDrainConsumer
+
+
+class SlatestreamApp(faust.App):
+    """A faust.App with `BatchDrainTransport`, batch lanes and a larger producer buffer bound."""
+
+    producer_buffer_messages = 20_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_lanes: dict[str, BatchLane] = {}
+
+    def add_batch_lane(self, lane: BatchLane) -> None:
+        """Route the lane's topics past the streams (subscribe them with `app.topics.add`)."""
+        for topic in lane.topics:
+            self.batch_lanes[topic] = lane
+
+    def _new_transport(self) -> TransportT:
+        return cast(TransportT, BatchDrainTransport(self.conf.broker_consumer, self))
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        producer.buffer.max_messages = self.producer_buffer_messages
+        return producer
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """The rocksdict `Rdict` of one partition of a rocksdb:// Faust table (opened by Faust)."""
+    return table.data._db_for_partition(partition)
+
+
+def persisted_offset_key(table: Any) -> bytes:
+    """The key under which Faust keeps a partition's persisted changelog offset in its RocksDB."""
+    key = table.data.offset_key
+    return key if isinstance(key, bytes) else str(key).encode()
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The started AIOKafkaProducer behind a Faust app's producer."""
+    return app.producer._ensure_producer()
+
+
+@contextlib.contextmanager
+def partition_context(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so table reads and writes use its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,256 @@
+"""A batch lane: records of chosen topics handed over in lists, past Faust's per-record stream.
+
+Faust delivers every record to an agent one by one: the consumer wraps it in a
+`ConsumerMessage`, the conductor decodes it into an `Event`, puts it on the agent's queue,
+and the stream iterates, acks and tracks it. On 2 cores that path alone tops out at ~8,000
+records/s for an agent that only counts (bench/faust_floor.py), well under what a learner
+that works on whole batches can take. For the topics of a lane,
+`streams.worker.faust_private.BatchDrainConsumer` hands each fetch's records of one partition to the
+lane as they came from aiokafka (a `Chunk`: the partition and its `ConsumerRecord`s, each
+with topic, partition, offset, key, value), without a Faust object or a Python call per
+record, and one task takes them as lists of chunks (`BatchLane.batches`): what arrived in
+one fetch (or `max_batch` records, whichever is less), so the batches grow with the load.
+`records(batch)` flattens a list of chunks into its records, in order per partition.
+
+Offsets and rebalances keep Faust's rules:
+
+- **Commit.** The task acks each chunk to Faust's consumer after processing it (`ack`:
+  the consumer's `ack_offsets`, Faust's per-message acknowledgement for a whole run of
+  offsets); Faust commits contiguous acked offsets, after flushing its producer. A task that
+  writes state acks through a `GroupCommit`: processed lists wait until one flush hands all
+  their state writes to the producer, then are acked together.
+- **Back-pressure.** While more than `high_water` records wait, the lane's partitions are
+  paused in the fetcher (Faust's own `on_buffer_full`) and resumed below `low_water`.
+- **Revocation.** The worker's rebalance handlers hold the lanes (`held`): they wait for
+  the list in hand, drop what waits (never acked, so redelivered to the partition's next
+  owner), flush and ack what was processed, and swap the partitions' state before the lane
+  takes another list. (The app runs with `stream_wait_empty=False`, so Faust skips
+  `Consumer.wait_empty`, whose override settles the lanes only if that setting changes.)
+  A chunk that slipped in after that (fetched just before the revocation) is dropped
+  when taken if its partition is no longer assigned, and never acked if it was revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+
+class Chunk(NamedTuple):
+    """Records of one partition, in offset order, as one fetch brought them.
+
+    tp: the (topic, partition) they came from (Faust's TP or aiokafka's TopicPartition);
+    records: objects with topic, partition, offset, key and value (aiokafka ConsumerRecords).
+    """
+
+    tp: Any
+    records: Sequence[Any]
+
+
+def records(batch: Iterable[Chunk]) -> list[Any]:
+    """The records of a list of chunks, flattened (in order within each partition)."""
+    return [record for chunk in batch for record in chunk.records]
+
+
+class BatchLane:
+    """Records of `topics`, taken in lists of chunks holding at most `max_batch` records.
+
+    Args:
+        topics: topic names whose records bypass Faust's streams.
+        max_batch: most records per list handed to the task (a chunk is split to fit).
+        high_water, low_water: pause the lane's partitions above high_water waiting records,
+            resume below low_water.
+    """
+
+    def __init__(self, topics: Iterable[str], max_batch: int = 2_000, high_water: int = 20_000,
+                 low_water: int = 5_000) -> None:
+        if not 0 < low_water < high_water or max_batch < 1:
+            raise ValueError(f"need 0 < low_water < high_water and max_batch >= 1, got {low_water}, "
+                             f"{high_water}, {max_batch}")
+        self.topics = frozenset(topics)
+        self.max_batch = max_batch
+        self.high_water = high_water
+        self.low_water = low_water
+        self.consumer: Any = None  # Faust's consumer, set by BatchDrainConsumer on first use
+        self._waiting: deque[Chunk] = deque()
+        self._count = 0  # records in _waiting
+        self._paused: set[Any] = set()
+        self._arrived: asyncio.Event | None = None
+        self._in_hand = asyncio.Lock()
+        self.taken = 0  # records handed to the task so far
+        self.first_taken_at: float | None = None  # wall clock (unix s) of the first list handed over
+
+    def _event(self) -> asyncio.Event:
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        return self._arrived
+
+    def add(self, consumer: Any, tp: Any, fetched: Sequence[Any]) -> None:
+        """Called by the consumer's drain loop with a fetch's records of partition `tp`."""
+        if not fetched:
+            return
+        self.consumer = consumer
+        if len(fetched) <= self.max_batch:
+            self._waiting.append(Chunk(tp, fetched))
+        else:  # pieces of at most max_batch: `_take` then copies at most max_batch records per split
+            self._waiting.extend(Chunk(tp, fetched[start:start + self.max_batch])
+                                 for start in range(0, len(fetched), self.max_batch))
+        self._count += len(fetched)
+        if self._count >= self.max_batch:
+            self._event().set()
+        if self._count > self.high_water and tp not in self._paused:
+            self._paused.add(tp)
+            consumer.on_buffer_full(tp)
+
+    @property
+    def waiting(self) -> int:
+        """Records fetched and not yet taken."""
+        return self._count
+
+    def fetched(self) -> None:
+        """Called after each fetch's records were added: wake the task (records accumulate
+        until then, so a busy lane hands over whole fetches, not the first few records)."""
+        if self._waiting:
+            self._event().set()
+
+    def _resume_if_low(self) -> None:
+        if self._paused and self._count < self.low_water:
+            for tp in self._paused:
+                self.consumer.on_buffer_drop(tp)
+            self._paused.clear()
+
+    def _take(self) -> list[Chunk]:
+        """Up to max_batch waiting records, oldest chunks first (the last one split to fit)."""
+        batch: list[Chunk] = []
+        room = self.max_batch
+        while self._waiting and room > 0:
+            chunk = self._waiting.popleft()
+            if len(chunk.records) > room:
+                self._waiting.appendleft(Chunk(chunk.tp, chunk.records[room:]))
+                chunk = Chunk(chunk.tp, chunk.records[:room])
+            batch.append(chunk)
+            room -= len(chunk.records)
+        self._count -= self.max_batch - room
+        return batch
+
+    async def batches(self) -> AsyncIterator[list[Chunk]]:
+        """Lists of waiting chunks, oldest first; each is processed while `in_hand` is held.
+
+        The consumer of this iterator must finish a list (process, then `ack`) before asking
+        for the next: the lane's lock is held from yield to the next `__anext__`.
+        """
+        while True:
+            await self._event().wait()
+            async with self._in_hand:
+                if not self._waiting:
+                    self._event().clear()
+                    continue
+                batch = self._take()
+                if not self._waiting:
+                    self._event().clear()
+                self._resume_if_low()
+                owned = self.consumer.assignment()
+                batch = [chunk for chunk in batch if chunk.tp in owned]
+                if batch:
+                    if self.first_taken_at is None:
+                        self.first_taken_at = time.time()
+                    self.taken += sum(len(chunk.records) for chunk in batch)
+                    yield batch
+
+    def ack(self, batch: Iterable[Chunk]) -> int:
+        """Tell Faust these records are processed (their offsets may be committed); chunks of
+        partitions no longer assigned are skipped (their next owner processes them again).
+        Returns how many records were acked."""
+        if self.consumer is None:
+            return 0  # no record taken yet, so nothing to ack (a commit at the first assignment)
+        ack_offsets, owned = self.consumer.ack_offsets, self.consumer.assignment()
+        acked = 0
+        for chunk in batch:
+            if chunk.tp in owned:
+                ack_offsets(chunk.tp, [record.offset for record in chunk.records])
+                acked += len(chunk.records)
+        return acked
+
+    def _drop_waiting(self) -> int:
+        dropped = self._count
+        self._waiting.clear()
+        self._count = 0
+        if self.consumer is not None:  # un-pause without re-activating: the assignment decides that now
+            for tp in self._paused:
+                self.consumer.forget_paused(tp)
+        self._paused.clear()
+        return dropped
+
+    async def settle(self) -> int:
+        """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
+        async with self.held(drop=True) as dropped:
+            return dropped
+
+    @contextlib.asynccontextmanager
+    async def held(self, drop: bool) -> AsyncIterator[int]:
+        """Wait for the list in hand, then take no list until the block exits (a rebalance
+        handler flushes and swaps the partitions' state meanwhile). With `drop`, what waits
+        is dropped first (never acked, so delivered again). Yields how many were dropped."""
+        dropped = self._drop_waiting() if drop else 0
+        async with self._in_hand:
+            yield dropped
+
+
+class GroupCommit:
+    """Acks a lane's processed lists in groups, each after one `flush` of their state writes.
+
+    A list is flushed and acked with those before it when no record waits in the lane (so an
+    idle worker keeps nothing unflushed), when `interval_s` passed since the last flush, or when
+    `pending_keys()` reaches `max_keys` (bounds the memory of the waiting writes). A key
+    written by several lists in between is flushed once. A rebalance handler calls `commit`
+    while it holds the lane; should a commit still miss acks, those records are delivered
+    again and must be idempotent (the worker skips them by the offsets in its state).
+
+    Args:
+        lane: the lane whose lists are acked.
+        flush: async, hands every state write made so far to the producer.
+        pending_keys: how many keys wait for the next flush.
+        interval_s, max_keys: the bounds above.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, lane: BatchLane, flush: Callable[[], Awaitable[Any]], pending_keys: Callable[[], int],
+                 interval_s: float, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_s < 0 or max_keys < 1:
+            raise ValueError(f"need interval_s >= 0 and max_keys >= 1, got {interval_s}, {max_keys}")
+        self.lane = lane
+        self.flush = flush
+        self.pending_keys = pending_keys
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self.unacked: list[Chunk] = []
+        self.flushes = 0
+        self.committed = 0  # records acked after their flush (those of revoked partitions not counted)
+        self.last_commit_at: float | None = None  # wall clock (unix s) when the last commit that acked ended
+        self._last_flush = clock()
+
+    async def processed(self, batch: Iterable[Chunk]) -> bool:
+        """Record a processed list; flush and ack when a bound says so. True if it flushed."""
+        self.unacked.extend(batch)
+        if (self.lane.waiting and self.clock() - self._last_flush < self.interval_s
+                and self.pending_keys() < self.max_keys):
+            return False
+        await self.commit()
+        return True
+
+    async def commit(self) -> None:
+        """Flush now and ack every processed list (a rebalance handler calls this while the
+        lane is `held`, so the records processed so far are committed with their state)."""
+        await self.flush()
+        acked = self.lane.ack(self.unacked)
+        if acked:
+            self.committed += acked
+            self.last_commit_at = time.time()
+        self.unacked = []
+        self._last_flush = self.clock()
+        self.flushes += 1

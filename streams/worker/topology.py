@@ -1,0 +1,360 @@
+"""The worker's topology: what it reads, what it runs on each record, what it writes.
+
+    requests    -> RequestPath  -> WorkerCore.rank  -> slates topic (keyed by user id)
+    impressions -> FeedbackPath -> WorkerCore.learn -> state table (RocksDB, changelogged)
+    clicks      ┤  (requests and feedback reach them through batch lanes: streams.worker.lanes)
+    control     ┘  (ForgetUser: delete a user's state, see streams.control)
+    items       -> WorkerCore.add_items -> catalog global table -> CatalogSync (every worker)
+    bad records -> dead-letter topic, with the original bytes and the reason
+
+`WorkerTopology.build(app, ...)` declares it on a Faust app: topics, tables, the lanes and
+their tasks, the items agent, timers and rebalance handlers. Its parts (`CatalogSync`,
+`RequestPath`, `FeedbackPath`, `Rebalancer`, `LaneStats`) take plain callables and are built and
+tested without a broker (tests/streams/worker/test_topology.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from online.events import Slate, encode_event
+from streams.control import control_topic
+from streams.dead_letter import DeadLetter, encode_dead_letter
+from streams.settings import StreamSettings
+from streams.topics import TopicNames
+from streams.worker.config import WorkerConfig
+from streams.worker.core import Record, WorkerCore
+from streams.worker.faust_private import SlatestreamApp, partition_context
+from streams.worker.lanes import BatchLane, Chunk, GroupCommit, records
+from streams.worker.partition_state import StateTables, faust_send_many
+
+log = logging.getLogger("slatestream.worker")
+
+STATE_TABLE, CATALOG_TABLE = "state", "catalog"
+"""The worker's Faust tables (changelog topics "<app id>-state-changelog", "-catalog-changelog")."""
+SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+SendSlate = Callable[[Slate], Awaitable[None]]
+Flush = Callable[[], Awaitable[Any]]
+
+
+def by_partition(messages: Iterable[Any]) -> dict[int, list[Any]]:
+    """Records (anything with a `partition`) grouped by partition, in order."""
+    groups: dict[int, list[Any]] = {}
+    for message in messages:
+        groups.setdefault(message.partition, []).append(message)
+    return groups
+
+
+def to_record(kind: str, message: Any) -> Record:
+    """A consumed record (aiokafka's or Faust's) as the core's `Record` of topic role `kind`."""
+    return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(message.value or b""))
+
+
+@dataclass
+class BatchStats:
+    """A path's batches since start: how many, records in them, seconds spent processing."""
+
+    batches: int = 0
+    records: int = 0
+    busy_s: float = 0.0
+
+    def add(self, records: int, seconds: float) -> None:
+        self.batches += 1
+        self.records += records
+        self.busy_s += seconds
+
+    def __str__(self) -> str:
+        mean = self.records / self.batches if self.batches else 0.0
+        return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy"
+
+
+@dataclass
+class LaneStats:
+    """What the worker logs every few seconds: counts, batches per path, changelog flushes."""
+
+    requests: BatchStats = field(default_factory=BatchStats)
+    feedback: BatchStats = field(default_factory=BatchStats)
+
+    def lines(self, core: WorkerCore, tables: Any, lane: BatchLane, commit: GroupCommit) -> list[str]:
+        """The report's lines (the feedback lane's window, once it committed, for benchmarks)."""
+        out = [f"counts {core.counts}", f"batches requests: {self.requests}; feedback: {self.feedback}",
+               f"changelog {tables.records_sent} state records sent in {tables.flushes} flushes, "
+               f"{tables.flush_s:.2f} s"]
+        if lane.first_taken_at is not None and commit.last_commit_at is not None:
+            out.append(f"feedback lane: {lane.taken} records taken from {lane.first_taken_at:.3f}, "
+                       f"{commit.committed} committed, the last commit at {commit.last_commit_at:.3f} (unix s)")
+        return out
+
+
+class CatalogSync:
+    """Items embedded by any worker (or before a restart) join this worker's catalog.
+
+    The catalog table is a global table: every worker reads all of its changelog. Counting the
+    table's keys scans RocksDB, so `sync` looks only after the changelog delivered something
+    (`changed`), at start-up, and when `recheck` marks it (a safety net, every 30 s).
+    """
+
+    def __init__(self, core: WorkerCore, table: MutableMapping[bytes, bytes]) -> None:
+        self.core = core
+        self.table = table
+        self.dirty = True
+
+    async def changed(self, _: Any = None) -> None:
+        """The catalog table's `on_changelog_event`."""
+        self.dirty = True
+
+    def recheck(self) -> None:
+        self.dirty = True
+
+    def sync(self) -> int:
+        """Add the table's items the catalog lacks; returns how many."""
+        if not self.dirty:
+            return 0
+        self.dirty = False
+        if len(self.core.catalog) >= len(self.table):
+            return 0
+        added = 0
+        for key, value in self.table.items():
+            if key.decode() not in self.core.catalog:
+                self.core.load_catalog_value(bytes(value))
+                added += 1
+        return added
+
+
+class RequestPath:
+    """Rank request records one by one, each slate sent as soon as it is ready."""
+
+    def __init__(self, core: WorkerCore, catalog: CatalogSync, send_slate: SendSlate, send_dead: SendDead,
+                 flush: Flush, stats: BatchStats, empty_catalog_wait_s: float) -> None:
+        self.core, self.catalog, self.stats = core, catalog, stats
+        self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
+        self.empty_catalog_wait_s = empty_catalog_wait_s
+
+    async def wait_for_catalog(self) -> None:
+        """At start-up, let the items agent load the catalog before the first request is ranked."""
+        self.catalog.sync()
+        waited = 0.0
+        while len(self.core.catalog) == 0 and waited < self.empty_catalog_wait_s:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            self.catalog.sync()
+
+    async def handle(self, messages: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        await self.wait_for_catalog()
+        for message in messages:
+            slates, dead = self.core.rank([to_record("requests", message)])
+            for slate in slates:
+                await self.send_slate(slate)
+            await self.flush()
+            await self.send_dead(dead)
+        self.stats.add(len(messages), time.perf_counter() - started)
+
+
+class FeedbackPath:
+    """Learn impression, click and control records, one partition's share at a time."""
+
+    def __init__(self, core: WorkerCore, catalog: CatalogSync, kinds: Mapping[str, str], send_dead: SendDead,
+                 flush: Flush, stats: BatchStats) -> None:
+        self.core, self.catalog, self.kinds, self.stats = core, catalog, kinds, stats
+        self.send_dead, self.flush = send_dead, flush
+
+    async def handle(self, messages: Sequence[Any], flush: bool = True) -> None:
+        """Learn a list of records; with `flush`, hand their state writes to the producer
+        before returning (they are acked next)."""
+        started = time.perf_counter()
+        self.catalog.sync()
+        for group in by_partition(messages).values():
+            await self.send_dead(self.core.learn([to_record(self.kinds[m.topic], m) for m in group]))
+            await asyncio.sleep(0)  # let requests in between partitions
+        if flush:
+            await self.flush()
+        self.stats.add(len(messages), time.perf_counter() - started)
+
+
+class Rebalancer:
+    """Partitions move: with the lanes held, commit what was processed, then swap the state.
+
+    Args:
+        lanes: the batch lanes (held: no list in hand, none taken meanwhile).
+        commit: the feedback lane's group commit (flushes state, acks records).
+        core, tables: the per-partition caches to drop.
+        flush_producer: delivers everything sent so far (the changelog before the partitions move).
+    """
+
+    def __init__(self, lanes: Sequence[BatchLane], commit: GroupCommit, core: WorkerCore, tables: Any,
+                 flush_producer: Flush) -> None:
+        self.lanes, self.commit, self.core, self.tables = lanes, commit, core, tables
+        self.flush_producer = flush_producer
+
+    async def swap(self, drop_waiting: bool) -> list[int]:
+        """Snapshot soft state, flush and ack, deliver the changelog, forget the partitions'
+        caches; returns how many waiting records each lane dropped (delivered again)."""
+        async with _held(self.lanes, drop_waiting) as dropped:
+            self.core.snapshot_windows()  # written into the tables, flushed by the commit
+            await self.commit.commit()
+            await self.flush_producer()
+            self.core.partitions_changed()
+            self.tables.partitions_changed()
+        if any(dropped):
+            log.info("rebalance: dropped %s waiting records (delivered again)", dropped)
+        return dropped
+
+    async def on_revoked(self, *_: Any, **__: Any) -> None:
+        await self.swap(drop_waiting=True)
+
+    async def on_assigned(self, _sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
+        await self.swap(drop_waiting=False)
+        topics = self.lanes[-1].topics
+        log.info("assigned partitions %s", sorted({tp.partition for tp in assigned if tp.topic in topics}))
+        # What exists now (Faust, modules, the catalog so far) lives as long as the process: keep
+        # it out of the cyclic collector's full passes, which otherwise cost ~20 us per learned
+        # event in allocation-heavy batches (bench/worker_throughput.py, in-process baseline).
+        gc.collect()
+        gc.freeze()
+
+
+class _held:
+    """Hold several lanes at once (`BatchLane.held`), yielding what each dropped."""
+
+    def __init__(self, lanes: Sequence[BatchLane], drop: bool) -> None:
+        self.contexts = [lane.held(drop) for lane in lanes]
+
+    async def __aenter__(self) -> list[int]:
+        return [await context.__aenter__() for context in self.contexts]
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for context in reversed(self.contexts):
+            await context.__aexit__(*exc)
+
+
+async def drive(app: faust.App, lane: BatchLane, handle: Callable[[list[Chunk]], Awaitable[None]]) -> None:
+    """Process a lane's lists for good (`handle` acks them); an exception here is a bug (bad
+    input is dead-lettered), so it stops the worker."""
+    log.info("batch lanes on for %s", ", ".join(sorted(lane.topics)))
+    try:
+        async for batch in lane.batches():
+            await handle(batch)
+    except Exception as error:
+        log.exception("batch lane of %s failed", sorted(lane.topics))
+        await app.crash(error)
+        raise
+
+
+@dataclass
+class WorkerTopology:
+    """The parts of a running worker, declared on its Faust app by `build`."""
+
+    app: SlatestreamApp
+    core: WorkerCore
+    tables: StateTables
+    catalog: CatalogSync
+    request_lane: BatchLane
+    feedback_lane: BatchLane
+    commit: GroupCommit
+    requests: RequestPath
+    feedback: FeedbackPath
+    rebalancer: Rebalancer
+    stats: LaneStats
+
+    @classmethod
+    def build(cls, app: SlatestreamApp, settings: StreamSettings, config: WorkerConfig,
+              make_core: Callable[[StateTables], WorkerCore]) -> WorkerTopology:
+        """Declare the worker on `app` (topics must exist: see streams.worker.run)."""
+        names = TopicNames.from_settings(settings)
+
+        def raw_topic(*topic_names: str) -> faust.TopicT:
+            return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw",
+                             value_serializer="raw", partitions=settings.partitions)
+
+        state = app.Table(STATE_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        tables = StateTables(state, faust_send_many(app))
+        core = make_core(tables)
+        catalog = CatalogSync(core, {})
+        catalog.table = app.GlobalTable(CATALOG_TABLE, partitions=settings.partitions, key_type=bytes,
+                                        value_type=bytes, on_changelog_event=catalog.changed)
+        slates_topic, dead_topic = raw_topic(names.slates), raw_topic(names.dead_letter)
+
+        async def send_slate(slate: Slate) -> None:
+            await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
+
+        async def send_dead(letters: Sequence[DeadLetter]) -> None:
+            for letter in letters:
+                key = letter.key.encode() if letter.key is not None else None
+                await dead_topic.send(key=key, value=encode_dead_letter(letter))
+
+        kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
+        request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
+        feedback_lane = BatchLane(kinds, max_batch=config.batch_size)
+        for lane in (request_lane, feedback_lane):
+            app.add_batch_lane(lane)
+            app.topics.add(raw_topic(*lane.topics))  # subscribed; the consumer hands their records to the lane
+        commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
+                             config.flush_max_keys)
+        stats = LaneStats()
+        topology = cls(
+            app, core, tables, catalog, request_lane, feedback_lane, commit,
+            RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
+                        config.empty_catalog_wait_s),
+            FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
+            Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush), stats)
+        topology._declare(raw_topic(names.items), config, send_dead)
+        return topology
+
+    async def rank_and_ack(self, batch: list[Chunk]) -> None:
+        """The request lane's handler: rank, then ack."""
+        await self.requests.handle(records(batch))
+        self.request_lane.ack(batch)
+
+    async def learn_and_commit(self, batch: list[Chunk]) -> None:
+        """The feedback lane's handler: learn, then ack by group commit (see WorkerConfig)."""
+        await self.feedback.handle(records(batch), flush=False)
+        await self.commit.processed(batch)
+
+    async def add_items(self, events: Sequence[Any], send_dead: SendDead) -> None:
+        """Embed a take of item events (Faust's), per partition, into the catalog and its table."""
+        groups: dict[int, list[Any]] = {}
+        for event in events:
+            groups.setdefault(event.message.partition, []).append(event)
+        for group in groups.values():
+            added, dead = self.core.add_items([to_record("items", event.message) for event in group])
+            with partition_context(group[-1]):  # the table's writes go to this partition's changelog
+                for item, value in added:
+                    self.catalog.table[item.item_id.encode()] = value
+            await send_dead(dead)
+
+    def _declare(self, items_topic: faust.TopicT, config: WorkerConfig, send_dead: SendDead) -> None:
+        app = self.app
+
+        @app.agent(items_topic)
+        async def items(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(config.item_batch_size, within=config.batch_wait_s):
+                await self.add_items(events, send_dead)
+
+        @app.task
+        async def requests_lane() -> None:
+            await drive(app, self.request_lane, self.rank_and_ack)
+
+        @app.task
+        async def feedback_lane() -> None:
+            await drive(app, self.feedback_lane, self.learn_and_commit)
+
+        @app.timer(interval=30.0)
+        async def recheck_catalog() -> None:
+            self.catalog.recheck()
+
+        @app.timer(interval=5.0)
+        async def report_counts() -> None:
+            for line in self.stats.lines(self.core, self.tables, self.feedback_lane, self.commit):
+                log.info("%s", line)
+
+        app.on_partitions_revoked.connect(self.rebalancer.on_revoked)
+        app.on_partitions_assigned.connect(self.rebalancer.on_assigned)

@@ -1,0 +1,183 @@
+"""Faust's private names the worker uses: checked against one version, and our consumer."""
+
+import faust
+import pytest
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers.aiokafka import Producer as FaustProducer
+
+from streams.settings import StreamSettings
+from streams.worker.app import make_app
+from streams.worker.faust_private import (
+    FAUST_VERSION,
+    BatchDrainConsumer,
+    FaustVersionError,
+    check_faust_version,
+)
+
+PRIVATE_NAMES = {
+    FaustConsumer: ("_drain_messages", "_wait_next_records", "_read_offset", "_add_gap", "_n_acked",
+                    "_committed_offset", "_acked_index", "_acked", "_waiting_for_ack", "_buffered_partitions",
+                    "_to_message", "_get_active_partitions", "_commit_every"),
+    faust.App: ("_new_transport", "_new_producer"),
+    RocksDBStore: ("_db_for_partition", "offset_key"),
+    FaustProducer: ("_ensure_producer",),
+}
+
+
+def test_the_private_names_are_those_of_the_one_checked_faust_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every private name of streams/worker/faust_private.py was read from FAUST_VERSION: any other
+    installed version fails here (and make_app refuses it), so a bump re-reads them first."""
+    assert faust.__version__ == FAUST_VERSION
+    check_faust_version()
+    consumer = make_app(StreamSettings(broker_url="kafka://127.0.0.1:1", store_dir=tmp_path)).consumer
+    for owner, names in PRIVATE_NAMES.items():
+        for name in names:
+            assert hasattr(consumer if owner is FaustConsumer else owner, name), f"{owner.__name__}.{name} is gone"
+    with pytest.raises(FaustVersionError, match=r"install faust-streaming==0\.15\.3"):
+        check_faust_version("0.16.0")
+
+
+def test_a_batch_lane_takes_its_topics_and_another_faust_is_refused(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from streams.worker.lanes import BatchLane
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    app = make_app(settings)
+    lane = BatchLane(["t.impressions", "t.clicks"])
+    app.add_batch_lane(lane)
+    assert app.batch_lanes == {"t.impressions": lane, "t.clicks": lane}
+    monkeypatch.setattr(faust, "__version__", "0.0.1")
+    with pytest.raises(FaustVersionError):
+        make_app(settings)
+
+
+def test_pausing_and_resuming_a_lane_partition_keeps_fausts_partition_type(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fetched record's `tp` is aiokafka's TopicPartition; Faust asserts its active partitions
+    are its own `TP` (a lane resuming a partition once crashed the worker at 20,000 waiting)."""
+    from aiokafka import TopicPartition
+    from faust.types import TP
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    consumer = make_app(settings).consumer
+    assert isinstance(consumer, BatchDrainConsumer)
+    consumer._active_partitions = {TP("t.requests", 0), TP("t.requests", 1)}
+    consumer.on_buffer_full(TopicPartition("t.requests", 0))
+    assert consumer._get_active_partitions() == {TP("t.requests", 1)}
+    consumer.on_buffer_drop(TopicPartition("t.requests", 0))
+    active = consumer._get_active_partitions()
+    assert active == {TP("t.requests", 0), TP("t.requests", 1)} and all(type(tp) is TP for tp in active)
+
+
+def lane_consumer(tmp_path, topic: str):  # type: ignore[no-untyped-def]
+    """A BatchDrainConsumer (no broker) with acks on for `topic`, and a lane for it."""
+    from streams.worker.lanes import BatchLane
+
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path)
+    app = make_app(settings)
+    lane = BatchLane([topic], max_batch=100, high_water=1_000, low_water=10)
+    app.add_batch_lane(lane)
+    app.topics._acking_topics.add(topic)
+    return app.consumer, lane
+
+
+def fetched(topic: str, partition: int, *offsets: int) -> list:  # type: ignore[type-arg]
+    from aiokafka.structs import ConsumerRecord
+
+    return [ConsumerRecord(topic, partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
+
+
+def test_lane_acks_become_the_offset_faust_commits_once_contiguous(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka import TopicPartition
+
+    consumer, _ = lane_consumer(tmp_path, "t.impressions")
+    tp = TopicPartition("t.impressions", 0)
+    consumer.ack_offsets(tp, [0, 1, 3])
+    assert consumer._new_offset(tp) == 2  # 3 waits for 2
+    consumer.ack_offsets(tp, [2, 3, 4])  # 3 again counts once
+    assert consumer._new_offset(tp) == 5 and consumer._n_acked == 5
+    consumer._committed_offset[tp] = 10
+    consumer.ack_offsets(tp, [8, 9])  # below the committed offset: already done
+    assert consumer._acked[tp] == []
+
+
+def test_a_fetch_goes_to_its_lane_whole_minus_what_was_read_with_its_offset_gaps_noted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streams.worker.lanes import records
+
+    async def scenario() -> tuple[list[int], int | None, int | None]:
+        consumer, lane = lane_consumer(tmp_path, "t.clicks")
+        tp = TopicPartition("t.clicks", 1)
+        consumer.assignment = lambda: {tp}
+        generation = consumer.app.consumer_generation_id
+        assert await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 0, 1, 2, 5, 6), generation)  # 3, 4: markers
+        assert await consumer._to_lane(lane, tp, fetched("t.clicks", 1, 4, 5, 8), generation)  # 4, 5 read already
+        lane.fetched()
+        batch = await lane.batches().__anext__()
+        read = consumer._read_offset[tp]
+        lane.ack(batch)
+        return [r.offset for r in records(batch)], read, consumer._new_offset(tp)
+
+    taken, read, commit_at = asyncio.run(scenario())
+    assert taken == [0, 1, 2, 5, 6, 8]
+    assert read == 8 and commit_at == 9  # the gaps 3..4 and 7 do not hold the commit back
+
+
+def test_a_chunk_whose_rebalance_began_meanwhile_never_reaches_the_lane(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The revocation handler drops what waits in the lanes after Faust stops the flow; a chunk
+    whose hand-over awaited a commit across that moment must not arrive after the drop (learned
+    first after a re-assignment, it would make the redelivered records before it look like
+    replays)."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    async def scenario() -> tuple[bool, bool, int, int | None]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        tp = TopicPartition("t.impressions", 0)
+        generation = consumer.app.consumer_generation_id
+        consumer._commit_every, consumer._n_acked = 1, 1  # the next hand-over commits first
+
+        async def commit_during_which_a_revocation_starts(*_: object, **__: object) -> bool:
+            consumer.stop_flow()
+            return True
+
+        consumer.commit = commit_during_which_a_revocation_starts
+        handed = await consumer._to_lane(lane, tp, fetched("t.impressions", 0, 1000, 1001), generation)
+        consumer.resume_flow()
+        consumer.app.consumer_generation_id = generation + 1  # a new assignment since the fetch
+        stale = await consumer._to_lane(lane, tp, fetched("t.impressions", 0, 1002), generation)
+        return handed, stale, lane.waiting, consumer._read_offset[tp]
+
+    assert asyncio.run(scenario()) == (False, False, 0, None)
+
+
+def test_a_fetch_splits_into_lane_chunks_and_faust_messages_for_the_other_topics(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streams.worker.lanes import records
+
+    async def scenario() -> tuple[list[tuple[str, int]], list[int], list[int]]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        lane_tp, other_tp, idle_tp = (TopicPartition("t.impressions", 0), TopicPartition("t.items", 0),
+                                      TopicPartition("t.impressions", 1))
+
+        async def fetch(timeout: float):  # type: ignore[no-untyped-def]
+            return {lane_tp: fetched("t.impressions", 0, 5, 6), other_tp: fetched("t.items", 0, 7),
+                    idle_tp: fetched("t.impressions", 1, 9)}, {lane_tp, other_tp}  # partition 1 not active
+
+        consumer._wait_next_records = fetch
+        consumer.highwater = lambda tp: 8
+        consumer.assignment = lambda: {lane_tp}
+        yielded = [(message.topic, message.offset) async for _, message in consumer._getmany_past_lanes(1.0,
+                                                                                            {"t.impressions": lane})]
+        lane.fetched()
+        batch = await lane.batches().__anext__()
+        return yielded, [r.offset for r in records(batch)], [lane.waiting]
+
+    yielded, to_lane, waiting = asyncio.run(scenario())
+    assert yielded == [("t.items", 7)] and to_lane == [5, 6] and waiting == [0]

@@ -1,0 +1,376 @@
+"""The batch lane without a broker: lists, acks, back-pressure and settling on a rebalance."""
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streams.worker.lanes import BatchLane, Chunk, GroupCommit, records
+
+
+class FakeConsumer:
+    """Records what the lane asks of Faust's consumer."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.paused: list[Any] = []
+        self.resumed: list[Any] = []
+        self._buffered_partitions: set[Any] = set()
+        self.owned: set[Any] = {("t", 0), ("t", 1)}
+
+    def assignment(self) -> set[Any]:
+        return self.owned
+
+    def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
+        self.acked.extend(offsets)
+
+    def on_buffer_full(self, tp: Any) -> None:
+        self.paused.append(tp)
+        self._buffered_partitions.add(tp)
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        self.resumed.append(tp)
+        self._buffered_partitions.discard(tp)
+
+    def forget_paused(self, tp: Any) -> None:
+        self._buffered_partitions.discard(tp)
+
+
+def message(offset: int, partition: int = 0) -> SimpleNamespace:
+    """A record as aiokafka parses it (the fields the lane and the worker read)."""
+    return SimpleNamespace(topic="t", partition=partition, offset=offset, key=b"k", value=b"v")
+
+
+def add(lane: BatchLane, consumer: FakeConsumer, *offsets: int, partition: int = 0) -> None:
+    """What the drain loop does with one fetch's records of one partition."""
+    lane.add(consumer, ("t", partition), [message(offset, partition) for offset in offsets])
+
+
+def chunk(*offsets: int, partition: int = 0) -> Chunk:
+    return Chunk(("t", partition), [message(offset, partition) for offset in offsets])
+
+
+def offsets(batch: list[Chunk]) -> list[int]:
+    return [m.offset for m in records(batch)]
+
+
+def test_records_come_in_lists_of_at_most_max_batch_in_order_and_are_acked() -> None:
+    async def scenario() -> tuple[list[list[int]], list[int], BatchLane]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=3, high_water=100, low_water=10)
+        for offset in range(7):
+            add(lane, consumer, offset)
+        assert lane.taken == 0 and lane.first_taken_at is None
+        seen: list[list[int]] = []
+        async for batch in lane.batches():
+            seen.append(offsets(batch))
+            lane.ack(batch)
+            if sum(map(len, seen)) == 7:
+                break
+        return seen, consumer.acked, lane
+
+    before = time.time()
+    seen, acked, lane = asyncio.run(scenario())
+    assert seen == [[0, 1, 2], [3, 4, 5], [6]] and acked == list(range(7))
+    assert lane.taken == 7 and lane.first_taken_at is not None and before <= lane.first_taken_at <= time.time()
+
+
+def test_partitions_pause_above_high_water_and_resume_below_low_water() -> None:
+    async def scenario() -> FakeConsumer:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=4, high_water=6, low_water=3)
+        for offset in range(8):
+            add(lane, consumer, offset, partition=offset % 2)
+        assert consumer.paused == [("t", 0), ("t", 1)]  # records 7 and 8 arrived above 6
+        batches = lane.batches()
+        await batches.__anext__()  # 4 left: still paused
+        assert consumer.resumed == []
+        await batches.__anext__()  # 0 left
+        assert sorted(consumer.resumed) == [("t", 0), ("t", 1)]
+        await batches.aclose()
+        return consumer
+
+    asyncio.run(scenario())
+
+
+def test_settle_drops_what_waits_and_waits_for_the_list_in_hand() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=2, high_water=3, low_water=1)
+        for offset in range(6):
+            add(lane, consumer, offset)
+        order: list[str] = []
+        taken = asyncio.Event()
+
+        async def task() -> None:
+            async for batch in lane.batches():
+                taken.set()
+                await asyncio.sleep(0.05)  # processing
+                order.append(f"processed {offsets(batch)}")
+                lane.ack(batch)
+
+        runner = asyncio.create_task(task())
+        await taken.wait()
+        dropped = await lane.settle()
+        order.append("settled")
+        assert not consumer._buffered_partitions  # un-paused, not re-activated
+        runner.cancel()
+        return dropped, order
+
+    dropped, order = asyncio.run(scenario())
+    assert dropped == 4 and order == ["processed [0, 1]", "settled"]
+
+
+def test_bad_water_marks_are_refused() -> None:
+    with pytest.raises(ValueError, match="low_water < high_water"):
+        BatchLane(["t"], high_water=10, low_water=10)
+
+
+def test_a_fetch_is_handed_over_whole_once_the_consumer_says_it_was_added() -> None:
+    async def scenario() -> list[int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=100, high_water=1_000, low_water=10)
+        batches = lane.batches()
+        waiting = asyncio.ensure_future(batches.__anext__())
+        for offset in range(5):
+            add(lane, consumer, offset)
+            await asyncio.sleep(0)  # the drain loop yields now and then: nothing handed over yet
+        assert not waiting.done()
+        lane.fetched()
+        batch = await waiting
+        await batches.aclose()
+        return offsets(batch)
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_records_of_partitions_no_longer_assigned_are_dropped_when_taken() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=10, high_water=100, low_water=10)
+        for offset in range(4):
+            add(lane, consumer, offset, partition=offset % 2)
+        consumer.owned = {("t", 1)}  # partition 0 was revoked meanwhile
+        lane.fetched()
+        batches = lane.batches()
+        batch = await batches.__anext__()
+        lane.ack(batch)
+        await batches.aclose()
+        return offsets(batch), consumer.acked
+
+    assert asyncio.run(scenario()) == ([1, 3], [1, 3])
+
+
+def test_acks_skip_records_of_partitions_revoked_after_they_were_taken() -> None:
+    consumer = FakeConsumer()
+    lane = BatchLane(["t"])
+    add(lane, consumer, 0)
+    consumer.owned = {("t", 1)}
+    lane.ack([chunk(0), chunk(1, partition=1)])
+    assert consumer.acked == [1]
+
+
+class GroupScenario:
+    """A lane with `waiting` records, a flush that records which acks preceded it, a clock."""
+
+    def __init__(self, interval_s: float = 0.5, max_keys: int = 100) -> None:
+        self.consumer = FakeConsumer()
+        self.lane = BatchLane(["t"])
+        self.lane.consumer = self.consumer
+        self.now = 0.0
+        self.keys = 0
+        self.flushed_with_acks: list[list[int]] = []
+        self.commit = GroupCommit(self.lane, self.flush, lambda: self.keys, interval_s, max_keys,
+                                  clock=lambda: self.now)
+
+    async def flush(self) -> None:
+        self.flushed_with_acks.append(list(self.consumer.acked))  # what was acked before this flush
+        self.keys = 0
+        await asyncio.sleep(0.01)  # handing records to the producer waits on the broker
+
+    async def processed(self, offsets: range, waiting: int) -> bool:
+        if waiting:
+            add(self.lane, self.consumer, *range(1000, 1000 + waiting))
+        try:
+            return await self.commit.processed([chunk(*offsets)])
+        finally:
+            self.lane._drop_waiting()
+
+
+def test_group_commit_acks_only_after_a_flush_and_flushes_when_nothing_waits() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario()
+        assert not await run.processed(range(0, 3), waiting=5)  # more is waiting: no flush, no ack yet
+        assert run.consumer.acked == [] and run.flushed_with_acks == []
+        assert await run.processed(range(3, 5), waiting=0)  # the lane ran dry: flush, then ack both lists
+        assert run.consumer.acked == [0, 1, 2, 3, 4]
+        return run
+
+    before = time.time()
+    run = asyncio.run(scenario())
+    assert run.flushed_with_acks == [[]] and run.commit.unacked == [] and run.commit.flushes == 1
+    assert run.commit.committed == 5 and run.commit.last_commit_at is not None
+    assert before <= run.commit.last_commit_at <= time.time()
+
+
+def test_group_commit_flushes_after_the_interval_or_at_the_key_bound_under_a_backlog() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario(interval_s=0.5, max_keys=100)
+        run.now = 0.4
+        assert not await run.processed(range(0, 2), waiting=10)
+        run.now = 0.5  # the interval since the start (the last flush) is over
+        assert await run.processed(range(2, 4), waiting=10) and run.consumer.acked == [0, 1, 2, 3]
+        run.now, run.keys = 0.6, 99
+        assert not await run.processed(range(4, 6), waiting=10)
+        run.keys = 100
+        assert await run.processed(range(6, 8), waiting=10) and run.consumer.acked == list(range(8))
+        return run
+
+    assert asyncio.run(scenario()).flushed_with_acks == [[], [0, 1, 2, 3]]
+
+
+def test_a_failed_flush_raises_and_acks_nothing() -> None:
+    async def scenario() -> FakeConsumer:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"])
+        lane.consumer = consumer
+
+        async def failing() -> None:
+            raise RuntimeError("record too large")
+
+        commit = GroupCommit(lane, failing, lambda: 0, interval_s=0.0, max_keys=10)
+        with pytest.raises(RuntimeError, match="too large"):
+            await commit.processed([chunk(0)])
+        assert commit.committed == 0 and commit.last_commit_at is None
+        return consumer
+
+    assert asyncio.run(scenario()).acked == []
+
+
+def test_group_commit_refuses_bounds_that_never_flush() -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(BatchLane(["t"]), GroupScenario().flush, lambda: 0, interval_s=-1, max_keys=10)
+    with pytest.raises(ValueError):
+        GroupCommit(BatchLane(["t"]), GroupScenario().flush, lambda: 0, interval_s=1, max_keys=0)
+
+
+def test_a_held_lane_finishes_the_list_in_hand_and_takes_none_until_released() -> None:
+    async def scenario() -> list[str]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=2, high_water=100, low_water=10)
+        for offset in range(4):
+            add(lane, consumer, offset)
+        lane.fetched()
+        log: list[str] = []
+
+        async def task() -> None:
+            async for batch in lane.batches():
+                log.append(f"took {offsets(batch)}")
+                await asyncio.sleep(0.01)  # processing, during which the rebalance arrives
+                log.append("processed")
+                if log.count("processed") == 2:
+                    return
+
+        async def rebalance() -> None:
+            await asyncio.sleep(0.005)
+            async with lane.held(drop=False) as dropped:
+                log.append(f"held, dropped {dropped}")
+                await asyncio.sleep(0.02)
+                log.append("released")
+
+        await asyncio.gather(task(), rebalance())
+        async with lane.held(drop=True) as dropped:
+            log.append(f"dropped {dropped}")
+        return log
+
+    assert asyncio.run(scenario()) == ["took [0, 1]", "processed", "held, dropped 0", "released",
+                                       "took [2, 3]", "processed", "dropped 0"]
+
+
+def test_a_commit_flushes_and_acks_every_processed_list_at_once() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario()
+        assert not await run.processed(range(0, 3), waiting=5)
+        await run.commit.commit()
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.consumer.acked == [0, 1, 2] and run.flushed_with_acks == [[]] and run.commit.unacked == []
+    assert run.commit.committed == 3
+
+
+def test_a_commit_that_acks_nothing_leaves_the_window_alone() -> None:
+    async def scenario() -> GroupScenario:
+        run = GroupScenario()
+        await run.commit.commit()  # e.g. at an assignment, before any record
+        assert run.commit.last_commit_at is None
+        run.consumer.owned = {("t", 1)}
+        assert await run.processed(range(0, 2), waiting=0)  # partition 0 was revoked: nothing acked
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.commit.committed == 0 and run.commit.last_commit_at is None and run.consumer.acked == []
+
+
+def test_acking_nothing_needs_no_consumer_yet() -> None:
+    BatchLane(["t"]).ack([])  # a rebalance commit before the lane saw its first record
+
+
+def test_a_fetch_larger_than_max_batch_is_split_across_lists_and_partitions_keep_their_chunks() -> None:
+    async def scenario() -> tuple[list[list[tuple[Any, list[int]]]], list[int], int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=4, high_water=100, low_water=10)
+        add(lane, consumer, *range(6))
+        add(lane, consumer, 10, 11, partition=1)
+        lane.fetched()
+        assert lane.waiting == 8
+        seen = []
+        async for batch in lane.batches():
+            seen.append([(c.tp, [m.offset for m in c.records]) for c in batch])
+            lane.ack(batch)
+            if len(seen) == 2:
+                break
+        return seen, consumer.acked, lane.waiting
+
+    seen, acked, waiting = asyncio.run(scenario())
+    assert seen == [[(("t", 0), [0, 1, 2, 3])], [(("t", 0), [4, 5]), (("t", 1), [10, 11])]]
+    assert acked == [0, 1, 2, 3, 4, 5, 10, 11] and waiting == 0
+
+
+class CountingList(list[Any]):
+    """A fetch that counts the records its slices (and their slices) copy."""
+
+    copied = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        if isinstance(index, slice):
+            CountingList.copied += len(item)
+            return CountingList(item)
+        return item
+
+
+def test_a_large_fetch_is_handed_over_in_order_copying_each_record_about_once() -> None:
+    async def scenario() -> tuple[list[int], int, int]:
+        consumer = FakeConsumer()
+        lane = BatchLane(["t"], max_batch=7, high_water=10_000, low_water=10)
+        lane.add(consumer, ("t", 0), CountingList(message(offset) for offset in range(1000)))
+        add(lane, consumer, 1000, 1001, 1002)
+        lane.fetched()
+        seen: list[int] = []
+        longest = 0
+        async for batch in lane.batches():
+            longest = max(longest, len(records(batch)))
+            seen.extend(offsets(batch))
+            lane.ack(batch)
+            if len(seen) == 1003:
+                break
+        return seen, longest, lane.waiting
+
+    CountingList.copied = 0
+    seen, longest, waiting = asyncio.run(scenario())
+    assert seen == list(range(1003)) and longest == 7 and waiting == 0
+    # splitting the remainder at every list would copy ~n^2 / (2 max_batch) = ~71,000 records
+    assert CountingList.copied <= 2 * 1000

@@ -1,0 +1,161 @@
+"""The worker topology's parts, built without a broker: catalog sync, the request and feedback
+paths, the rebalance handler and the stats report."""
+
+import asyncio
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from online.events import RankRequest, Slate, encode_event
+from streams.dead_letter import DeadLetter
+from streams.worker.lanes import BatchLane, GroupCommit
+from streams.worker.topology import (
+    BatchStats,
+    CatalogSync,
+    FeedbackPath,
+    LaneStats,
+    Rebalancer,
+    RequestPath,
+    by_partition,
+    to_record,
+)
+
+from .test_core import T0, core, feedback, items, rank_all
+
+
+class Message(NamedTuple):
+    """A consumed record as a lane hands it over (aiokafka's ConsumerRecord has these fields)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def message(kind: str, offset: int, value: bytes, partition: int = 0) -> Message:
+    return Message(f"t.{kind}", partition, offset, b"u1", value)
+
+
+class Sent:
+    """Fake producer-side callables that record what they were given."""
+
+    def __init__(self) -> None:
+        self.slates: list[Slate] = []
+        self.dead: list[DeadLetter] = []
+        self.flushes = 0
+
+    async def slate(self, slate: Slate) -> None:
+        self.slates.append(slate)
+
+    async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self.dead.extend(letters)
+
+    async def flush(self) -> int:
+        self.flushes += 1
+        return 0
+
+
+def catalog_of_another_worker() -> dict[bytes, bytes]:
+    """The catalog table as a worker that embedded the items wrote it."""
+    other = core({})
+    added, _ = other.add_items(items())
+    return {item.item_id.encode(): value for item, value in added}
+
+
+def test_the_catalog_sync_loads_items_another_worker_embedded_once_marked_dirty() -> None:
+    worker, table = core({}), catalog_of_another_worker()
+    new = table.pop(b"i5")
+    sync = CatalogSync(worker, table)
+    assert sync.sync() == 5 and len(worker.catalog) == 5
+    table[b"i5"] = new  # an item the other worker adds: not seen without a mark ...
+    assert sync.sync() == 0 and "i5" not in worker.catalog
+    asyncio.run(sync.changed())  # ... until the changelog (or the 30 s recheck) marks the table
+    assert sync.sync() == 1 and "i5" in worker.catalog and not sync.dirty
+
+
+def test_the_request_path_ranks_each_request_sends_its_slate_and_flushes() -> None:
+    worker, sent = core({}), Sent()
+    stats = BatchStats()
+    path = RequestPath(worker, CatalogSync(worker, catalog_of_another_worker()), sent.slate, sent.dead_letters,
+                       sent.flush, stats, empty_catalog_wait_s=0.0)
+    requests = [message("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", k=3, time=T0)))
+                for n in range(3)]
+    asyncio.run(path.handle([*requests, message("requests", 3, b"not json")]))
+    assert [slate.request_id for slate in sent.slates] == ["r0", "r1", "r2"]
+    assert [letter.offset for letter in sent.dead] == [3] and sent.flushes == 4
+    assert stats.batches == 1 and stats.records == 4 and worker.counts.balanced()
+
+
+def test_the_request_path_waits_for_an_empty_catalog_then_dead_letters() -> None:
+    worker, sent = core({}), Sent()
+    path = RequestPath(worker, CatalogSync(worker, {}), sent.slate, sent.dead_letters, sent.flush, BatchStats(),
+                       empty_catalog_wait_s=0.1)
+    request = encode_event(RankRequest(request_id="r0", user_id="u1", time=T0))
+    asyncio.run(path.handle([message("requests", 0, request)]))
+    assert not sent.slates and sent.dead[0].error_type == "RankError"
+
+
+def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -> None:
+    worker, sent = core({}), Sent()
+    worker.add_items(items())
+    rank_all(worker, 4)
+    impressions, clicks = feedback(4)
+    kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
+    path = FeedbackPath(worker, CatalogSync(worker, {}), kinds, sent.dead_letters, sent.flush, BatchStats())
+    records = [message(r.kind, r.offset, r.value, partition=0) for r in [*impressions, *clicks]]
+    asyncio.run(path.handle([*records, message("clicks", 9, b"{", partition=1)], flush=False))
+    assert sent.flushes == 0 and [letter.partition for letter in sent.dead] == [1]
+    assert worker.counts.learned == 8 and worker.counts.balanced()
+    asyncio.run(path.handle([], flush=True))
+    assert sent.flushes == 1
+
+
+def test_records_group_by_partition_in_order_and_convert_to_core_records() -> None:
+    grouped = by_partition([message("clicks", n, b"x", partition=n % 2) for n in range(5)])
+    assert {p: [m.offset for m in group] for p, group in grouped.items()} == {0: [0, 2, 4], 1: [1, 3]}
+    assert to_record("clicks", message("clicks", 7, b"v", 1)) == ("clicks", "t.clicks", 1, 7, b"u1", b"v")
+
+
+class Tables:
+    def __init__(self) -> None:
+        self.changed = 0
+
+    def partitions_changed(self) -> None:
+        self.changed += 1
+
+
+def test_a_rebalance_commits_what_was_processed_then_forgets_the_partitions() -> None:
+    worker, sent, tables = core({}), Sent(), Tables()
+    worker.add_items(items())
+    rank_all(worker, 1)
+    lanes = [BatchLane(["t.requests"]), BatchLane(["t.impressions", "t.clicks"])]
+    commit = GroupCommit(lanes[1], sent.flush, lambda: 0, interval_s=10.0, max_keys=100)
+    order: list[str] = []
+
+    async def flush_producer() -> None:
+        order.append(f"producer after {sent.flushes} state flush")
+
+    rebalancer = Rebalancer(lanes, commit, worker, tables, flush_producer)
+    assert worker.router(0) is worker.router(0)  # a partition's engines, cached
+    before = worker.router(0)
+    dropped = asyncio.run(rebalancer.swap(drop_waiting=True))
+    assert dropped == [0, 0] and order == ["producer after 1 state flush"] and tables.changed == 1
+    assert worker.router(0) is not before  # rebuilt from the (possibly moved) state
+
+
+def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
+    worker, stats = core({}), LaneStats()
+    stats.feedback.add(10, 0.5)
+
+    class Flushes:
+        records_sent, flushes, flush_s = 4, 2, 0.25
+
+    lane = BatchLane(["t.clicks"])
+    commit = GroupCommit(lane, Sent().flush, lambda: 0, 1.0, 10)
+    lines = stats.lines(worker, Flushes(), lane, commit)
+    assert lines[0].startswith("counts Counts(received=0")
+    assert lines[1] == "batches requests: 0 batches, 0.0 records/batch, 0.0 s busy; " \
+                       "feedback: 1 batches, 10.0 records/batch, 0.5 s busy"
+    assert lines[2] == "changelog 4 state records sent in 2 flushes, 0.25 s" and len(lines) == 3
+    lane.first_taken_at, commit.last_commit_at, commit.committed, lane.taken = 1.0, 2.0, 10, 10
+    assert stats.lines(worker, Flushes(), lane, commit)[3].startswith("feedback lane: 10 records taken from 1.000")
