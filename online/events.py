@@ -156,7 +156,7 @@ class Click(_Event):
     item_id: Identifier
     scenario: Identifier = "default"
     reward_kind: Identifier = "click"
-    reward: float = Field(default=1.0, ge=0.0, le=1e6)
+    reward: float = Field(default=1.0, ge=0.0, le=1e6, allow_inf_nan=False)
     time: AwareDatetime = Field(default_factory=utc_now)
 
 
