@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from encoders.hashing import HashingEncoder
-from online.config import SlatestreamConfig
+from online.config import SlatestreamConfig, parse_config
 from online.events import Item
+from online.policies import POLICIES
 from online.policies.linear_ts import LinearThompsonSampling
 from streams.dead_letter import DeadLetter, encode_dead_letter
 from streams.partition_state import SharedTables
@@ -71,18 +72,37 @@ def _drive(worker: WorkerCore, records: list[Record]) -> list[DeadLetter]:
     return dead
 
 
-@pytest.fixture(scope="module")
-def outcome() -> tuple[WorkerCore, dict[bytes, bytes], list[tuple[Record, CorpusRecord]], list[DeadLetter]]:
-    traffic = valid_traffic(seed=18)
-    corpus = [*traffic.records, *hostile_corpus(traffic, seed=18, n=10_000)]
-    records = _records(corpus, seed=18)
+Outcome = tuple[WorkerCore, dict[bytes, bytes], list[tuple[Record, CorpusRecord]], list[DeadLetter]]
+
+
+def run_corpus(config: SlatestreamConfig, n: int, seed: int = 18, requests_per_user: int = 15) -> Outcome:
+    """The worker, its state table, the delivered records and the dead letters."""
+    traffic = valid_traffic(seed=seed, requests_per_user=requests_per_user)
+    corpus = [*traffic.records, *hostile_corpus(traffic, seed=seed, n=n)]
+    records = _records(corpus, seed=seed)
     table: dict[bytes, bytes] = {}
-    worker = WorkerCore(SlatestreamConfig(), SharedTables(table), embed, dim=8)
+    worker = WorkerCore(config, SharedTables(table), embed, dim=8)
     dead = _drive(worker, [record for record, _ in records])  # nothing may escape
     return worker, table, records, dead
 
 
-def test_the_corpus_covers_every_class_on_every_topic(outcome: tuple) -> None:
+def _mismatches(records: list[tuple[Record, CorpusRecord]], dead: list[DeadLetter]) -> Counter[tuple[str, str, str]]:
+    """(class, kind, expected) of records dead-lettered against expectation, or not when expected."""
+    where = {(letter.source_topic, letter.partition, letter.offset) for letter in dead}
+    wrong: Counter[tuple[str, str, str]] = Counter()
+    for record, source in records:
+        is_dead = (record.topic, record.partition, record.offset) in where
+        if (source.expect == "dead") != is_dead and source.expect != "any":
+            wrong[source.label, source.kind, source.expect] += 1
+    return wrong
+
+
+@pytest.fixture(scope="module")
+def outcome() -> Outcome:
+    return run_corpus(SlatestreamConfig(), n=10_000)
+
+
+def test_the_corpus_covers_every_class_on_every_topic(outcome: Outcome) -> None:
     _, _, records, _ = outcome
     hostile = [source for _, source in records if source.label != "valid"]
     assert len(hostile) >= 10_000
@@ -90,22 +110,17 @@ def test_the_corpus_covers_every_class_on_every_topic(outcome: tuple) -> None:
     assert max(len(source.value) for source in hostile) > 2_000_000  # megabytes of string
 
 
-def test_counts_balance_and_every_record_got_its_expected_outcome(outcome: tuple) -> None:
+def test_counts_balance_and_every_record_got_its_expected_outcome(outcome: Outcome) -> None:
     worker, _, records, dead = outcome
     where = {(letter.source_topic, letter.partition, letter.offset) for letter in dead}
     assert len(where) == len(dead)  # one dead letter per record at most
 
     assert worker.counts.received == len(records)
     assert worker.counts.balanced()
-    wrong = Counter()
-    for record, source in records:
-        is_dead = (record.topic, record.partition, record.offset) in where
-        if (source.expect == "dead") != is_dead and source.expect != "any":
-            wrong[source.label, source.kind, source.expect] += 1
-    assert not wrong, wrong
+    assert not _mismatches(records, dead)
 
 
-def test_every_valid_event_is_learned(outcome: tuple) -> None:
+def test_every_valid_event_is_learned(outcome: Outcome) -> None:
     worker, table, records, dead = outcome
     where = {(letter.source_topic, letter.partition, letter.offset) for letter in dead}
     valid = [(record, source) for record, source in records if source.label == "valid"]
@@ -124,7 +139,7 @@ def test_every_valid_event_is_learned(outcome: tuple) -> None:
     assert shown["processed"] <= exposures <= shown["processed"] + shown["any"]
 
 
-def test_every_dead_letter_says_why_and_fits_the_broker_limit(outcome: tuple) -> None:
+def test_every_dead_letter_says_why_and_fits_the_broker_limit(outcome: Outcome) -> None:
     _, _, _, dead = outcome
     assert dead
     reasons = Counter()
@@ -133,3 +148,16 @@ def test_every_dead_letter_says_why_and_fits_the_broker_limit(outcome: tuple) ->
         assert len(encode_dead_letter(letter)) < 1_000_000
         reasons[letter.error_type] += 1
     assert set(reasons) >= {"EventDecodeError", "UnknownItemError", "RankError"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_every_policy_with_objectives_and_filters_survives_the_corpus(policy: str) -> None:
+    config = parse_config({"scenarios": {"default": {
+        "policy": {"name": policy}, "objectives": {"diversity": 0.3, "novelty": 0.1, "fairness": 0.1},
+        "filters": {"exclude_shown_within_s": 600, "exclude_clicked_within_s": 600}}}})
+
+    worker, _, records, dead = run_corpus(config, n=2_000, seed=19, requests_per_user=4)
+
+    assert worker.counts.balanced() and worker.counts.received == len(records)
+    assert not _mismatches(records, dead)
