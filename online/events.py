@@ -25,6 +25,20 @@ SCHEMA_VERSION: Literal[1] = 1
 
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
+MAX_CONTEXT_MAGNITUDE = 1e12
+"""Largest |value| of a context feature: squared sums of features stay far from overflow."""
+ContextValue = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_CONTEXT_MAGNITUDE, le=MAX_CONTEXT_MAGNITUDE)]
+"""A numeric context feature: finite (NaN and infinities refused), |value| <= 1e12."""
+MAX_POSITION = 2**31 - 1
+"""Largest slate position an impression may report (fits every integer type downstream)."""
+
+
+def to_utc(value: datetime) -> datetime:
+    """`value` (timezone-aware) in UTC; ValueError when UTC cannot hold it (year 0 or 10000)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from None
 
 
 def utc_now() -> datetime:
@@ -40,7 +54,7 @@ class _Event(BaseModel):
     @field_validator("time", check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value)
 
 
 class RankRequest(_Event):
@@ -56,7 +70,7 @@ class RankRequest(_Event):
     user_id: Identifier
     scenario: Identifier = "default"
     candidates: tuple[Identifier, ...] | None = None
-    context: dict[str, float] | None = None
+    context: dict[str, ContextValue] | None = None
     context_text: str | None = None
     k: int = Field(default=10, ge=1, le=100)
     time: AwareDatetime = Field(default_factory=utc_now)
@@ -108,7 +122,7 @@ class ShownItem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     item_id: Identifier
-    position: int = Field(ge=0)
+    position: int = Field(ge=0, le=MAX_POSITION)
     propensity: Probability | None = None
 
 
@@ -121,7 +135,7 @@ class Impression(_Event):
     user_id: Identifier
     scenario: Identifier = "default"
     shown: tuple[ShownItem, ...] = Field(min_length=1)
-    context: dict[str, float] | None = None
+    context: dict[str, ContextValue] | None = None
     time: AwareDatetime = Field(default_factory=utc_now)
 
     @field_validator("shown")
@@ -142,7 +156,7 @@ class Click(_Event):
     item_id: Identifier
     scenario: Identifier = "default"
     reward_kind: Identifier = "click"
-    reward: float = Field(default=1.0, ge=0.0, le=1e6)
+    reward: float = Field(default=1.0, ge=0.0, le=1e6, allow_inf_nan=False)
     time: AwareDatetime = Field(default_factory=utc_now)
 
 
@@ -196,13 +210,23 @@ def _first_error(error: ValidationError) -> EventDecodeError:
 def decode_event(raw: bytes | str) -> RankRequest | Slate | Impression | Click | Item:
     """Parse one JSON event; raise EventDecodeError(field, reason) on bad input.
 
-    An unknown `schema_version` is rejected with field "schema_version".
+    An unknown `schema_version` is rejected with field "schema_version". Whatever else
+    parsing or validating raises (an overflow, a recursion limit, ...) comes out as
+    EventDecodeError too, field "<event>" and the exception's class and message as reason:
+    no input makes this function raise anything else.
     """
     try:
         return _EVENT_ADAPTER.validate_json(raw)
     except ValidationError as error:
         raised = _first_error(error)
+    except Exception as error:  # any failure to parse one record is that record's fault
+        raised = unexpected_error("<event>", error)
     raise raised
+
+
+def unexpected_error(field: str, error: Exception) -> EventDecodeError:
+    """An EventDecodeError for an exception a decoder did not foresee: "<Class>: message"."""
+    return EventDecodeError(field, f"{type(error).__name__}: {error}")
 
 
 def encode_event(event: RankRequest | Slate | Impression | Click | Item) -> bytes:

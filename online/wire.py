@@ -4,7 +4,7 @@
 about a fifth of the worker's whole per-event budget. `decode_feedback_fast` decodes with
 msgspec into frozen structs (`WireImpression`, `WireClick`) in ~3 us, or returns None for
 a record msgspec or its checks cannot vouch for; the caller then uses `decode_event`, which
-either accepts it (with pydantic's coercions: numbers as strings, NaN, whitespace
+either accepts it (with pydantic's coercions: numbers as strings, whitespace
 stripping, ...) or raises `EventDecodeError` with the reason. So:
 
 - what this module accepts, `decode_event` accepts too, with equal field values (times in
@@ -23,11 +23,13 @@ from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
-from online.events import Click, Impression
+from online.events import MAX_CONTEXT_MAGNITUDE, MAX_POSITION, Click, Impression
 
 _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _Probability = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 _AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+_ContextValue = Annotated[float, msgspec.Meta(ge=-MAX_CONTEXT_MAGNITUDE, le=MAX_CONTEXT_MAGNITUDE)]
+"""Finite by its bounds (msgspec refuses NaN against them), as `online.events.ContextValue`."""
 _LONG_FRACTION = re.compile(rb"\.\d{7}")
 """More than 6 fractional digits somewhere: msgspec rounds sub-microseconds, pydantic truncates."""
 
@@ -36,7 +38,7 @@ class WireShownItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
     """`ShownItem`: an item the user saw at `position` (0 = top), logging propensity if known."""
 
     item_id: _Identifier
-    position: Annotated[int, msgspec.Meta(ge=0)]
+    position: Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)]
     propensity: _Probability | None = None
 
 
@@ -51,7 +53,7 @@ class WireImpression(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     time: _AwareTime
     schema_version: Literal[1] = 1
     scenario: _Identifier = "default"
-    context: dict[str, float] | None = None
+    context: dict[str, _ContextValue] | None = None
 
 
 class WireClick(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False):
@@ -87,13 +89,18 @@ def _unstripped(first: str, second: str, third: str = "x", fourth: str = "x") ->
 
 def decode_feedback_fast(raw: bytes, expected: Literal["impression", "click"]) -> WireImpression | WireClick | None:
     """The event when msgspec and the checks vouch for `raw`, else None: then decode it with
-    `decode_event`, which accepts it or says what is wrong."""
+    `decode_event`, which accepts it or says what is wrong. Never raises: whatever goes wrong
+    here (a time UTC cannot hold, ...) means "not vouched for"."""
+    try:
+        return _decode_checked(raw, expected)
+    except Exception:  # decode_event then names the problem
+        return None
+
+
+def _decode_checked(raw: bytes, expected: Literal["impression", "click"]) -> WireImpression | WireClick | None:
     if _LONG_FRACTION.search(raw) is not None:
         return None
-    try:
-        event = _DECODERS[expected].decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+    event = _DECODERS[expected].decode(raw)  # msgspec's errors are caught by the caller
     if _unstripped(event.event_id, event.request_id, event.user_id, event.scenario):
         return None
     if isinstance(event, WireImpression):

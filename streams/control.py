@@ -20,7 +20,7 @@ types, versions or fields are dead-lettered by the worker like any bad record.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from kafka import KafkaProducer
@@ -28,7 +28,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError, for_code
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from online.events import EventDecodeError, Identifier, utc_now
+from online.events import EventDecodeError, Identifier, to_utc, unexpected_error, utc_now
 from streams.settings import StreamSettings
 from streams.topics import TopicLayoutError
 
@@ -47,7 +47,7 @@ class ForgetUser(BaseModel):
     @field_validator("time")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value)
 
 
 def control_topic(settings: StreamSettings) -> str:
@@ -61,7 +61,8 @@ def encode_control(record: ForgetUser) -> bytes:
 
 
 def decode_control(raw: bytes) -> ForgetUser:
-    """Parse a control record; EventDecodeError(field, reason) for anything else."""
+    """Parse a control record; EventDecodeError(field, reason) for anything else (also for an
+    exception parsing did not foresee: field "<control>", its class and message as reason)."""
     try:
         return ForgetUser.model_validate_json(raw)
     except ValidationError as error:
@@ -70,6 +71,8 @@ def decode_control(raw: bytes) -> ForgetUser:
             raise EventDecodeError("<json>", detail["msg"]) from None
         location = ".".join(str(part) for part in detail["loc"]) or "<control>"
         raise EventDecodeError(f"control.{location}", detail["msg"]) from None
+    except Exception as error:  # any failure to parse one record is that record's fault
+        raise unexpected_error("<control>", error) from None
 
 
 def ensure_control_topic(settings: StreamSettings, *, timeout_s: float = 30.0) -> bool:

@@ -3,13 +3,17 @@
 One `StreamSettings` object, read from the environment with the prefix `SLATESTREAM_`
 (e.g. `SLATESTREAM_BROKER_URL=kafka://10.0.0.5:9092`, `SLATESTREAM_PARTITIONS=8`) or
 passed explicitly (`StreamSettings(broker_url=..., topic_prefix=...)`). Secrets are
-`SecretStr` and never appear in `repr`. Model hyperparameters live elsewhere (validated
-dataclasses in `online/`); this object only says where and how to connect.
+`SecretStr` and never appear in `repr`, nor do rejected values in validation errors; a
+broker URL carrying credentials (`kafka://user:pass@host`) is refused. Model hyperparameters
+live elsewhere (validated dataclasses in `online/`); this object only says where and how to
+connect.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -19,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+log = logging.getLogger(__name__)
 
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
 MAX_TOPIC_SUFFIX = 12
@@ -29,7 +34,9 @@ def parse_broker_url(url: str) -> list[str]:
     """Split a Faust-style broker URL into kafka-python "host:port" entries.
 
     Accepts "kafka://h1:9092", "kafka://h1:9092;kafka://h2:9092", "h1:9092,h2:9092";
-    the port defaults to 9092. Raises ValueError naming the bad entry.
+    the port defaults to 9092. Raises ValueError naming the bad entry, except for an entry
+    with credentials in it ("user:pass@host"): that error names neither (see
+    StreamSettings.sasl_username and sasl_password for where they belong).
     """
     servers: list[str] = []
     for part in re.split(r"[;,]", url):
@@ -39,6 +46,9 @@ def parse_broker_url(url: str) -> list[str]:
         if "://" not in entry:
             entry = f"kafka://{entry}"
         parsed = urlsplit(entry)
+        if "@" in parsed.netloc:
+            raise ValueError("broker_url: credentials inside the URL are refused (they would be logged and shown); "
+                             "set SLATESTREAM_SASL_USERNAME and SLATESTREAM_SASL_PASSWORD instead")
         if parsed.scheme != "kafka":
             raise ValueError(f"broker_url: scheme of {part.strip()!r} must be kafka://")
         try:
@@ -63,6 +73,10 @@ class StreamSettings(BaseSettings):
         sasl_mechanism: PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512; required with SASL_*.
         sasl_username, sasl_password: SASL credentials; required with SASL_*.
         ssl_cafile: CA bundle (PEM) to verify the broker with SSL / SASL_SSL.
+        ssl_certfile: client certificate (PEM) for mutual TLS with SSL / SASL_SSL; may hold
+            the private key too.
+        ssl_keyfile: the client certificate's private key (PEM), when not in ssl_certfile.
+        ssl_password: the password of an encrypted private key.
         topic_prefix: prepended to every topic name ("slatestream." -> "slatestream.clicks").
         partitions: partitions per topic; user-keyed topics must be co-partitioned.
         replication_factor: replicas per topic (1 on the single-node dev broker).
@@ -79,7 +93,8 @@ class StreamSettings(BaseSettings):
             at least the attribution window. Later clicks are dead-lettered.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     broker_url: str = "kafka://127.0.0.1:9092"
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -87,6 +102,9 @@ class StreamSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
     topic_prefix: str = Field(default="slatestream.", max_length=249 - MAX_TOPIC_SUFFIX)
     partitions: int = Field(default=4, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=32)
@@ -114,18 +132,32 @@ class StreamSettings(BaseSettings):
     @model_validator(mode="after")
     def _security_complete(self) -> StreamSettings:
         if self.security_protocol.startswith("SASL_"):
-            missing = [
-                name
-                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, name) is None
-            ]
-            if missing:
-                raise ValueError(f"{', '.join(missing)} required with security_protocol={self.security_protocol}")
+            self.sasl_credentials()  # raises ValueError naming what is missing
+            if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+                log.warning("SASL PLAIN over SASL_PLAINTEXT: the password crosses the network in clear text; "
+                            "use SASL_SSL (or a SCRAM mechanism)")
         if self.request_ttl_s < self.attribution_window_s:
             raise ValueError("request_ttl_s must be at least attribution_window_s (clicks would be refused)")
-        if self.ssl_cafile is not None and not self.ssl_cafile.is_file():
-            raise ValueError(f"ssl_cafile: {self.ssl_cafile} is not a file")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a file")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate it belongs to)")
+        if self.ssl_password is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_password needs ssl_certfile (it unlocks the client certificate's key)")
+        if self.ssl_certfile is not None and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"ssl_certfile needs security_protocol SSL or SASL_SSL, not {self.security_protocol}")
         return self
+
+    def sasl_credentials(self) -> tuple[SaslMechanism, str, SecretStr]:
+        """(mechanism, username, password) for a SASL_* protocol; ValueError naming what is missing."""
+        mechanism, username, password = self.sasl_mechanism, self.sasl_username, self.sasl_password
+        if mechanism is None or username is None or password is None:
+            missing = [name for name, value in (("sasl_mechanism", mechanism), ("sasl_username", username),
+                                                ("sasl_password", password)) if value is None]
+            raise ValueError(f"{', '.join(missing)} required with security_protocol={self.security_protocol}")
+        return mechanism, username, password
 
     def bootstrap_servers(self) -> list[str]:
         """["host:port", ...] for kafka-python / aiokafka `bootstrap_servers`."""
@@ -143,9 +175,30 @@ class StreamSettings(BaseSettings):
         }
         if self.ssl_cafile is not None:
             config["ssl_cafile"] = str(self.ssl_cafile)
+        if self.ssl_certfile is not None:
+            config["ssl_certfile"] = str(self.ssl_certfile)
+            if self.ssl_keyfile is not None:
+                config["ssl_keyfile"] = str(self.ssl_keyfile)
+            if self.ssl_password is not None:
+                config["ssl_password"] = self.ssl_password.get_secret_value()
         if self.security_protocol.startswith("SASL_"):
-            assert self.sasl_password is not None  # checked by _security_complete
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = self.sasl_password.get_secret_value()
+            mechanism, username, password = self.sasl_credentials()
+            config["sasl_mechanism"] = mechanism
+            config["sasl_plain_username"] = username
+            config["sasl_plain_password"] = password.get_secret_value()
         return config
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context: verifies the broker (ssl_cafile, else the system's CAs) and
+        presents the client certificate when ssl_certfile is set. ValueError naming the
+        files when the certificate or key cannot be loaded (the password never shown)."""
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile is not None:
+            password = None if self.ssl_password is None else self.ssl_password.get_secret_value()
+            try:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, password)
+            except (ssl.SSLError, OSError) as error:
+                raise ValueError(f"ssl_certfile/ssl_keyfile: cannot load the client certificate "
+                                 f"{self.ssl_certfile} (key {self.ssl_keyfile or 'in the same file'}): "
+                                 f"{error.__class__.__name__}: {getattr(error, 'reason', None) or error}") from None
+        return context

@@ -2,9 +2,10 @@
 
 Standard library only. Two ways to use it:
 
-    python deploy/kafka/broker.py start [--port 9092] [--controller-port 9093] [--dir DIR]
+    python deploy/kafka/broker.py start [--port 9092] [--controller-port 9093] [--dir DIR] [--keep]
     python deploy/kafka/broker.py status [--dir DIR]
-    python deploy/kafka/broker.py stop [--dir DIR]
+    python deploy/kafka/broker.py stop [--dir DIR] [--keep]
+    python deploy/kafka/broker.py restart [--dir DIR]      # stop, then start on the same data and ports
 
     with KafkaBroker() as broker:          # free ports, fresh temporary data dir
         use(broker.bootstrap)              # "127.0.0.1:PORT"
@@ -14,12 +15,14 @@ deploy/kafka/.cache/jars, reused while pom.xml is unchanged), formats a fresh da
 `kafka.tools.StorageTool`, launches `java -Xmx512m ... kafka.Kafka server.properties` bound
 to 127.0.0.1 and returns once the broker answers a Metadata request listing itself.
 `stop()` sends SIGTERM (controlled shutdown), SIGKILL after `stop_timeout_s`, and removes
-the data dir. Needs `java` (17+, or $JAVA_HOME/bin/java) and, for the first run, `mvn`.
+the data dir. With `keep=True` (`--keep`) `start()` reuses a data dir a broker has already
+formatted (topics, records, offsets and KRaft metadata kept; its cluster id read back) and
+`stop(keep_data=True)` leaves it in place; `restart()` does both on the same ports. Needs
+`java` (17+, or $JAVA_HOME/bin/java) and, for the first run, `mvn`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -41,7 +44,9 @@ from broker_support import (
     _errors,
     _random_cluster_id,
     _tail,
+    cluster_id_of,
     ensure_jars,
+    formatted,
     free_port,
     java_executable,
     metadata_request,
@@ -90,6 +95,9 @@ class KafkaBroker:
             otherwise the JVM gets SIGTERM when the starting thread dies (Linux).
         jars_dir: where the classpath is copied (default deploy/kafka/.cache/jars).
         jvm_options: extra JVM flags for the broker (the heap comes from `heap`).
+        keep: reuse `data_dir` when a broker has formatted it before (its data and KRaft
+            metadata kept), instead of wiping and formatting it; a dir without broker data
+            is formatted as usual.
     """
 
     def __init__(
@@ -105,6 +113,7 @@ class KafkaBroker:
         detach: bool = False,
         jars_dir: Path = JARS_DIR,
         jvm_options: Sequence[str] = BROKER_JVM_OPTIONS,
+        keep: bool = False,
     ) -> None:
         self._fixed_ports = port is not None or controller_port is not None
         self.port = port or 0
@@ -119,6 +128,9 @@ class KafkaBroker:
         self.detach = detach
         self.jars_dir = jars_dir
         self.jvm_options = tuple(jvm_options)
+        self.keep = keep
+        self.reused = False
+        """Whether the last start() reused formatted data (else it formatted a fresh dir)."""
         self.cluster_id = ""
         self.pid: int | None = None
         self.started_in_s: float | None = None
@@ -174,7 +186,8 @@ class KafkaBroker:
     # -------------------------------------------------------------- lifecycle
 
     def start(self) -> KafkaBroker:
-        """Format a fresh data dir, launch the JVM, wait for a Metadata answer."""
+        """Format a fresh data dir (or, with `keep`, reuse a formatted one), launch the JVM,
+        wait for a Metadata answer."""
         if self._process is not None:
             raise BrokerError(f"broker already started on {self.bootstrap}")
         began = time.monotonic()
@@ -200,12 +213,21 @@ class KafkaBroker:
         self._write_state()
         return self
 
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after stop_timeout_s, then remove the data dir. Idempotent."""
+    def stop(self, keep_data: bool = False) -> None:
+        """SIGTERM, SIGKILL after stop_timeout_s, then remove the data dir unless `keep_data`.
+        Idempotent."""
         if self.pid is not None:
             terminate(self.pid, self.stop_timeout_s, self._process)
         self._process, self.pid = None, None
-        self._remove_dir()
+        if not keep_data:
+            self._remove_dir()
+
+    def restart(self) -> KafkaBroker:
+        """Stop (keeping the data dir), then start again on the same data and ports."""
+        self.stop(keep_data=True)
+        self.keep, self._fixed_ports = True, True
+        self._requested_port, self._requested_controller = self.port, self.controller_port
+        return self.start()
 
     def __enter__(self) -> KafkaBroker:
         return self.start()
@@ -218,23 +240,32 @@ class KafkaBroker:
     # ---------------------------------------------------------------- helpers
 
     def _prepare_dir(self) -> Path:
+        self.reused = False
+        if self.keep and self.data_dir is not None and formatted(self.data_dir):
+            self._check_not_running(self.data_dir)
+            self.reused = True
+            return self.data_dir
         if self.data_dir is None or self._temporary:
             self.data_dir = Path(tempfile.mkdtemp(prefix="slatestream-kafka-"))
             self._temporary = True
         elif self.data_dir.exists() and any(self.data_dir.iterdir()):
             if not (self.data_dir / MARKER).exists():
                 raise BrokerError(f"{self.data_dir} is not empty and not a broker dir; refusing to wipe it")
-            state = read_state(self.data_dir)
-            if state and process_alive(int(str(state["pid"]))):
-                raise BrokerError(f"a broker (pid {state['pid']}) is running in {self.data_dir}; stop it first")
+            self._check_not_running(self.data_dir)
             shutil.rmtree(self.data_dir)
         directory = self.data_dir
         (directory / "logs").mkdir(parents=True, exist_ok=True)
-        (directory / MARKER).write_text("data dir of deploy/kafka/broker.py; wiped on start and stop\n")
+        (directory / MARKER).write_text("data dir of deploy/kafka/broker.py; wiped on start and stop (unless --keep)\n")
         return directory
 
+    @staticmethod
+    def _check_not_running(directory: Path) -> None:
+        state = read_state(directory)
+        if state and process_alive(int(str(state["pid"]))):
+            raise BrokerError(f"a broker (pid {state['pid']}) is running in {directory}; stop it first")
+
     def _launch(self, jars: Path, directory: Path) -> None:
-        self.cluster_id = _random_cluster_id()
+        self.cluster_id = cluster_id_of(directory) if self.reused else _random_cluster_id()
         config = directory / "server.properties"
         config.write_text("".join(f"{key}={value}\n" for key, value in self.server_properties().items()))
         log4j = directory / "log4j2.properties"
@@ -243,8 +274,8 @@ class KafkaBroker:
         common = [f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true", "-cp", f"{jars}/*"]
         format_cmd = [java, *TOOL_JVM_OPTIONS, *common, "kafka.tools.StorageTool", "format", "--standalone"]
         format_cmd += ["-t", self.cluster_id, "-c", str(config)]
-        result = subprocess.run(format_cmd, capture_output=True, text=True, check=False)  # noqa: S603
-        if result.returncode != 0:
+        result = None if self.reused else subprocess.run(format_cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        if result is not None and result.returncode != 0:
             raise BrokerError(f"StorageTool format failed ({result.returncode}):\n{result.stdout}{result.stderr}")
         command = [java, f"-Xmx{self.heap}", *self.jvm_options, *common, "kafka.Kafka", str(config)]
         with open(directory / "logs" / "stdout.log", "wb") as out:
@@ -292,7 +323,8 @@ class KafkaBroker:
         if self.pid is not None:
             terminate(self.pid, 5.0, self._process)
         self._process, self.pid = None, None
-        self._remove_dir()
+        if not self.reused:  # a failed start never wipes data it was asked to keep
+            self._remove_dir()
 
     def _remove_dir(self) -> None:
         if self.data_dir is not None and (self.data_dir / MARKER).exists():
@@ -307,6 +339,7 @@ class KafkaBroker:
             "bootstrap": self.bootstrap,
             "cluster_id": self.cluster_id,
             "started_in_s": round(self.started_in_s or 0.0, 2),
+            "properties": self.properties,
         }
         (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -320,71 +353,7 @@ def read_state(directory: Path) -> dict[str, object] | None:
     return loaded
 
 
-# ------------------------------------------------------------------------- CLI
-
-
-def _cli_start(args: argparse.Namespace) -> int:
-    properties = dict(item.split("=", 1) for item in args.set)
-    broker = KafkaBroker(args.port or None, args.controller_port or None, args.dir, properties=properties, detach=True)
-    broker.start()
-    took = broker.started_in_s or 0.0
-    print(f"kafka broker up on {broker.bootstrap} (pid {broker.pid}, {took:.1f} s, dir {broker.data_dir})")
-    print(f"export SLATESTREAM_BROKER_URL={broker.url}")
-    return 0
-
-
-def _cli_stop(args: argparse.Namespace) -> int:
-    directory = Path(args.dir).resolve()
-    state = read_state(directory)
-    if state is None:
-        print(f"no broker state in {directory}")
-        return 1
-    clean = terminate(int(str(state["pid"])), args.timeout)
-    if (directory / MARKER).exists():
-        shutil.rmtree(directory, ignore_errors=True)
-    print(f"kafka broker pid {state['pid']} stopped ({'SIGTERM' if clean else 'SIGKILL'}), removed {directory}")
-    return 0
-
-
-def _cli_status(args: argparse.Namespace) -> int:
-    directory = Path(args.dir).resolve()
-    state = read_state(directory)
-    if state is None:
-        print(f"stopped (no broker state in {directory})")
-        return 1
-    pid, port = int(str(state["pid"])), int(str(state["port"]))
-    try:
-        metadata = metadata_request(HOST, port)
-    except (OSError, BrokerError) as error:
-        alive = "alive" if process_alive(pid) else "not running"
-        print(f"not answering on {HOST}:{port} (pid {pid} {alive}): {error}")
-        return 1
-    print(f"running on {HOST}:{port} (pid {pid}, cluster {metadata.cluster_id}, brokers {list(metadata.brokers)})")
-    return 0
-
-
-def _property(text: str) -> str:
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--port", type=int, default=9092, help="client port (0: pick a free one)")
-    parser.add_argument("--controller-port", type=int, default=9093, help="controller port (0: pick a free one)")
-    parser.add_argument("--dir", default=str(DEFAULT_CLI_DIR), help="broker working dir (wiped on start/stop)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="stop: seconds before SIGKILL")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_property,
-                        help="start: extra server.properties entry (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        return {"start": _cli_start, "stop": _cli_stop, "status": _cli_status}[args.command](args)
-    except BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
+    from broker_cli import main  # the command line (start / stop / status / restart)
+
     sys.exit(main())

@@ -150,6 +150,24 @@ def _random_cluster_id() -> str:
             return text
 
 
+META_PROPERTIES = Path("data") / "meta.properties"
+"""Written into a broker dir (log.dirs = <dir>/data) by StorageTool format: cluster and node id."""
+
+
+def formatted(directory: Path) -> bool:
+    """Whether a broker has formatted `directory` (its data and KRaft metadata are there)."""
+    return (directory / META_PROPERTIES).is_file()
+
+
+def cluster_id_of(directory: Path) -> str:
+    """The cluster id StorageTool wrote into a formatted broker dir; BrokerError if none."""
+    for line in (directory / META_PROPERTIES).read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id" and value.strip():
+            return value.strip()
+    raise BrokerError(f"{directory / META_PROPERTIES} names no cluster.id")
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     import ctypes
 

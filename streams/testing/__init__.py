@@ -1,4 +1,5 @@
-"""Harness for tests and benchmarks: a seeded workload, a worker subprocess, in-memory tables.
+"""Harness for tests and benchmarks: a seeded workload, a hostile corpus (`hostile`), a worker
+subprocess, in-memory tables.
 
 Nothing the worker runs imports this package.
 """

@@ -10,8 +10,6 @@ three writes.
 
 from __future__ import annotations
 
-import ssl
-
 import faust
 
 from streams.settings import StreamSettings
@@ -20,17 +18,16 @@ from streams.worker.faust_private import SlatestreamApp, check_faust_version
 
 
 def broker_credentials(settings: StreamSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
-    """Faust credentials for the settings' security protocol (None for PLAINTEXT)."""
-    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    """Faust credentials for the settings' security protocol (None for PLAINTEXT); the TLS
+    context presents the client certificate when `ssl_certfile` is set (mutual TLS)."""
     if settings.security_protocol.startswith("SASL_"):
-        assert settings.sasl_password is not None and settings.sasl_username is not None
+        mechanism, username, password = settings.sasl_credentials()
         return faust.SASLCredentials(
-            username=settings.sasl_username, password=settings.sasl_password.get_secret_value(),
-            mechanism=settings.sasl_mechanism or "PLAIN",
-            ssl_context=context if settings.security_protocol == "SASL_SSL" else None,
+            username=username, password=password.get_secret_value(), mechanism=mechanism,
+            ssl_context=settings.ssl_context() if settings.security_protocol == "SASL_SSL" else None,
         )
     if settings.security_protocol == "SSL":
-        return faust.SSLCredentials(context)
+        return faust.SSLCredentials(settings.ssl_context())
     return None
 
 

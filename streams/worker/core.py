@@ -21,7 +21,7 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.config import DEFAULT_SCENARIO, SlatestreamConfig
 from online.engine import Engine, RankError
-from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
+from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event, unexpected_error
 from online.features import FeatureMap
 from online.scenarios import ScenarioRouter
 from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
@@ -161,7 +161,14 @@ class WorkerCore:
         )
 
     def _decode(self, record: Record, expected: type) -> Any:
-        event = decode_event(record.value)
+        """The record's event if it is an `expected`, else EventDecodeError (whatever parsing or
+        validating raised: the record is dead-lettered with that class and message)."""
+        try:
+            event = decode_event(record.value)
+        except EventDecodeError:
+            raise
+        except Exception as error:  # one record's bytes never stop the worker
+            raise unexpected_error("<event>", error) from error
         if not isinstance(event, expected):
             raise EventDecodeError("type", f"a {event.type} event on the {record.kind} topic")
         return event
@@ -238,7 +245,7 @@ class WorkerCore:
         self.counts.received += 1
         try:
             command = decode_control(record.value)
-        except EventDecodeError as error:
+        except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
             return [self._dead(record, error)]
         self.router(record.partition).forget(command.user_id)
         self.counts.controls += 1
@@ -257,7 +264,7 @@ class WorkerCore:
                     event = self._decode(record, Impression if record.kind == "impressions" else Click)
                 if event.type == "click" and not self._known_request(record.partition, event):
                     raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
-            except (EventDecodeError, UnknownRequestError) as error:
+            except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
                 dead.append(self._dead(record, error))
                 continue
             decoded.append((record, event))
@@ -332,7 +339,7 @@ class WorkerCore:
             self.counts.received += 1
             try:
                 items.append(self._decode(record, Item))
-            except EventDecodeError as error:
+            except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
                 dead.append(self._dead(record, error))
         if not items:
             return [], dead

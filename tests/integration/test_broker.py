@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
 pytestmark = pytest.mark.kafka
 
@@ -115,3 +119,79 @@ def test_cli_start_status_stop(tmp_path: Path, broker_module: ModuleType) -> Non
     assert not directory.exists()
     assert not broker_module.process_alive(pid)
     assert cli("status").returncode == 1
+
+
+def _write_record(bootstrap: str, topic: str, value: bytes) -> None:
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics([NewTopic(topic, 1, 1)])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topic, key=b"k", value=value).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def _read_values(bootstrap: str, topic: str, count: int = 1, timeout_s: float = 60.0) -> list[bytes]:
+    """The values of the topic's first `count` records (fewer if they do not come in time)."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [record.value for record in records]
+        return values
+    finally:
+        consumer.close()
+
+
+@pytest.mark.slow
+def test_cli_start_keep_and_restart_after_kill_reuse_the_data(tmp_path: Path, broker_module: ModuleType) -> None:
+    directory = tmp_path / "broker"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(BROKER_PY), *args, "--dir", str(directory)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    cli("start", "--port", "0", "--controller-port", "0")
+    first = broker_module.read_state(directory)
+    try:
+        _write_record(first["bootstrap"], "kept", b"before the stop")
+        cli("stop", "--keep")
+        assert (directory / "data" / "meta.properties").is_file()
+
+        started = cli("start", "--keep")
+        assert "data kept" in started.stdout
+        second = broker_module.read_state(directory)
+        assert (second["port"], second["controller_port"], second["cluster_id"]) == (
+            first["port"], first["controller_port"], first["cluster_id"])
+        assert _read_values(second["bootstrap"], "kept") == [b"before the stop"]
+
+        os.kill(int(second["pid"]), signal.SIGKILL)  # restart also brings back a broker killed by kill -9
+        restarted = cli("restart")
+        third = broker_module.read_state(directory)
+        assert "data kept" in restarted.stdout and third["pid"] != second["pid"]
+        assert third["cluster_id"] == first["cluster_id"]
+        assert _read_values(third["bootstrap"], "kept") == [b"before the stop"]
+    finally:
+        subprocess.run([sys.executable, str(BROKER_PY), "stop", "--dir", str(directory)], capture_output=True,
+                       timeout=120, check=False)
+    assert not directory.exists()
+
+
+@pytest.mark.slow
+def test_restart_keeps_the_data_and_the_ports(tmp_path: Path, broker_module: ModuleType) -> None:
+    broker = broker_module.KafkaBroker(data_dir=tmp_path / "broker", keep=True).start()
+    try:
+        assert not broker.reused  # nothing to keep yet: formatted as usual
+        _write_record(broker.bootstrap, "survives", b"acked before the restart")
+        before = (broker.port, broker.controller_port, broker.cluster_id)
+        broker.restart()
+        assert broker.reused and (broker.port, broker.controller_port, broker.cluster_id) == before
+        assert _read_values(broker.bootstrap, "survives") == [b"acked before the restart"]
+    finally:
+        broker.stop()
+    assert not (tmp_path / "broker").exists()

@@ -31,6 +31,9 @@ TRICKY: list[Any] = [
     "2016-12-31T23:59:60Z", "2026-01-01T00:00:00.5-23:59", 1_700_000_000, "impression", "click", "item",
     [{"item_id": "i1", "position": 0}, {"item_id": "i1", "position": 1}], [{"item_id": " i1 ", "position": 0}],
     [{"item_id": "i1", "position": 0, "extra": 1}], [{"item_id": "i1", "position": 0, "propensity": 0.0}],
+    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
+    2**31 - 1, 2**31, 10**30, 1e12, 1.5e12, {"a": 1e12}, {"a": -1e13}, {"a": float("nan")}, {"a": float("inf")},
+    [{"item_id": "i1", "position": 2**31}], [{"item_id": "i1", "position": 2**31 - 1}],
 ]
 
 
