@@ -27,7 +27,7 @@ import faust
 
 from online.events import Slate, encode_event
 from streams.control import control_topic
-from streams.dead_letter import DeadLetter, encode_dead_letter
+from streams.dead_letter import DeadLetter, DeadLetterSendStats, send_dead_letters
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.worker.config import WorkerConfig
@@ -40,6 +40,8 @@ log = logging.getLogger("slatestream.worker")
 
 STATE_TABLE, CATALOG_TABLE = "state", "catalog"
 """The worker's Faust tables (changelog topics "<app id>-state-changelog", "-catalog-changelog")."""
+DEAD_LETTER_SEND_TIMEOUT_S = 5.0
+"""How long one dead letter may wait for the broker's acknowledgement before it is retried."""
 SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 SendSlate = Callable[[Slate], Awaitable[None]]
 Flush = Callable[[], Awaitable[Any]]
@@ -82,10 +84,13 @@ class LaneStats:
 
     requests: BatchStats = field(default_factory=BatchStats)
     feedback: BatchStats = field(default_factory=BatchStats)
+    dead_letters: DeadLetterSendStats = field(default_factory=DeadLetterSendStats)
 
     def lines(self, core: WorkerCore, tables: Any, lane: BatchLane, commit: GroupCommit) -> list[str]:
         """The report's lines (the feedback lane's window, once it committed, for benchmarks)."""
+        letters = self.dead_letters
         out = [f"counts {core.counts}", f"batches requests: {self.requests}; feedback: {self.feedback}",
+               f"dead letters {letters.sent} sent, {letters.retries} retries, {letters.lost} lost",
                f"changelog {tables.records_sent} state records sent in {tables.flushes} flushes, "
                f"{tables.flush_s:.2f} s"]
         if lane.first_taken_at is not None and commit.last_commit_at is not None:
@@ -286,11 +291,16 @@ class WorkerTopology:
         async def send_slate(slate: Slate) -> None:
             await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
 
-        async def send_dead(letters: Sequence[DeadLetter]) -> None:
-            for letter in letters:
-                key = letter.key.encode() if letter.key is not None else None
-                await dead_topic.send(key=key, value=encode_dead_letter(letter))
+        async def send_dead_record(key: bytes | None, value: bytes) -> object:
+            delivered = await dead_topic.send(key=key, value=value, force=True)  # now, not at the ack
+            return await delivered  # the broker's acknowledgement: a failed send is retried
 
+        async def send_dead(letters: Sequence[DeadLetter]) -> None:
+            if letters:
+                await send_dead_letters(send_dead_record, letters, timeout_s=DEAD_LETTER_SEND_TIMEOUT_S,
+                                        stats=stats.dead_letters)
+
+        stats = LaneStats()
         kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
         request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
         feedback_lane = BatchLane(kinds, max_batch=config.batch_size)
@@ -299,7 +309,6 @@ class WorkerTopology:
             app.topics.add(raw_topic(*lane.topics))  # subscribed; the consumer hands their records to the lane
         commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
                              config.flush_max_keys)
-        stats = LaneStats()
         topology = cls(
             app, core, tables, catalog, request_lane, feedback_lane, commit,
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,

@@ -156,6 +156,7 @@ def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
     assert lines[0].startswith("counts Counts(received=0")
     assert lines[1] == "batches requests: 0 batches, 0.0 records/batch, 0.0 s busy; " \
                        "feedback: 1 batches, 10.0 records/batch, 0.5 s busy"
-    assert lines[2] == "changelog 4 state records sent in 2 flushes, 0.25 s" and len(lines) == 3
+    assert lines[2] == "dead letters 0 sent, 0 retries, 0 lost"
+    assert lines[3] == "changelog 4 state records sent in 2 flushes, 0.25 s" and len(lines) == 4
     lane.first_taken_at, commit.last_commit_at, commit.committed, lane.taken = 1.0, 2.0, 10, 10
-    assert stats.lines(worker, Flushes(), lane, commit)[3].startswith("feedback lane: 10 records taken from 1.000")
+    assert stats.lines(worker, Flushes(), lane, commit)[4].startswith("feedback lane: 10 records taken from 1.000")
