@@ -64,15 +64,14 @@ def parse_positions(text: str) -> tuple[tuple[float, int], ...]:
 
 def unit_embeddings(sim: Simulator, n_items: int) -> FloatArray:
     """float64[n_items, 384] unit MiniLM embeddings of every catalog row (cached as the sweep does)."""
-    from objectives_sweep import encoder_for  # the sweep's encoder and embedding cache
+    from objectives_sweep import embedding_for  # the sweep's encoder and embedding cache
 
-    encoder, cache = encoder_for("bert", 32)
+    embedding = embedding_for("bert", 32, sim.config.seed)
     try:
         start = sim.config.start
-        vectors = encoder.encode([sim.catalog.item(row, start).text() for row in range(n_items)])
+        vectors = embedding.encode_texts([sim.catalog.item(row, start).text() for row in range(n_items)])
     finally:
-        if cache is not None:
-            cache.close()
+        embedding.close()
     rows = np.asarray(vectors, dtype=np.float64)
     out: FloatArray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     return out

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from encoders.embedding import ItemEmbedding, open_encoder
 from online.experiment import ExperimentConfig, run_policy
 from online.policies import POLICIES, make_policy
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore
-from slatestream.cli import _encoder
-from slatestream.demo import make_embed
 
 FIGURES = ("ctr", "regret", "new_item_ctr", "diversity")
 
@@ -42,16 +41,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--encoder", choices=["auto", "onnx", "hashing"], default="hashing")
+    parser.add_argument("--encoder", choices=["bert", "hashing"], default="hashing")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     names = args.policies.split(",")
-    encoder = _encoder(args.encoder, None)
+    encoder = open_encoder(args.encoder)
     results: dict[str, dict[str, list[float]]] = {n: {f: [] for f in FIGURES} for n in names}
     for seed in range(args.seeds):
         simulator_config = SimulatorConfig(horizon=args.requests, seed=seed)
-        embed = make_embed(encoder, args.dim, Simulator(simulator_config).initial_items(), seed)
+        embed = ItemEmbedding.fitted(encoder, args.dim, Simulator(simulator_config).initial_items(), seed)
         for index, name in enumerate(names):
             run = run_policy(make_policy(name), Simulator(simulator_config), embed, InMemoryStore(), args.dim,
                              ExperimentConfig(n_requests=args.requests), np.random.default_rng([seed, index]))

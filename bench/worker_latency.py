@@ -210,7 +210,7 @@ def main() -> None:
     loads = {name: (encoded_requests(f"{name}-warm-", warm_count, users, item_ids, args.candidates, rng),
                     encoded_requests(f"{name}-", count, users, item_ids, args.candidates, rng))
              for name in ("lat", "echo")}
-    worker_args = ("--dim", str(DIM), "--n-draws", str(args.n_draws), "--seed", str(args.seed))
+    worker_args = ("--encoder", "hashing", "--dim", str(DIM), "--n-draws", str(args.n_draws), "--seed", str(args.seed))
     started = time.monotonic()
     with load_broker().KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = StreamSettings(broker_url=broker.url, topic_prefix="lat.", partitions=args.partitions,

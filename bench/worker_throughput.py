@@ -207,7 +207,7 @@ def main() -> None:
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
                              click_rate=0.5, seed=0)
     feedback = workload.feedback()
-    worker_args = ("--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
+    worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
     with broker_module.KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = StreamSettings(broker_url=broker.url, topic_prefix="bench.", partitions=4,
                                   broker_session_timeout_s=6.0)

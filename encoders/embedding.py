@@ -1,7 +1,7 @@
 """Items -> bandit vectors: the one embedding step every runner calls (worker, demo, run,
 evaluate, sweep, benchmarks, a library user driving `online.engine.Engine`).
 
-    encoder = open_encoder("auto")                       # BERT/ONNX when exported, else hashing
+    encoder = open_encoder("bert")                       # BERT/ONNX, exported on first use
     embed = ItemEmbedding.fitted(encoder, dim=32, fit_items=catalog, seed=0)
     vectors = embed(items)                               # float32[len(items), 32], unit rows
 
@@ -14,7 +14,7 @@ into their own (the command line into click errors).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -27,36 +27,38 @@ from encoders.hashing import HashingEncoder
 from encoders.projection import PcaProjection
 from online.events import Item
 
-EncoderKind = Literal["auto", "onnx", "hashing"]
+EncoderKind = Literal["bert", "hashing"]
+Device = Literal["auto", "cpu", "cuda"]
 HASHING_DIM = 256
-"""Width of the hashing encoder when it is projected down like a sentence encoder."""
+"""Width of the hashing encoder (projected to the bandit's d like a sentence encoder)."""
 
 
 class EncoderUnavailableError(ValueError):
-    """The encoder asked for cannot be opened (no exported model, no ONNX Runtime)."""
+    """The encoder asked for cannot be opened (no model file, no ONNX Runtime, no GPU)."""
 
 
-def open_encoder(kind: EncoderKind = "auto", model: Path | None = None, hashing_dim: int = HASHING_DIM) -> Encoder:
-    """The text encoder of `kind`: "onnx" (the exported BERT model at `model`, default
-    `encoders.onnx_encoder.default_model_path()`), "hashing" (`HashingEncoder(hashing_dim)`), or
-    "auto" (the ONNX model when it exists, else hashing). EncoderUnavailableError for "onnx"
-    without a model or without ONNX Runtime."""
+def open_encoder(kind: EncoderKind = "bert", model: Path | None = None, *, device: Device = "auto",
+                 int8: bool = False, progress: Callable[[str], None] | None = None) -> Encoder:
+    """The text encoder of `kind`: "bert" (ONNX Runtime over the exported all-MiniLM-L6-v2: `model`,
+    else the bundled model, exported on first use into the per-user cache, `encoders.model_cache`;
+    `int8`: its int8 variant; `device`: "cuda" (an error without a usable GPU), "cpu", or "auto",
+    CUDA when present) or "hashing" (`HashingEncoder(HASHING_DIM)`, no model)."""
     if kind == "hashing":
-        return HashingEncoder(dim=hashing_dim)
-    if kind not in ("auto", "onnx"):
-        raise ValueError(f"encoder kind must be auto, onnx or hashing, got {kind!r}")
+        return HashingEncoder(dim=HASHING_DIM)
+    if kind != "bert":
+        raise ValueError(f"encoder must be bert or hashing, got {kind!r}")
     try:
-        from encoders.onnx_encoder import OnnxEncoder, default_model_path
+        from encoders.model_cache import exported_model
+        from encoders.onnx_encoder import OnnxEncoder
     except ImportError as error:  # pragma: no cover - only without onnxruntime
-        if kind == "onnx":
-            raise EncoderUnavailableError(f"the ONNX encoder is unavailable: {error}") from error
-        return HashingEncoder(dim=hashing_dim)
-    path = model or default_model_path()
-    if path.exists():
-        return OnnxEncoder(path)
-    if kind == "onnx":
-        raise EncoderUnavailableError(f"no ONNX model at {path}: run `slatestream encoders export`")
-    return HashingEncoder(dim=hashing_dim)
+        raise EncoderUnavailableError(f"the ONNX encoder is unavailable: {error}") from error
+    if model is not None and not model.is_file():
+        raise EncoderUnavailableError(f"no ONNX model at {model}")
+    try:
+        path = model or exported_model(int8=int8, progress=progress)
+        return OnnxEncoder(path, providers=device)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise EncoderUnavailableError(str(error)) from error
 
 
 def item_texts(items: Sequence[Item]) -> list[str]:
@@ -86,6 +88,7 @@ class ItemEmbedding:
             raise ValueError(f"projection maps {projection.input_dim} -> {projection.dim}, "
                              f"the embedding needs {encoder.dim} -> {dim}")
         self.dim = dim
+        self._texts: dict[str, npt.NDArray[np.float32]] = {}
         self.projection = projection if encoder.dim > dim else None
         self._cache: EmbeddingCache | None = None
         if cache_dir is not None and not isinstance(encoder, HashingEncoder):
@@ -122,10 +125,24 @@ class ItemEmbedding:
         return self.encoder.name
 
     @property
+    def version(self) -> str:
+        """What the vectors depend on: the encoder's fingerprint, d and the projection's version
+        (names the learned state: another version means other item vectors)."""
+        projected = self.projection.version if self.projection is not None else "none"
+        return f"{self.encoder.fingerprint}/d{self.dim}/pca-{projected}"
+
+    @property
+    def device(self) -> str:
+        """Where the encoder runs: an ONNX Runtime execution provider, or "cpu"."""
+        inner = getattr(self.encoder, "encoder", self.encoder)  # a CachedEncoder wraps the encoder
+        providers = getattr(inner, "providers", None)
+        return str(providers[0]) if providers else "cpu"
+
+    @property
     def description(self) -> str:
-        """One line: encoder, its width, the projection to d."""
+        """One line: encoder, its width, the projection to d, the device."""
         projected = f"PCA {self.projection.version}" if self.projection is not None else "no projection"
-        return f"{self.encoder.name} (D={self.encoder.dim}) -> d={self.dim} ({projected})"
+        return f"{self.encoder.name} (D={self.encoder.dim}) -> d={self.dim} ({projected}) on {self.device}"
 
     def encode_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """float32[n, D] unit embeddings of texts, before the projection (cached when a cache is set)."""
@@ -135,6 +152,18 @@ class ItemEmbedding:
         """float32[len(items), dim] unit bandit vectors of the items' texts."""
         vectors = self.encode_texts(item_texts(items))
         return vectors if self.projection is None else self.projection.transform(vectors)
+
+    def text(self, text: str) -> npt.NDArray[np.float32]:
+        """float32[dim]: a free text (a request's query) in the items' space, as an item of that
+        text would be embedded; the last 4,096 texts are remembered."""
+        found = self._texts.get(text)
+        if found is None:
+            vector = self.encode_texts([text])
+            found = vector[0] if self.projection is None else self.projection.transform(vector)[0]
+            self._texts[text] = found
+            if len(self._texts) > 4096:
+                del self._texts[next(iter(self._texts))]
+        return found
 
     def close(self) -> None:
         """Close the embedding cache, if any (idempotent)."""

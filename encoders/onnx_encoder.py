@@ -34,6 +34,9 @@ def resolve_providers(providers: str | Sequence[str]) -> list[str]:
         if providers == "cpu":
             return ["CPUExecutionProvider"]
         if providers == "cuda":
+            if not cuda_available():
+                raise RuntimeError("device cuda: no usable CUDA GPU here (no driver or no device); "
+                                   "use device auto or cpu")
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         raise ValueError(f"providers must be 'auto', 'cpu', 'cuda' or a list, got {providers!r}")
     return list(providers)

@@ -94,14 +94,17 @@ class PcaProjection:
 
     def transform(self, embeddings: npt.ArrayLike) -> FloatArray:
         """Project E float[m, D] -> float32[m, d]: centre, project, L2-normalise rows
-        (rows that project to zero stay zero)."""
-        data = np.asarray(embeddings, dtype=np.float32)
+        (rows that project to zero stay zero); each row independent of the batch it came in."""
+        data = np.asarray(embeddings, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != self.input_dim:
             raise ValueError(f"embeddings must be [m, {self.input_dim}], got shape {data.shape}")
-        out = (data - self.mean) @ self.components.T
+        # float64 then rounded to float32: a row's vector does not depend on the rows embedded with
+        # it (a float32 matmul's rounding does, ~3e-7, by batch shape), so a worker that embeds an
+        # item in another batch after a restart learns exactly the same sums
+        out = (data - self.mean.astype(np.float64)) @ self.components.T.astype(np.float64)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
-        return out.astype(np.float32, copy=False)
+        return out.astype(np.float32)
 
     def to_bytes(self) -> bytes:
         """Versioned .npz bytes (no pickle)."""

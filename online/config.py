@@ -37,7 +37,8 @@ CONFIG_ENV = "SLATESTREAM_CONFIG"
 """Environment variable naming the configuration file when no path is given."""
 DEFAULT_SCENARIO = "default"
 CandidateSource = Literal["request", "retrieval", "auto"]
-EncoderChoice = Literal["auto", "onnx", "hashing"]
+EncoderChoice = Literal["bert", "hashing"]
+DeviceChoice = Literal["auto", "cpu", "cuda"]
 DERIVED_PARAMS = {"linear_ts": ("scenario_offsets",)}
 """Hyperparameters set from the configuration itself, never written in the file."""
 
@@ -148,14 +149,24 @@ class ScenarioConfig(BaseModel):
 
 
 class EmbeddingConfig(BaseModel):
-    """How item texts become bandit vectors (`encoders.embedding`): the text encoder ("auto": the
-    exported BERT/ONNX model when present, else text hashing; "onnx"; "hashing") and the bandit's
-    item dimension d (encoders wider than d are projected to it)."""
+    """How item texts become bandit vectors (`encoders.embedding`).
+
+    encoder: "bert" (all-MiniLM-L6-v2 run by ONNX Runtime, exported on first use into the per-user
+    cache) or "hashing" (text hashing, no model); model: an exported .onnx file to use instead of
+    the bundled model; device: "auto" (CUDA when a GPU is present), "cpu" or "cuda" (an error
+    without a GPU); int8: the int8 variant of the model (CPU); dim: the bandit's item dimension d
+    (the encoder's vectors are projected to it, by one projection every worker shares);
+    projection_items: how many catalogue items that projection is fitted on.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    encoder: EncoderChoice = "auto"
+    encoder: EncoderChoice = "bert"
+    model: str | None = None
+    device: DeviceChoice = "auto"
+    int8: bool = False
     dim: int = Field(default=32, ge=2, le=4096)
+    projection_items: int = Field(default=2000, ge=2)
 
 
 @dataclass(frozen=True)

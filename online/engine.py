@@ -17,9 +17,8 @@ the same step.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -29,18 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from online.catalog import Catalog
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
+from online.feedback import RequestContexts, feedback_rows
 from online.objectives import Objectives, Ranking
 from online.objectives.persistence import StoredObjectives
 from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
+from online.request_text import TextEmbed, text_shift, text_weight
 from online.retrieval import Retriever, numpy_retriever
 from online.slates import build_slate, top_k
 from online.state import StateStore
+from online.state_version import StateEmbeddingGuard
 from online.wire import FeedbackEvent
-
-
-def _repeat(values: Sequence[Any], counts: Sequence[int]) -> chain[Any]:
-    """values[i] repeated counts[i] times, flattened (C-level iteration)."""
-    return chain.from_iterable(map(repeat, values, counts))
 
 
 class RankError(ValueError):
@@ -54,7 +51,9 @@ class EngineConfig(BaseModel):
     n_draws: Monte Carlo draws per slate for propensities (>= 1); retrieval_size:
     candidates retrieved when a request brings none (a scenario may set its own);
     context_cache_size: recent request contexts kept for joining clicks to their request's
-    context; user_cache_size: decoded user states kept in memory, write-through (0 = off; ~5 KB
+    context; text_weight, text_evidence: how a request's text steers users with little history
+    (online.request_text; 0: text unused); user_cache_size: decoded user states kept in memory,
+    write-through (0 = off; ~5 KB
     per user for linear TS at d = 32). An Engine must be its store's sole writer (the worker
     drops its engines when partitions move), else turn the cache off.
     """
@@ -65,6 +64,8 @@ class EngineConfig(BaseModel):
     retrieval_size: int = Field(default=200, ge=1)
     context_cache_size: int = Field(default=100_000, ge=0)
     user_cache_size: int = Field(default=20_000, ge=0)
+    text_weight: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    text_evidence: float = Field(default=20.0, gt=0.0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,13 @@ class Engine:
         retriever: Retriever | None = None,
         shard: str = "",
         objectives: Objectives | None = None,
+        embedding_version: Callable[[], str] | None = None,
+        embed_text: TextEmbed | None = None,
     ) -> None:
         self.policy = policy
+        self.embed_text = embed_text
+        self.embedding_version = embedding_version or (lambda: "")
+        self.guard = StateEmbeddingGuard(store, policy.name, self.embedding_version)
         self.objectives = objectives
         self.shard = shard
         self.store = store
@@ -115,7 +121,7 @@ class Engine:
         self.config = config or EngineConfig()
         self._retriever = retriever
         self.feature_dim = self.features.dim(catalog.dim)
-        self._contexts: OrderedDict[str, Mapping[str, float] | None] = OrderedDict()
+        self._contexts = RequestContexts(self.config.context_cache_size)
         self._users: OrderedDict[str, Any] = OrderedDict()
         blob = store.get(self.global_key)
         self.global_state = (
@@ -123,6 +129,13 @@ class Engine:
         )
         self.stored_objectives = None if objectives is None else StoredObjectives(objectives, store, policy.name,
                                                                                    shard)
+
+    @property
+    def policy_version(self) -> str:
+        """The slates' policy version: the policy's hyperparameter hash, and the item embedding's
+        version when known (the state is only meaningful with those vectors)."""
+        embedding = self.embedding_version()
+        return f"{self.policy.version}+{embedding}" if embedding else self.policy.version
 
     @property
     def global_key(self) -> str:
@@ -193,8 +206,10 @@ class Engine:
         while len(self._users) > self.config.user_cache_size:
             self._users.popitem(last=False)
 
-    def candidate_rows(self, request: RankRequest, user_state: Any) -> npt.NDArray[np.int64]:
-        """Catalog rows to rank: the request's known active candidates, else retrieval."""
+    def candidate_rows(self, request: RankRequest, user_state: Any,
+                       text_query: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.int64]:
+        """Catalog rows to rank: the request's known active candidates, else retrieval by the
+        user's vector plus `text_query` (the weighted request text, online.request_text)."""
         if request.candidates is not None:
             rows = self.catalog.active_rows(request.candidates)
             if len(rows) == 0:
@@ -206,9 +221,12 @@ class Engine:
         if len(active) <= self.config.retrieval_size:
             return active  # every active item is a candidate: no user query needed
         query = self.policy.user_vector(self.global_state, user_state, request.scenario)
-        if query is None:
+        if query is None and text_query is None:
             return active
-        item_query = np.asarray(query[: self.catalog.dim], dtype=np.float32)
+        item_query = np.zeros(self.catalog.dim, np.float32) if query is None else np.asarray(
+            query[: self.catalog.dim], dtype=np.float32)
+        if text_query is not None:
+            item_query = item_query + text_query
         retrieve = self._retriever or numpy_retriever(self.catalog.vectors)
         return np.sort(retrieve(item_query, self.config.retrieval_size, active))
 
@@ -216,8 +234,10 @@ class Engine:
         """The ranking step: candidates (retrieved when the request brings none), cut by the
         filters, m = n_draws (default `config.n_draws`) score draws, each draw's slate (re-ranked
         by the objectives). RankError when nothing can be ranked."""
+        self.store.put_many(self.guard.check())
         user_state = self.load_user(request.user_id)
-        rows = self.candidate_rows(request, user_state)
+        text = self._text_query(request, user_state)
+        rows = self.candidate_rows(request, user_state, text)
         objectives = self.objectives
         if objectives is not None:
             assert self.stored_objectives is not None
@@ -232,10 +252,21 @@ class Engine:
         context = RankContext(request.user_id, request.scenario, item_ids, features, request.time.timestamp())
         draws = self.policy.sample_scores(self.global_state, user_state, context, self.rng,
                                           n_draws or self.config.n_draws)
+        if text is not None:  # the same shift in every draw: the propensities stay the procedure's
+            shift = text_shift(self.catalog.vectors[rows], text, 1.0)
+            draws = ScoreDraws(draws.draws + shift[None, :], draws.mean + shift, draws.std)
         if objectives is not None:
             return Scored(rows, item_ids, draws, objectives.rank(request, rows, draws, self.catalog))
         k = min(request.k, len(item_ids))
         return Scored(rows, item_ids, draws, Ranking(top_k(draws.draws, k), top_k(draws.mean[None, :], k)[0]))
+
+    def _text_query(self, request: RankRequest, user_state: Any) -> npt.NDArray[np.float32] | None:
+        """w * q: the request text's vector weighted for this user (online.request_text), or None."""
+        if not request.context_text or self.embed_text is None or self.config.text_weight <= 0:
+            return None
+        weight = text_weight(self.config.text_weight, self.config.text_evidence,
+                             self.policy.user_evidence(user_state))
+        return (weight * self.embed_text(request.context_text)).astype(np.float32)
 
     def rank(self, request: RankRequest) -> Slate:
         """The slate for a request: `score`, then draw 0's slate with its propensities (the
@@ -245,90 +276,18 @@ class Engine:
         reasons = None
         if self.objectives is not None:
             reasons = self.objectives.reasons(request, scored.rows, scored.ranking, self.catalog)
-        return build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy.version, request.time,
+        return build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy_version, request.time,
                            reasons, scored.ranking.ranked, scored.ranking.greedy)
 
     def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
-        if self.config.context_cache_size == 0:
-            return
-        self._contexts[request_id] = context
-        while len(self._contexts) > self.config.context_cache_size:
-            self._contexts.popitem(last=False)
+        self._contexts.remember(request_id, context)
 
     def feedback_batch(
         self, events: Sequence[FeedbackEvent]
     ) -> tuple[FeedbackBatch, list[tuple[FeedbackEvent, str]]]:
-        """Rows for the learnable events (in order), plus rejected events with a reason.
-
-        An impression gives one exposure row per shown item; a click one reward row.
-        """
-        index = self.catalog.index
-        known = index.__contains__
-        recent_contexts = self._contexts
-        rejected: list[tuple[FeedbackEvent, str]] = []
-        codes: dict[str, int] = {}
-        event_users: list[int] = []
-        counts: list[int] = []
-        exposures: list[float] = []
-        rewards: list[float] = []
-        times: list[float] = []
-        request_ids: list[str] = []
-        scenarios: list[str] = []
-        contexts: list[Mapping[str, float] | None] = []
-        items: list[str] = []
-        positions: list[int] = []
-        for event in events:  # one pass, appending to flat columns (no per-event lists kept)
-            context: Mapping[str, float] | None
-            if event.type == "impression":
-                shown = event.shown
-                item_ids = [s.item_id for s in shown]
-                if not all(map(known, item_ids)):
-                    rejected.append((event, f"unknown item id {next(i for i in item_ids if not known(i))!r}"))
-                    continue
-                items += item_ids
-                positions += [s.position for s in shown]
-                counts.append(len(item_ids))
-                exposures.append(1.0)
-                rewards.append(0.0)
-                context = event.context
-                if context is not None:
-                    self._remember_context(event.request_id, context)
-                else:
-                    context = recent_contexts.get(event.request_id)
-            else:
-                if not known(event.item_id):
-                    rejected.append((event, f"unknown item id {event.item_id!r}"))
-                    continue
-                items.append(event.item_id)
-                positions.append(-1)
-                counts.append(1)
-                exposures.append(0.0)
-                rewards.append(event.reward)
-                context = recent_contexts.get(event.request_id)
-            event_users.append(codes.setdefault(event.user_id, len(codes)))
-            times.append(event.time.timestamp())
-            request_ids.append(event.request_id)
-            scenarios.append(event.scenario)
-            contexts.append(context)
-        rows = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
-        batch = FeedbackBatch(
-            tuple(codes), np.repeat(np.asarray(event_users, dtype=np.int64), counts), tuple(items),
-            tuple(_repeat(request_ids, counts)), tuple(_repeat(scenarios, counts)),
-            np.asarray(positions, dtype=np.int64), np.repeat(exposures, counts), np.repeat(rewards, counts),
-            self._row_features(rows, list(_repeat(contexts, counts))), np.repeat(times, counts),
-        )
-        return batch, rejected
-
-    def _row_features(
-        self, rows: npt.NDArray[np.int64], contexts: Sequence[Mapping[str, float] | None]
-    ) -> npt.NDArray[np.float64]:
-        vectors = self.catalog.vectors[rows]
-        if isinstance(self.features, ItemFeatures) or not any(contexts):
-            return self.features.transform(vectors, None)
-        out = np.empty((len(rows), self.feature_dim))
-        for index, context in enumerate(contexts):
-            out[index] = self.features.transform(vectors[index : index + 1], context)[0]
-        return out
+        """Rows for the learnable events (in order), plus rejected events with a reason
+        (`online.feedback.feedback_rows`)."""
+        return feedback_rows(events, self.catalog, self.features, self._contexts)
 
     def observe(
         self,
@@ -344,6 +303,7 @@ class Engine:
         `feed_objectives` the objectives' memory does not see the batch (the evaluation feeds it
         the slates the evaluated policy would have served instead: `observe_objectives`).
         """
+        self.store.put_many(self.guard.check())
         batch, rejected = self.feedback_batch(events)
         memory_writes, stale = self._observe_objectives(batch) if feed_objectives else ([], [])
         if global_events is not None:

@@ -28,6 +28,8 @@ from online.evaluation.metrics import gini, intra_list_diversity
 from online.events import Click, Impression, Item
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies.base import Policy
+from online.request_text import TextEmbed
+from online.retrieval import Retriever
 from online.simulation import Simulator
 from online.state import StateStore
 
@@ -122,16 +124,21 @@ def run_policy(
     objectives: ObjectiveSettings | None = None,
     filters: FilterSettings | None = None,
     diversity_embed: Embed | None = None,
+    retriever_for: Callable[[Catalog], Retriever] | None = None,
+    embed_text: TextEmbed | None = None,
 ) -> PolicyRun:
     """Serve config.n_requests simulator requests with `policy`; see module doc.
     objectives / filters: slate objectives applied by the engine (None for both: none);
     diversity_embed: items -> float[n, e] embeddings that MMR/DPP and the ILD use instead
-    of the bandit vectors (None: the bandit vectors)."""
+    of the bandit vectors (None: the bandit vectors); retriever_for: the Engine's retrieval over
+    the run's catalog (None: exact numpy retrieval); embed_text: request texts -> item-space
+    vectors (None: texts unused)."""
     slate_objectives = None if objectives is None and filters is None else Objectives(objectives, filters)
     initial = simulator.initial_items()
     initial_diversity = None if diversity_embed is None else diversity_embed(initial)
     catalog = Catalog(dim=dim, diversity_dim=None if initial_diversity is None else initial_diversity.shape[1])
     engine = Engine(policy, store, catalog, rng, config=config.engine_config(),
+                    retriever=None if retriever_for is None else retriever_for(catalog), embed_text=embed_text,
                     objectives=slate_objectives)
 
     def add_items(items: Sequence[Item], diversity_vectors: npt.NDArray[np.float32] | None) -> None:

@@ -12,7 +12,7 @@ linear Thompson sampling learns its per-scenario offsets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from online.config import ScenarioConfig, SlatestreamConfig
 from online.engine import Engine, ObserveResult, RankError
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap
+from online.request_text import TextEmbed
 from online.retrieval import Retriever
 from online.state import StateStore
 from online.wire import FeedbackEvent
@@ -41,6 +42,8 @@ class ScenarioRouter:
         features: FeatureMap | None = None,
         retriever: Retriever | None = None,
         shard: str = "",
+        embedding_version: Callable[[], str] | None = None,
+        embed_text: TextEmbed | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -49,7 +52,7 @@ class ScenarioRouter:
             parts = config.engine_parts(scenarios[0])
             self.engines[policy_name] = Engine(
                 parts.policy, store, catalog, rng, features, parts.engine_config, retriever,
-                objectives=parts.objectives, shard=shard,
+                objectives=parts.objectives, shard=shard, embedding_version=embedding_version, embed_text=embed_text,
             )
 
     def scenario_settings(self, scenario: str) -> ScenarioConfig | None:

@@ -1,6 +1,7 @@
 """The `slatestream` command line: one click group, each command in a module of its own.
 
-    slatestream demo | run | worker | evaluate | sweep | replay | forget | encoders export | schemas
+    slatestream demo | run | worker | status | evaluate | sweep | replay | forget | projection
+    slatestream encoders export | schemas
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from slatestream.demo import demo_command
 from slatestream.evaluate import evaluate_command
 from slatestream.export import encoders_group
 from slatestream.forget import forget_command
+from slatestream.projection import projection_group
 from slatestream.replay import replay_command
 from slatestream.run import run_command
 from slatestream.schemas import schemas_command
+from slatestream.status import status_command
 from slatestream.sweep import sweep_command
 from slatestream.worker import worker_command
 
@@ -29,5 +32,5 @@ def main() -> None:
 
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,
-                 forget_command, encoders_group, schemas_command):
+                 forget_command, encoders_group, schemas_command, projection_group, status_command):
     main.add_command(_command)

@@ -20,11 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from encoders.embedding import ItemEmbedding
+from online.catalog import Catalog
 from online.config import ScenarioConfig, SlatestreamConfig
 from online.experiment import ExperimentConfig, PolicyRun, run_policy
 from online.objectives import FilterSettings, ObjectiveSettings
 from online.policies import POLICIES, make_policy
 from online.policies.base import Policy
+from online.retrieval import Retriever
 from online.simulation import Simulator, SimulatorConfig
 from slatestream.options import (
     DIM_HELP,
@@ -35,6 +37,7 @@ from slatestream.options import (
     item_embedding,
     load_config,
     policy_names,
+    retriever_for,
 )
 from slatestream.reports.demo import summary_table, write_report
 from slatestream.store import RocksDictStore
@@ -69,7 +72,7 @@ def demo_settings(config: SlatestreamConfig, scenario: str | None) -> DemoScenar
 
 def run_demo(out_dir: Path, embed: ItemEmbedding, policies: Sequence[str], experiment: ExperimentConfig,
              simulator_config: SimulatorConfig, seed: int, scenario: DemoScenario | None = None,
-             ) -> tuple[list[PolicyRun], Path]:
+             retriever_for: Callable[[Catalog], Retriever] | None = None) -> tuple[list[PolicyRun], Path]:
     """Run every policy on a simulator of the same seed; write the report; return both.
     `scenario` (from a configuration file) sets policies' hyperparameters and objectives."""
     make = scenario.make if scenario is not None else make_policy
@@ -91,7 +94,8 @@ def run_demo(out_dir: Path, embed: ItemEmbedding, policies: Sequence[str], exper
 
             try:
                 runs.append(run_policy(make(name), Simulator(simulator_config), embed, store, embed.dim, experiment,
-                                       np.random.default_rng([seed, index]), advance, objectives, filters))
+                                       np.random.default_rng([seed, index]), advance, objectives, filters,
+                                       retriever_for=retriever_for))
             finally:
                 store.close()
     settings: dict[str, Any] = {
@@ -143,7 +147,7 @@ def demo_command(out: Path, n_requests: int, policies: str, encoder_kind: str | 
     embed = item_embedding(config, Simulator(simulator).initial_items(), seed, model, out / "embedding-cache")
     click.echo(f"encoder: {embed.description}; state: rocksdict under {out}/state")
     try:
-        _, report = run_demo(out, embed, names, experiment, simulator, seed, chosen)
+        _, report = run_demo(out, embed, names, experiment, simulator, seed, chosen, retriever_for(config))
     finally:
         embed.close()
     click.echo(f"report: {report}")

@@ -35,6 +35,7 @@ from slatestream.options import (
     load_config,
     policy_names,
     progress,
+    retriever_for,
 )
 from slatestream.reports.evaluation import fmt, write_evaluation_report
 
@@ -102,7 +103,7 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
     try:
         with progress(total, "round", "evaluate") as advance:
             result = evaluate_log(loaded.events, chosen, embed, embed.dim, features=loaded.features, config=driver,
-                                  progress=advance)
+                                  progress=advance, retriever_for=retriever_for(config))
     finally:
         embed.close()
     extra = {"encoder": embed.name, "dim": embed.dim, "behavior_policy": behavior_policy, "campaign": campaign,

@@ -4,6 +4,8 @@ a progress bar. Plain errors from the library become click errors here, nowhere 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,15 +14,21 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from encoders.embedding import EncoderKind, EncoderUnavailableError, ItemEmbedding, open_encoder
+from encoders.base import Encoder
+from encoders.embedding import EncoderUnavailableError, ItemEmbedding, open_encoder
+from encoders.retrieval import ScorerRetriever
+from encoders.scoring import make_scorer
+from online.catalog import Catalog
 from online.config import CONFIG_ENV, ConfigError, SlatestreamConfig, resolve_config
 from online.events import Item
 from online.policies import POLICIES
+from online.retrieval import Retriever
 
 CONFIG_HELP = "A slatestream configuration file (.toml/.yaml); default: $SLATESTREAM_CONFIG, else built-in defaults."
-ENCODER_CHOICE = click.Choice(["auto", "onnx", "hashing"])
-ENCODER_HELP = "Item text encoder  [default: the configuration's embedding.encoder: auto, the exported BERT/ONNX " \
-               "model when present, else text hashing]"
+ENCODER_CHOICE = click.Choice(["bert", "hashing"])
+ENCODER_HELP = "Item text encoder: bert (all-MiniLM-L6-v2 on ONNX Runtime, exported on first use) or hashing  " \
+               "[default: the configuration's embedding.encoder, bert]"
+DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])
 DIM_HELP = "Bandit item dimension d  [default: the configuration's embedding.dim, 32]"
 N_DRAWS_HELP = "Monte Carlo draws per slate  [default: the configuration's engine.n_draws, 64]"
 
@@ -37,12 +45,13 @@ def configured(config_path: Path | None) -> bool:
 
 
 def load_config(config_path: Path | None, *, dim: int | None = None, encoder: str | None = None,
-                n_draws: int | None = None) -> SlatestreamConfig:
+                n_draws: int | None = None, device: str | None = None) -> SlatestreamConfig:
     """The configuration from --config, else $SLATESTREAM_CONFIG, else the defaults, with the
-    command line's overrides of embedding.dim, embedding.encoder and engine.n_draws applied."""
+    command line's overrides of embedding.dim, .encoder, .device and engine.n_draws applied."""
     try:
         config = resolve_config(config_path)
-        embedding: dict[str, Any] = {k: v for k, v in (("dim", dim), ("encoder", encoder)) if v is not None}
+        overrides = (("dim", dim), ("encoder", encoder), ("device", device))
+        embedding: dict[str, Any] = {k: v for k, v in overrides if v is not None}
         engine: dict[str, Any] = {} if n_draws is None else {"n_draws": n_draws}
         if embedding or engine:
             data = config.model_dump()
@@ -54,13 +63,43 @@ def load_config(config_path: Path | None, *, dim: int | None = None, encoder: st
         raise click.ClickException(str(error)) from error
 
 
-def encoder_for(config: SlatestreamConfig, model: Path | None = None):  # type: ignore[no-untyped-def]
-    """The configuration's text encoder (ClickException when it cannot be opened)."""
-    kind: EncoderKind = config.embedding.encoder
+def encoder_for(config: SlatestreamConfig, model: Path | None = None) -> Encoder:
+    """The configuration's text encoder (ClickException when it cannot be opened); a first use of
+    BERT exports it into the per-user cache behind a progress bar."""
+    settings = config.embedding
+    chosen = model or (Path(settings.model) if settings.model else None)
     try:
-        return open_encoder(kind, model)
+        with export_progress() as progress:
+            return open_encoder(settings.encoder, chosen, device=settings.device, int8=settings.int8,
+                                progress=progress)
     except EncoderUnavailableError as error:
         raise click.ClickException(str(error)) from error
+
+
+@contextmanager
+def export_progress() -> Iterator[Callable[[str], None]]:
+    """A progress callback: the first message starts a bar that shows the time spent (an export
+    has no known length), the next ones are written above it."""
+    bar: list[tqdm[Any]] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar[0].refresh()
+
+    def progress(message: str) -> None:
+        if not bar:
+            bar.append(tqdm(total=None, desc=message, bar_format="{desc} {elapsed}", file=sys.stderr))
+            threading.Thread(target=tick, daemon=True).start()
+        else:
+            bar[0].write(message, file=sys.stderr)
+
+    try:
+        yield progress
+    finally:
+        stop.set()
+        if bar:
+            bar[0].close()
 
 
 def item_embedding(config: SlatestreamConfig, fit_items: list[Item], seed: int, model: Path | None = None,
@@ -70,6 +109,20 @@ def item_embedding(config: SlatestreamConfig, fit_items: list[Item], seed: int, 
         return ItemEmbedding.fitted(encoder_for(config, model), config.embedding.dim, fit_items, seed, cache_dir)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
+
+
+def retriever_for(config: SlatestreamConfig) -> Callable[[Catalog], Retriever]:
+    """Retrieval for requests without candidates on the scoring backend of the configured device
+    (torch on CUDA when present, numpy otherwise), as the worker retrieves."""
+    device = config.embedding.device
+
+    def make(catalog: Catalog) -> Retriever:
+        try:
+            return ScorerRetriever(make_scorer(device), catalog)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+
+    return make
 
 
 def policy_names(text: str, param_hint: str = "--policies") -> list[str]:

@@ -26,6 +26,7 @@ from slatestream.options import (
     configured,
     item_embedding,
     load_config,
+    retriever_for,
 )
 from slatestream.store import RocksDictStore
 
@@ -75,7 +76,9 @@ def run_command(events: Path, state: Path, slates_out: Path | None, policy: str 
     store = RocksDictStore(state)
     out = slates_out.open("wb") if slates_out else None
     try:
-        engine = ScenarioRouter(config, store, Catalog(dim=width), np.random.default_rng(seed))
+        catalog = Catalog(dim=width)
+        engine = ScenarioRouter(config, store, catalog, np.random.default_rng(seed),
+                                retriever=retriever_for(config)(catalog))
         runner = EmbeddedRunner(
             engine, embed or (lambda batch: np.zeros((0, width), np.float32)),
             emit=(lambda slate: out.write(encode_event(slate) + b"\n")) if out else None,

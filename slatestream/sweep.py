@@ -43,6 +43,7 @@ from slatestream.options import (
     load_config,
     policy_names,
     progress,
+    retriever_for,
 )
 from slatestream.reports.sweep import write_sweep_report
 
@@ -70,7 +71,7 @@ def simulator_sweep(config: SlatestreamConfig, policy: str, settings: list[Objec
     def embed_for(simulator: SimulatorConfig) -> Any:
         return memo_embed(shared.refitted(Simulator(simulator).initial_items(), simulator.seed))
 
-    sweep = SimulatorSweep(policy, seeds, requests, shared.dim, embed_for, config.engine)
+    sweep = SimulatorSweep(policy, seeds, requests, shared.dim, embed_for, config.engine, retriever_for(config))
     try:
         with progress(requests * len(seeds) * len(settings), "req", "sweep") as advance:
             points = simulate_points(settings, sweep, advance, n_bootstrap)
@@ -101,7 +102,7 @@ def log_sweep(config: SlatestreamConfig, data: str, policy: str, settings: list[
         dim, vectors = embedding.dim, embedding.name
         try:
             with progress(_rounds(loaded.rounds, driver.max_rounds), "round", "sweep") as advance:
-                points = log_points(settings, loaded, policy, embedding, dim, driver, advance)
+                points = log_points(settings, loaded, policy, embedding, dim, driver, advance, retriever_for(config))
         finally:
             embedding.close()
     return points, f"{loaded.description}, item vectors: {vectors} (d={dim})", caveats

@@ -91,6 +91,8 @@ class StreamSettings(BaseSettings):
             what accumulated while the previous request was in flight; slates wait for nothing).
         request_ttl_s: the longest a click may follow its request (event times), seconds;
             at least the attribution window. Later clicks are dead-lettered.
+        metrics_port, metrics_host: where the worker serves /metrics, /healthz, /readyz and
+            /status (streams.worker.service); port 0 turns them off.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore",
@@ -115,6 +117,8 @@ class StreamSettings(BaseSettings):
     producer_max_batch_bytes: int = Field(default=1_000_000, ge=16_384, le=16_000_000)
     producer_linger_ms: int = Field(default=0, ge=0, le=1000)
     request_ttl_s: float = Field(default=86_400.0, gt=0.0)
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - the worker's endpoints are for the cluster's probes and scrapers
 
     @field_validator("broker_url")
     @classmethod
@@ -186,6 +190,13 @@ class StreamSettings(BaseSettings):
             config["sasl_mechanism"] = mechanism
             config["sasl_plain_username"] = username
             config["sasl_plain_password"] = password.get_secret_value()
+        return config
+
+    def aiokafka_client_config(self) -> dict[str, Any]:
+        """`kafka_client_config` for aiokafka clients: the TLS options as one `ssl_context`."""
+        config = {key: value for key, value in self.kafka_client_config().items() if not key.startswith("ssl_")}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl_context"] = self.ssl_context()
         return config
 
     def ssl_context(self) -> ssl.SSLContext:

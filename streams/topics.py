@@ -7,13 +7,16 @@
 | clicks      | slatestream.clicks        | user id  | Click JSON                   |
 | slates      | slatestream.slates        | user id  | Slate JSON                   |
 | items       | slatestream.items         | item id  | Item JSON (compacted topic)  |
+| catalog     | slatestream.catalog       | item id  | the item and its vector (compacted; written by the worker) |
 | dead_letter | slatestream.dead-letter   | src key  | DeadLetter JSON              |
 
 Keys are UTF-8 bytes and partitioned by kafka-python/aiokafka's murmur2 default (the
 same as Java clients), so requests, impressions, clicks and slates of one user share a
 partition number as long as the topics have the same partition count (co-partitioning).
-`ensure_topics` creates all six with `settings.partitions` partitions and refuses topics
-that exist with another count.
+`ensure_topics` creates all seven with `settings.partitions` partitions and refuses topics
+that exist with another count. The catalog topic is the worker's own: the worker that owns an
+item's partition embeds it and writes its vector there, and every worker follows it
+(`streams.worker.catalog`), so every worker knows every item.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class TopicLayoutError(RuntimeError):
 
 @dataclass(frozen=True)
 class TopicNames:
-    """The six topic names. Build with `TopicNames.from_prefix(...)` or `.from_settings(...)`."""
+    """The seven topic names. Build with `TopicNames.from_prefix(...)` or `.from_settings(...)`."""
 
     requests: str
     impressions: str
@@ -45,6 +48,7 @@ class TopicNames:
     items: str
     slates: str
     dead_letter: str
+    catalog: str
 
     @classmethod
     def from_prefix(cls, prefix: str = "slatestream.") -> TopicNames:
@@ -56,6 +60,7 @@ class TopicNames:
             items=f"{prefix}items",
             slates=f"{prefix}slates",
             dead_letter=f"{prefix}dead-letter",
+            catalog=f"{prefix}catalog",
         )
 
     @classmethod
@@ -65,7 +70,7 @@ class TopicNames:
 
     def all(self) -> tuple[str, ...]:
         """Every topic name, in declaration order."""
-        return (self.requests, self.impressions, self.clicks, self.items, self.slates, self.dead_letter)
+        return (self.requests, self.impressions, self.clicks, self.items, self.slates, self.dead_letter, self.catalog)
 
     def for_event_type(self, event_type: str) -> str:
         """The topic carrying events with this `type` tag ("rank_request", "slate", ...)."""
@@ -89,7 +94,7 @@ def topic_specs(settings: StreamSettings, names: TopicNames | None = None) -> di
         name: {
             "num_partitions": settings.partitions,
             "replication_factor": settings.replication_factor,
-            "configs": dict(ITEMS_TOPIC_CONFIG) if name == names.items else {},
+            "configs": dict(ITEMS_TOPIC_CONFIG) if name in (names.items, names.catalog) else {},
         }
         for name in names.all()
     }

@@ -56,6 +56,8 @@ from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
 from online.policies.base import Policy
+from online.request_text import TextEmbed
+from online.retrieval import Retriever
 from online.state import InMemoryStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -192,21 +194,25 @@ def evaluate_log(
     features: FeatureMap | None = None,
     config: DriverConfig | None = None,
     progress: Callable[[int], None] | None = None,
+    retriever_for: Callable[[Catalog], Retriever] | None = None,
+    embed_text: TextEmbed | None = None,
 ) -> EvaluationResult:
     """Evaluate `policies` (objects, registered names, or `PolicyVariant`s with slate
     objectives) on a logged event stream.
 
     embed maps catalog items to float32[n, item_dim] vectors; features builds the bandit
     features (default `ItemFeatures`; `ContextCrossFeatures` for logs without user ids).
-    progress(rounds) is called after every logged round. See the module doc.
+    progress(rounds) is called after every logged round; retriever_for(catalog) gives the engines'
+    retrieval for requests without candidates (None: exact numpy). See the module doc.
     """
     config = config or DriverConfig()
     catalog = Catalog(dim=item_dim)
     feature_map = features or ItemFeatures()
+    retriever = None if retriever_for is None else retriever_for(catalog)  # one per catalog, shared
     runs = [
         _PolicyRun(
             Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
-                   feature_map, config.engine, objectives=objectives),
+                   feature_map, config.engine, retriever, objectives=objectives, embed_text=embed_text),
             PolicyTrace(label, policy.version),
         )
         for index, (policy, label, objectives) in enumerate(_variants(policies))

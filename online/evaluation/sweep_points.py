@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from online.catalog import Catalog
 from online.datasets.logs import LoadedLog
 from online.engine import EngineConfig
 from online.evaluation.bootstrap import bootstrap_ratio
@@ -26,6 +27,7 @@ from online.events import Item
 from online.experiment import Embed, ExperimentConfig, run_policy
 from online.objectives import ObjectiveSettings
 from online.policies import make_policy
+from online.retrieval import Retriever
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore
 
@@ -84,6 +86,7 @@ class SimulatorSweep:
     dim: int
     embed_for: Callable[[SimulatorConfig], Embed]
     engine: EngineConfig = field(default_factory=EngineConfig)
+    retriever_for: Callable[[Catalog], Retriever] | None = None
 
 
 def simulate_points(settings: Sequence[ObjectiveSettings], sweep: SimulatorSweep, progress: Progress | None = None,
@@ -99,7 +102,8 @@ def simulate_points(settings: Sequence[ObjectiveSettings], sweep: SimulatorSweep
         for index, setting in enumerate(settings):
             run = run_policy(make_policy(sweep.policy), Simulator(simulator_config), embed, InMemoryStore(), sweep.dim,
                              ExperimentConfig(n_requests=sweep.requests, engine=sweep.engine),
-                             np.random.default_rng([seed, 0]), objectives=setting)
+                             np.random.default_rng([seed, 0]), objectives=setting,
+                             retriever_for=sweep.retriever_for)
             summary = run.summary()
             per_seed[index]["ctr"].append(summary["ctr"])
             per_seed[index]["ild"].append(summary["diversity"])
@@ -121,11 +125,12 @@ def simulate_points(settings: Sequence[ObjectiveSettings], sweep: SimulatorSweep
 
 
 def log_points(settings: Sequence[ObjectiveSettings], loaded: LoadedLog, policy: str, embed: Embed, dim: int,
-               config: DriverConfig, progress: Progress | None = None) -> list[SweepPoint]:
+               config: DriverConfig, progress: Progress | None = None,
+               retriever_for: Callable[[Catalog], Retriever] | None = None) -> list[SweepPoint]:
     """One `SweepPoint` per setting, all evaluated counterfactually in one pass over the log."""
     variants = [PolicyVariant(policy, setting, label=label_of(setting)) for setting in settings]
     result = evaluate_log(loaded.events, variants, embed, dim, features=loaded.features, config=config,
-                          progress=progress)
+                          progress=progress, retriever_for=retriever_for)
     points = []
     for setting, evaluation in zip(settings, result.policies, strict=True):
         name = next(n for n in CTR_ESTIMATORS if n in evaluation.estimates)

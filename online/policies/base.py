@@ -205,6 +205,11 @@ class Policy(ABC, Generic[G, U]):
         (as the policy scores that scenario; None: the part every scenario shares), or None."""
         return None
 
+    def user_evidence(self, user_state: U | None) -> float:
+        """How much this user's own history says, in exposures (0: nothing, a cold user; what
+        a request's text is weighed against, see online/request_text.py)."""
+        return 0.0
+
     @abstractmethod
     def encode_global(self, state: G) -> bytes: ...
 

@@ -167,6 +167,10 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         offset = None if scenario is None else self.scenario_offset(global_state, scenario)
         return mean if offset is None else mean + offset
 
+    def user_evidence(self, user_state: LinearStats | None) -> float:
+        """The user's exposures learned so far."""
+        return 0.0 if user_state is None else float(user_state.n_exposures)
+
     def sample_scores(
         self,
         global_state: LinearStats,

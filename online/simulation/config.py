@@ -22,7 +22,10 @@ class SimulatorConfig:
     recently released new items; eta: position-bias exponent; drift_every: requests
     between drift steps of std drift_scale (logit units); seconds_per_request: simulated
     time between requests starting at `start` (timezone-aware); seed: seeds the simulator
-    when it is given no Generator; taste: user model (users.TasteConfig).
+    when it is given no Generator; taste: user model (users.TasteConfig); request_text: share
+    of requests whose `context_text` is a query naming what the user likes
+    (simulation.request_text; drawn from a stream of its own, so the rest of the world is the
+    same with or without it).
     """
 
     n_items: int = 2400
@@ -42,6 +45,7 @@ class SimulatorConfig:
     fresh_fraction: float = 0.1
     fresh_window: int = 50
     taste: TasteConfig = field(default_factory=TasteConfig)
+    request_text: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -53,6 +57,7 @@ class SimulatorConfig:
             "horizon": self.horizon >= 1, "seconds_per_request": self.seconds_per_request > 0,
             "start": self.start.tzinfo is not None and self.start.utcoffset() is not None,
             "fresh_fraction": 0.0 <= self.fresh_fraction <= 1.0, "fresh_window": self.fresh_window >= 1,
+            "request_text": 0.0 <= self.request_text <= 1.0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate
 from online.simulation.catalog import item_id, make_catalog, value_columns
 from online.simulation.config import SimulatorConfig
+from online.simulation.request_text import user_query
 from online.simulation.users import Population, sigmoid, user_id
 
 _IMPRESSION_DELAY = timedelta(milliseconds=200)
@@ -73,9 +74,9 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, rng: np.random.Generator | None = None) -> None:
         self.config = config
-        world, self._request_rng, self._click_rng = (
+        world, self._request_rng, self._click_rng, self._text_rng = (
             rng if rng is not None else np.random.default_rng(config.seed)
-        ).spawn(3)
+        ).spawn(4)  # spawn(4)'s first three are spawn(3)'s: a world without texts is unchanged
         self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale)
         self.population = Population(config.n_users, config.taste, world)
         self._columns = value_columns(self.catalog.codes)
@@ -126,9 +127,12 @@ class Simulator:
             self._recent[f"r{index:06d}"] = (candidates, rows)
             if len(self._recent) > _RECENT_REQUESTS:
                 del self._recent[next(iter(self._recent))]
+        text = None
+        if self.config.request_text > 0 and self._text_rng.random() < self.config.request_text:
+            text = user_query(self.population.weights[user], self._text_rng)
         request = RankRequest(
             request_id=f"r{index:06d}", user_id=user_id(user), scenario=self.config.scenario,
-            candidates=candidates, k=self.config.k, time=time,
+            candidates=candidates, k=self.config.k, time=time, context_text=text,
         )
         self._step += 1
         return request, arrived

@@ -10,9 +10,13 @@ what a correct worker must do with it (`expect`):
 - "dead": dead-lettered, with a reason (bad bytes, bad fields, a record no schema accepts);
 - "processed": ranked, learned, added or applied, never dead-lettered (valid records, also
   odd but valid ones: unicode ids, times at the ends of what UTC holds, megabytes of text);
-- "any": either, as long as nothing escapes and the counts balance (duplicates, keys that
-  disagree with the user id, clicks a worker may hold: what the worker does with those is
-  decided elsewhere, issue 18).
+- "skipped": neither learned nor dead-lettered (an impression or click sent again under its
+  event id: the worker deduplicates by event id);
+- "any": either, as long as nothing escapes and the counts balance (clicks at times a click's
+  request may not cover).
+
+A record whose key is not its user id (items: its item id) is dead-lettered (it would land on
+another partition than its user's and split the user's state).
 
 Deliver the kinds in this order: items, then requests, then impressions, clicks and
 control (clicks of the corpus refer to requests of the corpus). Within a phase any order
@@ -35,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 KINDS = ("items", "requests", "impressions", "clicks", "control")
-Expect = Literal["dead", "processed", "any"]
+Expect = Literal["dead", "processed", "skipped", "any"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -340,13 +344,13 @@ def _huge_valid_text(m: _Maker, kind: str) -> Made:
 def _wrong_key(m: _Maker, kind: str) -> Made:
     payload = m.template(kind)
     key = m.one_of([None, b"someone-else", b"\xff\xfe", b"k" * 100_000, b""])
-    return key, _json(payload), "any"
+    return key, _json(payload), "dead"
 
 
 def _duplicate(m: _Maker, kind: str) -> Made:
     candidates = [r for r in m.traffic.records if r.kind == kind]
     original = candidates[m.rng.integers(len(candidates))]
-    return original.key, original.value, "any"
+    return original.key, original.value, "skipped" if kind in ("impressions", "clicks") else "processed"
 
 
 Maker = Callable[[_Maker, str], Made]

@@ -39,8 +39,9 @@ def die_with_parent() -> None:
             os._exit(1)
 
 
-def worker_env(settings: StreamSettings, store_dir: Path) -> dict[str, str]:
-    """The environment that makes `slatestream worker` use these settings and store dir."""
+def worker_env(settings: StreamSettings, store_dir: Path, metrics_port: int = 0) -> dict[str, str]:
+    """The environment that makes `slatestream worker` use these settings and store dir (its
+    HTTP endpoints off unless `metrics_port` names one: several test workers share a host)."""
     return {
         **os.environ,
         "SLATESTREAM_BROKER_URL": settings.broker_url,
@@ -50,6 +51,7 @@ def worker_env(settings: StreamSettings, store_dir: Path) -> dict[str, str]:
         "SLATESTREAM_APP_ID": settings.app_id,
         "SLATESTREAM_STORE_DIR": str(store_dir),
         "SLATESTREAM_BROKER_SESSION_TIMEOUT_S": str(settings.broker_session_timeout_s),
+        "SLATESTREAM_METRICS_PORT": str(metrics_port),
     }
 
 
@@ -58,8 +60,9 @@ class WorkerProcess:
     under cProfile, which writes its stats there when the worker stops (not on kill)."""
 
     def __init__(self, settings: StreamSettings, store_dir: Path, log_path: Path,
-                 args: tuple[str, ...] = (), profile_path: Path | None = None) -> None:
+                 args: tuple[str, ...] = (), profile_path: Path | None = None, metrics_port: int = 0) -> None:
         self.settings = settings
+        self.metrics_port = metrics_port
         self.profile_path = profile_path
         self.store_dir = store_dir
         self.log_path = log_path
@@ -73,7 +76,7 @@ class WorkerProcess:
             profiler = () if self.profile_path is None else ("-m", "cProfile", "-o", str(self.profile_path))
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, *profiler, "-m", "slatestream", "worker", *self.args],
-                env=worker_env(self.settings, self.store_dir), stdout=out, stderr=subprocess.STDOUT,
+                env=worker_env(self.settings, self.store_dir, self.metrics_port), stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,  # only a prctl call: safe between fork and exec
             )
         return self

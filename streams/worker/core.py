@@ -8,12 +8,9 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,61 +20,29 @@ from online.config import DEFAULT_SCENARIO, SlatestreamConfig
 from online.engine import Engine, RankError
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event, unexpected_error
 from online.features import FeatureMap
+from online.request_text import TextEmbed
+from online.retrieval import Retriever
 from online.scenarios import ScenarioRouter
 from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.worker.partition_state import PartitionTables
+from streams.worker.recent_ids import RecentIds
+from streams.worker.records import (
+    Counts,
+    KeyMismatchError,
+    Record,
+    UnknownItemError,
+    UnknownRequestError,
+    UnknownScenarioError,
+    check_key,
+)
 from streams.worker.table_store import AppliedOffsets, TableStore
 
 log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
-
-
-class Record(NamedTuple):
-    """One consumed Kafka record. `kind` is the topic's role: requests, impressions, ...
-    (A named tuple: the worker builds one per record, ~3x cheaper than a frozen dataclass.)"""
-
-    kind: str
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
-class UnknownRequestError(ValueError):
-    """A click whose request was never ranked here."""
-
-
-class UnknownScenarioError(ValueError):
-    """Feedback for a scenario the configuration does not serve (and no fallback does)."""
-
-
-class UnknownItemError(ValueError):
-    """Feedback on an item the catalog does not hold."""
-
-
-@dataclass
-class Counts:
-    """Records in, by outcome: in == ranked + learned + items + skipped + dead_lettered."""
-
-    received: int = 0
-    ranked: int = 0
-    learned: int = 0
-    items: int = 0
-    skipped_duplicates: int = 0
-    dead_lettered: int = 0
-    controls: int = 0
-    forgotten: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
-
-    def balanced(self) -> bool:
-        done = (self.ranked + self.learned + self.items + self.skipped_duplicates + self.dead_lettered
-                + self.controls)
-        return self.received == done
 
 
 class WorkerCore:
@@ -93,22 +58,27 @@ class WorkerCore:
         features: FeatureMap | None = None,
         request_ttl_s: float = 86_400.0,
         recent_requests: int = 64,
+        recent_events: int = 64,
+        retriever_for: Callable[[Catalog], Retriever] | None = None,
+        embedding_version: Callable[[], str] | None = None,
+        embed_text: TextEmbed | None = None,
     ) -> None:
         self.config = config
         self.request_ttl_s = request_ttl_s
-        self.recent_requests = recent_requests
         self.tables = tables
         self._stores: dict[int, TableStore] = {}
         self.catalog = Catalog(dim=dim)
+        self.retriever = None if retriever_for is None else retriever_for(self.catalog)
+        self.embedding_version = embedding_version
+        self.embed_text = embed_text
         self.embed = embed
         self.seed = seed
         self.features = features
         self.counts = Counts()
         self._routers: dict[int, ScenarioRouter] = {}
-        # (partition, user id) -> {request id: event time, epoch s}, oldest first: the decoded
-        # "requests/<user>" values, write-through, least recently used dropped past max_recent_users
-        self._recent: OrderedDict[tuple[int, str], dict[str, float]] = OrderedDict()
-        self.max_recent_users = 100_000
+        self.requests = RecentIds(self.store, "requests", recent_requests)
+        self.live: dict[tuple[str, str], tuple[float, float]] = {}  # (scenario, policy) -> (exposures, clicks)
+        self.events = RecentIds(self.store, "events", recent_events)
 
     def store(self, partition: int) -> TableStore:
         """The applied-offsets adapter over the partition's state table."""
@@ -123,7 +93,8 @@ class WorkerCore:
         if router is None:
             rng = np.random.default_rng([self.seed, partition])
             router = ScenarioRouter(self.config, self.store(partition), self.catalog, rng, features=self.features,
-                                    shard=str(partition))
+                                    retriever=self.retriever, shard=str(partition),
+                                    embedding_version=self.embedding_version, embed_text=self.embed_text)
             self._routers[partition] = router
             for name, engine in router.engines.items():  # the caller has synced the catalog
                 restored = engine.restore_soft_state()
@@ -149,10 +120,12 @@ class WorkerCore:
         """Forget cached per-partition state: another worker may have written it."""
         self._routers.clear()
         self._stores.clear()
-        self._recent.clear()
+        self.requests.clear()
+        self.events.clear()
 
     def _dead(self, record: Record, error: Exception) -> DeadLetter:
         self.counts.dead_lettered += 1
+        self.counts.tally(record.kind, "dead_lettered")
         name = type(error).__name__
         self.counts.by_reason[name] = self.counts.by_reason.get(name, 0) + 1
         return DeadLetter.from_error(
@@ -181,42 +154,27 @@ class WorkerCore:
             self.counts.received += 1
             try:
                 request: RankRequest = self._decode(record, RankRequest)
+                check_key(record, request.user_id, "user_id")
                 slate = self.router(record.partition).rank(request)
-            except (EventDecodeError, RankError) as error:
+            except (EventDecodeError, KeyMismatchError, RankError) as error:
                 dead.append(self._dead(record, error))
                 continue
             self._remember_request(record.partition, request)
             self.counts.ranked += 1
+            self.counts.tally("requests", "ranked")
             slates.append(slate)
         return slates, dead
 
-    def _recent_requests(self, partition: int, user_id: str) -> dict[str, float]:
-        """The user's recent requests {request id: event time in epoch s}, oldest first."""
-        key = (partition, user_id)
-        recent = self._recent.get(key)
-        if recent is None:
-            recent = self._recent[key] = dict(_decode_recent(self.store(partition).get(f"requests/{user_id}")))
-            if len(self._recent) > self.max_recent_users:
-                self._recent.popitem(last=False)
-        else:
-            self._recent.move_to_end(key)
-        return recent
-
     def _remember_request(self, partition: int, request: RankRequest) -> None:
-        """Add a ranked request to its user's recent requests (what clicks are checked
-        against): the last `recent_requests` per user, so the worker's state grows with
-        users, not with requests. Event times are kept for the TTL check."""
-        recent = self._recent_requests(partition, request.user_id)
-        recent.pop(request.request_id, None)
-        recent[request.request_id] = request.time.timestamp()
-        while len(recent) > self.recent_requests:
-            del recent[next(iter(recent))]
-        self.store(partition).put(f"requests/{request.user_id}", json.dumps(list(recent.items())).encode())
+        """Add a ranked request to its user's recent requests (what clicks are checked against):
+        the last `recent_requests` per user, so the worker's state grows with users, not with
+        requests. Event times are kept for the TTL check."""
+        self.requests.add(partition, request.user_id, [(request.request_id, request.time.timestamp())])
 
     def _known_request(self, partition: int, click: Click | WireClick) -> bool:
         """Whether the click's request is among its user's recent requests and the click
         came at most `request_ttl_s` after it (event times)."""
-        sent = self._recent_requests(partition, click.user_id).get(click.request_id)
+        sent = self.requests.of(partition, click.user_id).get(click.request_id)
         return sent is not None and sent >= click.time.timestamp() - self.request_ttl_s
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
@@ -245,10 +203,12 @@ class WorkerCore:
         self.counts.received += 1
         try:
             command = decode_control(record.value)
+            check_key(record, command.user_id, "user_id")
         except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
             return [self._dead(record, error)]
         self.router(record.partition).forget(command.user_id)
         self.counts.controls += 1
+        self.counts.tally("control", "applied")
         self.counts.forgotten += 1
         return []
 
@@ -262,6 +222,7 @@ class WorkerCore:
                 event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
                 if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
                     event = self._decode(record, Impression if record.kind == "impressions" else Click)
+                check_key(record, event.user_id, "user_id")
                 if event.type == "click" and not self._known_request(record.partition, event):
                     raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
             except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
@@ -289,7 +250,8 @@ class WorkerCore:
         user_events: list[FeedbackEvent] = []
         global_events: list[FeedbackEvent] = []
         replayed: set[str] = set()
-        skipped = 0
+        skipped = duplicates = 0
+        seen: dict[str, list[tuple[str, float]]] = {}  # per user, the event ids this batch learns
         user_done: dict[str, AppliedOffsets] = {}  # per user key, as of this batch
         global_last: AppliedOffsets = {}
         for record, event in decoded:
@@ -305,6 +267,11 @@ class WorkerCore:
                     store.stage_offsets(user_key, global_done)
             user_new = record.offset > done.get(topic, -1)
             global_new = record.offset > global_done.get(topic, -1)
+            if user_new and global_new and self._seen_before(record.partition, event, seen):
+                done[topic], global_last[topic] = record.offset, record.offset  # passed, never learned
+                duplicates += 1
+                self.counts.tally(record.kind, "skipped")
+                continue
             if user_new:
                 user_events.append(event)
                 done[topic] = record.offset
@@ -313,8 +280,11 @@ class WorkerCore:
                 global_last[topic] = record.offset
             if not (user_new or global_new):
                 skipped += 1
+                self.counts.tally(record.kind, "skipped")
             if not (user_new and global_new):
                 replayed.update(engine.user_keys(event.user_id))  # the user's state and recent items
+        for user_id, ids in seen.items():
+            self.events.add(records_partition(decoded), user_id, ids)
         for user_key, done in user_done.items():
             store.stage_offsets(user_key, done)
         if global_last:
@@ -325,11 +295,33 @@ class WorkerCore:
             for key in {*replayed, engine.global_key}:
                 store.touch(key)
         record_of = {id(event): record for record, event in decoded}
+        rejected = {id(event) for event, _ in result.rejected}
         for event, reason in result.rejected:
             dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
-        self.counts.skipped_duplicates += skipped
-        self.counts.learned += len(decoded) - len(result.rejected) - skipped
+        for event in user_events if same else {id(e): e for e in [*user_events, *global_events]}.values():
+            if id(event) not in rejected:
+                self.counts.tally(record_of[id(event)].kind, "learned")
+                self._live(event, engine.policy.name)
+        self.counts.skipped_duplicates += skipped + duplicates
+        self.counts.learned += len(decoded) - len(result.rejected) - skipped - duplicates
         return dead
+
+    def _live(self, event: FeedbackEvent, policy: str) -> None:
+        """Count a learned event in `live`: (exposures, clicks) per (scenario, policy)."""
+        exposures, clicks = self.live.get((event.scenario, policy), (0.0, 0.0))
+        if event.type == "impression":
+            self.live[event.scenario, policy] = (exposures + len(event.shown), clicks)
+        else:
+            self.live[event.scenario, policy] = (exposures, clicks + event.reward)
+
+    def _seen_before(self, partition: int, event: FeedbackEvent, seen: dict[str, list[tuple[str, float]]]) -> bool:
+        """Whether the event's id was learned before for its user (by its event id: a producer's
+        duplicate under a new offset); if not, it is noted as learned by this batch."""
+        batch = seen.setdefault(event.user_id, [])
+        if event.event_id in self.events.of(partition, event.user_id) or any(event.event_id == i for i, _ in batch):
+            return True
+        batch.append((event.event_id, event.time.timestamp()))
+        return False
 
     def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
         """Embed item records into the catalog; returns (item, catalog table value) pairs."""
@@ -338,7 +330,9 @@ class WorkerCore:
         for record in records:
             self.counts.received += 1
             try:
-                items.append(self._decode(record, Item))
+                item = self._decode(record, Item)
+                check_key(record, item.item_id, "item_id")
+                items.append(item)
             except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
                 dead.append(self._dead(record, error))
         if not items:
@@ -346,6 +340,7 @@ class WorkerCore:
         vectors = self.embed(items)
         self.catalog.upsert(items, vectors)
         self.counts.items += len(items)
+        self.counts.tally("items", "added", len(items))
         return [(item, catalog_value(item, vector)) for item, vector in zip(items, vectors, strict=True)], dead
 
     def load_catalog_value(self, value: bytes) -> None:
@@ -354,9 +349,9 @@ class WorkerCore:
         self.catalog.upsert([item], vector[None, :])
 
 
-def _decode_recent(value: bytes | None) -> list[tuple[str, float]]:
-    """A user's recent requests: JSON [[request id, event time in epoch seconds], ...]."""
-    return [] if value is None else [(str(rid), float(t)) for rid, t in json.loads(value)]
+def records_partition(decoded: Sequence[tuple[Record, Any]]) -> int:
+    """The partition of a batch of records of one partition."""
+    return decoded[0][0].partition
 
 
 def catalog_value(item: Item, vector: npt.NDArray[np.float32]) -> bytes:

@@ -82,6 +82,7 @@ class BatchLane:
         self._arrived: asyncio.Event | None = None
         self._in_hand = asyncio.Lock()
         self.taken = 0  # records handed to the task so far
+        self.last_offsets: dict[Any, int] = {}  # (topic, partition) -> offset of the last record fetched
         self.first_taken_at: float | None = None  # wall clock (unix s) of the first list handed over
 
     def _event(self) -> asyncio.Event:
@@ -94,6 +95,7 @@ class BatchLane:
         if not fetched:
             return
         self.consumer = consumer
+        self.last_offsets[tp] = int(fetched[-1].offset)
         if len(fetched) <= self.max_batch:
             self._waiting.append(Chunk(tp, fetched))
         else:  # pieces of at most max_batch: `_take` then copies at most max_batch records per split

@@ -147,6 +147,10 @@ class StateTables:
             part = self._partitions[partition] = PartitionTable(db, frozenset({self._offset_key}))
         return part
 
+    def open_partitions(self) -> list[PartitionTable]:
+        """The partition tables opened so far (since the last rebalance)."""
+        return list(self._partitions.values())
+
     def pending_keys(self) -> int:
         """Keys written since the last flush, over every open partition."""
         return sum(len(part.pending) for part in self._partitions.values())
@@ -158,10 +162,11 @@ class StateTables:
         """
         self._partitions.clear()
 
-    async def flush(self) -> int:
-        """Hand every pending changelog record to the producer; returns how many. Raises
-        ChangelogSendError if any partition's records could not be handed over, and on every
-        call after that.
+    async def flush(self, acknowledged: bool = False) -> int:
+        """Hand every pending changelog record to the producer; returns how many. With
+        `acknowledged`, return only once Kafka acknowledged them (ChangelogSendError if it did
+        not). Raises ChangelogSendError if any partition's records could not be handed over, and
+        on every call after that.
 
         The pending records of all partitions are taken before the first await, so writes made
         meanwhile (by another agent) go to the next flush, which waits for this one's records
@@ -173,6 +178,7 @@ class StateTables:
         taken = [(partition, part.db, part.take_pending()) for partition, part in self._partitions.items()]
         topic = self.changelog_topic
         sent = 0
+        delivered: list[asyncio.Future[int]] = []
         async with self._sending:
             if self.failed is not None:
                 raise ChangelogSendError("an earlier changelog flush failed") from self.failed
@@ -186,9 +192,16 @@ class StateTables:
                     self.failed = self.failed or last
                     continue
                 last.add_done_callback(_persist_offset_callback(db, self._offset_key))
+                delivered.append(last)
                 sent += len(pending)
             if self.failed is not None:  # writes were lost: no flush may succeed (and lead to acks) after this
                 raise ChangelogSendError("a changelog flush failed") from self.failed
+        if acknowledged and delivered:
+            try:
+                await asyncio.gather(*delivered)
+            except Exception as error:
+                self.failed = self.failed or error
+                raise ChangelogSendError("a changelog flush was not acknowledged") from error
         self.records_sent += sent
         if sent:
             self.flushes += 1

@@ -4,13 +4,13 @@
     impressions -> FeedbackPath -> WorkerCore.learn -> state table (RocksDB, changelogged)
     clicks      ┤  (requests and feedback reach them through batch lanes: streams.worker.lanes)
     control     ┘  (ForgetUser: delete a user's state, see streams.control)
-    items       -> WorkerCore.add_items -> catalog global table -> CatalogSync (every worker)
+    items       -> WorkerCore.add_items -> catalog topic -> CatalogFollower (every worker)
     bad records -> dead-letter topic, with the original bytes and the reason
 
-`WorkerTopology.build(app, ...)` declares it on a Faust app: topics, tables, the lanes and
-their tasks, the items agent, timers and rebalance handlers. Its parts (`CatalogSync`,
-`RequestPath`, `FeedbackPath`, `Rebalancer`, `LaneStats`) take plain callables and are built and
-tested without a broker (tests/streams/worker/test_topology.py).
+`WorkerTopology.build(app, ...)` declares it on a Faust app: topics, the state table, the lanes
+and their tasks, the items agent, the catalog follower, timers and rebalance handlers. Its parts
+(`RequestPath`, `FeedbackPath`, `Rebalancer`, `LaneStats`, `streams.worker.catalog.CatalogFollower`)
+take plain callables and are built and tested without a broker (tests/streams/worker/).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,21 +30,22 @@ from streams.control import control_topic
 from streams.dead_letter import DeadLetter, DeadLetterSendStats, send_dead_letters
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
+from streams.worker.catalog import CatalogFollower
 from streams.worker.config import WorkerConfig
 from streams.worker.core import Record, WorkerCore
-from streams.worker.faust_private import SlatestreamApp, partition_context
+from streams.worker.faust_private import SlatestreamApp
 from streams.worker.lanes import BatchLane, Chunk, GroupCommit, records
 from streams.worker.partition_state import StateTables, faust_send_many
 
 log = logging.getLogger("slatestream.worker")
 
-STATE_TABLE, CATALOG_TABLE = "state", "catalog"
-"""The worker's Faust tables (changelog topics "<app id>-state-changelog", "-catalog-changelog")."""
+STATE_TABLE = "state"
+"""The worker's Faust table (changelog topic "<app id>-state-changelog")."""
 DEAD_LETTER_SEND_TIMEOUT_S = 5.0
 """How long one dead letter may wait for the broker's acknowledgement before it is retried."""
 SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 SendSlate = Callable[[Slate], Awaitable[None]]
-Flush = Callable[[], Awaitable[Any]]
+Flush = Callable[..., Awaitable[Any]]
 
 
 def by_partition(messages: Iterable[Any]) -> dict[int, list[Any]]:
@@ -99,67 +100,38 @@ class LaneStats:
         return out
 
 
-class CatalogSync:
-    """Items embedded by any worker (or before a restart) join this worker's catalog.
-
-    The catalog table is a global table: every worker reads all of its changelog. Counting the
-    table's keys scans RocksDB, so `sync` looks only after the changelog delivered something
-    (`changed`), at start-up, and when `recheck` marks it (a safety net, every 30 s).
-    """
-
-    def __init__(self, core: WorkerCore, table: MutableMapping[bytes, bytes]) -> None:
-        self.core = core
-        self.table = table
-        self.dirty = True
-
-    async def changed(self, _: Any = None) -> None:
-        """The catalog table's `on_changelog_event`."""
-        self.dirty = True
-
-    def recheck(self) -> None:
-        self.dirty = True
-
-    def sync(self) -> int:
-        """Add the table's items the catalog lacks; returns how many."""
-        if not self.dirty:
-            return 0
-        self.dirty = False
-        if len(self.core.catalog) >= len(self.table):
-            return 0
-        added = 0
-        for key, value in self.table.items():
-            if key.decode() not in self.core.catalog:
-                self.core.load_catalog_value(bytes(value))
-                added += 1
-        return added
-
-
 class RequestPath:
-    """Rank request records one by one, each slate sent as soon as it is ready."""
+    """Rank request records one by one, each slate sent as soon as it is ready, and only once
+    the request is durable: the changelog record of the user's recent requests acknowledged by
+    Kafka (a click answers a slate, so a worker that takes the partition over knows the click's
+    request, docs/worker.md)."""
 
-    def __init__(self, core: WorkerCore, catalog: CatalogSync, send_slate: SendSlate, send_dead: SendDead,
-                 flush: Flush, stats: BatchStats, empty_catalog_wait_s: float) -> None:
+    def __init__(self, core: WorkerCore, catalog: CatalogFollower, send_slate: SendSlate, send_dead: SendDead,
+                 flush: Flush, stats: BatchStats, empty_catalog_wait_s: float,
+                 observe: Callable[[Slate, float], None] | None = None) -> None:
         self.core, self.catalog, self.stats = core, catalog, stats
         self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
         self.empty_catalog_wait_s = empty_catalog_wait_s
+        self.observe = observe or (lambda slate, seconds: None)
 
     async def wait_for_catalog(self) -> None:
-        """At start-up, let the items agent load the catalog before the first request is ranked."""
-        self.catalog.sync()
+        """At start-up, let the catalog follower load the catalog before the first request is ranked."""
         waited = 0.0
-        while len(self.core.catalog) == 0 and waited < self.empty_catalog_wait_s:
+        while (not self.catalog.caught_up or len(self.core.catalog) == 0) and waited < self.empty_catalog_wait_s:
             await asyncio.sleep(0.05)
             waited += 0.05
-            self.catalog.sync()
 
     async def handle(self, messages: Sequence[Any]) -> None:
         started = time.perf_counter()
         await self.wait_for_catalog()
         for message in messages:
+            ranking = time.perf_counter()
             slates, dead = self.core.rank([to_record("requests", message)])
             for slate in slates:
+                self.observe(slate, time.perf_counter() - ranking)
+            await self.flush(acknowledged=bool(slates))
+            for slate in slates:
                 await self.send_slate(slate)
-            await self.flush()
             await self.send_dead(dead)
         self.stats.add(len(messages), time.perf_counter() - started)
 
@@ -167,18 +139,21 @@ class RequestPath:
 class FeedbackPath:
     """Learn impression, click and control records, one partition's share at a time."""
 
-    def __init__(self, core: WorkerCore, catalog: CatalogSync, kinds: Mapping[str, str], send_dead: SendDead,
-                 flush: Flush, stats: BatchStats) -> None:
-        self.core, self.catalog, self.kinds, self.stats = core, catalog, kinds, stats
+    def __init__(self, core: WorkerCore, kinds: Mapping[str, str], send_dead: SendDead, flush: Flush,
+                 stats: BatchStats, observe: Callable[[float], None] | None = None) -> None:
+        self.core, self.kinds, self.stats = core, kinds, stats
         self.send_dead, self.flush = send_dead, flush
+        self.observe = observe or (lambda seconds: None)
 
     async def handle(self, messages: Sequence[Any], flush: bool = True) -> None:
         """Learn a list of records; with `flush`, hand their state writes to the producer
         before returning (they are acked next)."""
         started = time.perf_counter()
-        self.catalog.sync()
         for group in by_partition(messages).values():
-            await self.send_dead(self.core.learn([to_record(self.kinds[m.topic], m) for m in group]))
+            learning = time.perf_counter()
+            dead = self.core.learn([to_record(self.kinds[m.topic], m) for m in group])
+            self.observe(time.perf_counter() - learning)
+            await self.send_dead(dead)
             await asyncio.sleep(0)  # let requests in between partitions
         if flush:
             await self.flush()
@@ -199,6 +174,7 @@ class Rebalancer:
                  flush_producer: Flush) -> None:
         self.lanes, self.commit, self.core, self.tables = lanes, commit, core, tables
         self.flush_producer = flush_producer
+        self.assigned: set[int] = set()  # the feedback partitions this worker owns (empty while revoked)
 
     async def swap(self, drop_waiting: bool) -> list[int]:
         """Snapshot soft state, flush and ack, deliver the changelog, forget the partitions'
@@ -214,12 +190,14 @@ class Rebalancer:
         return dropped
 
     async def on_revoked(self, *_: Any, **__: Any) -> None:
+        self.assigned = set()
         await self.swap(drop_waiting=True)
 
     async def on_assigned(self, _sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
         await self.swap(drop_waiting=False)
         topics = self.lanes[-1].topics
-        log.info("assigned partitions %s", sorted({tp.partition for tp in assigned if tp.topic in topics}))
+        self.assigned = {tp.partition for tp in assigned if tp.topic in topics}
+        log.info("assigned partitions %s", sorted(self.assigned))
         # What exists now (Faust, modules, the catalog so far) lives as long as the process: keep
         # it out of the cyclic collector's full passes, which otherwise cost ~20 us per learned
         # event in allocation-heavy batches (bench/worker_throughput.py, in-process baseline).
@@ -261,7 +239,7 @@ class WorkerTopology:
     app: SlatestreamApp
     core: WorkerCore
     tables: StateTables
-    catalog: CatalogSync
+    catalog: CatalogFollower
     request_lane: BatchLane
     feedback_lane: BatchLane
     commit: GroupCommit
@@ -283,10 +261,9 @@ class WorkerTopology:
         state = app.Table(STATE_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         tables = StateTables(state, faust_send_many(app))
         core = make_core(tables)
-        catalog = CatalogSync(core, {})
-        catalog.table = app.GlobalTable(CATALOG_TABLE, partitions=settings.partitions, key_type=bytes,
-                                        value_type=bytes, on_changelog_event=catalog.changed)
+        catalog = CatalogFollower(core, names.catalog)
         slates_topic, dead_topic = raw_topic(names.slates), raw_topic(names.dead_letter)
+        catalog_topic = raw_topic(names.catalog)
 
         async def send_slate(slate: Slate) -> None:
             await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
@@ -313,9 +290,9 @@ class WorkerTopology:
             app, core, tables, catalog, request_lane, feedback_lane, commit,
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
                         config.empty_catalog_wait_s),
-            FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
+            FeedbackPath(core, kinds, send_dead, tables.flush, stats.feedback),
             Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush), stats)
-        topology._declare(raw_topic(names.items), config, send_dead)
+        topology._declare(raw_topic(names.items), catalog_topic, settings, config, send_dead)
         return topology
 
     async def rank_and_ack(self, batch: list[Chunk]) -> None:
@@ -328,25 +305,26 @@ class WorkerTopology:
         await self.feedback.handle(records(batch), flush=False)
         await self.commit.processed(batch)
 
-    async def add_items(self, events: Sequence[Any], send_dead: SendDead) -> None:
-        """Embed a take of item events (Faust's), per partition, into the catalog and its table."""
-        groups: dict[int, list[Any]] = {}
-        for event in events:
-            groups.setdefault(event.message.partition, []).append(event)
-        for group in groups.values():
-            added, dead = self.core.add_items([to_record("items", event.message) for event in group])
-            with partition_context(group[-1]):  # the table's writes go to this partition's changelog
-                for item, value in added:
-                    self.catalog.table[item.item_id.encode()] = value
-            await send_dead(dead)
+    async def add_items(self, events: Sequence[Any], catalog_topic: faust.TopicT, send_dead: SendDead) -> None:
+        """Embed a take of item events (Faust's) into the catalog and write their vectors to the
+        catalog topic, which every worker follows."""
+        added, dead = self.core.add_items([to_record("items", event.message) for event in events])
+        for item, value in added:
+            await catalog_topic.send(key=item.item_id.encode(), value=value, force=True)
+        await send_dead(dead)
 
-    def _declare(self, items_topic: faust.TopicT, config: WorkerConfig, send_dead: SendDead) -> None:
+    def _declare(self, items_topic: faust.TopicT, catalog_topic: faust.TopicT, settings: StreamSettings,
+                 config: WorkerConfig, send_dead: SendDead) -> None:
         app = self.app
 
         @app.agent(items_topic)
         async def items(stream: faust.StreamT) -> None:
             async for events in stream.take_events(config.item_batch_size, within=config.batch_wait_s):
-                await self.add_items(events, send_dead)
+                await self.add_items(events, catalog_topic, send_dead)
+
+        @app.task
+        async def follow_catalog() -> None:
+            self.catalog.start(settings, asyncio.get_running_loop())
 
         @app.task
         async def requests_lane() -> None:
@@ -356,14 +334,16 @@ class WorkerTopology:
         async def feedback_lane() -> None:
             await drive(app, self.feedback_lane, self.learn_and_commit)
 
-        @app.timer(interval=30.0)
-        async def recheck_catalog() -> None:
-            self.catalog.recheck()
+        reported: list[tuple[int, ...]] = [()]
 
         @app.timer(interval=5.0)
-        async def report_counts() -> None:
-            for line in self.stats.lines(self.core, self.tables, self.feedback_lane, self.commit):
-                log.info("%s", line)
+        async def report_counts() -> None:  # quiet when idle: only when something moved
+            counts = self.core.counts
+            now = (counts.received, counts.dead_lettered, self.tables.records_sent, self.commit.committed)
+            if now != reported[0]:
+                reported[0] = now
+                for line in self.stats.lines(self.core, self.tables, self.feedback_lane, self.commit):
+                    log.info("%s", line)
 
         app.on_partitions_revoked.connect(self.rebalancer.on_revoked)
         app.on_partitions_assigned.connect(self.rebalancer.on_assigned)

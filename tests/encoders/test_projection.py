@@ -94,3 +94,15 @@ def test_bad_inputs_raise() -> None:
     np.savez(buffer, **arrays)
     with pytest.raises(ValueError, match="format_version"):
         PcaProjection.from_bytes(buffer.getvalue())
+
+
+def test_a_rows_vector_does_not_depend_on_its_batch() -> None:
+    """A worker embeds an item in whatever batch it arrives in: after a restart, in another one."""
+    rng = np.random.default_rng(3)
+    embeddings = rng.normal(size=(300, 64)).astype(np.float32)
+    projection = PcaProjection.fit(embeddings, 16, seed=0)
+    whole = projection.transform(embeddings)
+    one_by_one = np.vstack([projection.transform(embeddings[i : i + 1]) for i in range(300)])
+    in_sevens = np.vstack([projection.transform(embeddings[i : i + 7]) for i in range(0, 300, 7)])
+    np.testing.assert_array_equal(whole, one_by_one)
+    np.testing.assert_array_equal(whole, in_sevens)

@@ -37,11 +37,11 @@ def worker(kafka_settings: StreamSettings, tmp_path: Path) -> Iterator[tuple[Str
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "slatestream", "worker", "--dim", "16", "--n-draws", "32"],
+            [sys.executable, "-m", "slatestream", "worker", "--dim", "16", "--n-draws", "32"],  # BERT, the default
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a first use exports BERT into the per-user cache (~30 s)
         while b"Worker ready" not in log.read_bytes():
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "worker did not start:\n" + log.read_text()[-3000:]

@@ -61,7 +61,7 @@ def test_recently_shown_items_stay_filtered_after_a_restart_on_an_empty_store(
                                                  k=len(candidates), time=at), timeout_s=60)
         return {item.item_id for item in slate.items}
 
-    args = ("--config", str(config), "--dim", "16")
+    args = ("--config", str(config), "--encoder", "hashing", "--dim", "16")
     store = tmp_path / "store"
     with WorkerProcess(settings, store, tmp_path / "worker.log", args) as worker, \
             SlatestreamClient(settings) as client:

@@ -19,6 +19,7 @@ from streams.topics import ensure_topics
 
 from .worker_helpers import partition_of, poll, slate_means
 
+WORKER_ARGS = ("--encoder", "hashing", "--dim", "16", "--n-draws", "8")
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
@@ -28,7 +29,7 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
     ensure_topics(settings)
     ensure_control_topic(settings)
     publish(settings, [*workload.items, *workload.requests])
-    with WorkerProcess(settings, tmp_path / "store", tmp_path / "worker.log", ("--dim", "16", "--n-draws", "8")) \
+    with WorkerProcess(settings, tmp_path / "store", tmp_path / "worker.log", WORKER_ARGS) \
             as worker, SlatestreamClient(settings) as client:
         worker.wait_ready()
         candidates = tuple(item.item_id for item in workload.items)

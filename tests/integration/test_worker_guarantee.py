@@ -20,7 +20,7 @@ from .worker_helpers import poll
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-WORKER_ARGS = ("--dim", "16", "--n-draws", "8")
+WORKER_ARGS = ("--encoder", "hashing", "--dim", "16", "--n-draws", "8")
 POLICY = LinearThompsonSampling()
 
 

@@ -22,7 +22,7 @@ from .worker_helpers import partition_of, poll, slate_means
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-ARGS = ("--dim", "16", "--n-draws", "8")
+ARGS = ("--encoder", "hashing", "--dim", "16", "--n-draws", "8")
 POLICY = LinearThompsonSampling()
 
 

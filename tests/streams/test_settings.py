@@ -96,18 +96,18 @@ def test_topic_names_follow_the_prefix() -> None:
     names = TopicNames.from_prefix("acme.")
 
     assert names.all() == ("acme.requests", "acme.impressions", "acme.clicks", "acme.items", "acme.slates",
-                           "acme.dead-letter")
+                           "acme.dead-letter", "acme.catalog")
     assert names.for_event_type("rank_request") == "acme.requests"
     assert names.for_event_type("slate") == "acme.slates"
     with pytest.raises(ValueError, match="type"):
         names.for_event_type("nope")
 
 
-def test_topic_specs_compact_only_the_catalog() -> None:
+def test_topic_specs_compact_only_the_item_topics() -> None:
     specs = topic_specs(StreamSettings(topic_prefix="x.", partitions=3))
 
     assert {name: spec["configs"] for name, spec in specs.items() if spec["configs"]} == {
-        "x.items": {"cleanup.policy": "compact"}}
+        "x.items": {"cleanup.policy": "compact"}, "x.catalog": {"cleanup.policy": "compact"}}
     assert {spec["num_partitions"] for spec in specs.values()} == {3}
 
 

@@ -24,13 +24,13 @@ def core(table: dict[bytes, bytes]) -> WorkerCore:
     return WorkerCore(SlatestreamConfig(), SharedTables(table), embed, dim=8)
 
 
-def record(kind: str, offset: int, value: bytes, partition: int = 0) -> Record:
-    return Record(kind, f"t.{kind}", partition, offset, b"u1", value)
+def record(kind: str, offset: int, value: bytes, partition: int = 0, key: bytes = b"u1") -> Record:
+    return Record(kind, f"t.{kind}", partition, offset, key, value)
 
 
 def items() -> list[Record]:
-    return [record("items", n, encode_event(Item(item_id=f"i{n}", fields={"title": f"red shoe {n}"}, time=T0)))
-            for n in range(6)]
+    return [record("items", n, encode_event(Item(item_id=f"i{n}", fields={"title": f"red shoe {n}"}, time=T0)),
+                   key=f"i{n}".encode()) for n in range(6)]
 
 
 def feedback(n: int) -> tuple[list[Record], list[Record]]:
@@ -162,15 +162,16 @@ def test_recent_requests_are_read_again_when_dropped_from_memory_or_after_a_reba
     from it (least recently used) and a partition another worker wrote are read again."""
     table: dict[bytes, bytes] = {}
     worker = core(table)
-    worker.max_recent_users = 1
+    worker.requests.max_users = 1
     worker.add_items(items())
 
     def request(n: int, user: str) -> Record:
-        return record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id=user, k=2, time=T0)))
+        return record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id=user, k=2, time=T0)),
+                      key=user.encode())
 
     def click(n: int, user: str) -> Record:
         return record("clicks", n, encode_event(Click(event_id=f"c{n}", request_id=f"r{n}", user_id=user,
-                                                      item_id="i0", time=T0)))
+                                                      item_id="i0", time=T0)), key=user.encode())
 
     worker.rank([request(0, "u1"), request(1, "u2")])  # u2 pushes u1 out of memory
     assert worker.learn([click(0, "u1"), click(1, "u2")]) == []

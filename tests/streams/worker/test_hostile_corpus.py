@@ -117,6 +117,8 @@ def test_counts_balance_and_every_record_got_its_expected_outcome(outcome: Outco
     assert worker.counts.received == len(records)
     assert worker.counts.balanced()
     assert not _mismatches(records, dead)
+    duplicates = sum(source.expect == "skipped" for _, source in records)
+    assert worker.counts.skipped_duplicates == duplicates > 0  # sent again under its event id: not learned
 
 
 def test_every_valid_event_is_learned(outcome: Outcome) -> None:
@@ -130,7 +132,7 @@ def test_every_valid_event_is_learned(outcome: Outcome) -> None:
     policy = LinearThompsonSampling()
     exposures = sum(policy.decode_global(unwrap(table[f"linear_ts/global/{p}".encode()])[1]).n_exposures
                     for p in range(PARTITIONS) if f"linear_ts/global/{p}".encode() in table)
-    shown = {"processed": 0, "any": 0}
+    shown = {"processed": 0, "skipped": 0, "any": 0}
     for record, source in records:
         if record.kind == "impressions" and source.expect != "dead" and (record.topic, record.partition,
                                                                           record.offset) not in where:

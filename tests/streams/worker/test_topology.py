@@ -7,10 +7,10 @@ from typing import NamedTuple
 
 from online.events import RankRequest, Slate, encode_event
 from streams.dead_letter import DeadLetter
+from streams.worker.catalog import CatalogFollower
 from streams.worker.lanes import BatchLane, GroupCommit
 from streams.worker.topology import (
     BatchStats,
-    CatalogSync,
     FeedbackPath,
     LaneStats,
     Rebalancer,
@@ -43,6 +43,7 @@ class Sent:
         self.slates: list[Slate] = []
         self.dead: list[DeadLetter] = []
         self.flushes = 0
+        self.acknowledged = 0
 
     async def slate(self, slate: Slate) -> None:
         self.slates.append(slate)
@@ -50,46 +51,57 @@ class Sent:
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self.dead.extend(letters)
 
-    async def flush(self) -> int:
+    async def flush(self, acknowledged: bool = False) -> int:
         self.flushes += 1
+        self.acknowledged += acknowledged
         return 0
 
 
-def catalog_of_another_worker() -> dict[bytes, bytes]:
-    """The catalog table as a worker that embedded the items wrote it."""
+def catalog_of_another_worker() -> list[Message]:
+    """The catalog topic's records as the worker that embedded the items wrote them."""
     other = core({})
     added, _ = other.add_items(items())
-    return {item.item_id.encode(): value for item, value in added}
+    return [Message("t.catalog", n % 2, n // 2, item.item_id.encode(), value) for n, (item, value) in enumerate(added)]
 
 
-def test_the_catalog_sync_loads_items_another_worker_embedded_once_marked_dirty() -> None:
-    worker, table = core({}), catalog_of_another_worker()
-    new = table.pop(b"i5")
-    sync = CatalogSync(worker, table)
-    assert sync.sync() == 5 and len(worker.catalog) == 5
-    table[b"i5"] = new  # an item the other worker adds: not seen without a mark ...
-    assert sync.sync() == 0 and "i5" not in worker.catalog
-    asyncio.run(sync.changed())  # ... until the changelog (or the 30 s recheck) marks the table
-    assert sync.sync() == 1 and "i5" in worker.catalog and not sync.dirty
+def caught_up(follower: CatalogFollower, records: list[Message]) -> CatalogFollower:
+    follower.apply(records)
+    follower.note_positions({0: 10, 1: 10})
+    return follower
+
+
+def test_the_catalog_follower_loads_items_another_worker_embedded() -> None:
+    worker, records = core({}), catalog_of_another_worker()
+    follower = CatalogFollower(worker, "t.catalog")
+    follower._targets = {0: 3, 1: 3}
+    assert follower.apply(records[:5]) == 5 and len(worker.catalog) == 5
+    follower.note_positions({0: 3, 1: 2})
+    assert not follower.caught_up  # partition 1 has not reached the end it had at start-up
+    bad, tombstone = Message("t.catalog", 1, 3, b"bad", b"\x00\x01"), Message("t.catalog", 0, 4, b"gone", None)
+    follower.apply([records[5], bad, tombstone])
+    follower.note_positions({0: 5, 1: 4})
+    assert follower.caught_up and len(worker.catalog) == 6 and "i5" in worker.catalog
+    assert follower.applied == 6 and follower.bad == 1  # a bad value is counted and skipped, a tombstone ignored
 
 
 def test_the_request_path_ranks_each_request_sends_its_slate_and_flushes() -> None:
     worker, sent = core({}), Sent()
     stats = BatchStats()
-    path = RequestPath(worker, CatalogSync(worker, catalog_of_another_worker()), sent.slate, sent.dead_letters,
-                       sent.flush, stats, empty_catalog_wait_s=0.0)
+    follower = caught_up(CatalogFollower(worker, "t.catalog"), catalog_of_another_worker())
+    path = RequestPath(worker, follower, sent.slate, sent.dead_letters, sent.flush, stats, empty_catalog_wait_s=0.0)
     requests = [message("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", k=3, time=T0)))
                 for n in range(3)]
     asyncio.run(path.handle([*requests, message("requests", 3, b"not json")]))
     assert [slate.request_id for slate in sent.slates] == ["r0", "r1", "r2"]
     assert [letter.offset for letter in sent.dead] == [3] and sent.flushes == 4
+    assert sent.acknowledged == 3  # each slate waits for its request's changelog record
     assert stats.batches == 1 and stats.records == 4 and worker.counts.balanced()
 
 
 def test_the_request_path_waits_for_an_empty_catalog_then_dead_letters() -> None:
     worker, sent = core({}), Sent()
-    path = RequestPath(worker, CatalogSync(worker, {}), sent.slate, sent.dead_letters, sent.flush, BatchStats(),
-                       empty_catalog_wait_s=0.1)
+    path = RequestPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), sent.slate, sent.dead_letters,
+                       sent.flush, BatchStats(), empty_catalog_wait_s=0.1)
     request = encode_event(RankRequest(request_id="r0", user_id="u1", time=T0))
     asyncio.run(path.handle([message("requests", 0, request)]))
     assert not sent.slates and sent.dead[0].error_type == "RankError"
@@ -101,7 +113,7 @@ def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -
     rank_all(worker, 4)
     impressions, clicks = feedback(4)
     kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
-    path = FeedbackPath(worker, CatalogSync(worker, {}), kinds, sent.dead_letters, sent.flush, BatchStats())
+    path = FeedbackPath(worker, kinds, sent.dead_letters, sent.flush, BatchStats())
     records = [message(r.kind, r.offset, r.value, partition=0) for r in [*impressions, *clicks]]
     asyncio.run(path.handle([*records, message("clicks", 9, b"{", partition=1)], flush=False))
     assert sent.flushes == 0 and [letter.partition for letter in sent.dead] == [1]

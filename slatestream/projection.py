@@ -1,0 +1,72 @@
+"""`slatestream projection show | fit`: the projection every worker shares (streams.projection).
+
+    slatestream projection show                      # the one published for the configured encoder and d
+    slatestream projection fit --items catalog.jsonl # fit it on an event file's items, publish it (first wins)
+
+Without `fit`, the first worker fits it on the first items it sees; `fit` settles it beforehand,
+on a catalogue of your choosing (up to `embedding.projection_items` items, by item id).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from encoders.projection import PcaProjection
+from online.datasets import read_events
+from online.events import Item
+from slatestream.options import DIM_HELP, ENCODER_CHOICE, ENCODER_HELP, config_option, encoder_for, load_config
+
+
+@click.group("projection")
+def projection_group() -> None:
+    """The projection from the encoder's width to d that every worker shares (via Kafka)."""
+
+
+@projection_group.command("show")
+@config_option
+@click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None, help=ENCODER_HELP)
+@click.option("--dim", type=int, default=None, help=DIM_HELP)
+def show_command(config_path: Path | None, encoder_kind: str | None, dim: int | None) -> None:
+    """Print the published projection of the configured encoder and d."""
+    from streams.projection import read_projection
+    from streams.settings import StreamSettings
+
+    config = load_config(config_path, dim=dim, encoder=encoder_kind)
+    encoder = encoder_for(config)
+    key = f"{encoder.fingerprint}/d{config.embedding.dim}"
+    found = read_projection(StreamSettings(), key)
+    if found is None:
+        raise click.ClickException(f"no projection published for {key} (the first worker fits one on its first items)")
+    ratio = float(found.projection.explained_variance_ratio.sum())
+    click.echo(f"{key}: projection {found.projection.version} at offset {found.offset}, fitted on {found.fitted_on} "
+               f"items, {found.projection.input_dim} -> {found.projection.dim} dims, {ratio:.1%} of the variance")
+
+
+@projection_group.command("fit")
+@click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="A JSON-lines event file; its item events are the catalogue to fit on.")
+@config_option
+@click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None, help=ENCODER_HELP)
+@click.option("--dim", type=int, default=None, help=DIM_HELP)
+def fit_command(items_file: Path, config_path: Path | None, encoder_kind: str | None, dim: int | None) -> None:
+    """Fit the projection on ITEMS and publish it, unless one is published already (the first wins)."""
+    from streams.projection import agree_on_projection
+    from streams.settings import StreamSettings
+
+    config = load_config(config_path, dim=dim, encoder=encoder_kind)
+    items = sorted((e for e in read_events(items_file) if isinstance(e, Item)), key=lambda item: item.item_id)
+    items = items[: config.embedding.projection_items]
+    if len(items) < 2:
+        raise click.ClickException(f"{items_file}: at least 2 items are needed, found {len(items)}")
+    encoder = encoder_for(config)
+    key = f"{encoder.fingerprint}/d{config.embedding.dim}"
+
+    def fit() -> tuple[PcaProjection, int]:
+        vectors = encoder.encode([item.text() for item in items])
+        return PcaProjection.fit(vectors, config.embedding.dim, 0), len(items)
+
+    agreed = agree_on_projection(StreamSettings(), key, fit)
+    click.echo(f"{key}: projection {agreed.projection.version} at offset {agreed.offset} (fitted on "
+               f"{agreed.fitted_on} items)")
