@@ -1,12 +1,14 @@
 """The `slatestream` command line: one click group, each command in a module of its own.
 
     slatestream demo | run | worker | evaluate | sweep | replay | forget | encoders export | schemas
+    | dead-letters list/requeue
 """
 
 from __future__ import annotations
 
 import click
 
+from slatestream.dead_letters import dead_letters_group
 from slatestream.demo import demo_command
 from slatestream.evaluate import evaluate_command
 from slatestream.export import encoders_group
@@ -29,5 +31,5 @@ def main() -> None:
 
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,
-                 forget_command, encoders_group, schemas_command):
+                 forget_command, encoders_group, schemas_command, dead_letters_group):
     main.add_command(_command)
