@@ -1,7 +1,7 @@
 """The `slatestream` command line: one click group, each command in a module of its own.
 
     slatestream demo | run | worker | evaluate | sweep | replay | forget | encoders export | schemas
-    | dead-letters list/requeue
+    | dead-letters list/requeue | gateway
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from slatestream.demo import demo_command
 from slatestream.evaluate import evaluate_command
 from slatestream.export import encoders_group
 from slatestream.forget import forget_command
+from slatestream.gateway.command import gateway_command
 from slatestream.replay import replay_command
 from slatestream.run import run_command
 from slatestream.schemas import schemas_command
@@ -31,5 +32,5 @@ def main() -> None:
 
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,
-                 forget_command, encoders_group, schemas_command, dead_letters_group):
+                 forget_command, encoders_group, schemas_command, dead_letters_group, gateway_command):
     main.add_command(_command)
