@@ -25,7 +25,7 @@ test: $(STAMP) lint typecheck purity
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check online encoders streams slatestream tests bench
+	$(BIN)/ruff check online encoders streams slatestream tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy online encoders
