@@ -93,15 +93,16 @@ class RoundResult:
 def serve_round(client: SlatestreamClient, readers: list[Reader], candidates: tuple[str, ...],
                 section_of: dict[str, str], number: int, slots: int, rng: np.random.Generator,
                 timeout_s: float) -> RoundResult:
-    """Every reader visits once: request (all at once, then await each slate), show, click."""
-    requests = [RankRequest(request_id=f"round{number}-{reader.user_id}", user_id=reader.user_id, scenario=SCENARIO,
-                            candidates=candidates, k=slots) for reader in readers]
-    for request in requests:
-        client.publish(request)
-    client.flush()
+    """Every reader visits once, one after the other: request, show, click.
+
+    One visit at a time keeps each request's impression and clicks before the next request in
+    event time, which is how `slatestream evaluate` groups a replayed log into rounds.
+    """
     result = RoundResult(number, 0, 0, 0, 0)
-    for reader, request in zip(readers, requests, strict=True):
-        slate: Slate = client.await_slate(request.request_id, timeout_s)
+    for reader in readers:
+        request = RankRequest(request_id=f"round{number}-{reader.user_id}", user_id=reader.user_id,
+                              scenario=SCENARIO, candidates=candidates, k=slots)
+        slate: Slate = client.request_slate(request, timeout_s)
         impression = impression_for(slate, shown=slots)  # positions and propensities copied from the slate
         client.publish(impression)
         result.slates += 1

@@ -31,6 +31,7 @@ def gateway_command(host: str, port: int, timeout_s: float, max_timeout_s: float
     from streams.topics import ensure_topics
 
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))  # a line per connection
     if timeout_s > max_timeout_s:
         raise click.BadParameter(f"--timeout-s {timeout_s:g} is above --max-timeout-s {max_timeout_s:g}")
     settings = StreamSettings()
