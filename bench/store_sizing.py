@@ -11,12 +11,20 @@ applied-offsets header; `requests/<id>`: the recent requests clicks are checked 
 `<policy>/objectives/user/<id>` with --filters: the filters' memory), the per-partition keys, and
 the catalog table's bytes per item. These are the values Faust's changelog and each partition's
 RocksDB hold (before RocksDB's own overhead and compression).
+
+    .venv/bin/python bench/store_sizing.py --on-disk [--users 20000] [--visits 2]
+
+instead runs a real worker (broker from deploy/kafka, `slatestream worker --dim 32`) on the
+seeded workload of streams.testing.workload (3 items shown per request, half clicked), stops it
+cleanly and prints the bytes its store directory (every partition's RocksDB) and the state
+changelog topic take on disk, per user.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +53,72 @@ def family(key: bytes) -> str:
     return text.rstrip("0123456789") + "<n>"
 
 
+def directory_bytes(path: Path) -> int:
+    """Bytes of every file under `path`."""
+    return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+
+
+def rocksdb_bytes(table: dict[bytes, bytes]) -> tuple[int, int]:
+    """(key + value bytes, bytes on disk) of `table` written to a fresh rocksdict store, flushed."""
+    import tempfile
+
+    from rocksdict import Options, Rdict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Rdict(tmp, options=Options(raw_mode=True))
+        for key, value in table.items():
+            db[key] = value
+        db.flush()
+        db.close()
+        return sum(len(key) + len(value) for key, value in table.items()), directory_bytes(Path(tmp))
+
+
+def on_disk(users: int, visits: int, seed: int) -> None:
+    """A real worker's store and changelog bytes after `users` x `visits` requests with feedback."""
+    import tempfile
+
+    from bench.worker_latency import wait_counts
+    from bench.worker_throughput import load_broker
+    from streams.settings import StreamSettings
+    from streams.state_changelog import state_changelog_topic
+    from streams.testing.worker_process import WorkerProcess
+    from streams.testing.workload import make_workload, publish
+    from streams.topics import ensure_topics
+
+    workload = make_workload(n_users=users, n_items=500, n_requests=users * visits, shown=3, seed=seed)
+    feedback = workload.feedback()
+    with load_broker().KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        settings = StreamSettings(broker_url=broker.url, topic_prefix="size.", partitions=4,
+                                  broker_session_timeout_s=6.0)
+        ensure_topics(settings)
+        store = Path(tmp) / "store"
+        worker = WorkerProcess(settings, store, Path(tmp) / "worker.log", ("--dim", "32", "--seed", str(seed)))
+        with worker:
+            worker.wait_ready()
+            publish(settings, workload.items)
+            wait_counts(worker, len(workload.items), ("items",))
+            publish(settings, workload.requests)
+            wait_counts(worker, len(workload.requests) + len(workload.items), ("items", "ranked", "dead_lettered"),
+                        timeout_s=600)
+            publish(settings, feedback)
+            done = len(workload.requests) + len(workload.items) + len(feedback)
+            counts = wait_counts(worker, done, ("items", "ranked", "learned", "dead_lettered", "skipped_duplicates"),
+                                 timeout_s=600)
+            time.sleep(6.0)  # the last group commit
+            worker.stop()
+        active = len({request.user_id for request in workload.requests})
+        store_bytes = directory_bytes(store)
+        changelog = state_changelog_topic(settings)
+        assert broker.data_dir is not None
+        log_bytes = sum(segment.stat().st_size for path in (broker.data_dir / "data").glob(f"{changelog}-*")
+                        for segment in path.glob("*.log"))  # the .index files are preallocated (10 MB)
+    print(f"real worker, {active:,} users x {visits} requests (3 shown, half clicked), d=32: counts {counts}")
+    print(f"  store dir after a clean stop (every partition's RocksDB): {store_bytes:,} bytes = "
+          f"{store_bytes / active:,.0f} per user")
+    print(f"  state changelog segments (.log) on the broker (1 replica, before compaction): {log_bytes:,} bytes = "
+          f"{log_bytes / active:,.0f} per user")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=500)
@@ -53,7 +127,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--filters", action="store_true", help="with exclude-shown/clicked filters (their memory)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--on-disk", action="store_true", help="a real worker: its store and changelog on disk")
     args = parser.parse_args()
+    if args.on_disk:
+        on_disk(args.users, args.visits, args.seed)
+        print("command: .venv/bin/python bench/store_sizing.py " + " ".join(sys.argv[1:]))
+        return
     rng = np.random.default_rng(args.seed)
     data: dict = {"embedding": {"dim": args.dim}}
     if args.filters:
@@ -107,6 +186,9 @@ def main() -> None:
             per_user += sum(sizes) / args.users
         print(f"  {name:34s} {len(sizes):7,} keys  mean {mean:8,.0f} B  total {sum(sizes):12,} B")
     print(f"per user (key + value, every user family): {per_user:,.0f} bytes")
+    logical, stored = rocksdb_bytes(table)
+    print(f"the same keys in one RocksDB (rocksdict defaults, flushed and closed): {stored:,} bytes on disk for "
+          f"{logical:,} logical, {stored / logical:.2f}x")
     print(f"catalog table per item (key + value, d={args.dim}): {catalog_bytes / args.items:,.0f} bytes")
     print("command: .venv/bin/python bench/store_sizing.py " + " ".join(sys.argv[1:]))
 
