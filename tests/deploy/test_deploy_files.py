@@ -114,3 +114,12 @@ def test_dashboard_check_catches_unknown_metrics_and_labels(tmp_path: Path) -> N
     assert "unknown metric slatestream_state_key" in problems
     assert "unknown metric slatestream_live_ctr_bucket" in problems  # a gauge has no buckets
     assert "no panel shows slatestream_rank_seconds" in problems
+
+
+def test_the_consumer_group_the_docs_name() -> None:
+    from streams.state_changelog import worker_app_id
+
+    assert worker_app_id(StreamSettings()) == "slatestream-slatestream"
+    assert worker_app_id(StreamSettings(topic_prefix="news.")) == "slatestream-news"
+    for doc in ("operations.md", "worker.md"):
+        assert "`slatestream-slatestream`" in (ROOT / "docs" / doc).read_text(), doc
