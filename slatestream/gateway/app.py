@@ -72,7 +72,10 @@ def parse_json(raw: bytes) -> Any:
         raise bad_request("<json>", f"not JSON: {error}") from None
 
 
-def decode_as(value: Any, expected: tuple[type, ...], defaults: dict[str, Any], where: str) -> Any:
+EventType = type[RankRequest] | type[Impression] | type[Click] | type[Item]
+
+
+def decode_as(value: Any, expected: tuple[EventType, ...], defaults: dict[str, Any], where: str) -> Any:
     """One event from a parsed JSON object: `defaults` fill absent keys, then `decode_event`
     validates it; 400 naming the field (prefixed with `where`, e.g. "[3]") otherwise."""
     if not isinstance(value, dict):
@@ -167,7 +170,7 @@ class Gateway:
         return await self._publish_all(events)
 
     @staticmethod
-    def _batch(value: Any, expected: tuple[type, ...], defaults: dict[str, Any]) -> list[Any]:
+    def _batch(value: Any, expected: tuple[EventType, ...], defaults: dict[str, Any]) -> list[Any]:
         """One event, or an array of 1..MAX_BATCH of them: all valid, or 400 naming the first bad one."""
         if not isinstance(value, list):
             return [decode_as(value, expected, defaults, "")]
