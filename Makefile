@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The deployment checkers (hadolint, compose schema, kubernetes-validate) live apart from the runtime.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 # One BLAS thread: the core's many small solves are much slower with threaded BLAS.
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint typecheck purity unit lock clean
+.PHONY: demo test lint typecheck purity unit lock clean deploy-check
 
 # Every dependency at the version in requirements.lock (a fresh machine gets what CI tested).
 $(STAMP): pyproject.toml requirements.lock
@@ -21,17 +24,26 @@ demo: $(STAMP)
 	$(BIN)/slatestream demo --out reports/demo
 
 ## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included).
-test: $(STAMP) lint typecheck purity
+test: $(STAMP) lint typecheck purity deploy-check
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check online encoders streams slatestream tests bench
+	$(BIN)/ruff check online encoders streams slatestream tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy online encoders
 
 purity: $(STAMP)
 	$(BIN)/python tools/check_purity.py online
+
+## Check Dockerfiles, the compose file, Kubernetes manifests, the dashboard and the OpenAPI file (no engine needed).
+deploy-check: $(DEPLOY_STAMP)
+	$(DEPLOY_VENV)/bin/python deploy/check.py
+
+$(DEPLOY_STAMP): deploy/check-requirements.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r deploy/check-requirements.txt
+	touch $(DEPLOY_STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not kafka and not onnx"
@@ -41,4 +53,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile -q --upgrade pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) reports .pytest_cache .mypy_cache .ruff_cache

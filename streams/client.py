@@ -2,8 +2,8 @@
 
     with SlatestreamClient(StreamSettings()) as client:
         slate = client.request_slate(RankRequest(request_id="r1", user_id="u1"), timeout_s=2)
-        client.publish(Impression(...))
-        client.publish(Click(...))
+        client.publish(impression_for(slate, shown=5))   # propensities copied from the slate
+        client.publish(click_for(slate, slate.items[0].item_id))
 
 Events go to their topic (see streams.topics) keyed by user id (items: item id) as the
 bytes of `online.events.encode_event`. Slates are read by ONE consumer per client,
@@ -22,14 +22,26 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.producer.future import FutureRecordMetadata
 
-from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event, encode_event
+from online.events import (
+    Click,
+    EventDecodeError,
+    Impression,
+    Item,
+    RankRequest,
+    ShownItem,
+    Slate,
+    decode_event,
+    encode_event,
+    utc_now,
+)
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 
@@ -258,3 +270,82 @@ class SlatestreamClient:
                     self.settings, self.topics.slates, self._consumer_config, self._max_pending
                 )
             return self._watcher
+
+
+def impression_for(
+    slate: Slate,
+    *,
+    shown: int | Iterable[str] | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> Impression:
+    """The Impression of a slate as it was shown: each shown item with the position and the
+    propensity the slate gave it, so offline evaluation can weight the logged decision.
+
+    Args:
+        slate: the slate the worker answered with.
+        shown: what the user saw: None for the whole slate, an int n for its top n items, or
+            the ids of the shown items (each must be in the slate; order does not matter, each
+            keeps its slate position).
+        event_id: the impression's id (default "imp-<request id>", so publishing the same
+            impression twice is one event to a deduplicating reader).
+        time: when it was shown (default: now, UTC).
+
+    Raises ValueError when `shown` names an item the slate does not hold, repeats one, or
+    selects nothing. Showing an item at another position than the slate's would make its
+    propensity wrong: build that impression by hand, without propensities.
+    """
+    by_id = {item.item_id: item for item in slate.items}
+    if shown is None:
+        chosen = sorted(slate.items, key=lambda item: item.position)
+    elif isinstance(shown, int):
+        if not 1 <= shown <= len(slate.items):
+            raise ValueError(f"shown: {shown} items of a slate of {len(slate.items)}")
+        chosen = sorted(slate.items, key=lambda item: item.position)[:shown]
+    else:
+        ids = [shown] if isinstance(shown, str) else list(shown)
+        missing = [item_id for item_id in ids if item_id not in by_id]
+        if missing:
+            raise ValueError(f"shown: {missing[:5]} not in the slate for request {slate.request_id!r}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("shown: an item id is repeated")
+        chosen = sorted((by_id[item_id] for item_id in ids), key=lambda item: item.position)
+    if not chosen:
+        raise ValueError("shown: no item selected")
+    return Impression(
+        event_id=event_id or f"imp-{slate.request_id}",
+        request_id=slate.request_id,
+        user_id=slate.user_id,
+        scenario=slate.scenario,
+        shown=tuple(ShownItem(item_id=item.item_id, position=item.position, propensity=item.propensity)
+                    for item in chosen),
+        time=time or utc_now(),
+    )
+
+
+def click_for(
+    slate: Slate,
+    item_id: str,
+    *,
+    event_id: str | None = None,
+    reward: float = 1.0,
+    reward_kind: str = "click",
+    time: datetime | None = None,
+) -> Click:
+    """The Click on `item_id` of `slate` (request, user and scenario copied from the slate).
+
+    `event_id` defaults to "click-<request id>-<item id>". ValueError when the slate does not
+    hold the item (a click on something the slate never offered is not feedback on it).
+    """
+    if item_id not in {item.item_id for item in slate.items}:
+        raise ValueError(f"item_id: {item_id!r} is not in the slate for request {slate.request_id!r}")
+    return Click(
+        event_id=event_id or f"click-{slate.request_id}-{item_id}",
+        request_id=slate.request_id,
+        user_id=slate.user_id,
+        item_id=item_id,
+        scenario=slate.scenario,
+        reward=reward,
+        reward_kind=reward_kind,
+        time=time or utc_now(),
+    )

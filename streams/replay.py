@@ -196,7 +196,7 @@ class ReplayResult:
     undecodable: tuple[Undecodable, ...] = field(default=())
 
 
-def _read_ranges(
+def read_ranges(
     consumer: KafkaConsumer, ranges: dict[TopicPartition, tuple[int, int]], stall_timeout_s: float
 ) -> Iterator[ConsumerRecord]:
     """Every record with start <= offset < stop of each partition, per partition in offset order."""
@@ -227,7 +227,7 @@ def _read_ranges(
                               f"{stalled}")
 
 
-def _offset_ranges(
+def offset_ranges(
     consumer: KafkaConsumer, topic: str, since_ms: int | None, until_ms: int, timeout_s: float
 ) -> dict[TopicPartition, tuple[int, int]]:
     """{partition: (first offset to read, first offset not to read)} of `topic`."""
@@ -340,9 +340,9 @@ def replay(
         ranges: dict[TopicPartition, tuple[int, int]] = {}
         for name, topic in by_name.items():
             ranges.update(
-                _offset_ranges(consumer, name, None if topic == "items" else since_ms, until_ms, stall_timeout_s)
+                offset_ranges(consumer, name, None if topic == "items" else since_ms, until_ms, stall_timeout_s)
             )
-        for record in _read_ranges(consumer, ranges, stall_timeout_s):
+        for record in read_ranges(consumer, ranges, stall_timeout_s):
             kept.add(by_name[record.topic], record, since_ms, until_ms)
     finally:
         consumer.close(autocommit=False)

@@ -347,3 +347,8 @@ class WorkerTopology:
 
         app.on_partitions_revoked.connect(self.rebalancer.on_revoked)
         app.on_partitions_assigned.connect(self.rebalancer.on_assigned)
+
+        async def flush_to_disk(*_: Any, **__: Any) -> None:
+            log.info("state: %d partitions flushed to disk before shutdown", self.tables.flush_to_disk())
+
+        app.on_before_shutdown.connect(flush_to_disk)
