@@ -100,6 +100,18 @@ class LaneStats:
         return out
 
 
+async def wait_until_caught_up(catalog: CatalogFollower, log_every_s: float = 10.0) -> None:
+    """Until the catalog follower has read the catalog topic to its end: feedback learned before
+    would name items the catalog does not hold yet (and be dead-lettered for it)."""
+    waited = 0.0
+    while not catalog.caught_up:
+        await asyncio.sleep(0.05)
+        waited += 0.05
+        if waited >= log_every_s:
+            log.warning("feedback waits for the catalog to load (%.0f s so far)", waited)
+            log_every_s += 10.0
+
+
 class RequestPath:
     """Rank request records one by one, each slate sent as soon as it is ready, and only once
     the request is durable: the changelog record of the user's recent requests acknowledged by
@@ -139,9 +151,9 @@ class RequestPath:
 class FeedbackPath:
     """Learn impression, click and control records, one partition's share at a time."""
 
-    def __init__(self, core: WorkerCore, kinds: Mapping[str, str], send_dead: SendDead, flush: Flush,
-                 stats: BatchStats, observe: Callable[[float], None] | None = None) -> None:
-        self.core, self.kinds, self.stats = core, kinds, stats
+    def __init__(self, core: WorkerCore, catalog: CatalogFollower, kinds: Mapping[str, str], send_dead: SendDead,
+                 flush: Flush, stats: BatchStats, observe: Callable[[float], None] | None = None) -> None:
+        self.core, self.catalog, self.kinds, self.stats = core, catalog, kinds, stats
         self.send_dead, self.flush = send_dead, flush
         self.observe = observe or (lambda seconds: None)
 
@@ -149,6 +161,7 @@ class FeedbackPath:
         """Learn a list of records; with `flush`, hand their state writes to the producer
         before returning (they are acked next)."""
         started = time.perf_counter()
+        await wait_until_caught_up(self.catalog)
         for group in by_partition(messages).values():
             learning = time.perf_counter()
             dead = self.core.learn([to_record(self.kinds[m.topic], m) for m in group])
@@ -290,7 +303,7 @@ class WorkerTopology:
             app, core, tables, catalog, request_lane, feedback_lane, commit,
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
                         config.empty_catalog_wait_s),
-            FeedbackPath(core, kinds, send_dead, tables.flush, stats.feedback),
+            FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
             Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush), stats)
         topology._declare(raw_topic(names.items), catalog_topic, settings, config, send_dead)
         return topology

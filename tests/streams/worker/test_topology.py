@@ -113,7 +113,8 @@ def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -
     rank_all(worker, 4)
     impressions, clicks = feedback(4)
     kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
-    path = FeedbackPath(worker, kinds, sent.dead_letters, sent.flush, BatchStats())
+    path = FeedbackPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), kinds, sent.dead_letters,
+                        sent.flush, BatchStats())
     records = [message(r.kind, r.offset, r.value, partition=0) for r in [*impressions, *clicks]]
     asyncio.run(path.handle([*records, message("clicks", 9, b"{", partition=1)], flush=False))
     assert sent.flushes == 0 and [letter.partition for letter in sent.dead] == [1]
@@ -172,3 +173,25 @@ def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
     assert lines[3] == "changelog 4 state records sent in 2 flushes, 0.25 s" and len(lines) == 4
     lane.first_taken_at, commit.last_commit_at, commit.committed, lane.taken = 1.0, 2.0, 10, 10
     assert stats.lines(worker, Flushes(), lane, commit)[4].startswith("feedback lane: 10 records taken from 1.000")
+
+
+def test_feedback_waits_until_the_catalog_is_loaded() -> None:
+    """After a restart the catalog topic is read again: feedback learned before it is loaded would
+    name items the catalog lacks, and be dead-lettered for it."""
+    worker, sent = core({}), Sent()
+    follower = CatalogFollower(worker, "t.catalog")
+    follower._targets = {0: 6}
+    kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
+    path = FeedbackPath(worker, follower, kinds, sent.dead_letters, sent.flush, BatchStats())
+    impressions, _ = feedback(1)
+
+    async def scenario() -> None:
+        learning = asyncio.ensure_future(path.handle([message(r.kind, r.offset, r.value) for r in impressions]))
+        await asyncio.sleep(0.3)
+        assert not learning.done()  # the catalog is not loaded yet
+        follower.apply(catalog_of_another_worker())
+        follower.note_positions({0: 6})
+        await asyncio.wait_for(learning, 5)
+
+    asyncio.run(scenario())
+    assert worker.counts.learned == 1 and not sent.dead
