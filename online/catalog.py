@@ -43,6 +43,8 @@ class Catalog:
     )
     _active: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _changed: set[int] = field(default_factory=set)
+    revision: int = 0
+    """Counts upserts: what is derived from the rows (filter masks, group codes) is cached by it."""
 
     def __post_init__(self) -> None:
         if self.diversity_dim is not None and self.diversity_dim < 1:
@@ -102,6 +104,7 @@ class Catalog:
                 self._diversity[row] = unit[index]
             self._active[row] = item.active
             self._changed.add(row)
+        self.revision += 1
 
     def _unit_diversity(
         self, diversity_vectors: npt.NDArray[np.floating] | None, count: int

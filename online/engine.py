@@ -207,17 +207,22 @@ class Engine:
             self._users.popitem(last=False)
 
     def candidate_rows(self, request: RankRequest, user_state: Any,
-                       text_query: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.int64]:
+                       text_query: npt.NDArray[np.float32] | None = None,
+                       pool: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.int64]:
         """Catalog rows to rank: the request's known active candidates, else retrieval by the
-        user's vector plus `text_query` (the weighted request text, online.request_text)."""
+        user's vector plus `text_query` (the weighted request text, online.request_text) among
+        `pool` (int64[r] rows the filters allow, `Objectives.retrieval_pool`; None: every active
+        row)."""
         if request.candidates is not None:
             rows = self.catalog.active_rows(request.candidates)
             if len(rows) == 0:
-                raise RankError(f"request {request.request_id}: no candidate is in the catalog")
+                raise RankError(f"request {request.request_id}: no candidate is in the catalog "
+                                f"(first of {len(request.candidates)}: {request.candidates[0][:200]!r})")
             return rows
-        active = np.flatnonzero(self.catalog.active).astype(np.int64)
+        active = np.flatnonzero(self.catalog.active).astype(np.int64) if pool is None else pool
         if len(active) == 0:
-            raise RankError(f"request {request.request_id}: the catalog has no active item")
+            raise RankError(f"request {request.request_id}: " + (
+                "the catalog has no active item" if pool is None else self._filtered_out(request)))
         if len(active) <= self.config.retrieval_size:
             return active  # every active item is a candidate: no user query needed
         query = self.policy.user_vector(self.global_state, user_state, request.scenario)
@@ -237,11 +242,15 @@ class Engine:
         self.store.put_many(self.guard.check())
         user_state = self.load_user(request.user_id)
         text = self._text_query(request, user_state)
-        rows = self.candidate_rows(request, user_state, text)
         objectives = self.objectives
+        pool = None
         if objectives is not None:
             assert self.stored_objectives is not None
             self.stored_objectives.before_rank(request.user_id, self.catalog)
+            if request.candidates is None:  # retrieve among the items the filters allow
+                pool = objectives.retrieval_pool(request, self.catalog)
+        rows = self.candidate_rows(request, user_state, text, pool)
+        if objectives is not None and pool is None:  # a pool is filtered already
             kept = objectives.filter(request, rows, self.catalog)
             if len(kept.rows) == 0:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
@@ -259,6 +268,15 @@ class Engine:
             return Scored(rows, item_ids, draws, objectives.rank(request, rows, draws, self.catalog))
         k = min(request.k, len(item_ids))
         return Scored(rows, item_ids, draws, Ranking(top_k(draws.draws, k), top_k(draws.mean[None, :], k)[0]))
+
+    def _filtered_out(self, request: RankRequest) -> str:
+        """Why the filters leave nothing of the active catalog to retrieve (the error path only)."""
+        assert self.objectives is not None
+        active = np.flatnonzero(self.catalog.active).astype(np.int64)
+        if len(active) == 0:
+            return "the catalog has no active item"
+        kept = self.objectives.filter(request, active, self.catalog)
+        return f"the filters removed every one of the {len(active)} active items ({kept.describe()})"
 
     def _text_query(self, request: RankRequest, user_state: Any) -> npt.NDArray[np.float32] | None:
         """w * q: the request text's vector weighted for this user (online.request_text), or None."""

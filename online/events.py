@@ -238,3 +238,40 @@ def encode_event(event: RankRequest | Slate | Impression | Click | Item) -> byte
     if isinstance(event, RankRequest) and "k" not in event.model_fields_set:
         return event.model_dump_json(exclude_none=True, exclude={"k"}).encode()
     return event.model_dump_json(exclude_none=True).encode()
+
+
+class SlateError(_Event):
+    """The answer to a RankRequest that cannot be served, on the slates topic in place of its
+    slate: which request, and why (an undeclared scenario, no candidate in the catalog, filters
+    that leave nothing...). `SlatestreamClient.request_slate` raises it as `SlateRequestError`;
+    the request itself is also dead-lettered, with its bytes."""
+
+    type: Literal["slate_error"] = "slate_error"
+    request_id: Identifier
+    user_id: Identifier
+    scenario: Identifier
+    error_type: Annotated[str, Field(min_length=1, max_length=256)]
+    reason: Annotated[str, Field(min_length=1, max_length=4096)]
+    time: AwareDatetime = Field(default_factory=utc_now)
+
+
+_ANSWER_ADAPTER: TypeAdapter[Slate | SlateError] = TypeAdapter(
+    Annotated[Slate | SlateError, Field(discriminator="type")]
+)
+
+
+def decode_slate_answer(raw: bytes | str) -> Slate | SlateError:
+    """A record of the slates topic: a Slate, or the SlateError of a request that could not be
+    served; EventDecodeError(field, reason) otherwise."""
+    try:
+        return _ANSWER_ADAPTER.validate_json(raw)
+    except ValidationError as error:
+        raised = _first_error(error)
+    except Exception as error:  # any failure to parse one record is that record's fault
+        raised = unexpected_error("<event>", error)
+    raise raised
+
+
+def encode_slate_error(error: SlateError) -> bytes:
+    """Compact JSON bytes of a SlateError."""
+    return error.model_dump_json().encode()

@@ -20,6 +20,7 @@ from slatestream.run import run_command
 from slatestream.schemas import schemas_command
 from slatestream.status import status_command
 from slatestream.sweep import sweep_command
+from slatestream.validate import validate_command
 from slatestream.worker import worker_command
 
 
@@ -35,5 +36,5 @@ def main() -> None:
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,
                  forget_command, encoders_group, schemas_command, projection_group, status_command,
-                 dead_letters_group, gateway_command):
+                 dead_letters_group, gateway_command, validate_command):
     main.add_command(_command)

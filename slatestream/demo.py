@@ -22,6 +22,7 @@ from tqdm import tqdm
 from encoders.embedding import ItemEmbedding
 from online.catalog import Catalog
 from online.config import ScenarioConfig, SlatestreamConfig
+from online.engine import RankError
 from online.experiment import ExperimentConfig, PolicyRun, run_policy
 from online.objectives import FilterSettings, ObjectiveSettings
 from online.policies import POLICIES, make_policy
@@ -31,6 +32,7 @@ from online.simulation import Simulator, SimulatorConfig
 from slatestream.options import (
     DIM_HELP,
     ENCODER_CHOICE,
+    ENCODER_HELP,
     N_DRAWS_HELP,
     config_option,
     configured,
@@ -95,7 +97,9 @@ def run_demo(out_dir: Path, embed: ItemEmbedding, policies: Sequence[str], exper
             try:
                 runs.append(run_policy(make(name), Simulator(simulator_config), embed, store, embed.dim, experiment,
                                        np.random.default_rng([seed, index]), advance, objectives, filters,
-                                       retriever_for=retriever_for))
+                                       retriever_for=retriever_for, embed_text=embed.text))
+            except RankError as error:  # e.g. filters no catalog item passes: the configuration's doing
+                raise click.ClickException(f"{name} cannot rank the simulator's requests: {error}") from None
             finally:
                 store.close()
     settings: dict[str, Any] = {
@@ -115,8 +119,7 @@ def run_demo(out_dir: Path, embed: ItemEmbedding, policies: Sequence[str], exper
 @click.option("--requests", "n_requests", type=int, default=4000, show_default=True, help="Requests per policy.")
 @click.option("--policies", default=",".join(POLICIES), show_default=True)
 @click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None,
-              help="auto: the exported BERT/ONNX model when present, else text hashing  [default: the "
-                   "configuration's, auto]")
+              help=ENCODER_HELP)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx file.")
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
 @click.option("--n-draws", type=int, default=None, help=N_DRAWS_HELP)

@@ -103,10 +103,12 @@ def export_progress() -> Iterator[Callable[[str], None]]:
 
 
 def item_embedding(config: SlatestreamConfig, fit_items: list[Item], seed: int, model: Path | None = None,
-                   cache_dir: Path | None = None) -> ItemEmbedding:
-    """The configuration's embedding step, its projection fitted on `fit_items`."""
+                   cache_dir: Path | None = None, encoder: Encoder | None = None) -> ItemEmbedding:
+    """The configuration's embedding step (over `encoder` when one is open already), its projection
+    fitted on `fit_items`."""
     try:
-        return ItemEmbedding.fitted(encoder_for(config, model), config.embedding.dim, fit_items, seed, cache_dir)
+        return ItemEmbedding.fitted(encoder or encoder_for(config, model), config.embedding.dim, fit_items, seed,
+                                    cache_dir)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
 

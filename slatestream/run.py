@@ -13,17 +13,22 @@ from pathlib import Path
 import click
 import numpy as np
 
+from encoders.embedding import ItemEmbedding
+from encoders.projection import PcaProjection
 from online.catalog import Catalog
+from online.config import SlatestreamConfig
 from online.events import EventDecodeError, Item, decode_event, encode_event
 from online.policies import POLICIES
 from online.runner import EmbeddedRunner, Event
 from online.scenarios import ScenarioRouter
+from online.state_version import EmbeddingMismatchError
 from slatestream.options import (
     DIM_HELP,
     ENCODER_CHOICE,
     ENCODER_HELP,
     config_option,
     configured,
+    encoder_for,
     item_embedding,
     load_config,
     retriever_for,
@@ -45,6 +50,22 @@ def read_event_file(path: Path) -> tuple[list[Event], int]:
                 bad_lines += 1
                 click.echo(f"{path}:{number}: rejected: {error}", err=True)
     return decoded, bad_lines
+
+
+def kept_embedding(config: SlatestreamConfig, items: list[Item], seed: int, store: RocksDictStore) -> ItemEmbedding:
+    """The configuration's embedding with the projection this state directory was learned with
+    (stored beside the state under `embedding/projection/<encoder>/d<d>`), fitted on `items` and
+    stored on the first run, so later runs over other files keep learning the same state."""
+    encoder = encoder_for(config)
+    dim = config.embedding.dim
+    key = f"embedding/projection/{encoder.fingerprint}/d{dim}"
+    stored = store.get(key)
+    if stored is None or encoder.dim <= dim:
+        embed = item_embedding(config, items, seed, encoder=encoder)
+        if embed.projection is not None:
+            store.put(key, embed.projection.to_bytes())
+        return embed
+    return ItemEmbedding(encoder, dim, PcaProjection.from_bytes(stored))
 
 
 @click.command("run")
@@ -71,21 +92,26 @@ def run_command(events: Path, state: Path, slates_out: Path | None, policy: str 
         config = config.with_policy(policy)
     decoded, bad_lines = read_event_file(events)
     items = [event for event in decoded if isinstance(event, Item)]
-    embed = item_embedding(config, items, seed) if items else None
-    width = config.embedding.dim if embed is None else embed.dim
     store = RocksDictStore(state)
+    embed = kept_embedding(config, items, seed, store) if items else None
+    width = config.embedding.dim if embed is None else embed.dim
     out = slates_out.open("wb") if slates_out else None
     try:
         catalog = Catalog(dim=width)
         engine = ScenarioRouter(config, store, catalog, np.random.default_rng(seed),
-                                retriever=retriever_for(config)(catalog))
+                                retriever=retriever_for(config)(catalog),
+                                embedding_version=None if embed is None else (lambda: embed.version),
+                                embed_text=None if embed is None else embed.text)
         runner = EmbeddedRunner(
             engine, embed or (lambda batch: np.zeros((0, width), np.float32)),
             emit=(lambda slate: out.write(encode_event(slate) + b"\n")) if out else None,
             reject=lambda event, reason: click.echo(f"rejected {event.type}: {reason}", err=True),
             batch_size=batch_size,
         )
-        counts = runner.run(decoded)
+        try:
+            counts = runner.run(decoded)
+        except EmbeddingMismatchError as error:
+            raise click.ClickException(f"{error} (here: another --state directory)") from None
     finally:
         store.close()
         if out:

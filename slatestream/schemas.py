@@ -30,9 +30,11 @@ from online.events import (
     RankRequest,
     ShownItem,
     Slate,
+    SlateError,
     SlateItem,
     decode_event,
     encode_event,
+    encode_slate_error,
 )
 from streams.dead_letter import DEAD_LETTER_SCHEMA_VERSION, DeadLetter, encode_dead_letter
 
@@ -81,7 +83,8 @@ def schema_specs() -> tuple[SchemaSpec, ...]:
                           candidates=("n-1001", "n-1002", "n-1003"), context={"hour": 12.0, "mobile": 1.0},
                           context_text="electric cars", time=t)
     slate = Slate(request_id="r-7f3a", user_id="u-42", scenario="homepage", policy="linear_ts",
-                  policy_version="linear_ts-2026-01-01T11:55:00Z", time=t.replace(microsecond=4_000),
+                  policy_version="linear_ts-r2-3d2d90495f+onnx-43c7187778a88936-mean-L256/d32/pca-f51e36913541",
+                  time=t.replace(microsecond=4_000),
                   items=(SlateItem(item_id="n-1002", position=0, score=0.61, mean=0.12, std=0.08, explored=False,
                                    propensity=0.84375),
                          SlateItem(item_id="n-1001", position=1, score=0.47, mean=0.05, std=0.11, explored=True,
@@ -102,6 +105,9 @@ def schema_specs() -> tuple[SchemaSpec, ...]:
         SchemaSpec("impression", Impression, SCHEMA_VERSION, "impressions", "user id", encode_event(impression)),
         SchemaSpec("click", Click, SCHEMA_VERSION, "clicks", "user id", encode_event(click)),
         SchemaSpec("item", Item, SCHEMA_VERSION, "items", "item id", encode_event(item)),
+        SchemaSpec("slate_error", SlateError, SCHEMA_VERSION, "slates", "user id", encode_slate_error(SlateError(
+            request_id="r-7f3b", user_id="u-42", scenario="newsletter", error_type="RankError",
+            reason="request r-7f3b: scenario 'newsletter' is not configured (declared: homepage)", time=t))),
         SchemaSpec("dead_letter", DeadLetter, DEAD_LETTER_SCHEMA_VERSION, "dead_letter",
                    "the rejected record's key", _dead_letter_example()),
     )

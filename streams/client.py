@@ -38,7 +38,8 @@ from online.events import (
     RankRequest,
     ShownItem,
     Slate,
-    decode_event,
+    SlateError,
+    decode_slate_answer,
     encode_event,
     utc_now,
 )
@@ -48,6 +49,15 @@ from streams.topics import TopicNames
 log = logging.getLogger(__name__)
 
 PublishableEvent = RankRequest | Impression | Click | Item
+
+
+class SlateRequestError(RuntimeError):
+    """The worker answered a rank request with an error instead of a slate (an undeclared
+    scenario, no candidate in the catalog, filters that leave nothing...): `error` says why."""
+
+    def __init__(self, error: SlateError) -> None:
+        super().__init__(f"request {error.request_id!r} cannot be served: {error.error_type}: {error.reason}")
+        self.error = error
 
 
 def event_key(event: PublishableEvent | Slate) -> bytes:
@@ -90,7 +100,7 @@ class _SlateWatcher:
             self._consumer.close()
             raise
         self._cond = threading.Condition()
-        self._pending: OrderedDict[str, Slate | None] = OrderedDict()
+        self._pending: OrderedDict[str, Slate | SlateError | None] = OrderedDict()
         self._failure: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"slatestream-slates-{topic}", daemon=True)
@@ -106,13 +116,16 @@ class _SlateWatcher:
                     log.warning("slate watcher full: forgetting request %s", dropped)
 
     def wait(self, request_id: str, timeout_s: float) -> Slate:
-        """Block until the slate for `request_id` arrives; TimeoutError after timeout_s."""
+        """Block until the slate for `request_id` arrives; SlateRequestError when the worker
+        answered that it cannot serve the request, TimeoutError after timeout_s."""
         deadline = time.monotonic() + timeout_s
         self.register(request_id)
         with self._cond:
             try:
                 while True:
                     slate = self._pending.get(request_id)
+                    if isinstance(slate, SlateError):
+                        raise SlateRequestError(slate)
                     if slate is not None:
                         return slate
                     if self._failure is not None:
@@ -158,11 +171,9 @@ class _SlateWatcher:
             if request_id not in self._pending or self._pending[request_id] is not None:
                 return  # not ours, or a duplicate: the first slate for a request wins
         try:
-            event = decode_event(raw)
+            event = decode_slate_answer(raw)
         except EventDecodeError as error:
             log.warning("skipping bad slate %s[%d]@%d: %s", self.topic, partition, offset, error)
-            return
-        if not isinstance(event, Slate):
             return
         with self._cond:
             if event.request_id in self._pending and self._pending[event.request_id] is None:

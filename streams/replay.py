@@ -42,7 +42,17 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from online.datasets import AnyEvent, write_events
-from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event
+from online.events import (
+    Click,
+    EventDecodeError,
+    Impression,
+    Item,
+    RankRequest,
+    Slate,
+    SlateError,
+    decode_event,
+    decode_slate_answer,
+)
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 
@@ -144,6 +154,16 @@ def decode_record(topic: str, value: bytes | None) -> AnyEvent:
     return event
 
 
+def _is_slate_error(value: bytes | None) -> bool:
+    """Whether a slates-topic value is a SlateError (the answer to a request that was not served)."""
+    if value is None or b'"slate_error"' not in value:
+        return False
+    try:
+        return isinstance(decode_slate_answer(value), SlateError)
+    except EventDecodeError:
+        return False
+
+
 def parse_time(text: str, name: str = "time") -> datetime:
     """An ISO-8601 instant with a timezone ("2026-11-20T00:00:00Z", "...+01:00") as UTC."""
     try:
@@ -163,11 +183,13 @@ def to_epoch_ms(value: datetime) -> int:
 @dataclass
 class TopicCounts:
     """Records of one topic. read: fetched in the offset range; out_of_range: of those, with a
-    timestamp outside [since, until); undecodable: in range but rejected; written: in the file
+    timestamp outside [since, until); errors: slates topic only, SlateErrors (requests the worker
+    answered with a reason, left out); undecodable: in range but rejected; written: in the file
     (items: distinct current items); tombstones / superseded: items only."""
 
     read: int = 0
     out_of_range: int = 0
+    errors: int = 0
     undecodable: int = 0
     written: int = 0
     tombstones: int = 0
@@ -292,6 +314,9 @@ class _Collected:
             item_id = record.key.decode("utf-8", errors="backslashreplace")
             self.versions.append(ItemVersion(item_id, record.partition, record.offset, record.timestamp, None))
             return
+        if topic == "slates" and _is_slate_error(record.value):
+            tally.errors += 1  # a request the worker answered with its reason: no slate to evaluate
+            return
         try:
             event = decode_record(topic, record.value)
         except EventDecodeError as error:
@@ -378,6 +403,8 @@ def format_counts(result: ReplayResult) -> list[str]:
             f"{topic}: {tally.written} written, {tally.read} read, {tally.out_of_range} out of range, "
             f"{tally.undecodable} undecodable"
         )
+        if tally.errors:
+            line += f", {tally.errors} slate errors (requests not served) left out"
         if topic == "items":
             line += f", {tally.superseded} superseded, {tally.tombstones} tombstones"
         lines.append(line)

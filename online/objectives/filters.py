@@ -48,20 +48,51 @@ def filter_candidates(
         rows = rows[~mask]
 
     if filters.blocklist:
-        index = catalog.index
-        blocked = np.fromiter((index[i] for i in filters.blocklist if i in index), dtype=np.int64)
-        drop("blocklist", np.isin(rows, blocked))
+        drop("blocklist", blocked(rows, catalog, filters))
     if filters.required_attributes:
-        allowed = filters.allowed_values()
-        attributes = catalog.attributes
-        mismatch = np.fromiter(
-            (any(attributes[row].get(name) not in values for name, values in allowed.items())
-             for row in rows.tolist()),
-            dtype=bool, count=len(rows),
-        )
-        drop("required_attributes", mismatch)
-    if filters.exclude_shown_within_s is not None and user is not None:
-        drop("shown_within", np.isin(rows, user.shown.since(time_s - filters.exclude_shown_within_s)))
-    if filters.exclude_clicked_within_s is not None and user is not None:
-        drop("clicked_within", np.isin(rows, user.clicked.since(time_s - filters.exclude_clicked_within_s)))
+        drop("required_attributes", mismatched(rows, catalog, filters))
+    for name, recent in user_exclusions(filters, user, time_s):
+        drop(name, np.isin(rows, recent))
     return FilterResult(rows, removed)
+
+
+def blocked(rows: IntArray, catalog: Catalog, filters: FilterSettings) -> npt.NDArray[np.bool_]:
+    """bool[n]: which of the catalog rows int64[n] are on the blocklist."""
+    index = catalog.index
+    listed = np.fromiter((index[i] for i in filters.blocklist if i in index), dtype=np.int64)
+    return np.isin(rows, listed)
+
+
+def mismatched(rows: IntArray, catalog: Catalog, filters: FilterSettings) -> npt.NDArray[np.bool_]:
+    """bool[n]: which of the catalog rows int64[n] lack a required attribute value."""
+    allowed = filters.allowed_values()
+    attributes = catalog.attributes
+    return np.fromiter(
+        (any(attributes[row].get(name) not in values for name, values in allowed.items()) for row in rows.tolist()),
+        dtype=bool, count=len(rows),
+    )
+
+
+def user_exclusions(filters: FilterSettings, user: UserMemory | None,
+                    time_s: float) -> list[tuple[str, IntArray]]:
+    """(filter name, int64[r] rows) the user's recent items exclude at time_s (seconds)."""
+    if user is None:
+        return []
+    excluded = []
+    if filters.exclude_shown_within_s is not None:
+        excluded.append(("shown_within", user.shown.since(time_s - filters.exclude_shown_within_s)))
+    if filters.exclude_clicked_within_s is not None:
+        excluded.append(("clicked_within", user.clicked.since(time_s - filters.exclude_clicked_within_s)))
+    return excluded
+
+
+def catalog_mask(catalog: Catalog, filters: FilterSettings) -> npt.NDArray[np.bool_]:
+    """bool[n] over every catalog row: passes the filters that depend on the catalog alone
+    (blocklist, required_attributes); the same tests as `filter_candidates`."""
+    rows = np.arange(len(catalog), dtype=np.int64)
+    keep = np.ones(len(catalog), dtype=bool)
+    if filters.blocklist:
+        keep &= ~blocked(rows, catalog, filters)
+    if filters.required_attributes:
+        keep &= ~mismatched(rows, catalog, filters)
+    return keep

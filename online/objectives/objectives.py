@@ -30,7 +30,7 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.events import RankRequest
 from online.objectives.explain import explain, nearest_clicked, popular_mask
-from online.objectives.filters import FilterResult, filter_candidates
+from online.objectives.filters import FilterResult, catalog_mask, filter_candidates, user_exclusions
 from online.objectives.memory import ObjectiveMemory
 from online.objectives.rerank import rerank, utilities
 from online.objectives.settings import FilterSettings, ObjectiveSettings
@@ -78,6 +78,7 @@ class Objectives:
         self._supply_key: tuple[int, int] | None = None
         self._supply = np.zeros(0)
         self._row_codes = np.zeros(0, dtype=np.int64)
+        self._masks: dict[str, tuple[tuple[int, int], npt.NDArray[np.bool_]]] = {}
 
     def settings_for(self, scenario: str) -> tuple[ObjectiveSettings, FilterSettings]:
         """The (objective, filter) settings of a scenario (the defaults when it has none)."""
@@ -88,6 +89,26 @@ class Objectives:
         _, filters = self.settings_for(request.scenario)
         user = self.memory.user(request.user_id)
         return filter_candidates(rows, catalog, filters, user, request.time.timestamp())
+
+    def retrieval_pool(self, request: RankRequest, catalog: Catalog) -> IntArray | None:
+        """int64[r]: the active catalog rows that pass the request's scenario filters, the rows
+        retrieval searches, so that filters never empty a slate the catalog can fill (filtering
+        the retrieved items instead empties it once the learner's favourites all fail a
+        category filter). None when the scenario has no filter. The catalog-only part (blocklist,
+        attributes) is computed once per catalog revision; the user's recent items are taken out
+        per request."""
+        _, filters = self.settings_for(request.scenario)
+        if not filters.active:
+            return None
+        key = (catalog.revision, len(catalog))
+        cached = self._masks.get(request.scenario)
+        if cached is None or cached[0] != key:
+            cached = (key, catalog_mask(catalog, filters))
+            self._masks[request.scenario] = cached
+        keep = cached[1] & catalog.active
+        for _, rows in user_exclusions(filters, self.memory.user(request.user_id), request.time.timestamp()):
+            keep[rows] = False
+        return np.flatnonzero(keep).astype(np.int64)
 
     def rank(self, request: RankRequest, rows: IntArray, scores: ScoreDraws, catalog: Catalog) -> Ranking:
         """Per draw of `scores` (over candidate rows int64[n]), the re-ranked slate."""
@@ -156,7 +177,7 @@ class Objectives:
         row, -1 = none); recomputed when the catalog's size or active count changes (an
         in-place change of an item's provider or attribute waits for that)."""
         active = catalog.active
-        key = (len(catalog), int(active.sum()))
+        key = (len(catalog), catalog.revision)
         if key != self._supply_key:
             self._row_codes = np.array([self._code(catalog, row, group) for row in range(len(catalog))],
                                        dtype=np.int64)

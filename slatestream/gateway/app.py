@@ -2,13 +2,14 @@
 
 | route | body | answer |
 |---|---|---|
-| `POST /v1/rank[?timeout_s=S]` | a RankRequest (`type`, `request_id` optional) | 200 the Slate; 504 none in S |
+| `POST /v1/rank[?timeout_s=S]` | a RankRequest (`request_id` optional) | 200 the Slate; 422 why not; 504 none |
 | `POST /v1/feedback` | an Impression or Click, or an array of them | 202 once the broker acked all |
 | `POST /v1/items` | an Item (`type` optional), or an array | 202 once acknowledged |
 | `GET /openapi.json`, `GET /healthz` | | the OpenAPI description; 200 while the process serves |
 
 Errors are `{"error": kind, "field": ..., "reason": ...}`: 400 `bad_request` with the decoder's
-field and reason (nothing is published), 413 for a body over `max_body_bytes`, 504 `timeout`
+field and reason (nothing is published), 413 for a body over `max_body_bytes`, 422 `cannot_rank`
+with the worker's reason when it answered that it cannot serve the request, 504 `timeout`
 naming the request id, 503 `unavailable` when the broker cannot be reached or refuses a record,
 502 `rank_failed` for any other failure of the slate path. The client is blocking (kafka-python),
 so each HTTP request's Kafka work runs on a bounded thread pool (`threads`): at most that many
@@ -32,6 +33,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event, encode_event
 from slatestream.gateway.openapi import openapi_document
+from streams.client import SlateRequestError
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -149,8 +151,11 @@ class Gateway:
             if failed is not None:
                 raise HttpError(503, "unavailable", f"the request was not published: {failed!r}",
                                 request_id=rank_request.request_id) from None
-            raise HttpError(504, "timeout", f"no slate within {timeout_s:g} s (is a worker running and serving "
-                            f"scenario {rank_request.scenario!r}? see `slatestream dead-letters list`)",
+            raise HttpError(504, "timeout", f"no answer within {timeout_s:g} s (is a worker running, and caught "
+                            "up? `slatestream status`)",
+                            request_id=rank_request.request_id) from None
+        except SlateRequestError as error:  # the worker answered why it cannot serve the request
+            raise HttpError(422, "cannot_rank", f"{error.error.error_type}: {error.error.reason}",
                             request_id=rank_request.request_id) from None
         except RuntimeError as error:  # the client's slate consumer failed or the client closed
             raise HttpError(503, "unavailable", str(error), request_id=rank_request.request_id) from None

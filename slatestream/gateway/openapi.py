@@ -35,8 +35,8 @@ ERROR = {
     "type": "object",
     "required": ["error", "reason"],
     "properties": {
-        "error": {"type": "string", "description": "bad_request, timeout, unavailable, rank_failed, not_found, "
-                                                   "request_entity_too_large, method_not_allowed, internal"},
+        "error": {"type": "string", "description": "bad_request, cannot_rank, timeout, unavailable, rank_failed, "
+                                                   "not_found, request_entity_too_large, method_not_allowed, internal"},
         "reason": {"type": "string", "description": "what went wrong, for humans"},
         "field": {"type": "string", "description": "the offending field (400), e.g. `<json>`, `k`, `[2].shown`"},
         "request_id": {"type": "string", "description": "the rank request's id (504, 503)"},
@@ -83,8 +83,9 @@ def _errors(*statuses: str) -> dict[str, Any]:
     text = {"400": "Bad input: `field` and `reason` say what (nothing was published)",
             "413": "The body is larger than the gateway accepts (1 MiB by default)",
             "503": "The broker could not be reached, or did not acknowledge",
-            "504": "No slate within the timeout (no worker running, or the request was dead-lettered: "
-                   "`slatestream dead-letters list`)",
+            "422": "The worker cannot serve the request and said why (an undeclared scenario, no candidate "
+                   "in the catalog, filters that leave nothing): `reason`",
+            "504": "No answer within the timeout (no worker running, or it is behind)",
             "502": "The slate path failed otherwise"}
     return {status: {"description": text[status], "content": _json(_ref("Error"))} for status in statuses}
 
@@ -110,7 +111,7 @@ def openapi_document() -> dict[str, Any]:
                                        "--max-timeout-s, 30 by default)."}],
         "requestBody": {"required": True, "content": _json(_ref("RankBody"))},
         "responses": {"200": {"description": "The slate", "content": _json(_ref("Slate"))},
-                      **_errors("400", "413", "503", "504", "502")},
+                      **_errors("400", "413", "422", "503", "504", "502")},
     }
     return {
         "openapi": "3.1.0",

@@ -18,7 +18,17 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.config import DEFAULT_SCENARIO, SlatestreamConfig
 from online.engine import Engine, RankError
-from online.events import Click, EventDecodeError, Impression, Item, RankRequest, Slate, decode_event, unexpected_error
+from online.events import (
+    Click,
+    EventDecodeError,
+    Impression,
+    Item,
+    RankRequest,
+    Slate,
+    SlateError,
+    decode_event,
+    unexpected_error,
+)
 from online.features import FeatureMap
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
@@ -146,18 +156,26 @@ class WorkerCore:
             raise EventDecodeError("type", f"a {event.type} event on the {record.kind} topic")
         return event
 
-    def rank(self, records: Sequence[Record]) -> tuple[list[Slate], list[DeadLetter]]:
-        """Slates for request records of one partition, and the dead letters."""
-        slates: list[Slate] = []
+    def rank(self, records: Sequence[Record]) -> tuple[list[Slate | SlateError], list[DeadLetter]]:
+        """The answers to request records of one partition (a Slate, or a SlateError saying why a
+        request that decoded cannot be served), and the dead letters (every request not served)."""
+        slates: list[Slate | SlateError] = []
         dead: list[DeadLetter] = []
         for record in records:
             self.counts.received += 1
             try:
                 request: RankRequest = self._decode(record, RankRequest)
+            except EventDecodeError as error:
+                dead.append(self._dead(record, error))
+                continue
+            try:
                 check_key(record, request.user_id, "user_id")
                 slate = self.router(record.partition).rank(request)
-            except (EventDecodeError, KeyMismatchError, RankError) as error:
+            except (KeyMismatchError, RankError) as error:
                 dead.append(self._dead(record, error))
+                slates.append(SlateError(request_id=request.request_id, user_id=request.user_id,
+                                         scenario=request.scenario, error_type=type(error).__name__,
+                                         reason=str(error)[:4096] or type(error).__name__))
                 continue
             self._remember_request(record.partition, request)
             self.counts.ranked += 1
@@ -206,7 +224,11 @@ class WorkerCore:
             check_key(record, command.user_id, "user_id")
         except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
             return [self._dead(record, error)]
-        self.router(record.partition).forget(command.user_id)
+        router = self.router(record.partition)
+        router.forget(command.user_id)
+        store = self.store(record.partition)
+        for engine in router.engines.values():  # the acknowledgement, also for a user with no state
+            store.tombstone(engine.user_key(command.user_id))
         self.counts.controls += 1
         self.counts.tally("control", "applied")
         self.counts.forgotten += 1

@@ -114,6 +114,14 @@ class TableStore:
         if key.encode() in self.table:
             del self.table[key.encode()]
 
+    def tombstone(self, key: str) -> None:
+        """Delete key, writing a tombstone to the changelog even when the key holds nothing (a
+        forget of an unknown or already forgotten user is acknowledged like any other:
+        `slatestream forget --wait` waits for the tombstone)."""
+        if key.encode() not in self.table:
+            self.table[key.encode()] = b""
+        self.delete(key)
+
     def touch(self, key: str) -> bool:
         """Write key's current value again, unchanged (False when absent).
 

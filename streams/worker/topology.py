@@ -25,7 +25,7 @@ from typing import Any
 
 import faust
 
-from online.events import Slate, encode_event
+from online.events import Slate, SlateError, encode_event, encode_slate_error
 from streams.control import control_topic
 from streams.dead_letter import DeadLetter, DeadLetterSendStats, send_dead_letters
 from streams.settings import StreamSettings
@@ -44,7 +44,7 @@ STATE_TABLE = "state"
 DEAD_LETTER_SEND_TIMEOUT_S = 5.0
 """How long one dead letter may wait for the broker's acknowledgement before it is retried."""
 SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
-SendSlate = Callable[[Slate], Awaitable[None]]
+SendSlate = Callable[[Slate | SlateError], Awaitable[None]]
 Flush = Callable[..., Awaitable[Any]]
 
 
@@ -140,8 +140,9 @@ class RequestPath:
             ranking = time.perf_counter()
             slates, dead = self.core.rank([to_record("requests", message)])
             for slate in slates:
-                self.observe(slate, time.perf_counter() - ranking)
-            await self.flush(acknowledged=bool(slates))
+                if isinstance(slate, Slate):
+                    self.observe(slate, time.perf_counter() - ranking)
+            await self.flush(acknowledged=any(isinstance(slate, Slate) for slate in slates))
             for slate in slates:
                 await self.send_slate(slate)
             await self.send_dead(dead)
@@ -278,8 +279,9 @@ class WorkerTopology:
         slates_topic, dead_topic = raw_topic(names.slates), raw_topic(names.dead_letter)
         catalog_topic = raw_topic(names.catalog)
 
-        async def send_slate(slate: Slate) -> None:
-            await slates_topic.send(key=slate.user_id.encode(), value=encode_event(slate))
+        async def send_slate(slate: Slate | SlateError) -> None:
+            value = encode_event(slate) if isinstance(slate, Slate) else encode_slate_error(slate)
+            await slates_topic.send(key=slate.user_id.encode(), value=value)
 
         async def send_dead_record(key: bytes | None, value: bytes) -> object:
             delivered = await dead_topic.send(key=key, value=value, force=True)  # now, not at the ack

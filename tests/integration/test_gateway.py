@@ -1,5 +1,5 @@
 """`slatestream gateway` over HTTP (httpx) against the real broker and a real worker: items,
-ranks with propensities, feedback that the worker learns from, 400 and 504 with reasons."""
+ranks with propensities, feedback that the worker learns from, 400 and 422 with reasons."""
 
 from __future__ import annotations
 
@@ -70,5 +70,5 @@ def test_rank_feedback_items_over_http(http: httpx.Client) -> None:
     assert answer.status_code == 400 and answer.json()["field"] == "rank_request.k"
     answer = http.post("/v1/rank", params={"timeout_s": 2}, json={"request_id": "r-unknown", "user_id": "u1",
                                                                   "candidates": ["not-in-the-catalog"]})
-    assert answer.status_code == 504, answer.text  # the worker dead-letters it: no candidate is in the catalog
-    assert answer.json()["request_id"] == "r-unknown" and "dead-letters" in answer.json()["reason"]
+    assert answer.status_code == 422, answer.text  # the worker answers why: no candidate is in the catalog
+    assert answer.json()["error"] == "cannot_rank" and "not-in-the-catalog" in answer.json()["reason"]

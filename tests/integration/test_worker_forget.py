@@ -48,9 +48,7 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         learned = slate_means(client, "target-before", target, candidates)
         assert not np.allclose(learned, prior)  # the user's own clicks moved its posterior
 
-        forget = subprocess.run([sys.executable, "-m", "slatestream", "forget", target, "--wait", "60"],
-                                env=worker_env(settings, tmp_path / "unused"), capture_output=True, text=True,
-                                timeout=120)
+        forget = run_forget(settings, tmp_path, target)
         assert forget.returncode == 0, forget.stdout + forget.stderr
         assert "tombstone" in forget.stdout
         entry = read_changelog(settings)[key]
@@ -61,3 +59,14 @@ def test_forget_tombstones_the_user_and_restores_the_prior(kafka_settings: Strea
         np.testing.assert_allclose(after, stranger_after)  # the target is a new user again
         assert not np.allclose(stranger_after, prior)  # and its sums left the partition's population
         poll(lambda: worker.counts().get("forgotten", 0) == 1, 30, "the forget in the worker's counts")
+
+        for again in (target, "never-seen"):  # idempotent: a forgotten or unknown user is acknowledged too
+            repeated = run_forget(settings, tmp_path, again)
+            assert repeated.returncode == 0 and "tombstone" in repeated.stdout, repeated.stdout + repeated.stderr
+        poll(lambda: worker.counts().get("forgotten", 0) == 3, 30, "the repeated forgets in the worker's counts")
+
+
+def run_forget(settings: StreamSettings, tmp_path: Path, user: str) -> subprocess.CompletedProcess[str]:
+    """`slatestream forget USER --wait 60` against the test's broker."""
+    return subprocess.run([sys.executable, "-m", "slatestream", "forget", user, "--wait", "60"],
+                          env=worker_env(settings, tmp_path / "unused"), capture_output=True, text=True, timeout=120)

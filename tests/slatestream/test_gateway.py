@@ -134,7 +134,7 @@ def test_no_slate_within_the_timeout_is_504(http: httpx.Client) -> None:
     start = time.monotonic()
     answer = http.post("/v1/rank", params={"timeout_s": "0.3"}, json={"request_id": "r-s", "user_id": "silent"})
     assert answer.status_code == 504 and time.monotonic() - start < 3
-    assert answer.json()["request_id"] == "r-s" and "no slate within 0.3 s" in answer.json()["reason"]
+    assert answer.json()["request_id"] == "r-s" and "no answer within 0.3 s" in answer.json()["reason"]
     for bad in ("0", "-1", "11", "soon"):
         answer = http.post("/v1/rank", params={"timeout_s": bad}, json={"user_id": "u"})
         assert answer.status_code == 400 and answer.json()["field"] == "timeout_s"

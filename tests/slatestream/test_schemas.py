@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from online.events import SCHEMA_VERSION, EventDecodeError, decode_event, encode_event
+from online.events import (
+    SCHEMA_VERSION,
+    EventDecodeError,
+    decode_event,
+    decode_slate_answer,
+    encode_event,
+    encode_slate_error,
+)
 from slatestream.cli import main
 from slatestream.schemas import SchemaSpec, generated_schemas, schema_specs, write_schemas
 from streams.dead_letter import DEAD_LETTER_SCHEMA_VERSION, decode_dead_letter, encode_dead_letter
@@ -126,10 +133,14 @@ def documented_examples() -> dict[str, str]:
 
 
 def decode(spec: SchemaSpec, raw: str | bytes) -> Any:
+    if spec.name == "slate_error":
+        return decode_slate_answer(raw)
     return decode_dead_letter(raw) if spec.name == "dead_letter" else decode_event(raw)
 
 
 def encode(spec: SchemaSpec, value: Any) -> bytes:
+    if spec.name == "slate_error":
+        return encode_slate_error(value)
     return encode_dead_letter(value) if spec.name == "dead_letter" else encode_event(value)
 
 
@@ -153,7 +164,7 @@ def test_committed_schema_files_equal_freshly_generated_ones() -> None:
 
 
 def test_every_model_has_a_versioned_id_and_pins_its_version() -> None:
-    assert set(SPECS) == {"rank_request", "slate", "impression", "click", "item", "dead_letter"}
+    assert set(SPECS) == {"rank_request", "slate", "slate_error", "impression", "click", "item", "dead_letter"}
     ids = set()
     for spec in SPECS.values():
         assert spec.version == (DEAD_LETTER_SCHEMA_VERSION if spec.name == "dead_letter" else SCHEMA_VERSION)

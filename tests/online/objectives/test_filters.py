@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from online.engine import Engine, RankError
-from online.events import Click, Impression, RankRequest, ShownItem
+from online.catalog import Catalog
+from online.engine import Engine, EngineConfig, RankError
+from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
+from online.policies.linear_ts import LinearThompsonSampling
+from online.state import InMemoryStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -59,8 +62,32 @@ def test_scenario_filters_override_the_defaults(make_engine: Callable[..., Engin
 
 def test_filters_removing_everything_give_a_clear_rank_error(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(Objectives(filters=FilterSettings(required_attributes={"colour": "green"})))
-    with pytest.raises(RankError, match=r"filters removed every candidate.*required_attributes removed 32"):
+    with pytest.raises(RankError, match=r"filters removed every one of the 32 active items.*required_attributes "
+                                        r"removed 32"):
         engine.rank(RankRequest(request_id="r", user_id="u", time=T0))
+    with pytest.raises(RankError, match=r"filters removed every candidate.*required_attributes removed 2"):
+        engine.rank(RankRequest(request_id="r2", user_id="u", time=T0, candidates=("i0", "i1")))
+
+
+def test_a_category_filter_never_empties_a_retrieved_slate(vectors: np.ndarray) -> None:
+    """Retrieval searches only the items the filters allow: once the learner's favourites (the
+    retrieved 8 of 32) all fail the filter, the slate is still full."""
+    filters = FilterSettings(required_attributes={"cluster": "c3"})
+    engine = Engine(LinearThompsonSampling(), InMemoryStore(), Catalog(dim=vectors.shape[1]),
+                    np.random.default_rng(5), config=EngineConfig(retrieval_size=8),
+                    objectives=Objectives(filters=filters))
+    engine.add_items([Item(item_id=f"i{r}", fields={"t": str(r)}, attributes={"cluster": f"c{r // 8}"}, time=T0)
+                      for r in range(len(vectors))], vectors)
+    for step in range(30):  # the user clicks cluster 0 only
+        shown(engine, "u", [f"i{step % 8}"], at_s=step, click=f"i{step % 8}")
+    favourites = engine.candidate_rows(RankRequest(request_id="q", user_id="u", time=T0),
+                                       engine.load_user("u"))
+    assert set(favourites.tolist()) == set(range(8))  # unfiltered retrieval: cluster 0 alone
+    items = served(engine, at_s=100, k=5)
+    assert len(items) == 5 and all(int(item[1:]) // 8 == 3 for item in items)
+    engine.add_items([Item(item_id="i24", fields={"t": "24"}, attributes={"cluster": "c0"}, time=T0)],
+                     vectors[24:25])  # re-categorised: the cached mask follows the catalog
+    assert "i24" not in served(engine, at_s=101, k=8) and len(served(engine, at_s=102, k=8)) == 7
 
 
 def test_unknown_or_bad_settings_are_named() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from encoders.hashing import HashingEncoder
 from online.config import SlatestreamConfig, parse_config
-from online.events import Click, Impression, Item, RankRequest, ShownItem, encode_event
+from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate, SlateError, encode_event
 from online.policies.linear_ts import LinearThompsonSampling
 from streams.testing import SharedTables
 from streams.worker.core import Record, WorkerCore
@@ -117,9 +117,13 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
         record("requests", 2, encode_event(RankRequest(request_id="r2", user_id="u1", scenario="ad_slot", time=T0))),
         record("requests", 3, encode_event(RankRequest(request_id="r3", user_id="u1", scenario="email", time=T0))),
     ]
-    slates, dead = worker.rank(requests)
+    answers, dead = worker.rank(requests)
+    slates = [a for a in answers if isinstance(a, Slate)]
     assert [len(s.items) for s in slates] == [3, 2]  # each scenario's slate size
     assert [d.error_type for d in dead] == ["RankError", "RankError"]  # no candidates; not configured
+    errors = [a for a in answers if isinstance(a, SlateError)]  # the caller hears why, on the slates topic
+    assert [(e.request_id, e.error_type) for e in errors] == [("r2", "RankError"), ("r3", "RankError")]
+    assert "takes its candidates from the request" in errors[0].reason and "'email'" in errors[1].reason
     shown = (ShownItem(item_id="i0", position=0), ShownItem(item_id="i1", position=1))
     learned = worker.learn([
         record("impressions", 0, encode_event(Impression(event_id="e0", request_id="r1", user_id="u1",

@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from online.events import RankRequest, Slate, encode_event
+from online.events import RankRequest, Slate, SlateError, encode_event
 from streams.dead_letter import DeadLetter
 from streams.worker.catalog import CatalogFollower
 from streams.worker.lanes import BatchLane, GroupCommit
@@ -40,12 +40,12 @@ class Sent:
     """Fake producer-side callables that record what they were given."""
 
     def __init__(self) -> None:
-        self.slates: list[Slate] = []
+        self.slates: list[Slate | SlateError] = []
         self.dead: list[DeadLetter] = []
         self.flushes = 0
         self.acknowledged = 0
 
-    async def slate(self, slate: Slate) -> None:
+    async def slate(self, slate: Slate | SlateError) -> None:
         self.slates.append(slate)
 
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -98,13 +98,16 @@ def test_the_request_path_ranks_each_request_sends_its_slate_and_flushes() -> No
     assert stats.batches == 1 and stats.records == 4 and worker.counts.balanced()
 
 
-def test_the_request_path_waits_for_an_empty_catalog_then_dead_letters() -> None:
+def test_the_request_path_waits_for_an_empty_catalog_then_answers_with_the_error() -> None:
     worker, sent = core({}), Sent()
     path = RequestPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), sent.slate, sent.dead_letters,
                        sent.flush, BatchStats(), empty_catalog_wait_s=0.1)
     request = encode_event(RankRequest(request_id="r0", user_id="u1", time=T0))
     asyncio.run(path.handle([message("requests", 0, request)]))
-    assert not sent.slates and sent.dead[0].error_type == "RankError"
+    assert sent.dead[0].error_type == "RankError"
+    [answer] = sent.slates  # the caller hears why instead of timing out
+    assert isinstance(answer, SlateError) and answer.request_id == "r0" and "no active item" in answer.reason
+    assert sent.acknowledged == 0  # nothing to make durable for a request not served
 
 
 def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -> None:
