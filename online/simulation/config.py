@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from online.simulation.satiation import SatiationConfig
 from online.simulation.users import TasteConfig
 
 
@@ -22,7 +23,9 @@ class SimulatorConfig:
     recently released new items; eta: position-bias exponent; drift_every: requests
     between drift steps of std drift_scale (logit units); seconds_per_request: simulated
     time between requests starting at `start` (timezone-aware); seed: seeds the simulator
-    when it is given no Generator; taste: user model (users.TasteConfig).
+    when it is given no Generator; taste: user model (users.TasteConfig); satiation: users
+    who value variety (satiation.SatiationConfig; strength 0, the default: off, clicks on a
+    slate's items are independent given their positions).
     """
 
     n_items: int = 2400
@@ -42,6 +45,7 @@ class SimulatorConfig:
     fresh_fraction: float = 0.1
     fresh_window: int = 50
     taste: TasteConfig = field(default_factory=TasteConfig)
+    satiation: SatiationConfig = field(default_factory=SatiationConfig)
 
     def __post_init__(self) -> None:
         checks = {
