@@ -80,7 +80,7 @@ class Simulator:
         world, self._request_rng, self._click_rng = (
             rng if rng is not None else np.random.default_rng(config.seed)
         ).spawn(3)
-        self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale)
+        self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale, config.taste.quality_in_text)
         self.population = Population(config.n_users, config.taste, world)
         self._columns = value_columns(self.catalog.codes)
         self._ids = tuple(item_id(row) for row in range(config.n_items))

@@ -34,8 +34,11 @@ class TasteConfig:
     shared taste per attribute value; likes / dislikes: liked / disliked values per
     attribute (ATTRIBUTES order: category, colour, material, style, brand); like_strength,
     dislike_strength: mean size of a like / dislike (std 0.3); noise_scale: std of the
-    personal weight on every other value; quality_scale: std of item quality;
-    activity_exponent: user u's share of requests is proportional to rank**-exponent.
+    personal weight on every other value; quality_scale: std of item quality (a logit offset
+    per item, shared by all users); quality_in_text: whether item descriptions name the item's
+    quality quintile (`catalog.QUALITY_PHRASES`; False, the default: quality is carried by no
+    text, so only per-item learning finds it); activity_exponent: user u's share of requests is
+    proportional to rank**-exponent.
     """
 
     bias: float = -2.6
@@ -47,6 +50,7 @@ class TasteConfig:
     noise_scale: float = 0.1
     quality_scale: float = 0.3
     activity_exponent: float = 1.0
+    quality_in_text: bool = False
 
     def __post_init__(self) -> None:
         for name in ("population_scale", "like_strength", "dislike_strength", "noise_scale", "quality_scale",
