@@ -6,11 +6,15 @@ batch whose latest time is T' >= T scales the old sums by 2 ** (-(T' - T) / h) a
 row with its own weight relative to T'. The result is sum over rows of 2 ** (-(T' - t) / h)
 times the row, whatever the batch split or order, so a replay of the same events gives the
 same state (event time, never wall-clock time). h = None: no forgetting (every weight 1).
+
+Forgetting can also be triggered by detected drift (`DriftDetector`): when a policy's reward
+rate falls well below its running mean, the old evidence is discounted once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -44,3 +48,29 @@ def row_weights(times_s: FloatArray, as_of_s: float, half_life_s: float | None) 
 def latest(as_of_s: float, times_s: FloatArray) -> float:
     """The later of `as_of_s` and the latest of `times_s` (float64[m], possibly empty)."""
     return max(as_of_s, float(times_s.max())) if len(times_s) else as_of_s
+
+
+@dataclass(frozen=True)
+class DriftDetector:
+    """A one-sided Page-Hinkley / CUSUM test for a drop in the reward rate, fed once per batch.
+
+    n: batches since the last alarm; mean: their mean reward rate; score: the CUSUM statistic
+    max(0, score + (1 - rate / mean) - tolerance), i.e. the accumulated relative shortfall of a
+    batch's rate below the running mean beyond `tolerance`. An alarm (score > threshold, after
+    `warmup` batches) resets it. Deterministic for the same batches: a replay that cuts the
+    stream into the same batches raises the same alarms.
+    """
+
+    n: float = 0.0
+    mean: float = 0.0
+    score: float = 0.0
+
+    def update(self, rate: float, threshold: float, tolerance: float, warmup: int) -> tuple[DriftDetector, bool]:
+        """(the detector after one batch with reward rate `rate` >= 0, whether it alarmed)."""
+        n = self.n + 1
+        mean = self.mean + (rate - self.mean) / n
+        shortfall = 1.0 - rate / mean if mean > 0 else 0.0
+        score = max(0.0, self.score + shortfall - tolerance) if n > warmup else 0.0
+        if score > threshold:
+            return DriftDetector(), True
+        return DriftDetector(n, mean, score), False

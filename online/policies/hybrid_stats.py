@@ -16,6 +16,7 @@ import numpy as np
 
 from online.codec import StateCodecError, pack_state, unpack_state
 from online.policies.base import FloatArray, IntArray
+from online.policies.forgetting import DriftDetector
 from online.policies.linear_stats import LinearStats
 
 CODEC_VERSION = 1
@@ -83,11 +84,14 @@ class ItemSums:
 class HybridGlobal:
     """pooled: the population's text sums over every row (raw rewards); items: the per-item
     sums; as_of_s: the latest event time folded in (-inf before any), the time the discounted
-    sums are held at."""
+    sums are held at; clock: halvings applied by drift alarms so far (a user's sums held at an
+    earlier clock are discounted by 2 ** -(clock - user.clock)); detector: the drift test."""
 
     pooled: LinearStats
     items: ItemSums
     as_of_s: float = float("-inf")
+    clock: float = 0.0
+    detector: DriftDetector = field(default_factory=DriftDetector)
 
     @staticmethod
     def empty(dim: int) -> HybridGlobal:
@@ -100,14 +104,23 @@ class HybridGlobal:
 
 @dataclass(frozen=True)
 class HybridUser:
-    """stats: the user's text sums, responses net of the item effects; as_of_s: as HybridGlobal."""
+    """stats: the user's text sums, responses net of the item effects; as_of_s, clock: as
+    HybridGlobal's when the user was last learned."""
 
     stats: LinearStats
     as_of_s: float = float("-inf")
+    clock: float = 0.0
 
 
 def _time_meta(as_of_s: float) -> float | None:
     return as_of_s if math.isfinite(as_of_s) else None
+
+
+def _number(meta: dict[str, object], name: str, kind: str) -> float:
+    value = meta.get(name, 0.0)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise StateCodecError(f"{kind}: {name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _time_of(meta: dict[str, object], kind: str) -> float:
@@ -137,11 +150,13 @@ def _stats_of(meta: dict[str, object], arrays: dict[str, FloatArray], kind: str)
 
 
 def encode_global(state: HybridGlobal) -> bytes:
-    """pack_state layout "hybrid_ts.global" v1: counts, as_of_s and item ids in the header; the
+    """pack_state layout "hybrid_ts.global" v1: counts, as_of_s, the drift clock and detector and
+    the item ids in the header; the
     pooled Gram triangle and response, then the items' exposures, rewards and feature sums."""
     pooled, items = state.pooled, state.items
     meta = {"n_exposures": pooled.n_exposures, "reward_total": pooled.reward_total,
-            "as_of_s": _time_meta(state.as_of_s), "item_ids": list(items.ids)}
+            "as_of_s": _time_meta(state.as_of_s), "clock": state.clock, "drift_n": state.detector.n,
+            "drift_mean": state.detector.mean, "drift_score": state.detector.score, "item_ids": list(items.ids)}
     arrays = {**_stats_arrays(pooled), "item_exposures": items.exposures, "item_rewards": items.rewards,
               "item_features": items.features}
     return pack_state("hybrid_ts.global", CODEC_VERSION, meta, arrays)
@@ -162,18 +177,21 @@ def decode_global(blob: bytes) -> HybridGlobal:
         raise StateCodecError(f"{kind}: item sums do not match {len(ids)} items of D={pooled.dim}")
     items = ItemSums(tuple(ids), exposures.astype(np.float64), rewards.astype(np.float64),
                      features.astype(np.float64))
-    return HybridGlobal(pooled, items, _time_of(decoded.meta, kind))
+    detector = DriftDetector(*(_number(decoded.meta, f"drift_{name}", kind) for name in ("n", "mean", "score")))
+    return HybridGlobal(pooled, items, _time_of(decoded.meta, kind), _number(decoded.meta, "clock", kind), detector)
 
 
 def encode_user(state: HybridUser) -> bytes:
-    """pack_state layout "hybrid_ts.user" v1: counts and as_of_s in the header, then the Gram
+    """pack_state layout "hybrid_ts.user" v1: counts, as_of_s and clock in the header, then the Gram
     triangle and the response (D = 33: 4,752 bytes of sums)."""
     stats = state.stats
-    meta = {"n_exposures": stats.n_exposures, "reward_total": stats.reward_total, "as_of_s": _time_meta(state.as_of_s)}
+    meta = {"n_exposures": stats.n_exposures, "reward_total": stats.reward_total, "as_of_s": _time_meta(state.as_of_s),
+            "clock": state.clock}
     return pack_state("hybrid_ts.user", CODEC_VERSION, meta, _stats_arrays(stats))
 
 
 def decode_user(blob: bytes) -> HybridUser:
     kind = "hybrid_ts.user"
     decoded = unpack_state(blob, kind, max_version=CODEC_VERSION)
-    return HybridUser(_stats_of(decoded.meta, decoded.arrays, kind), _time_of(decoded.meta, kind))
+    return HybridUser(_stats_of(decoded.meta, decoded.arrays, kind), _time_of(decoded.meta, kind),
+                      _number(decoded.meta, "clock", kind))

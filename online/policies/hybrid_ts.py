@@ -25,7 +25,10 @@ Draws: theta ~ N(mu_u, e^2 A_u^-1) and b_i ~ N(b_i, e^2 / c_i) independently (e 
 Forgetting (`half_life_s`, online.policies.forgetting): every sum is discounted by event time
 (the population's and the items' as of the latest event learned, a user's as of its latest
 learned batch and, when scored, to the request's time), so after tastes change the old evidence
-fades; without it (None, the default) nothing is forgotten.
+fades; without it (None, the default) nothing is forgotten. Or on detected drift
+(`drift_threshold`): each batch's reward rate feeds a CUSUM test for a drop below its running
+mean (`forgetting.DriftDetector`); an alarm keeps `drift_keep` of all evidence learned before the
+batch (users' sums lazily, through a clock of halvings in the population state).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
-from online.policies.forgetting import check_half_life, decay_factor, latest, row_weights
+from online.policies.forgetting import DriftDetector, check_half_life, decay_factor, latest, row_weights
 from online.policies.hybrid_stats import (
     HybridGlobal,
     HybridUser,
@@ -55,7 +58,10 @@ class HybridTSParams:
 
     As linear TS's (`LinearTSParams`) for the text part; item_prior_precision: prior precision
     of an item effect b_i in reward units (2,500: prior std 0.02, i.e. an item a few points of
-    CTR better or worse than its text says); half_life_s: forgetting (None: never forget).
+    CTR better or worse than its text says); half_life_s: forgetting by event time (None: never
+    forget); drift_threshold: forgetting on detected drift (None: off; the CUSUM threshold, in
+    accumulated relative shortfall), drift_tolerance: relative drops it ignores per batch,
+    drift_keep: share of the old evidence kept at an alarm, drift_warmup: batches before it tests.
     """
 
     pop_prior_precision: float = 1.0
@@ -64,12 +70,27 @@ class HybridTSParams:
     noise_var: float = 0.03
     exploration: float = 0.3
     half_life_s: float | None = None
+    drift_threshold: float | None = None
+    drift_tolerance: float = 0.1
+    drift_keep: float = 0.25
+    drift_warmup: int = 10
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if name != "half_life_s" and not value > 0:
-                raise ValueError(f"HybridTSParams.{name} must be > 0, got {value}")
+        for name in ("pop_prior_precision", "user_prior_precision", "item_prior_precision", "noise_var",
+                     "exploration", "drift_tolerance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HybridTSParams.{name} must be > 0, got {getattr(self, name)}")
         check_half_life(self.half_life_s, "HybridTSParams")
+        if self.drift_threshold is not None and not self.drift_threshold > 0:
+            raise ValueError(f"HybridTSParams.drift_threshold must be None (off) or > 0, got {self.drift_threshold}")
+        if not 0 < self.drift_keep <= 1 or self.drift_warmup < 0:
+            raise ValueError(f"HybridTSParams.drift_keep must be in (0, 1] and drift_warmup >= 0, got {self}")
+
+
+def user_factor(user: HybridUser, clock: float, to_s: float, half_life_s: float | None) -> float:
+    """What a user's sums weigh at time `to_s` and drift clock `clock`: the event-time decay since
+    its last update times a halving per drift halving since then."""
+    return decay_factor(user.as_of_s, to_s, half_life_s) * float(2.0 ** -(clock - user.clock))
 
 
 def scaled(stats: LinearStats, factor: float) -> LinearStats:
@@ -132,8 +153,9 @@ class HybridThompsonSampling(Policy[HybridGlobal, HybridUser]):
             return memo[3], memo[4]
         p = self.params
         stats = LinearStats.zeros(state.dim) if user is None else user.stats
-        if user is not None and time_s is not None:
-            stats = scaled(stats, decay_factor(user.as_of_s, time_s, p.half_life_s))
+        if user is not None:
+            stats = scaled(stats, user_factor(user, state.clock, user.as_of_s if time_s is None else time_s,
+                                              p.half_life_s))
         precision = stats.gram / p.noise_var + p.user_prior_precision * np.eye(state.dim)
         factor = cholesky(precision, lower=True, check_finite=False)
         rhs = p.user_prior_precision * self.population_mean(state) + stats.response / p.noise_var
@@ -170,7 +192,8 @@ class HybridThompsonSampling(Policy[HybridGlobal, HybridUser]):
         net_reward = reward - exposure * effect
         gram, response, exposures, _ = grouped_sums(batch.user_index, len(batch.users), x, exposure, net_reward)
         rewards = np.bincount(batch.user_index, weights=reward, minlength=len(batch.users)).astype(np.float64)
-        keep = decay_factor(global_state.as_of_s, as_of, half_life)
+        detector, clock, alarm_keep = self._drift(global_state, batch)
+        keep = decay_factor(global_state.as_of_s, as_of, half_life) * alarm_keep
         old = scaled(global_state.pooled, keep)
         pooled = old.plus(packed_gram(x, exposure), x.T @ reward, float(exposure.sum()), float(reward.sum()))
         items = global_state.items.add(batch.item_ids, exposure, reward, x * exposure[:, None], keep)
@@ -179,10 +202,23 @@ class HybridThompsonSampling(Policy[HybridGlobal, HybridUser]):
         for code, user_id in enumerate(batch.users):
             current = user_states.get(user_id)
             stats = LinearStats.zeros(global_state.dim) if current is None else scaled(
-                current.stats, decay_factor(current.as_of_s, as_of, half_life))
+                current.stats, user_factor(current, clock, as_of, half_life))
             stats = stats.plus(gram[code], response[code], exposure_totals[code], reward_totals[code])
-            updated[user_id] = HybridUser(stats, as_of)
-        return HybridGlobal(pooled, items, as_of), updated
+            updated[user_id] = HybridUser(stats, as_of, clock)
+        return HybridGlobal(pooled, items, as_of, clock, detector), updated
+
+    def _drift(self, state: HybridGlobal, batch: FeedbackBatch) -> tuple[DriftDetector, float, float]:
+        """(the detector after this batch, the drift clock, the share of old evidence to keep: 1
+        unless the batch's reward rate set off an alarm)."""
+        p = self.params
+        shown = float(batch.exposures.sum())
+        if p.drift_threshold is None or shown == 0:
+            return state.detector, state.clock, 1.0
+        rate = float(batch.rewards.sum()) / shown
+        detector, alarm = state.detector.update(rate, p.drift_threshold, p.drift_tolerance, p.drift_warmup)
+        if not alarm:
+            return detector, state.clock, 1.0
+        return detector, state.clock + float(np.log2(1.0 / p.drift_keep)), p.drift_keep
 
     def encode_global(self, state: HybridGlobal) -> bytes:
         return encode_global(state)

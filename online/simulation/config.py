@@ -25,7 +25,9 @@ class SimulatorConfig:
     time between requests starting at `start` (timezone-aware); seed: seeds the simulator
     when it is given no Generator; taste: user model (users.TasteConfig); satiation: users
     who value variety (satiation.SatiationConfig; strength 0, the default: off, clicks on a
-    slate's items are independent given their positions).
+    slate's items are independent given their positions); shift_at: request index before which
+    a share `shift_share` of the users (chosen at random) get freshly drawn tastes, an abrupt
+    preference shift (None, the default: none; the slow drift runs either way).
     """
 
     n_items: int = 2400
@@ -46,6 +48,8 @@ class SimulatorConfig:
     fresh_window: int = 50
     taste: TasteConfig = field(default_factory=TasteConfig)
     satiation: SatiationConfig = field(default_factory=SatiationConfig)
+    shift_at: int | None = None
+    shift_share: float = 1.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +61,7 @@ class SimulatorConfig:
             "horizon": self.horizon >= 1, "seconds_per_request": self.seconds_per_request > 0,
             "start": self.start.tzinfo is not None and self.start.utcoffset() is not None,
             "fresh_fraction": 0.0 <= self.fresh_fraction <= 1.0, "fresh_window": self.fresh_window >= 1,
+            "shift_at": self.shift_at is None or self.shift_at >= 1, "shift_share": 0.0 <= self.shift_share <= 1.0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -16,7 +16,8 @@ of the relevance order and the greedy satiation-aware slate.
 
 Randomness: the given Generator (or default_rng(config.seed)) is split into three
 independent streams: the world (catalog, users), the request stream (users, candidates,
-drift) and the clicks. The request stream therefore does not depend on the slates a
+drift) and the clicks (and, with `shift_at`, a fourth for the shifted tastes, spawned after
+the three so that they are the same with and without it). The request stream therefore does not depend on the slates a
 policy shows, so every policy run on the same seed meets the same requests.
 """
 
@@ -77,11 +78,16 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, rng: np.random.Generator | None = None) -> None:
         self.config = config
-        world, self._request_rng, self._click_rng = (
-            rng if rng is not None else np.random.default_rng(config.seed)
-        ).spawn(3)
+        base = rng if rng is not None else np.random.default_rng(config.seed)
+        world, self._request_rng, self._click_rng = base.spawn(3)
         self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale, config.taste.quality_in_text)
         self.population = Population(config.n_users, config.taste, world)
+        self._shift: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
+        if config.shift_at is not None:
+            shift_rng = base.spawn(1)[0]
+            shifted = Population(config.n_users, config.taste, shift_rng)
+            users = shift_rng.permutation(config.n_users)[: round(config.shift_share * config.n_users)]
+            self._shift = users.astype(np.int64), shifted.weights[users]
         self._columns = value_columns(self.catalog.codes)
         self._ids = tuple(item_id(row) for row in range(config.n_items))
         self._row_of = {item: row for row, item in enumerate(self._ids)}
@@ -117,6 +123,8 @@ class Simulator:
         index, rng = self._step, self._request_rng
         if index > 0 and index % self.config.drift_every == 0:
             self.population.drift(rng, self.config.drift_scale)
+        if self._shift is not None and index == self.config.shift_at:
+            self.population.replace_tastes(*self._shift)
         time = self.request_time(index)
         released = self.config.n_initial_items + int(np.searchsorted(self._release_at, index, side="right"))
         arrival = time - timedelta(seconds=self.config.seconds_per_request / 2)

@@ -69,7 +69,7 @@ class TasteConfig:
 
 
 class Population:
-    """All users' tastes and activity; mutable only through `drift`.
+    """All users' tastes and activity; mutable only through `drift` and `replace_tastes`.
 
     weights: float64[n_users, n_values()] weight of each user on each attribute value
     (columns from `catalog.value_columns`); activity: float64[n_users] share of requests.
@@ -108,6 +108,12 @@ class Population:
         float64[n] for user index `user`."""
         logits: npt.NDArray[np.float64] = self.config.bias + self.weights[user, columns].sum(axis=1) + quality
         return logits
+
+    def replace_tastes(self, users: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]) -> None:
+        """An abrupt preference shift: users int64[k] take the weights float64[k, n_values()]."""
+        updated = self.weights.copy()
+        updated[users] = weights
+        self.weights = updated
 
     def drift(self, rng: np.random.Generator, scale: float) -> None:
         """One random-walk step: every weight += N(0, scale^2)."""

@@ -194,3 +194,42 @@ def test_a_users_response_is_net_of_the_item_effects_known_when_learned() -> Non
     assert fan is not None
     np.testing.assert_allclose(fan.stats.response, x[0] * (1.0 - effect))  # the click, less what the item explains
     assert fan.stats.reward_total == 1.0
+
+
+def test_the_drift_detector_alarms_on_a_sustained_drop_and_not_on_noise() -> None:
+    from online.policies.forgetting import DriftDetector
+
+    rng = np.random.default_rng(8)
+    steady, alarms = DriftDetector(), 0
+    for _ in range(500):
+        steady, alarm = steady.update(rng.binomial(200, 0.05) / 200, 3.0, 0.1, 10)
+        alarms += alarm
+    assert alarms == 0
+    dropped = [steady.update(rng.binomial(200, 0.03) / 200, 3.0, 0.1, 10)[1]]
+    for _ in range(30):
+        steady, alarm = steady.update(rng.binomial(200, 0.03) / 200, 3.0, 0.1, 10)
+        dropped.append(alarm)
+    assert any(dropped) and steady.n < 31  # it alarmed, and restarted counting then
+
+
+def test_a_drift_alarm_discounts_the_old_evidence_once() -> None:
+    policy = HybridThompsonSampling(HybridTSParams(drift_threshold=0.5, drift_warmup=2, drift_keep=0.25))
+    x = np.tile(np.array([1.0, 0.0, 0.0, 1.0]), (10, 1))
+    state, users = policy.init_global(D), {}
+    for step, rate in enumerate([0.5] * 4 + [0.0]):  # four batches at half the exposures clicked, then none
+        times = np.full(20, float(step))
+        clicks = np.array([1.0] * int(10 * rate) + [0.0] * (10 - int(10 * rate)))
+        batch = rows(["u"] * 20, ["a"] * 20, np.vstack([x, x]), np.r_[np.ones(10), np.zeros(10)],
+                     np.r_[np.zeros(10), clicks], times)
+        before = state
+        state, learned = policy.learn(state, users, batch)
+        users |= learned
+    assert state.clock == pytest.approx(2.0) and before.clock == 0.0  # log2(1 / 0.25) halvings
+    np.testing.assert_allclose(state.items.exposures, [0.25 * 40 + 10])  # old kept at a quarter, this batch whole
+    user = users["u"]
+    assert user is not None and user.clock == state.clock
+    np.testing.assert_allclose(user.stats.n_exposures, 0.25 * 40 + 10)
+    stale = HybridUser(user.stats, user.as_of_s, 0.0)  # a user last learned before the alarm
+    np.testing.assert_allclose(policy.posterior(state, stale)[0], policy.posterior(
+        state, HybridUser(type(user.stats)(user.stats.gram_upper * 0.25, user.stats.response * 0.25), user.as_of_s,
+                          state.clock))[0])
