@@ -10,7 +10,9 @@ the pooled sums pop_prior_precision; the estimates are combined over the tuning 
 mean). Then, on the held-out seeds 0..seeds-1 (paired), linear TS with the defaults and with the
 estimates runs closed-loop: CTR and regret with 95% t-intervals of the paired differences, and the
 held-out users' log evidence under both (from the default runs' end states: which hyperparameters
-explain unseen users' clicks better).
+explain unseen users' clicks better). Then hybrid TS's item prior precision, by the method of
+moments from its item sums on the tuning seeds of the "hidden" quality world (bench/hybrid_quality.py),
+and the held-out regret with it against the default.
 
 OBD (--obd, the obp 0.4.1 sample's random/all log): linear TS's sums over the whole log (item
 vectors from item_context.csv, crossed with the user context as `slatestream evaluate` does) give
@@ -39,10 +41,12 @@ from scipy import stats
 
 from encoders.hashing import HashingEncoder
 from online.experiment import ExperimentConfig, run_policy
-from online.policies.empirical_bayes import fit_population_prior, fit_user_prior, log_evidence
+from online.policies.empirical_bayes import fit_population_prior, fit_user_prior, item_prior_precision, log_evidence
+from online.policies.hybrid_stats import HybridGlobal
+from online.policies.hybrid_ts import HybridThompsonSampling, HybridTSParams
 from online.policies.linear_stats import LinearStats
 from online.policies.linear_ts import LinearThompsonSampling, LinearTSParams
-from online.simulation import Simulator, SimulatorConfig
+from online.simulation import Simulator, SimulatorConfig, TasteConfig
 from online.state import InMemoryStore
 from streams.demo import make_embed
 
@@ -122,6 +126,46 @@ def simulator_check(args: argparse.Namespace) -> None:
           f"{mean + half:+.4f}] nats (default {np.mean(figures['default']['evidence default']):.4f})")
 
 
+def hybrid_run(params: HybridTSParams, seed: int, requests: int, taste: TasteConfig) -> tuple[float, HybridGlobal]:
+    """(regret, end population state) of hybrid TS in a world of `taste`."""
+    config = SimulatorConfig(horizon=requests, seed=seed, taste=taste)
+    embed = make_embed(ENCODER, DIM, Simulator(config).initial_items(), seed)
+    policy, store = HybridThompsonSampling(params), InMemoryStore()
+    run = run_policy(policy, Simulator(config), embed, store, DIM, ExperimentConfig(n_requests=requests),
+                     np.random.default_rng([seed, 0]))
+    blob = store.get("hybrid_ts/global")
+    assert blob is not None
+    return float(run.summary()["regret"]), policy.decode_global(blob)
+
+
+def item_prior_check(args: argparse.Namespace) -> None:
+    """Hybrid TS's item prior precision from its item sums, in the "hidden" quality world of
+    bench/hybrid_quality.py (quality std 1.0 in no text), and the held-out regret with it."""
+    taste, defaults = TasteConfig(quality_scale=1.0), HybridTSParams()
+    estimates = []
+    for seed in (int(s) for s in args.tune_seeds.split(",")):
+        _, state = hybrid_run(defaults, seed, args.requests, taste)
+        policy = HybridThompsonSampling(defaults)
+        value = item_prior_precision(state.items, policy.population_mean(state), defaults.noise_var)
+        print(f"  hybrid, hidden-quality world, tuning seed {seed}: item_prior_precision {value}", flush=True)
+        if value is not None:
+            estimates.append(value)
+    if not estimates:
+        print("  no item-prior estimate (no spread beyond noise)")
+        return
+    fitted = replace(defaults, item_prior_precision=geometric_mean(estimates))
+    print(f"estimate: item_prior_precision {fitted.item_prior_precision:.0f} "
+          f"(default {defaults.item_prior_precision:.0f})")
+    differences = []
+    for seed in range(args.seeds):
+        base, _ = hybrid_run(defaults, seed, args.requests, taste)
+        other, _ = hybrid_run(fitted, seed, args.requests, taste)
+        differences.append(other - base)
+    mean, half = interval(differences)
+    print(f"  held-out seeds 0..{args.seeds - 1}, hidden world: regret with the estimate minus with the default "
+          f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}]")
+
+
 def obd_sums(path: Path, stop: int | None) -> LinearStats:
     """Linear TS's population sums over the first `stop` rounds (None: all) of OBD random/all."""
     from online.catalog import Catalog
@@ -183,6 +227,7 @@ def main() -> None:
     started = time.perf_counter()
     if not args.no_sim:
         simulator_check(args)
+        item_prior_check(args)
     if args.obd is not None:
         obd_check(args.obd)
     print(f"(all: {time.perf_counter() - started:.0f} s, a shared machine)")
