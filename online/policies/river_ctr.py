@@ -56,8 +56,8 @@ class RiverCTRParams:
     (its priors, noise and exploration). learning_rate and l2 were chosen on the simulator
     (bench/river_ctr.py --tune, docs/results.md)."""
 
-    learning_rate: float = 0.01
-    l2: float = 1e-5
+    learning_rate: float = 0.1
+    l2: float = 1e-3
     window_s: float = 120.0
     score_scale: float = 5.0
     prior_ctr: float = 0.03
@@ -147,32 +147,31 @@ class RiverCTR(Policy[RiverState, LinearStats]):
             state.scorer.append(_Scorer(float(state.model.intercept), state.model.weights))
         return state.scorer[0]
 
-    def _logits(self, state: RiverState, context: RankContext, linear: FloatArray) -> FloatArray:
-        """float64[..., n] logits at position 0 of n candidates given linear scores float64[..., n]."""
+    def _base(self, state: RiverState, context: RankContext) -> tuple[FloatArray, float]:
+        """(float64[n] the logit at position 0 of each candidate without "lin", the weight of "lin"
+        per reward unit of the linear score)."""
         scorer = self._scorer(state)
         named = scorer.named
         shared = scorer.intercept + named.get(f"s={context.scenario}", 0.0) + named.get("p=0", 0.0)
+        shared -= named.get("lin", 0.0) * self.params.score_scale * _rate(state.population)
         item_bias = np.fromiter((named.get(f"i={item}", 0.0) for item in context.item_ids), dtype=np.float64,
                                 count=len(context.item_ids))
-        lin = self.params.score_scale * (linear - _rate(state.population))
-        out: FloatArray = shared + item_bias + named.get("lin", 0.0) * lin
-        return out
+        return shared + item_bias, named.get("lin", 0.0) * self.params.score_scale
 
     def predict(self, state: RiverState, user: LinearStats | None, context: RankContext) -> FloatArray:
         """float64[n] predicted click probability of each candidate at position 0, with the user's
         mean linear score: river's predict_proba_one on `features` (tests check equality)."""
-        linear = context.features @ self.user_vector(state, user, context.scenario)
-        return _sigmoid(self._logits(state, context, linear))
+        base, slope = self._base(state, context)
+        return _sigmoid(base + slope * (context.features @ self.user_vector(state, user, context.scenario)))
 
     def sample_scores(
         self, global_state: RiverState, user_state: LinearStats | None, context: RankContext,
         rng: np.random.Generator, n_draws: int,
     ) -> ScoreDraws:
         linear = self.bandit.sample_scores(global_state.population, user_state, context, rng, n_draws)
-        mean = _sigmoid(self._logits(global_state, context, linear.mean))
-        slope = mean * (1 - mean) * self._scorer(global_state).named.get("lin", 0.0)
-        return ScoreDraws(_sigmoid(self._logits(global_state, context, linear.draws)), mean,
-                          np.abs(slope) * self.params.score_scale * linear.std)
+        base, slope = self._base(global_state, context)
+        mean = _sigmoid(base + slope * linear.mean)
+        return ScoreDraws(_sigmoid(base + slope * linear.draws), mean, mean * (1 - mean) * abs(slope) * linear.std)
 
     def learn_examples(self, state: RiverState, examples: Sequence[LabelledExample], join: DelayedJoin,
                        population: LinearStats) -> RiverState:
