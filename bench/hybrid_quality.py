@@ -1,7 +1,7 @@
 """Hybrid linear TS against linear TS in worlds where item quality is, or is not, in the text.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_quality.py [--seeds 6] [--requests 3000]
-        [--worlds none,default,hidden,named] [--policies linear_ts,hybrid_ts] [--json PATH]
+        [--worlds none,default,hidden,named] [--policies linear_ts,hybrid_ts[,hybrid_ts_eb]] [--json PATH]
 
 Worlds (the simulator's `TasteConfig`; quality is a logit offset per item shared by all users):
 - none: quality_scale 0, everything that makes an item relevant is in its text;
@@ -25,8 +25,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -38,6 +40,8 @@ from scipy import stats
 from encoders.hashing import HashingEncoder
 from online.experiment import ExperimentConfig, run_policy
 from online.policies import make_policy
+from online.policies.base import Policy
+from online.policies.hybrid_ts import HybridThompsonSampling, HybridTSParams
 from online.simulation import Simulator, SimulatorConfig, TasteConfig
 from online.state import InMemoryStore
 from streams.demo import make_embed
@@ -49,6 +53,11 @@ WORLDS: dict[str, TasteConfig] = {
     "named": TasteConfig(quality_scale=1.0, quality_in_text=True),
 }
 FIGURES = ("ctr", "regret", "new_item_ctr")
+VARIANTS: dict[str, Callable[[], Policy[Any, Any]]] = {
+    "hybrid_ts_eb": lambda: HybridThompsonSampling(HybridTSParams(estimate_item_prior=True)),
+}
+"""Policies by bench name beside the registered ones: hybrid_ts_eb estimates its item prior from
+its item sums (empirical Bayes)."""
 
 
 def interval(values: list[float]) -> tuple[float, float]:
@@ -68,7 +77,8 @@ def run_world(taste: TasteConfig, policies: list[str], seeds: range, requests: i
         config = replace(SimulatorConfig(horizon=requests, seed=seed), taste=taste)
         embed = make_embed(encoder, dim, Simulator(config).initial_items(), seed)
         for name in policies:
-            run = run_policy(make_policy(name), Simulator(config), embed, InMemoryStore(), dim,
+            policy = VARIANTS[name]() if name in VARIANTS else make_policy(name)
+            run = run_policy(policy, Simulator(config), embed, InMemoryStore(), dim,
                              ExperimentConfig(n_requests=requests), np.random.default_rng([seed, 0]))
             summary = run.summary()
             for figure in FIGURES:

@@ -40,6 +40,7 @@ import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
+from online.policies.empirical_bayes import item_prior_precision
 from online.policies.forgetting import DriftDetector, check_half_life, decay_factor, latest, row_weights
 from online.policies.hybrid_stats import (
     HybridGlobal,
@@ -58,10 +59,12 @@ class HybridTSParams:
 
     As linear TS's (`LinearTSParams`) for the text part; item_prior_precision: prior precision
     of an item effect b_i in reward units (2,500: prior std 0.02, i.e. an item a few points of
-    CTR better or worse than its text says); half_life_s: forgetting by event time (None: never
-    forget); drift_threshold: forgetting on detected drift (None: off; the CUSUM threshold, in
-    accumulated relative shortfall), drift_tolerance: relative drops it ignores per batch,
-    drift_keep: share of the old evidence kept at an alarm, drift_warmup: batches before it tests.
+    CTR better or worse than its text says); estimate_item_prior: estimate it from the item sums
+    at every population fit instead (empirical Bayes, `population_fit`); half_life_s:
+    forgetting by event time (None: never forget); drift_threshold: forgetting on detected
+    drift (None: off; the CUSUM threshold, in accumulated relative shortfall), drift_tolerance:
+    relative drops it ignores per batch, drift_keep: share of the old evidence kept at an alarm,
+    drift_warmup: batches before it tests.
     """
 
     pop_prior_precision: float = 1.0
@@ -69,6 +72,7 @@ class HybridTSParams:
     item_prior_precision: float = 2500.0
     noise_var: float = 0.03
     exploration: float = 0.3
+    estimate_item_prior: bool = False
     half_life_s: float | None = None
     drift_threshold: float | None = None
     drift_tolerance: float = 0.1
@@ -109,7 +113,7 @@ class HybridThompsonSampling(Policy[HybridGlobal, HybridUser]):
 
     def __init__(self, params: HybridTSParams | None = None) -> None:
         self.params = params or HybridTSParams()
-        self._population_memo: tuple[HybridGlobal, FloatArray] | None = None
+        self._population_memo: tuple[HybridGlobal, FloatArray, float] | None = None
         self._posterior_memo: tuple[HybridGlobal, HybridUser | None, float | None, FloatArray, FloatArray] | None = None
 
     def init_global(self, feature_dim: int) -> HybridGlobal:
@@ -120,28 +124,46 @@ class HybridThompsonSampling(Policy[HybridGlobal, HybridUser]):
 
     def population_mean(self, state: HybridGlobal) -> FloatArray:
         """float64[D] posterior mean of theta_pop, jointly with the item effects (module doc)."""
+        return self.population_fit(state)[0]
+
+    def population_fit(self, state: HybridGlobal) -> tuple[FloatArray, float]:
+        """(theta_pop float64[D], the item prior precision used): the params' item prior, or with
+        `estimate_item_prior` the method-of-moments estimate from the item sums given a first fit
+        (online.policies.empirical_bayes.item_prior_precision; the params' value while there are
+        too few items to estimate from), then the fit with it."""
         if self._population_memo is not None and self._population_memo[0] is state:
-            return self._population_memo[1]
+            return self._population_memo[1], self._population_memo[2]
+        p = self.params
+        item_precision = p.item_prior_precision
+        theta = self._joint_mean(state, item_precision)
+        if p.estimate_item_prior:
+            estimate = item_prior_precision(state.items, theta, p.noise_var)
+            if estimate is not None:
+                item_precision = float(np.clip(estimate, 1.0, 1e8))
+                theta = self._joint_mean(state, item_precision)
+        self._population_memo = (state, theta, item_precision)
+        return theta, item_precision
+
+    def _joint_mean(self, state: HybridGlobal, item_precision: float) -> FloatArray:
         p, pooled, items = self.params, state.pooled, state.items
         s2 = p.noise_var
         precision = pooled.gram / s2 + p.pop_prior_precision * np.eye(state.dim)
         rhs = pooled.response / s2
         if len(items.ids):
-            weight = 1.0 / (s2 * s2 * (p.item_prior_precision + items.exposures / s2))
+            weight = 1.0 / (s2 * s2 * (item_precision + items.exposures / s2))
             precision = precision - items.features.T @ (items.features * weight[:, None])
             rhs = rhs - items.features.T @ (items.rewards * weight)
         theta: FloatArray = np.linalg.solve((precision + precision.T) / 2, rhs)
-        self._population_memo = (state, theta)
         return theta
 
     def item_effects(self, state: HybridGlobal, item_ids: tuple[str, ...] | list[str]) -> tuple[FloatArray, FloatArray]:
         """(posterior mean, posterior variance) float64[n] of b_i for each item (0 and the prior
         variance for an item never shown)."""
-        p = self.params
+        theta, item_precision = self.population_fit(state)
         exposures, rewards, features = state.items.lookup(item_ids)
-        scale = p.noise_var * p.item_prior_precision + exposures
-        mean: FloatArray = (rewards - features @ self.population_mean(state)) / scale
-        variance: FloatArray = p.noise_var / scale
+        scale = self.params.noise_var * item_precision + exposures
+        mean: FloatArray = (rewards - features @ theta) / scale
+        variance: FloatArray = self.params.noise_var / scale
         return mean, variance
 
     def posterior(self, state: HybridGlobal, user: HybridUser | None, time_s: float | None = None

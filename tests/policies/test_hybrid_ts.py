@@ -233,3 +233,24 @@ def test_a_drift_alarm_discounts_the_old_evidence_once() -> None:
     np.testing.assert_allclose(policy.posterior(state, stale)[0], policy.posterior(
         state, HybridUser(type(user.stats)(user.stats.gram_upper * 0.25, user.stats.response * 0.25), user.as_of_s,
                           state.clock))[0])
+
+
+def test_the_item_prior_can_be_estimated_from_the_item_sums() -> None:
+    rng = np.random.default_rng(9)
+    n_items, x = 60, np.array([1.0, 0.0, 0.0, 1.0])
+    quality = rng.normal(0.0, 0.1, size=n_items)  # item effects of std 0.1: precision 100, not the default 2,500
+    items = [f"i{k}" for k in range(n_items)]
+    shown = rows([f"u{k % 7}" for k in range(n_items * 100)], items * 100, np.tile(x, (n_items * 100, 1)),
+                 np.ones(n_items * 100), np.zeros(n_items * 100))
+    clicked = rng.random(n_items * 100) < np.clip(0.3 + np.tile(quality, 100), 0, 1)
+    clicks = rows([f"u{k % 7}" for k in np.flatnonzero(clicked)], [items[k % n_items] for k in np.flatnonzero(clicked)],
+                  np.tile(x, (int(clicked.sum()), 1)), np.zeros(int(clicked.sum())), np.ones(int(clicked.sum())))
+    estimating = HybridThompsonSampling(HybridTSParams(estimate_item_prior=True))
+    state, _ = estimating.learn(estimating.init_global(D), {}, shown)
+    state, _ = estimating.learn(state, {}, clicks)
+    _, used = estimating.population_fit(state)
+    assert 30 < used < 400
+    fixed = HybridThompsonSampling()
+    assert fixed.population_fit(state)[1] == 2500.0
+    spread = np.std(estimating.item_effects(state, items)[0]), np.std(fixed.item_effects(state, items)[0])
+    assert spread[0] > spread[1]  # the estimated prior shrinks the item effects less
