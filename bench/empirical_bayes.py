@@ -141,11 +141,11 @@ def hybrid_run(params: HybridTSParams, seed: int, requests: int, taste: TasteCon
 def item_prior_check(args: argparse.Namespace) -> None:
     """Hybrid TS's item prior precision from its item sums, in the "hidden" quality world of
     bench/hybrid_quality.py (quality std 1.0 in no text), and the held-out regret with it."""
-    taste, defaults = TasteConfig(quality_scale=1.0), HybridTSParams()
+    taste, defaults = TasteConfig(quality_scale=1.0), HybridTSParams(estimate_item_prior=False)
     estimates = []
     for seed in (int(s) for s in args.tune_seeds.split(",")):
         _, state = hybrid_run(defaults, seed, args.requests, taste)
-        policy = HybridThompsonSampling(defaults)
+        policy = HybridThompsonSampling(defaults)  # the fixed prior's fit: the estimate's first pass
         value = item_prior_precision(state.items, policy.population_mean(state), defaults.noise_var)
         print(f"  hybrid, hidden-quality world, tuning seed {seed}: item_prior_precision {value}", flush=True)
         if value is not None:

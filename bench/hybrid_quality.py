@@ -1,7 +1,7 @@
 """Hybrid linear TS against linear TS in worlds where item quality is, or is not, in the text.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_quality.py [--seeds 6] [--requests 3000]
-        [--worlds none,default,hidden,named] [--policies linear_ts,hybrid_ts[,hybrid_ts_eb]] [--json PATH]
+        [--worlds none,default,hidden,named] [--policies linear_ts,hybrid_ts[,hybrid_ts_fixed]] [--json PATH]
 
 Worlds (the simulator's `TasteConfig`; quality is a logit offset per item shared by all users):
 - none: quality_scale 0, everything that makes an item relevant is in its text;
@@ -54,10 +54,10 @@ WORLDS: dict[str, TasteConfig] = {
 }
 FIGURES = ("ctr", "regret", "new_item_ctr")
 VARIANTS: dict[str, Callable[[], Policy[Any, Any]]] = {
-    "hybrid_ts_eb": lambda: HybridThompsonSampling(HybridTSParams(estimate_item_prior=True)),
+    "hybrid_ts_fixed": lambda: HybridThompsonSampling(HybridTSParams(estimate_item_prior=False)),
 }
-"""Policies by bench name beside the registered ones: hybrid_ts_eb estimates its item prior from
-its item sums (empirical Bayes)."""
+"""Policies by bench name beside the registered ones: hybrid_ts_fixed keeps its item prior fixed
+(hybrid_ts estimates it from its item sums, the default)."""
 
 
 def interval(values: list[float]) -> tuple[float, float]:

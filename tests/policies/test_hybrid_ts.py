@@ -37,7 +37,7 @@ def random_log(rng: np.random.Generator, m: int = 60, n_items: int = 6) -> Feedb
 
 def test_population_fit_equals_the_joint_normal_equations() -> None:
     rng = np.random.default_rng(0)
-    policy = HybridThompsonSampling(HybridTSParams(item_prior_precision=3.0, noise_var=0.5))
+    policy = HybridThompsonSampling(HybridTSParams(item_prior_precision=3.0, noise_var=0.5, estimate_item_prior=False))
     batch = random_log(rng)
     state, _ = policy.learn(policy.init_global(D), {}, batch)
     p, ids = policy.params, state.items.ids
@@ -83,7 +83,7 @@ def test_a_good_item_rises_for_everyone_and_a_cold_item_starts_from_its_text() -
 def test_a_huge_item_prior_precision_is_linear_ts() -> None:
     rng = np.random.default_rng(2)
     batch = random_log(rng)
-    hybrid = HybridThompsonSampling(HybridTSParams(item_prior_precision=1e12))
+    hybrid = HybridThompsonSampling(HybridTSParams(item_prior_precision=1e12, estimate_item_prior=False))
     linear = LinearThompsonSampling(LinearTSParams())
     h_state, h_users = hybrid.learn(hybrid.init_global(D), {}, batch)
     l_state, l_users = linear.learn(linear.init_global(D), {}, batch)
@@ -245,12 +245,12 @@ def test_the_item_prior_can_be_estimated_from_the_item_sums() -> None:
     clicked = rng.random(n_items * 100) < np.clip(0.3 + np.tile(quality, 100), 0, 1)
     clicks = rows([f"u{k % 7}" for k in np.flatnonzero(clicked)], [items[k % n_items] for k in np.flatnonzero(clicked)],
                   np.tile(x, (int(clicked.sum()), 1)), np.zeros(int(clicked.sum())), np.ones(int(clicked.sum())))
-    estimating = HybridThompsonSampling(HybridTSParams(estimate_item_prior=True))
+    estimating = HybridThompsonSampling()  # the default: estimated
     state, _ = estimating.learn(estimating.init_global(D), {}, shown)
     state, _ = estimating.learn(state, {}, clicks)
     _, used = estimating.population_fit(state)
     assert 30 < used < 400
-    fixed = HybridThompsonSampling()
+    fixed = HybridThompsonSampling(HybridTSParams(estimate_item_prior=False))
     assert fixed.population_fit(state)[1] == 2500.0
     spread = np.std(estimating.item_effects(state, items)[0]), np.std(fixed.item_effects(state, items)[0])
     assert spread[0] > spread[1]  # the estimated prior shrinks the item effects less
