@@ -16,8 +16,8 @@ of the relevance order and the greedy satiation-aware slate.
 
 Randomness: the given Generator (or default_rng(config.seed)) is split into three
 independent streams: the world (catalog, users), the request stream (users, candidates,
-drift) and the clicks (and, with `shift_at`, a fourth for the shifted tastes, spawned after
-the three so that they are the same with and without it). The request stream therefore does not depend on the slates a
+drift) and the clicks (and, with `shift_at`, the shifted tastes from a child of the world
+stream: spawning draws no numbers, so the world is the same with and without it). The request stream therefore does not depend on the slates a
 policy shows, so every policy run on the same seed meets the same requests.
 """
 
@@ -84,7 +84,7 @@ class Simulator:
         self.population = Population(config.n_users, config.taste, world)
         self._shift: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
         if config.shift_at is not None:
-            shift_rng = base.spawn(1)[0]
+            shift_rng = world.spawn(1)[0]  # a child of the world stream: the same whatever else the seed spawns
             shifted = Population(config.n_users, config.taste, shift_rng)
             users = shift_rng.permutation(config.n_users)[: round(config.shift_share * config.n_users)]
             self._shift = users.astype(np.int64), shifted.weights[users]
