@@ -230,11 +230,14 @@ class RiverCTR(Policy[RiverState, LinearStats]):
             raise StateCodecError("river_ctr.model: weight names and values do not match, or no population")
         model = self._new_model()
         _write_weights(model, dict(zip(names, values.tolist(), strict=True)))
-        model.intercept = float(decoded.meta["intercept"])
-        model.optimizer.n_iterations = int(decoded.meta["n_iterations"])
         join_arrays = {k[5:]: v for k, v in decoded.arrays.items() if k.startswith("join_")}
-        return RiverState(model, DelayedJoin.from_columns(decoded.meta["join"], join_arrays),
-                          self.bandit.decode_global(population.tobytes()))
+        try:
+            model.intercept = float(decoded.meta["intercept"])
+            model.optimizer.n_iterations = int(decoded.meta["n_iterations"])
+            join = DelayedJoin.from_columns(decoded.meta["join"], join_arrays)
+        except (KeyError, TypeError, ValueError, IndexError, AssertionError) as error:
+            raise StateCodecError(f"river_ctr.model: malformed intercept, step count or join: {error!r}") from error
+        return RiverState(model, join, self.bandit.decode_global(population.tobytes()))
 
     def encode_user(self, state: LinearStats) -> bytes:
         return self.bandit.encode_user(state)

@@ -17,8 +17,9 @@ of the relevance order and the greedy satiation-aware slate.
 Randomness: the given Generator (or default_rng(config.seed)) is split into three
 independent streams: the world (catalog, users), the request stream (users, candidates,
 drift) and the clicks (and, with `shift_at`, the shifted tastes from a child of the world
-stream: spawning draws no numbers, so the world is the same with and without it). The request stream therefore does not depend on the slates a
-policy shows, so every policy run on the same seed meets the same requests.
+stream: spawning draws no numbers, so the world is the same with and without it). The
+request stream therefore does not depend on the slates a policy shows, so every policy run on
+the same seed meets the same requests.
 """
 
 from __future__ import annotations

@@ -115,6 +115,10 @@ def test_codec_round_trip_and_old_or_hostile_blobs() -> None:
         policy.decode_global(blob[:-4])
     with pytest.raises(StateCodecError):
         policy.decode_user(pack_state("river_ctr.user", 1, {}, {}))
+    with pytest.raises(StateCodecError, match="malformed"):
+        policy.decode_global(pack_state("river_ctr.model", 2, {"names": []}, {
+            "values": np.zeros(0), "population": np.frombuffer(policy.bandit.encode_global(state.population),
+                                                               dtype=np.uint8)}))
 
 
 def test_the_river_version_whose_private_weight_store_is_used() -> None:
