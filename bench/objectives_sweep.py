@@ -4,6 +4,7 @@
         [--vectors bert|hashing-pca|hashing-raw] [--diversity-space raw|bandit]
         [--diversity 0,1,2,3,5,10,20] [--fairness 0.5,1,2] [--method mmr|ild|dpp] [--shortlist 5]
         [--candidates 100] [--position-power 0,1] [--from-position 0,1] [--score-units standardised|score]
+        [--satiation 0]
 
 Linear TS runs closed-loop on simulators of the same seeds for the baseline (no objective) and
 every setting (paired: same users, catalog and request stream per seed, same policy seed). The
@@ -22,6 +23,10 @@ changes against the baseline, paired by seed, with a 95% t-interval, and whether
 It also prints every setting's ILD, CTR and expected-CTR changes (paired, 95% t-intervals);
 expected CTR = the served slates' exact click probability from the simulator, free of
 click-sampling noise (not of the learning path's), so a steadier reading of the CTR cost.
+
+`--satiation S` runs every setting in a world of users who value variety (the simulator's
+`SatiationConfig(strength=S)`: an item's click probability falls with its attribute likeness
+to the items above it in the slate; 0, the default, is the independent click model).
 
 "Met" uses the point estimates (CTR change >= -5%); the CTR interval says how sure that is. ILD
 is the mean pairwise cosine distance of a slate's k items; it cannot exceed 1 + 1/(k - 1)
@@ -75,7 +80,7 @@ from online.events import Item
 from online.experiment import Embed, ExperimentConfig, run_policy
 from online.objectives import ObjectiveSettings
 from online.policies import make_policy
-from online.simulation import Simulator, SimulatorConfig
+from online.simulation import SatiationConfig, Simulator, SimulatorConfig
 from online.state import InMemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +94,7 @@ def embedding_for(vectors: str, dim: int, seed: int) -> ItemEmbedding:
     if vectors == "hashing-raw":
         return ItemEmbedding(HashingEncoder(dim=dim), dim)
     try:
-        encoder = open_encoder("hashing" if vectors == "hashing-pca" else "onnx")
+        encoder = open_encoder("hashing" if vectors == "hashing-pca" else "bert")
     except EncoderUnavailableError as error:
         raise SystemExit(f"--vectors bert: {error}") from None
     first = Simulator(SimulatorConfig(seed=seed)).initial_items()
@@ -99,17 +104,20 @@ def embedding_for(vectors: str, dim: int, seed: int) -> ItemEmbedding:
 def simulate(settings: list[ObjectiveSettings], seeds: tuple[int, ...], requests: int, dim: int, n_draws: int,
              embeds_for: Callable[[SimulatorConfig], tuple[Embed, Embed | None]],
              progress: Callable[[int], None],
-             candidates: int | None = SimulatorConfig.n_candidates) -> list[SweepPoint]:
+             candidates: int | None = SimulatorConfig.n_candidates,
+             satiation: SatiationConfig | None = None) -> list[SweepPoint]:
     """One point per setting, linear TS paired over `seeds` (as `slatestream.sweep.simulate_points`,
     plus diversity embeddings): CTR over all requests (bootstrap interval), per-seed CTR, ILD
     in the diversity space ("ild"), ILD over the bandit vectors ("ild_bandit") and Gini.
-    candidates: the simulator's candidates per request (None: all released items)."""
+    candidates: the simulator's candidates per request (None: all released items); satiation:
+    the simulator's users who value variety (None: off)."""
     figures = ("ctr", "ild", "ild_bandit", "gini", "expected_ctr")
     per_seed: list[dict[str, list[float]]] = [{f: [] for f in figures} for _ in settings]
     pooled: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in settings]
     done = 0
     for seed in seeds:
-        config = SimulatorConfig(horizon=requests, seed=seed, n_candidates=candidates)
+        config = SimulatorConfig(horizon=requests, seed=seed, n_candidates=candidates,
+                                 satiation=satiation or SatiationConfig())
         embed, diversity_embed = embeds_for(config)
         for index, setting in enumerate(settings):
             run = run_policy(make_policy("linear_ts"), Simulator(config), embed, InMemoryStore(), dim,
@@ -221,6 +229,8 @@ def main() -> None:
                         help="units of every re-ranking setting's weights, --extra ones included unless their "
                              "JSON names score_units (ObjectiveSettings.score_units; in score units novelty and "
                              "fairness weights of ~1 outweigh relevance)")
+    parser.add_argument("--satiation", type=float, default=0.0,
+                        help="users who value variety: the simulator's satiation strength (0 = off)")
     parser.add_argument("--n-draws", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write every point here")
     args = parser.parse_args()
@@ -242,7 +252,8 @@ def main() -> None:
 
     print(f"{len(settings)} settings x {len(seeds)} seeds x {args.requests} requests, linear TS, vectors "
           f"{args.vectors} ({encoder.name}) -> d={args.dim}, diversity space {space} "
-          f"({encoder.dim if space == 'raw' else args.dim}-d), {candidates or 'all'} candidates per request",
+          f"({encoder.dim if space == 'raw' else args.dim}-d), {candidates or 'all'} candidates per request, "
+          f"satiation {args.satiation:g}",
           flush=True)
     started = time.perf_counter()
     runs = len(settings) * len(seeds)
@@ -251,7 +262,8 @@ def main() -> None:
         print(f"  run {requests // args.requests}/{runs} done after {time.perf_counter() - started:.0f} s", flush=True)
 
     try:
-        points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress, candidates)
+        points = simulate(settings, seeds, args.requests, args.dim, args.n_draws, embeds_for, progress, candidates,
+                          SatiationConfig(strength=args.satiation))
     finally:
         shared.close()
     print(f"\n{'setting':22s} {'CTR':>8s} {'exp.CTR':>8s} {'ILD':>7s} {'ILD-bandit':>10s} {'Gini':>7s}   per-seed CTR  "

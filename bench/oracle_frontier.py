@@ -2,7 +2,7 @@
 click probability.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/oracle_frontier.py [--seeds 6] [--requests 2000]
-        [--weights 0.05,0.1,0.2,0.3,0.5,1,3] [--positions 0:0,1:2] [--json PATH]
+        [--weights 0.05,0.1,0.2,0.3,0.5,1,3] [--positions 0:0,1:2] [--satiation 0] [--json PATH]
 
 For each seed, the request stream of `bench/objectives_sweep.py` (same `SimulatorConfig`: 100
 candidates, k = 10, eta = 1; the stream does not depend on the slates) is ranked by the true
@@ -20,6 +20,11 @@ learning, no click sampling: the figures are exact for the seeds). Then the larg
 within the issue's 5% CTR budget, per order, and the highest ILD any setting reached (the
 greedy's plateau). The closed-loop sweep's policy ranks by estimates, not by these
 probabilities; this bench measures the world's own price of diversity.
+
+`--satiation S`: the same in a world of users who value variety (`SatiationConfig(strength=S)`):
+expected clicks then include each item's satiation by the items above it (`Simulator.
+click_probabilities`), and one more row, "oracle-satiation", is the simulator's own oracle slate
+(the better of the relevance order and the greedy satiation-aware slate).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ import numpy.typing as npt
 
 from online.evaluation.metrics import intra_list_diversity
 from online.objectives.rerank import Order, rerank
-from online.simulation import Simulator, SimulatorConfig
+from online.simulation import SatiationConfig, Simulator, SimulatorConfig
+from online.simulation.satiation import satiation_factors
 from online.simulation.simulator import examination
 
 MAX_CTR_LOSS = 0.05
@@ -84,15 +90,26 @@ def setting_label(weight: float, power: float, start: int, order: str) -> str:
             + ("+sorted" if order == "utility" else ""))
 
 
-def run_seed(seed: int, requests: int, settings: list[tuple[float, float, int, Order]]) -> FloatArray:
-    """float64[len(settings), 2]: per setting, (expected CTR per shown item, mean ILD) over the requests."""
-    config = SimulatorConfig(horizon=requests, seed=seed)
+def expected_ctr(sim: Simulator, rows: npt.NDArray[np.int64], relevance: FloatArray, look: FloatArray) -> float:
+    """Expected clicks per shown item of a slate of catalog rows (best first) with true relevance
+    float64[k], in the simulator's click model (satiation included when it is on)."""
+    value = relevance
+    if sim.config.satiation.active:
+        value = relevance * satiation_factors(sim.catalog.codes[rows], np.arange(len(rows)), sim.config.satiation)
+    return float(look[: len(rows)] @ value) / len(rows)
+
+
+def run_seed(seed: int, requests: int, settings: list[tuple[float, float, int, Order]],
+             satiation: SatiationConfig) -> FloatArray:
+    """float64[len(settings) + 1, 2]: per setting, then for the simulator's own oracle slate,
+    (expected CTR per shown item, mean ILD) over the requests."""
+    config = SimulatorConfig(horizon=requests, seed=seed, satiation=satiation)
     sim = Simulator(config)
     unit = unit_embeddings(sim, config.n_items)
     row_of = {sim.catalog.item(row, config.start).item_id: row for row in range(config.n_items)}
     look = examination(np.arange(config.k), config.eta)
-    ctr = np.empty((len(settings), requests))
-    slates = np.empty((len(settings), requests, config.k), dtype=np.int64)  # catalog rows
+    ctr = np.empty((len(settings) + 1, requests))
+    slates = np.empty((len(settings) + 1, requests, config.k), dtype=np.int64)  # catalog rows
     for index in range(requests):
         request, _ = sim.next_request()
         assert request.candidates is not None
@@ -102,9 +119,12 @@ def run_seed(seed: int, requests: int, settings: list[tuple[float, float, int, O
         vectors = unit[rows]
         for position, (weight, power, start, order) in enumerate(settings):
             slate = rerank(utility, vectors, config.k, weight, "ild", 0, power, start, order)[0]
-            ctr[position, index] = float(look @ relevance[slate]) / config.k
+            ctr[position, index] = expected_ctr(sim, rows[slate], relevance[slate], look)
             slates[position, index] = rows[slate]
-    out: FloatArray = np.array([(ctr[p].mean(), intra_list_diversity(slates[p], unit)) for p in range(len(settings))])
+        own = sim.oracle_slate(request)
+        slates[-1, index] = [row_of[i] for i in own]
+        ctr[-1, index] = expected_ctr(sim, slates[-1, index], sim.relevance(request.user_id, own), look)
+    out: FloatArray = np.array([(ctr[p].mean(), intra_list_diversity(slates[p], unit)) for p in range(len(ctr))])
     return out
 
 
@@ -115,24 +135,27 @@ def main() -> None:
     parser.add_argument("--weights", default="0.05,0.1,0.15,0.2,0.3,0.5,1,3",
                         help="greedy ILD weights in click-probability units")
     parser.add_argument("--positions", default="0:0,1:2", help='"power:from" position variants')
+    parser.add_argument("--satiation", type=float, default=0.0,
+                        help="users who value variety: the simulator's satiation strength (0 = off)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    satiation = SatiationConfig(strength=args.satiation)
     settings: list[tuple[float, float, int, Order]] = [(0.0, 0.0, 0, "greedy")]
     settings += [(w, p, s, o) for p, s in parse_positions(args.positions) for w in parse_floats(args.weights)
                  for o in ORDERS]
     started = time.perf_counter()
     per_seed = []
     for seed in range(args.seeds):
-        per_seed.append(run_seed(seed, args.requests, settings))
+        per_seed.append(run_seed(seed, args.requests, settings, satiation))
         print(f"  seed {seed} done after {time.perf_counter() - started:.0f} s", flush=True)
-    figures = np.mean(per_seed, axis=0)  # float64[settings, 2]: every seed has the same number of requests
+    figures = np.mean(per_seed, axis=0)  # float64[settings + 1, 2]: every seed has the same number of requests
     base_ctr, base_ild = figures[0]
-    print(f"\noracle ranking, {args.seeds} seeds x {args.requests} requests: expected CTR {base_ctr:.4f}, "
-          f"ILD {base_ild:.3f} (raw MiniLM space)")
+    print(f"\noracle ranking, {args.seeds} seeds x {args.requests} requests, satiation {args.satiation:g}: "
+          f"expected CTR {base_ctr:.4f}, ILD {base_ild:.3f} (raw MiniLM space)")
     print(f"{'setting':22s} {'exp.CTR':>8s} {'change':>8s} {'ILD':>7s} {'change':>8s}")
     rows = []
-    for (weight, power, start, order), (ctr, ild) in zip(settings, figures, strict=True):
-        label = setting_label(weight, power, start, order)
+    labelled = [(setting_label(*setting), setting[3]) for setting in settings] + [("oracle-satiation", "own")]
+    for (label, order), (ctr, ild) in zip(labelled, figures, strict=True):
         ctr_change, ild_change = ctr / base_ctr - 1, ild / base_ild - 1
         rows.append({"label": label, "order": order, "expected_ctr": ctr, "ild": ild,
                      "ctr_change": ctr_change, "ild_change": ild_change})

@@ -14,6 +14,7 @@ from online.policies.arms import (
     UniformRandom,
 )
 from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
+from online.policies.hybrid_ts import HybridThompsonSampling
 from online.policies.linear_ts import LinearThompsonSampling
 from online.policies.river_ctr import RiverCTR
 
@@ -26,6 +27,7 @@ POLICIES: dict[str, type[Policy[Any, Any]]] = {
         MostPopular,
         EpsilonGreedy,
         UniformRandom,
+        HybridThompsonSampling,  # last: the demo seeds policy i with [seed, i], so earlier rows keep theirs
     )
 }
 

@@ -14,6 +14,7 @@ Event time, not wall-clock time, drives everything, so a replay gives the same l
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,19 @@ class DelayedJoin:
     early_clicks: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     late_clicks: int = 0
     orphan_clicks: int = 0
+    deadlines: list[tuple[float, tuple[str, str]]] = field(default_factory=list, repr=False)
+    """A min-heap of (exposure time, key) over the pending exposures (entries of
+    exposures no longer pending are skipped when popped), so `expire` costs what it labels, not a
+    scan of every pending exposure. Derived: rebuilt from `pending` when decoded."""
+
+    def __post_init__(self) -> None:
+        if self.pending and not self.deadlines:
+            self.deadlines = [(record.time_s, key) for key, record in self.pending.items()]
+            heapq.heapify(self.deadlines)
+
+    def _wait(self, key: tuple[str, str], record: _Pending) -> None:
+        self.pending[key] = record
+        heapq.heappush(self.deadlines, (record.time_s, key))
 
     def consume(self, batch: FeedbackBatch) -> list[LabelledExample]:
         """Fold a batch in log order; return newly labelled examples (positives first as
@@ -72,7 +86,7 @@ class DelayedJoin:
                 if early is not None:
                     out.append(self._example(key, record, min(1.0, early[1])))
                 else:
-                    self.pending[key] = record
+                    self._wait(key, record)
             elif batch.rewards[row] > 0:
                 waiting = self.pending.pop(key, None)
                 if waiting is not None:
@@ -87,8 +101,13 @@ class DelayedJoin:
     def expire(self) -> list[LabelledExample]:
         """Label 0 every exposure whose window closed before the watermark."""
         horizon = self.watermark_s - self.window_s
-        closed = [key for key, record in self.pending.items() if record.time_s < horizon]
-        examples = [self._example(key, self.pending.pop(key), 0.0) for key in closed]
+        examples = []
+        deadlines, pending = self.deadlines, self.pending
+        while deadlines and deadlines[0][0] < horizon:
+            time_s, key = heapq.heappop(deadlines)
+            record = pending.get(key)
+            if record is not None and record.time_s == time_s:
+                examples.append(self._example(key, pending.pop(key), 0.0))
         stale = [key for key, (time_s, _) in self.early_clicks.items() if time_s < horizon]
         for key in stale:
             del self.early_clicks[key]
@@ -105,7 +124,7 @@ class DelayedJoin:
     def copy(self) -> DelayedJoin:
         return DelayedJoin(
             self.window_s, self.watermark_s, dict(self.pending), dict(self.early_clicks),
-            self.late_clicks, self.orphan_clicks,
+            self.late_clicks, self.orphan_clicks, list(self.deadlines),
         )
 
     def to_columns(self) -> tuple[dict[str, object], dict[str, FloatArray]]:
@@ -150,4 +169,5 @@ class DelayedJoin:
             join.early_clicks[(request_id, item_id)] = (float(time_s), float(reward))
         join.late_clicks = int(meta["late"])  # type: ignore[call-overload]
         join.orphan_clicks = int(meta["orphan"])  # type: ignore[call-overload]
+        join.__post_init__()  # the deadline heap of the decoded pending exposures
         return join

@@ -1,182 +1,263 @@
-"""An incremental river CTR model as a ranking policy.
+"""An incremental river CTR model as a ranking policy, learned beside a linear bandit's state.
 
-river's LogisticRegression (SGD) over hashed features of the user, the item, the
-scenario and the position, plus the item's feature vector and its product with the user
-(a per-user linear taste, learned by SGD). It learns from labelled examples produced by
-the delayed-feedback join (online.policies.delayed_join) and ranks by predicted click probability at the
-top position (position is learned as a bias and held fixed when ranking). Exploration is
-epsilon-greedy over slates. The model is stored as its weights (never pickled).
+river's LogisticRegression (SGD) predicts the click probability of an exposure of item i to
+user u in scenario s at slate position p (0 = top) from:
+- "lin": the interaction of the user vector mu_u and the item vector x, the user's linear taste
+  score x . mu_u, centred on the population's reward rate and times `score_scale` (to be of order
+  1). mu_u is the posterior mean of a per-user linear model kept beside the river model: linear
+  TS's sufficient statistics over the item vectors (online.policies.linear_ts, `bandit`
+  hyperparameters), the user's state;
+- one-hot "i=<id>" (what the text does not say about the item), "s=<name>" (the scenario) and
+  "p=<position>" (position bias: learned, held at 0 when ranking).
+So river learns, on the click scale, how far to trust the personal linear score, each item's own
+appeal, the scenarios and the positions, while the linear sums learn every user's taste exactly
+(commutative sums, no step size). The item vector is not a feature of its own: it is collinear
+with "lin" through the population's part of mu_u, and with it SGD drifts (measured in
+docs/results.md). Ranking uses Thompson draws of the user vector (linear TS's posterior,
+`bandit.exploration`): draw d scores item i by the model with x . theta_d in "lin".
+
+Labels come from the delayed-feedback join (online.policies.delayed_join): a click within
+`window_s` seconds of event time labels the exposure 1, the window closing labels it 0. The
+simulator's clicks come 1 to 61 s after the impression, so the default window is 120 s; a
+feed whose clicks come later needs a longer one (every exposure waits in memory for its window).
+An example's features are fixed when its exposure is learned, from the user's state before that
+batch, so a click never leaks into the features of the exposure it labels.
+
+Learning is one SGD step per labelled example; a request's cost stays flat as the model learns
+(the model grows with the catalog, the pending exposures with the window, neither with time).
+The model is stored as its weights by name (never pickled); `_write_weights` is the one place
+that touches river's private weight store (tests/online/test_river_ctr.py pins river's version).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from online.codec import pack_state, unpack_state
+from online.codec import StateCodecError, pack_state, unpack_state
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
 from online.policies.delayed_join import DelayedJoin, LabelledExample
+from online.policies.linear_stats import LinearStats
+from online.policies.linear_ts import LinearThompsonSampling, LinearTSParams
+
+STATE_VERSION = 2
+"""1: hashed user, item and user x vector features (river_ctr revision 1, not readable by this one)."""
 
 
 @dataclass(frozen=True)
 class RiverCTRParams:
-    """learning_rate > 0, l2 >= 0, epsilon in [0, 1], window_s > 0, n_features a power of 2."""
+    """learning_rate > 0 (SGD step of every weight and the intercept), l2 >= 0, window_s > 0
+    (attribution window, event-time seconds), score_scale > 0 (multiplies the centred linear
+    score, in reward units, into the "lin" feature), bandit: the linear model kept beside it
+    (its priors, noise and exploration). learning_rate and l2 were chosen on the simulator
+    (bench/river_ctr.py --tune, docs/results.md)."""
 
-    learning_rate: float = 0.05
-    l2: float = 1e-5
-    epsilon: float = 0.05
-    window_s: float = 1800.0
-    n_features: int = 2**18
-    hash_seed: int = 7
+    learning_rate: float = 0.1
+    l2: float = 1e-3
+    window_s: float = 120.0
+    score_scale: float = 5.0
+    prior_ctr: float = 0.03
+    bandit: LinearTSParams = field(default_factory=LinearTSParams)
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or self.l2 < 0 or self.window_s <= 0:
+        if not (self.learning_rate > 0 and self.l2 >= 0 and self.window_s > 0 and self.score_scale > 0
+                and 0 < self.prior_ctr < 1):
             raise ValueError(f"invalid RiverCTRParams: {self}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """The model's weights by name, read once per state (river's `weights` is a copy)."""
+
+    intercept: float
+    named: dict[str, float]
 
 
 @dataclass(frozen=True)
 class RiverState:
-    """weights: hashed feature -> weight; intercept; SGD step count; the pending join."""
+    """model: the river LogisticRegression (never mutated once in a state); join: the pending
+    delayed-feedback join; population: the linear model's population sums."""
 
-    weights: dict[int, float]
-    intercept: float
-    n_iterations: int
+    model: Any
     join: DelayedJoin
-    model: Any = field(default=None, compare=False, repr=False)
+    population: LinearStats
+    scorer: list[_Scorer] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def n_iterations(self) -> int:
+        return int(self.model.optimizer.n_iterations)
 
 
-class RiverCTR(Policy[RiverState, None]):
-    """Greedy-by-predicted-CTR with epsilon-random slates (see module doc)."""
+def _write_weights(model: Any, weights: Mapping[str, float]) -> None:
+    """Set a fresh model's weights (river 0.26 keeps them in the private `_weights`; no public setter)."""
+    for name, value in weights.items():
+        model._weights[name] = value
+
+
+class RiverCTR(Policy[RiverState, LinearStats]):
+    """Thompson-sampled predicted CTR of a river model over a linear bandit's scores (module doc)."""
 
     name = "river_ctr"
+    revision = 2
+    uses_user_state = True
 
     def __init__(self, params: RiverCTRParams | None = None) -> None:
         self.params = params or RiverCTRParams()
-        from river import preprocessing  # imported on use: river's import costs seconds
+        self.bandit = LinearThompsonSampling(self.params.bandit)
 
-        self._hasher = preprocessing.FeatureHasher(
-            n_features=self.params.n_features, seed=self.params.hash_seed
-        )
-        self._slots: dict[str, tuple[int, float]] = {}
+    def _new_model(self) -> Any:
+        from river import linear_model, optim  # imported on use: river's import costs seconds
 
-    def _features(
-        self, user_id: str, item_id: str, scenario: str, position: int, x: FloatArray
-    ) -> dict[int, float]:
-        raw: dict[str, float] = {
-            f"u={user_id}": 1.0, f"i={item_id}": 1.0, f"s={scenario}": 1.0, f"p={position}": 1.0,
-        }
-        for j, value in enumerate(x.tolist()):
-            raw[f"v{j}"] = value
-            raw[f"u={user_id}*v{j}"] = value
-        hashed: dict[int, float] = self._hasher.transform_one(raw)  # type: ignore[no-untyped-call]
-        return hashed
+        p = self.params
+        return linear_model.LogisticRegression(
+            optimizer=optim.SGD(p.learning_rate), l2=p.l2, intercept_lr=p.learning_rate,
+            intercept_init=float(np.log(p.prior_ctr / (1 - p.prior_ctr))))
 
-    def _model(self, state: RiverState) -> Any:
-        """The river model of a state, built once per (immutable) state and cached."""
-        if state.model is None:
-            object.__setattr__(state, "model", self._build(state))
-        return state.model
-
-    def _build(self, state: RiverState) -> Any:
-        from river import linear_model, optim
-
-        model = linear_model.LogisticRegression(
-            optimizer=optim.SGD(self.params.learning_rate), l2=self.params.l2
-        )
-        for key, value in state.weights.items():
-            model._weights[key] = value
-        model.intercept = state.intercept
-        model.optimizer.n_iterations = state.n_iterations
+    def _fresh_model(self) -> Any:
+        """A model that starts where the linear score says: the intercept at the prior CTR's
+        logit, "lin" at the slope that turns a reward-scale score into logits there."""
+        model = self._new_model()
+        p = self.params
+        _write_weights(model, {"lin": 1.0 / (p.score_scale * p.prior_ctr * (1 - p.prior_ctr))})
         return model
 
+    def features(self, example: LabelledExample) -> dict[str, float]:
+        """river features of a labelled example whose `features` are [lin] (float64[1])."""
+        out = {"lin": float(example.features[0]), f"i={example.item_id}": 1.0, f"s={example.scenario}": 1.0}
+        if example.position >= 0:
+            out[f"p={example.position}"] = 1.0
+        return out
+
     def init_global(self, feature_dim: int) -> RiverState:
-        return RiverState({}, 0.0, 0, DelayedJoin(self.params.window_s))
+        return RiverState(self._fresh_model(), DelayedJoin(self.params.window_s), self.bandit.init_global(feature_dim))
 
-    def _slot(self, name: str) -> tuple[int, float]:
-        """(hashed index, sign) of a feature name, as river's FeatureHasher maps it."""
-        slot = self._slots.get(name)
-        if slot is None:
-            ((index, sign),) = self._hasher.transform_one({name: 1.0}).items()  # type: ignore[no-untyped-call]
-            slot = self._slots[name] = (int(index), float(sign))
-        return slot
+    def init_user(self, feature_dim: int) -> LinearStats:
+        return self.bandit.init_user(feature_dim)
 
-    def _weight(self, weights: dict[int, float], name: str) -> float:
-        index, sign = self._slot(name)
-        return sign * weights.get(index, 0.0)
+    def user_vector(self, global_state: RiverState, user_state: LinearStats | None,
+                    scenario: str | None = None) -> FloatArray:
+        return self.bandit.user_vector(global_state.population, user_state, scenario)
 
-    def predict(self, state: RiverState, context: RankContext) -> FloatArray:
-        """float64[n] predicted click probability of each candidate at position 0.
+    def _scorer(self, state: RiverState) -> _Scorer:
+        if not state.scorer:
+            state.scorer.append(_Scorer(float(state.model.intercept), state.model.weights))
+        return state.scorer[0]
 
-        Vectorised form of river's LogisticRegression.predict_proba_one on the hashed
-        features of `_features`: the logit is linear, so the user- and vector-dependent
-        weights fold into one vector a (a_j = w[v_j] + w[u*v_j]) and the logit of item i is
-        intercept + w[u] + w[s] + w[p=0] + w[i] + x_i . a (tests check equality with river).
-        """
-        weights = state.weights
-        user = context.user_id
-        dim = context.features.shape[1]
-        taste = np.array(
-            [self._weight(weights, f"v{j}") + self._weight(weights, f"u={user}*v{j}") for j in range(dim)]
-        )
-        shared = (
-            state.intercept + self._weight(weights, f"u={user}")
-            + self._weight(weights, f"s={context.scenario}") + self._weight(weights, "p=0")
-        )
-        item_bias = np.array([self._weight(weights, f"i={item}") for item in context.item_ids])
-        logits = shared + item_bias + context.features @ taste
-        probabilities: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
-        return probabilities
+    def _base(self, state: RiverState, context: RankContext) -> tuple[FloatArray, float]:
+        """(float64[n] the logit at position 0 of each candidate without "lin", the weight of "lin"
+        per reward unit of the linear score)."""
+        scorer = self._scorer(state)
+        named = scorer.named
+        shared = scorer.intercept + named.get(f"s={context.scenario}", 0.0) + named.get("p=0", 0.0)
+        shared -= named.get("lin", 0.0) * self.params.score_scale * _rate(state.population)
+        item_bias = np.fromiter((named.get(f"i={item}", 0.0) for item in context.item_ids), dtype=np.float64,
+                                count=len(context.item_ids))
+        return shared + item_bias, named.get("lin", 0.0) * self.params.score_scale
+
+    def predict(self, state: RiverState, user: LinearStats | None, context: RankContext) -> FloatArray:
+        """float64[n] predicted click probability of each candidate at position 0, with the user's
+        mean linear score: river's predict_proba_one on `features` (tests check equality)."""
+        base, slope = self._base(state, context)
+        return _sigmoid(base + slope * (context.features @ self.user_vector(state, user, context.scenario)))
 
     def sample_scores(
-        self, global_state: RiverState, user_state: None, context: RankContext,
+        self, global_state: RiverState, user_state: LinearStats | None, context: RankContext,
         rng: np.random.Generator, n_draws: int,
     ) -> ScoreDraws:
-        mean = self.predict(global_state, context)
-        n = len(mean)
-        draws = mean + 1e-9 * rng.random((n_draws, n))
-        explore = rng.random(n_draws) < self.params.epsilon
-        draws[explore] = rng.random((int(explore.sum()), n))
-        return ScoreDraws(draws, mean, np.zeros(n))
+        linear = self.bandit.sample_scores(global_state.population, user_state, context, rng, n_draws)
+        base, slope = self._base(global_state, context)
+        mean = _sigmoid(base + slope * linear.mean)
+        return ScoreDraws(_sigmoid(base + slope * linear.draws), mean, mean * (1 - mean) * abs(slope) * linear.std)
 
-    def learn_examples(self, state: RiverState, examples: Sequence[LabelledExample], join: DelayedJoin) -> RiverState:
-        """A new state with examples learned (one SGD step each, in order)."""
-        model = self._build(state)
+    def learn_examples(self, state: RiverState, examples: Sequence[LabelledExample], join: DelayedJoin,
+                       population: LinearStats) -> RiverState:
+        """A new state with examples learned (one SGD step each, in order); `state` is unchanged."""
+        if not examples:
+            return RiverState(state.model, join, population, state.scorer)
+        model = state.model.clone(include_attributes=True)  # the optimizer comes back fresh: restore its count
+        model.optimizer.n_iterations = state.n_iterations
         for example in examples:
-            x = self._features(example.user_id, example.item_id, example.scenario, example.position, example.features)
-            model.learn_one(x, example.label > 0)
-        return RiverState(
-            {int(k): float(v) for k, v in dict(model._weights).items()},
-            float(model.intercept), int(model.optimizer.n_iterations), join, model,
-        )
+            model.learn_one(self.features(example), example.label > 0)
+        return RiverState(model, join, population)
+
+    def _linear_scores(self, state: RiverState, users: Mapping[str, LinearStats | None],
+                       batch: FeedbackBatch) -> FloatArray:
+        """float64[m] the "lin" feature of each row: x . mu_u (u's scenario), before this batch, scaled."""
+        out = np.zeros(len(batch))
+        user_ids, scenarios = batch.user_ids, batch.scenarios
+        vectors: dict[tuple[str, str], FloatArray] = {}
+        for row in np.flatnonzero(batch.exposures).tolist():
+            key = (user_ids[row], scenarios[row])
+            vector = vectors.get(key)
+            if vector is None:
+                vector = vectors[key] = self.user_vector(state, users.get(key[0]), key[1])
+            out[row] = float(batch.features[row] @ vector)
+        scores: FloatArray = self.params.score_scale * (out - _rate(state.population))
+        return scores
 
     def learn(
-        self, global_state: RiverState, user_states: Mapping[str, None], batch: FeedbackBatch
-    ) -> tuple[RiverState, dict[str, None]]:
+        self, global_state: RiverState, user_states: Mapping[str, LinearStats | None], batch: FeedbackBatch
+    ) -> tuple[RiverState, dict[str, LinearStats | None]]:
+        lin = self._linear_scores(global_state, user_states, batch)[:, None]
         join = global_state.join.copy()
-        examples = join.consume(batch)
-        return self.learn_examples(global_state, examples, join), {}
+        examples = join.consume(replace(batch, features=lin))
+        population, users = self.bandit.learn(global_state.population, user_states, batch)
+        return self.learn_examples(global_state, examples, join, population), users
 
     def encode_global(self, state: RiverState) -> bytes:
-        keys = np.fromiter(state.weights.keys(), dtype=np.int64, count=len(state.weights))
-        values = np.fromiter(state.weights.values(), dtype=np.float64, count=len(state.weights))
+        weights: dict[str, float] = state.model.weights
         join_meta, join_arrays = state.join.to_columns()
-        meta = {"intercept": state.intercept, "n_iterations": state.n_iterations, "join": join_meta}
-        arrays = {"keys": keys, "values": values, **{f"join_{k}": v for k, v in join_arrays.items()}}
-        return pack_state("river_ctr.model", 1, meta, arrays)
+        meta = {"intercept": float(state.model.intercept), "n_iterations": state.n_iterations,
+                "names": list(weights), "join": join_meta}
+        population = np.frombuffer(self.bandit.encode_global(state.population), dtype=np.uint8)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "values": np.fromiter(weights.values(), dtype=np.float64, count=len(weights)), "population": population,
+            **{f"join_{k}": v for k, v in join_arrays.items()}}
+        return pack_state("river_ctr.model", STATE_VERSION, meta, arrays)
 
     def decode_global(self, blob: bytes) -> RiverState:
-        decoded = unpack_state(blob, "river_ctr.model", max_version=1)
-        weights = dict(zip(decoded.arrays["keys"].tolist(), decoded.arrays["values"].tolist(), strict=True))
+        decoded = unpack_state(blob, "river_ctr.model", max_version=STATE_VERSION)
+        if decoded.version < STATE_VERSION:
+            raise StateCodecError(f"river_ctr.model state version {decoded.version} is from revision 1 "
+                                  "(hashed features): not readable by this model; start it afresh")
+        names, values = decoded.meta.get("names"), decoded.arrays.get("values")
+        population = decoded.arrays.get("population")
+        if not isinstance(names, list) or values is None or values.shape != (len(names),) or population is None:
+            raise StateCodecError("river_ctr.model: weight names and values do not match, or no population")
+        model = self._new_model()
+        _write_weights(model, dict(zip(names, values.tolist(), strict=True)))
         join_arrays = {k[5:]: v for k, v in decoded.arrays.items() if k.startswith("join_")}
-        join = DelayedJoin.from_columns(decoded.meta["join"], join_arrays)
-        return RiverState(weights, float(decoded.meta["intercept"]), int(decoded.meta["n_iterations"]), join)
+        try:
+            model.intercept = float(decoded.meta["intercept"])
+            model.optimizer.n_iterations = int(decoded.meta["n_iterations"])
+            join = DelayedJoin.from_columns(decoded.meta["join"], join_arrays)
+        except (KeyError, TypeError, ValueError, IndexError, AssertionError) as error:
+            raise StateCodecError(f"river_ctr.model: malformed intercept, step count or join: {error!r}") from error
+        return RiverState(model, join, self.bandit.decode_global(population.tobytes()))
 
-    def check_invariants(self, global_state: RiverState, user_state: None) -> None:
-        values = np.fromiter(global_state.weights.values(), dtype=np.float64, count=len(global_state.weights))
-        if not (np.all(np.isfinite(values)) and np.isfinite(global_state.intercept)):
+    def encode_user(self, state: LinearStats) -> bytes:
+        return self.bandit.encode_user(state)
+
+    def decode_user(self, blob: bytes) -> LinearStats:
+        return self.bandit.decode_user(blob)
+
+    def check_invariants(self, global_state: RiverState, user_state: LinearStats | None) -> None:
+        weights: dict[str, float] = global_state.model.weights
+        values = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+        if not (np.all(np.isfinite(values)) and np.isfinite(global_state.model.intercept)):
             raise ValueError("river model has non-finite weights")
+        self.bandit.check_invariants(global_state.population, user_state)
+
+
+def _rate(population: LinearStats) -> float:
+    """The population's reward per exposure (0 before any exposure): the centre of the "lin" feature."""
+    return population.reward_total / population.n_exposures if population.n_exposures > 0 else 0.0
+
+
+def _sigmoid(logits: FloatArray) -> FloatArray:
+    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
+    return out

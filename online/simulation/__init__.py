@@ -6,6 +6,7 @@ Pure: numpy, the standard library and `online.events` only.
 
 from online.simulation.catalog import ATTRIBUTES, VOCABULARIES, Catalog, item_id, make_catalog
 from online.simulation.config import SimulatorConfig
+from online.simulation.satiation import SatiationConfig
 from online.simulation.simulator import SimulatedOutcome, Simulator, examination
 from online.simulation.users import Population, TasteConfig, user_id
 
@@ -14,6 +15,7 @@ __all__ = [
     "VOCABULARIES",
     "Catalog",
     "Population",
+    "SatiationConfig",
     "SimulatedOutcome",
     "Simulator",
     "SimulatorConfig",

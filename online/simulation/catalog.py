@@ -221,10 +221,33 @@ def _material_table() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     return table, counts
 
 
-def make_catalog(n_items: int, rng: np.random.Generator, quality_scale: float = 0.5) -> Catalog:
+QUALITY_PHRASES: tuple[str, ...] = (
+    "Often returned, with poor reviews",
+    "Reviews are mixed",
+    "Customers call it good value",
+    "Customers rate it highly",
+    "Rated five stars by customers and quick to sell out",
+)
+"""With `quality_in_text`, the sentence that ends the description of an item in each quality
+quintile (lowest first): the text then carries most of the item's quality."""
+_QUINTILE_CUTS = (-0.8416, -0.2533, 0.2533, 0.8416)
+"""Standard normal quintile boundaries: quality / quality_scale -> quintile."""
+
+
+def quality_sentences(quality: npt.NDArray[np.float64], quality_scale: float) -> list[str]:
+    """The `QUALITY_PHRASES` sentence of each item's quality quintile (float64[n] qualities
+    drawn N(0, quality_scale**2); all the middle sentence when quality_scale is 0)."""
+    standard = quality / quality_scale if quality_scale > 0 else np.zeros_like(quality)
+    return [QUALITY_PHRASES[int(q)] for q in np.searchsorted(_QUINTILE_CUTS, standard)]
+
+
+def make_catalog(n_items: int, rng: np.random.Generator, quality_scale: float = 0.5,
+                 quality_in_text: bool = False) -> Catalog:
     """Draw `n_items` items: brands by a Zipf-like share, then category (70% among the
     brand's three favourites), style (60% the brand's home style), colour uniform,
-    material among the category's plausible ones; quality ~ N(0, quality_scale**2)."""
+    material among the category's plausible ones; quality ~ N(0, quality_scale**2), named in
+    the description (its quintile's `QUALITY_PHRASES` sentence) when `quality_in_text`, else
+    carried by no text (the same draws either way)."""
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
     home_style, favourites = _brand_profiles(rng)
@@ -240,6 +263,9 @@ def make_catalog(n_items: int, rng: np.random.Generator, quality_scale: float = 
     codes = np.stack([category, colour, material, style, brands], axis=1).astype(np.int64)
     quality = rng.normal(0.0, quality_scale, size=n_items)
     titles, descriptions = _texts(codes, rng)
+    if quality_in_text:
+        descriptions = [f"{text}. {sentence}" for text, sentence in
+                        zip(descriptions, quality_sentences(quality, quality_scale), strict=True)]
     return Catalog(codes, quality, tuple(titles), tuple(descriptions))
 
 

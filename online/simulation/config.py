@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from online.simulation.satiation import SatiationConfig
 from online.simulation.users import TasteConfig
 
 
@@ -25,7 +26,11 @@ class SimulatorConfig:
     when it is given no Generator; taste: user model (users.TasteConfig); request_text: share
     of requests whose `context_text` is a query naming what the user likes
     (simulation.request_text; drawn from a stream of its own, so the rest of the world is the
-    same with or without it).
+    same with or without it); satiation: users
+    who value variety (satiation.SatiationConfig; strength 0, the default: off, clicks on a
+    slate's items are independent given their positions); shift_at: request index before which
+    a share `shift_share` of the users (chosen at random) get freshly drawn tastes, an abrupt
+    preference shift (None, the default: none; the slow drift runs either way).
     """
 
     n_items: int = 2400
@@ -46,6 +51,9 @@ class SimulatorConfig:
     fresh_window: int = 50
     taste: TasteConfig = field(default_factory=TasteConfig)
     request_text: float = 0.0
+    satiation: SatiationConfig = field(default_factory=SatiationConfig)
+    shift_at: int | None = None
+    shift_share: float = 1.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -58,6 +66,7 @@ class SimulatorConfig:
             "start": self.start.tzinfo is not None and self.start.utcoffset() is not None,
             "fresh_fraction": 0.0 <= self.fresh_fraction <= 1.0, "fresh_window": self.fresh_window >= 1,
             "request_text": 0.0 <= self.request_text <= 1.0,
+            "shift_at": self.shift_at is None or self.shift_at >= 1, "shift_share": 0.0 <= self.shift_share <= 1.0,
         }
         for name, ok in checks.items():
             if not ok:

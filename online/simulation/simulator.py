@@ -9,12 +9,17 @@ True click probability of item i shown at position p (0 = top) to user u:
 examination(p) * relevance(u, i) with examination(p) = 1 / (1 + p) ** eta and relevance
 from `users.Population`. The oracle slate puts the candidates with the highest relevance
 at the top in decreasing order, which maximises expected clicks because examination
-decreases with position (rearrangement inequality).
+decreases with position (rearrangement inequality). With satiation on (`config.satiation`,
+users who value variety: see `satiation`), an item's probability is also multiplied by
+a factor that falls with its likeness to the items above it, and the oracle is the better
+of the relevance order and the greedy satiation-aware slate.
 
 Randomness: the given Generator (or default_rng(config.seed)) is split into three
 independent streams: the world (catalog, users), the request stream (users, candidates,
-drift) and the clicks. The request stream therefore does not depend on the slates a
-policy shows, so every policy run on the same seed meets the same requests.
+drift) and the clicks (and, with `shift_at`, the shifted tastes from a child of the world
+stream: spawning draws no numbers, so the world is the same with and without it). The
+request stream therefore does not depend on the slates a policy shows, so every policy run on
+the same seed meets the same requests.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate
 from online.simulation.catalog import item_id, make_catalog, value_columns
 from online.simulation.config import SimulatorConfig
 from online.simulation.request_text import user_query
+from online.simulation.satiation import greedy_slate, satiation_factors
 from online.simulation.users import Population, sigmoid, user_id
 
 _IMPRESSION_DELAY = timedelta(milliseconds=200)
@@ -74,11 +80,17 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, rng: np.random.Generator | None = None) -> None:
         self.config = config
-        world, self._request_rng, self._click_rng, self._text_rng = (
-            rng if rng is not None else np.random.default_rng(config.seed)
-        ).spawn(4)  # spawn(4)'s first three are spawn(3)'s: a world without texts is unchanged
-        self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale)
+        base = rng if rng is not None else np.random.default_rng(config.seed)
+        # spawn(4)'s first three are spawn(3)'s: a world without request texts is unchanged
+        world, self._request_rng, self._click_rng, self._text_rng = base.spawn(4)
+        self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale, config.taste.quality_in_text)
         self.population = Population(config.n_users, config.taste, world)
+        self._shift: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
+        if config.shift_at is not None:
+            shift_rng = world.spawn(1)[0]  # a child of the world stream: the same whatever else the seed spawns
+            shifted = Population(config.n_users, config.taste, shift_rng)
+            users = shift_rng.permutation(config.n_users)[: round(config.shift_share * config.n_users)]
+            self._shift = users.astype(np.int64), shifted.weights[users]
         self._columns = value_columns(self.catalog.codes)
         self._ids = tuple(item_id(row) for row in range(config.n_items))
         self._row_of = {item: row for row, item in enumerate(self._ids)}
@@ -114,6 +126,8 @@ class Simulator:
         index, rng = self._step, self._request_rng
         if index > 0 and index % self.config.drift_every == 0:
             self.population.drift(rng, self.config.drift_scale)
+        if self._shift is not None and index == self.config.shift_at:
+            self.population.replace_tastes(*self._shift)
         time = self.request_time(index)
         released = self.config.n_initial_items + int(np.searchsorted(self._release_at, index, side="right"))
         arrival = time - timedelta(seconds=self.config.seconds_per_request / 2)
@@ -176,10 +190,19 @@ class Simulator:
     def click_probabilities(
         self, user_id: str, item_ids: Sequence[str], positions: Sequence[int]
     ) -> npt.NDArray[np.float64]:
-        """float64[n] true click probability, in (0, 1), of item_ids[j] shown at positions[j]."""
+        """float64[n] true click probability, in (0, 1), of item_ids[j] shown at positions[j]
+        (with satiation on, the items are one slate: each is satiated by those at smaller positions)."""
         if len(item_ids) != len(positions):
             raise ValueError(f"positions: {len(positions)} positions for {len(item_ids)} items")
-        return examination(positions, self.config.eta) * self.relevance(user_id, item_ids)
+        rows = self._rows(item_ids)
+        at = np.asarray(positions, dtype=np.int64)
+        return examination(at, self.config.eta) * self._relevance(self._user(user_id), rows) * self._satiation(rows, at)
+
+    def _satiation(self, rows: npt.NDArray[np.int64], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """float64[n] satiation factor of each slate item (all 1.0 with satiation off)."""
+        if not self.config.satiation.active:
+            return np.ones(len(rows))
+        return satiation_factors(self.catalog.codes[rows], positions, self.config.satiation)
 
     def _candidate_rows(self, request: RankRequest) -> npt.NDArray[np.int64]:
         if request.candidates is None:
@@ -193,12 +216,21 @@ class Simulator:
         """The oracle's top min(k, n) rows (best first) and their expected clicks."""
         relevance = self._relevance(user, rows)
         order = np.argsort(-relevance, kind="stable")[:k]
-        expected = float(self._examination(np.arange(len(order))) @ relevance[order])
-        return rows[order], expected
+        look = self._examination(np.arange(len(order)))
+        if not self.config.satiation.active:
+            return rows[order], float(look @ relevance[order])
+        best, best_value = order, -1.0
+        greedy = greedy_slate(relevance, self.catalog.codes[rows], k, self.config.satiation)
+        for slate in (order, greedy):
+            value = float(look @ (relevance[slate] * self._satiation(rows[slate], np.arange(len(slate)))))
+            if value > best_value:
+                best, best_value = slate, value
+        return rows[best], best_value
 
     def oracle_slate(self, request: RankRequest) -> list[str]:
         """Item ids of the best slate for the request: its candidates (all released items
-        when it has none) by decreasing relevance, at most request.k of them."""
+        when it has none) by decreasing relevance, at most request.k of them (with satiation
+        on: that or the greedy satiation-aware slate, whichever has more expected clicks)."""
         rows, _ = self._oracle(self._user(request.user_id), self._candidate_rows(request), request.k)
         return [item_id(int(row)) for row in rows]
 
@@ -233,6 +265,8 @@ class Simulator:
         user = self._user(request.user_id)
         positions = np.array([item.position for item in slate.items], dtype=np.int64)
         probabilities = self._examination(positions) * self._relevance(user, rows)
+        if self.config.satiation.active:
+            probabilities = probabilities * self._satiation(rows, positions)
         clicked = self._click_rng.random(len(rows)) < probabilities
         _, oracle = self._oracle(user, self._candidate_rows(request), request.k)
         shown_at = request.time + _IMPRESSION_DELAY

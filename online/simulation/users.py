@@ -34,8 +34,11 @@ class TasteConfig:
     shared taste per attribute value; likes / dislikes: liked / disliked values per
     attribute (ATTRIBUTES order: category, colour, material, style, brand); like_strength,
     dislike_strength: mean size of a like / dislike (std 0.3); noise_scale: std of the
-    personal weight on every other value; quality_scale: std of item quality;
-    activity_exponent: user u's share of requests is proportional to rank**-exponent.
+    personal weight on every other value; quality_scale: std of item quality (a logit offset
+    per item, shared by all users); quality_in_text: whether item descriptions name the item's
+    quality quintile (`catalog.QUALITY_PHRASES`; False, the default: quality is carried by no
+    text, so only per-item learning finds it); activity_exponent: user u's share of requests is
+    proportional to rank**-exponent.
     """
 
     bias: float = -2.6
@@ -47,6 +50,7 @@ class TasteConfig:
     noise_scale: float = 0.1
     quality_scale: float = 0.3
     activity_exponent: float = 1.0
+    quality_in_text: bool = False
 
     def __post_init__(self) -> None:
         for name in ("population_scale", "like_strength", "dislike_strength", "noise_scale", "quality_scale",
@@ -65,7 +69,7 @@ class TasteConfig:
 
 
 class Population:
-    """All users' tastes and activity; mutable only through `drift`.
+    """All users' tastes and activity; mutable only through `drift` and `replace_tastes`.
 
     weights: float64[n_users, n_values()] weight of each user on each attribute value
     (columns from `catalog.value_columns`); activity: float64[n_users] share of requests.
@@ -104,6 +108,12 @@ class Population:
         float64[n] for user index `user`."""
         logits: npt.NDArray[np.float64] = self.config.bias + self.weights[user, columns].sum(axis=1) + quality
         return logits
+
+    def replace_tastes(self, users: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]) -> None:
+        """An abrupt preference shift: users int64[k] take the weights float64[k, n_values()]."""
+        updated = self.weights.copy()
+        updated[users] = weights
+        self.weights = updated
 
     def drift(self, rng: np.random.Generator, scale: float) -> None:
         """One random-walk step: every weight += N(0, scale^2)."""

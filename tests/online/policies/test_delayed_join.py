@@ -51,3 +51,15 @@ def test_columns_round_trip() -> None:
     restored = DelayedJoin.from_columns(meta, arrays)
     assert restored.pending.keys() == join.pending.keys()
     assert restored.early_clicks == join.early_clicks and restored.watermark_s == join.watermark_s
+
+
+def test_expiry_follows_event_time_whatever_the_arrival_order_and_survives_decoding() -> None:
+    join = DelayedJoin(window_s=10)
+    join.consume(rows([("r", "b", 1, 0, 5.0), ("r", "a", 1, 0, 1.0), ("r", "c", 1, 0, 8.0), ("r", "c", 0, 1, 9.0)]))
+    restored = DelayedJoin.from_columns(*join.to_columns())
+    for state in (join, restored):
+        first = state.copy().consume(rows([("s", "x", 1, 0, 12.0)]))
+        assert [(e.item_id, e.label) for e in first] == [("a", 0.0)]  # 1 + 10 < 12 only
+        later = state.copy().consume(rows([("s", "x", 1, 0, 16.0)]))
+        assert [(e.item_id, e.label) for e in later] == [("a", 0.0), ("b", 0.0)]  # c was clicked
+    assert set(join.pending) == {("r", "a"), ("r", "b")}  # copies leave the original as it was

@@ -75,3 +75,20 @@ def test_value_columns_index_the_concatenated_value_space(simulator: Simulator) 
 def test_make_catalog_rejects_empty() -> None:
     with pytest.raises(ValueError, match="n_items"):
         make_catalog(0, np.random.default_rng(0))
+
+
+def test_quality_in_text_names_each_items_quintile_and_changes_nothing_else() -> None:
+    from online.simulation.catalog import QUALITY_PHRASES
+
+    plain = make_catalog(500, np.random.default_rng(4), 1.0)
+    named = make_catalog(500, np.random.default_rng(4), 1.0, quality_in_text=True)
+    assert np.array_equal(plain.codes, named.codes) and np.array_equal(plain.quality, named.quality)
+    assert plain.titles == named.titles
+    tiers = []
+    for text, base, quality in zip(named.descriptions, plain.descriptions, named.quality, strict=True):
+        head, _, sentence = text.rpartition(". ")
+        assert head == base and sentence in QUALITY_PHRASES
+        tiers.append((QUALITY_PHRASES.index(sentence), quality))
+    by_tier = [np.mean([q for t, q in tiers if t == tier]) for tier in range(len(QUALITY_PHRASES))]
+    assert (np.diff(by_tier) > 0).all()  # higher quintile, better items
+    assert not any(text.endswith(QUALITY_PHRASES) for text in plain.descriptions)
