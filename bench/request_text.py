@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--weights", default="0,0.05,0.1,0.2")
+    parser.add_argument("--weights", default="0,0.1,0.4,0.8")
     parser.add_argument("--cold", type=int, default=5, help="a user's first N requests count as cold")
     parser.add_argument("--encoder", choices=["bert", "hashing"], default="bert")
     parser.add_argument("--dim", type=int, default=32)

@@ -64,7 +64,7 @@ class EngineConfig(BaseModel):
     retrieval_size: int = Field(default=200, ge=1)
     context_cache_size: int = Field(default=100_000, ge=0)
     user_cache_size: int = Field(default=20_000, ge=0)
-    text_weight: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    text_weight: float = Field(default=0.4, ge=0.0, allow_inf_nan=False)
     text_evidence: float = Field(default=20.0, gt=0.0, allow_inf_nan=False)
 
 

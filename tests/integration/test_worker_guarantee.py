@@ -126,6 +126,11 @@ def test_sigkill_mid_stream_learns_the_same_state(kafka_settings: StreamSettings
     populations = learned(crash_entries, "global/")
     users = learned(crash_entries, "user/")
     assert len(populations) == crashed.partitions and len(users) == 40
+    # which run lost or doubled what, if either did (a diagnosis before the key-by-key comparison)
+    totals = {name: {key: POLICY.decode_global(blob).n_exposures for key, blob in learned(entries, "global/").items()}
+              for name, entries in (("crashed", crash_entries), ("reference", ref_entries))}
+    assert {name: sum(per_key.values()) for name, per_key in totals.items()} == {
+        "crashed": workload.exposures, "reference": workload.exposures}, (totals, crash_worker.log_text()[-3000:])
     assert_same_state(populations, learned(ref_entries, "global/"))
     assert_same_state(users, learned(ref_entries, "user/"))
     # nothing lost, nothing doubled: the states sum to the input
