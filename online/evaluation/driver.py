@@ -46,26 +46,25 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.engine import Engine, RankError
 from online.evaluation.config import DriverConfig
+from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, logged_slate, shown_pscores
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
-from online.evaluation.scoring import RequestScores, position_probabilities
-from online.evaluation.summary import EvaluationResult, PolicyTrace, RoundLog, summarise
-from online.events import Click, Impression, Item, ShownItem
+from online.evaluation.scoring import RequestScores
+from online.evaluation.summary import EvaluationResult, summarise
+from online.evaluation.traces import PolicyTrace, RoundLog
+from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
 from online.policies.base import Policy
+from online.propensities import position_matrix, serve
 from online.state import InMemoryStore
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 """Catalog items -> bandit vectors float32[n, d]."""
-
-UNKNOWN_ROW = 1 << 40
-"""Row code of a logged item missing from the catalog (never matches a slate)."""
-
 
 @dataclass(frozen=True)
 class PolicyVariant:
@@ -88,13 +87,13 @@ class _PolicyRun:
     buffer: list[Impression | Click] = field(default_factory=list)
     own_buffer: list[Impression | Click] = field(default_factory=list)
     rounds_buffered: int = 0
-    cache: dict[bytes, FloatArray] = field(default_factory=dict)
+    cache: dict[bytes, tuple[FloatArray, IntArray]] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
 
-    def scores(self, round_: LoggedRound, config: DriverConfig) -> RequestScores:
-        """The policy's answer to the round's request, through `Engine.score` (the serving
-        step): its slate (draw 0) and the position probabilities of all its draws."""
-        engine, request = self.engine, round_.request
+    def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
+        """The policy's answer to a request, through `Engine.score` (the serving step): the
+        slate it would serve (support mix included) and the probabilities of all its draws."""
+        engine = self.engine
         exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
         reuse = engine.policy.name in config.context_free and not exact
         n_draws = 1 if exact or (reuse and self.cache) else engine.config.n_draws
@@ -102,17 +101,18 @@ class _PolicyRun:
         if n_draws == 1 and reuse and scored.rows.tobytes() not in self.cache:
             scored = engine.score(request, engine.config.n_draws)  # these candidates are not cached yet
         ranked = scored.ranking.ranked
-        n, k = len(scored.item_ids), ranked.shape[1]
+        n, epsilon = len(scored.item_ids), engine.config.support_epsilon
         if exact:
-            probs: FloatArray = np.full((n, k), 1.0 / n)
+            probs, draws = np.full((n, ranked.shape[1]), 1.0 / n), ranked
         elif reuse:
             key = scored.rows.tobytes()
             if key not in self.cache:
-                self.cache[key] = position_probabilities(ranked, n)
-            probs = self.cache[key]
+                self.cache[key] = (position_matrix(ranked, n, epsilon), ranked)
+            probs, draws = self.cache[key]
         else:
-            probs = position_probabilities(ranked, n)
-        return RequestScores(scored.rows, scored.item_ids, ranked[0], probs, scored.draws.mean)
+            probs, draws = position_matrix(ranked, n, epsilon), ranked
+        slate, _ = serve(ranked, n, 0.0 if exact else epsilon, engine.rng)
+        return RequestScores(scored.rows, scored.item_ids, slate, probs, scored.draws.mean, draws, epsilon, exact)
 
     def learn(self, events: Sequence[Impression | Click], rounds: int, learn_every: int) -> None:
         self.buffer.extend(events)
@@ -245,26 +245,29 @@ def _evaluate_round(
     shown = sorted(impression.shown, key=lambda s: s.position)
     rewards = round_.rewards()
     index = catalog.index
+    slate = logged_slate(round_, index)
     logged_rows = np.array([index.get(s.item_id, UNKNOWN_ROW) for s in shown], dtype=np.int64)
     positions = np.array([s.position for s in shown], dtype=np.int64)
     logged_rewards = np.array([rewards.get(s.item_id, 0.0) for s in shown])
-    pscores = np.array([np.nan if s.propensity is None else s.propensity for s in shown])
     known = logged_rows != UNKNOWN_ROW
     width = int(positions.max()) + 1
     q_log = np.zeros(len(shown))
     if known.any():
         q_log[known] = model.predict(logged_rows[known], width)[np.arange(int(known.sum())), positions[known]]
-    log.add(round_.index, logged_rows, positions, logged_rewards, pscores,
-            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)})
+    log.add(round_.index, logged_rows, positions, logged_rewards, shown_pscores(shown, slate),
+            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)}, slate)
+    request = round_.request
+    if request.candidates is None and slate is not None and slate.candidates is not None:
+        request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
     for run in runs:
         try:
-            scores = run.scores(round_, config)
+            scores = run.scores(request, config)
         except RankError:
-            run.trace.add_unranked(len(shown))
+            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows))
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
             continue
         _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
-                     config=config)
+                     config=config, slate=slate)
         slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
         run.remember_own_slate(round_, slate_ids)
         feedback = (round_.feedback() if config.learn_from == "all"
@@ -276,7 +279,7 @@ def _evaluate_round(
 
 def _trace_round(
     run: _PolicyRun, scores: RequestScores, *, shown_rows: IntArray, positions: IntArray, q_log: FloatArray,
-    model: PositionCTRModel, config: DriverConfig,
+    model: PositionCTRModel, config: DriverConfig, slate: LoggedSlate | None,
 ) -> None:
     _n, k = scores.probs.shape
     local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
@@ -296,4 +299,8 @@ def _trace_round(
     slate_rows = scores.rows[scores.slate]
     at_position = np.where(positions < k, slate_rows[np.minimum(positions, k - 1)], -1)
     predicted = np.where(cand >= 0, mean[np.maximum(cand, 0)], np.nan)
-    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows)
+    eval_prefix = None
+    if slate is not None and slate.has_prefix:
+        logged = np.array([local.get(int(row), -1) for row in slate.rows], dtype=np.int64)
+        eval_prefix = scores.slate_probabilities(logged).prefix
+    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows, eval_prefix)

@@ -12,79 +12,23 @@ item and its click).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 import online.evaluation.metrics as metrics
 from online.catalog import Catalog
-from online.evaluation.bootstrap import Estimate, bootstrap_ratio
+from online.evaluation.bootstrap import BootArgs, Estimate, bootstrap_ratio
 from online.evaluation.config import DriverConfig
 from online.evaluation.estimators import doubly_robust, ips, replay_positions, snips
 from online.evaluation.rounds import LogCounts
-from online.evaluation.slate_estimators import slate_cascade_ips, slate_independent_ips, slate_standard_ips
+from online.evaluation.slate_summary import slate_level_estimates
+from online.evaluation.traces import PolicyTrace, RoundLog
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass
-class RoundLog:
-    """The logged side, shared by all policies: per observation the round, catalog row,
-    position, reward and propensity (NaN when unknown); per round the relevance labels."""
-
-    rounds: list[int] = field(default_factory=list)
-    rows: list[IntArray] = field(default_factory=list)
-    positions: list[IntArray] = field(default_factory=list)
-    rewards: list[FloatArray] = field(default_factory=list)
-    pscores: list[FloatArray] = field(default_factory=list)
-    relevance: list[dict[int, float]] = field(default_factory=list)
-
-    def add(self, round_index: int, rows: IntArray, positions: IntArray, rewards: FloatArray,
-            pscores: FloatArray, relevance: dict[int, float]) -> None:
-        self.rounds.append(round_index)
-        self.rows.append(rows)
-        self.positions.append(positions)
-        self.rewards.append(rewards)
-        self.pscores.append(pscores)
-        self.relevance.append(relevance)
-
-
-@dataclass
-class PolicyTrace:
-    """One policy's side, aligned with `RoundLog`: per observation its evaluation
-    probability, DR terms q(logged) and q(expected under the policy), whether its slate
-    matched, its predicted CTR (NaN when the item was not a candidate); per round its slate
-    (catalog rows)."""
-
-    policy: str
-    version: str
-    eval_probs: list[FloatArray] = field(default_factory=list)
-    q_logged: list[FloatArray] = field(default_factory=list)
-    q_expected: list[FloatArray] = field(default_factory=list)
-    matched: list[npt.NDArray[np.bool_]] = field(default_factory=list)
-    predicted: list[FloatArray] = field(default_factory=list)
-    slates: list[IntArray] = field(default_factory=list)
-    unranked_rounds: int = 0
-    learned_events: int = 0
-    rejected_events: int = 0
-
-    def add(self, eval_probs: FloatArray, q_logged: FloatArray, q_expected: FloatArray,
-            matched: npt.NDArray[np.bool_], predicted: FloatArray, slate: IntArray) -> None:
-        self.eval_probs.append(eval_probs)
-        self.q_logged.append(q_logged)
-        self.q_expected.append(q_expected)
-        self.matched.append(matched)
-        self.predicted.append(predicted)
-        self.slates.append(slate)
-
-    def add_unranked(self, n_observations: int) -> None:
-        zeros = np.zeros(n_observations)
-        self.unranked_rounds += 1
-        self.add(zeros, zeros, zeros, np.zeros(n_observations, dtype=bool), np.full(n_observations, np.nan),
-                 np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -151,12 +95,6 @@ def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
-class _Boot(TypedDict):
-    rng: np.random.Generator
-    n_bootstrap: int
-    confidence: float
-
-
 def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
                counts: list[int]) -> tuple[dict[str, Estimate], FloatArray, list[str]]:
     clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
@@ -164,7 +102,7 @@ def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.
     rewards, pscores = _cat(log.rewards, np.float64), _cat(log.pscores, np.float64)
     probs, q_logged, q_expected = (_cat(trace.eval_probs, np.float64), _cat(trace.q_logged, np.float64),
                                    _cat(trace.q_expected, np.float64))
-    boot: _Boot = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
+    boot: BootArgs = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
     width = max([len(s) for s in trace.slates] + [1])
     padded = np.full((len(trace.slates), width), -1, dtype=np.int64)
     for i, slate in enumerate(trace.slates):
@@ -185,22 +123,9 @@ def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.
         running = np.cumsum(terms) / np.arange(1, terms.size + 1)
     else:
         notes.append("no logging propensities: IPS, SNIPS, DR and slate estimators need them")
-    slate_rounds = [i for i, (n, p, pos) in enumerate(zip(counts, log.pscores, log.positions, strict=True))
-                    if n >= 2 and np.isfinite(p).all() and len(set(pos.tolist())) == n]
-    if slate_rounds:
-        length = max(int(log.positions[i].max()) + 1 for i in slate_rounds)
-        grid = np.zeros((3, len(slate_rounds), length))
-        grid[1:] = 1.0
-        mask = np.zeros((len(slate_rounds), length), dtype=bool)
-        for j, i in enumerate(slate_rounds):
-            pos = log.positions[i]
-            grid[0, j, pos], grid[1, j, pos], grid[2, j, pos] = log.rewards[i], log.pscores[i], trace.eval_probs[i]
-            mask[j, pos] = True
-        for name, estimator in (("slate_iips", slate_independent_ips), ("slate_rips", slate_cascade_ips),
-                                ("slate_sips", slate_standard_ips)):
-            out[name] = estimator(grid[0], grid[1], grid[2], mask=mask, **boot)
-    elif have.any():
-        notes.append("slate estimators skipped: no round shows two or more items with propensities")
+    slate_estimates, slate_notes = slate_level_estimates(log, trace, counts, boot)
+    out.update(slate_estimates)
+    notes.extend(slate_notes if have.any() else [])
     return out, running, notes
 
 
