@@ -94,7 +94,8 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
     try:
         driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
                               learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
-                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy)
+                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy,
+                              uniform_log=loaded.uniform)
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)

@@ -46,7 +46,7 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.engine import Engine, RankError
 from online.evaluation.config import DriverConfig
-from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, logged_slate, shown_pscores
+from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, RoundSupport, logged_slate, round_support, shown_pscores
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores
@@ -254,8 +254,10 @@ def _evaluate_round(
     q_log = np.zeros(len(shown))
     if known.any():
         q_log[known] = model.predict(logged_rows[known], width)[np.arange(int(known.sum())), positions[known]]
-    log.add(round_.index, logged_rows, positions, logged_rewards, shown_pscores(shown, slate),
-            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)}, slate)
+    pscores = shown_pscores(shown, slate)
+    support = round_support(round_, slate, config.uniform_log)
+    log.add(round_.index, logged_rows, positions, logged_rewards, pscores,
+            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)}, slate, support)
     request = round_.request
     if request.candidates is None and slate is not None and slate.candidates is not None:
         request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
@@ -267,7 +269,7 @@ def _evaluate_round(
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
             continue
         _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
-                     config=config, slate=slate)
+                     config=config, slate=slate, support=support, weighted=positions[np.isfinite(pscores)])
         slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
         run.remember_own_slate(round_, slate_ids)
         feedback = (round_.feedback() if config.learn_from == "all"
@@ -279,8 +281,11 @@ def _evaluate_round(
 
 def _trace_round(
     run: _PolicyRun, scores: RequestScores, *, shown_rows: IntArray, positions: IntArray, q_log: FloatArray,
-    model: PositionCTRModel, config: DriverConfig, slate: LoggedSlate | None,
+    model: PositionCTRModel, config: DriverConfig, slate: LoggedSlate | None, support: RoundSupport,
+    weighted: IntArray,
 ) -> None:
+    """Record the policy's side of a round. weighted: int64[j] positions of the logged
+    observations with a logging propensity (those DM and the weights are computed over)."""
     _n, k = scores.probs.shape
     local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
     cand = np.array([local.get(int(row), -1) for row in shown_rows], dtype=np.int64)
@@ -303,4 +308,6 @@ def _trace_round(
     if slate is not None and slate.has_prefix:
         logged = np.array([local.get(int(row), -1) for row in slate.rows], dtype=np.int64)
         eval_prefix = scores.slate_probabilities(logged).prefix
-    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows, eval_prefix)
+    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows, eval_prefix,
+                  support.supports(scores.item_ids))
+    run.trace.mass.add(scores.rows, scores.probs, weighted[weighted < k])

@@ -11,7 +11,7 @@ has none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,3 +81,38 @@ def shown_pscores(shown: list[ShownItem], slate: LoggedSlate | None) -> FloatArr
             if np.isnan(out[j]):
                 out[j] = slate.marginal[item.position]
     return out
+
+
+@dataclass(frozen=True)
+class RoundSupport:
+    """What a round tells about the logging policy's support.
+
+    candidates: the ids it ranked (the slate's record, else the request's), None when unknown
+    (then, for a log declared uniform over the catalog, the catalog); floor: every candidate
+    had positive probability at every position (a support mix > 0, or uniform logging);
+    uniform: the round's slate was drawn uniformly at random (None: unknown).
+    """
+
+    candidates: frozenset[str] | None
+    floor: bool
+    uniform: bool | None
+
+    def supports(self, ranked_ids: Sequence[str]) -> bool | None:
+        """Whether the logging policy could have served every slate a policy ranking
+        `ranked_ids` can: False when one is not a logged candidate, None when unknown."""
+        if self.candidates is None:
+            return True if self.uniform and self.floor else None
+        if not self.candidates.issuperset(ranked_ids):
+            return False
+        return True if self.floor else None
+
+
+def round_support(round_: LoggedRound, slate: LoggedSlate | None, uniform_log: bool | None) -> RoundSupport:
+    """The round's `RoundSupport`; uniform_log: the log is declared uniformly random over the
+    catalog (True), declared not to be (False), or unknown (None: read from the slates)."""
+    candidates = slate.candidates if slate is not None else round_.request.candidates
+    uniform = uniform_log
+    if uniform is None and slate is not None:
+        uniform = slate.policy == "uniform_random" or slate.support == 1.0
+    floor = bool(uniform) or (slate is not None and slate.support is not None and slate.support > 0)
+    return RoundSupport(None if candidates is None else frozenset(candidates), floor, uniform)

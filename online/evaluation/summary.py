@@ -12,7 +12,7 @@ item and its click).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,12 @@ import numpy.typing as npt
 
 import online.evaluation.metrics as metrics
 from online.catalog import Catalog
+from online.evaluation.assessment import Assessment, LogFacts, WeightDiagnostics, assess, weight_diagnostics
 from online.evaluation.bootstrap import BootArgs, Estimate, bootstrap_ratio
 from online.evaluation.config import DriverConfig
+from online.evaluation.direct_method import DM_MODEL, direct_method
 from online.evaluation.estimators import doubly_robust, ips, replay_positions, snips
+from online.evaluation.logged import UNKNOWN_ROW
 from online.evaluation.rounds import LogCounts
 from online.evaluation.slate_summary import slate_level_estimates
 from online.evaluation.traces import PolicyTrace, RoundLog
@@ -33,8 +36,11 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class PolicyEvaluation:
-    """Estimates (name -> Estimate), metrics (name -> float), counters and, for plots,
-    dr_running: float64[n_obs] the running mean of the DR terms in log order."""
+    """Estimates (name -> Estimate, clipped to the reward range), the assessment of them
+    (diagnostics, verdicts, the one to read: `online.evaluation.assessment`), metrics (name ->
+    float), counters and, for plots, dr_running: float64[n_obs] the running mean of the DR
+    terms in log order. learning: the policy learned along the log (its value is an average
+    over its learning), else a fixed snapshot evaluated from round `evaluated_from` on."""
 
     policy: str
     version: str
@@ -42,11 +48,16 @@ class PolicyEvaluation:
     metrics: dict[str, float]
     counters: dict[str, int]
     dr_running: FloatArray
+    assessment: Assessment
+    learning: bool = True
+    evaluated_from: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "policy": self.policy, "version": self.version,
+            "policy": self.policy, "version": self.version, "learning": self.learning,
+            "evaluated_from": self.evaluated_from,
             "estimates": {name: _clean(asdict(e)) for name, e in self.estimates.items()},
+            "assessment": _clean(asdict(self.assessment)),
             "metrics": _clean(self.metrics), "counters": dict(self.counters),
         }
 
@@ -95,38 +106,87 @@ def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
-def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
-               counts: list[int]) -> tuple[dict[str, Estimate], FloatArray, list[str]]:
+def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boot: BootArgs,
+                    counts: list[int]) -> tuple[dict[str, Estimate], dict[str, WeightDiagnostics], Estimate | None,
+                                                FloatArray]:
+    """IPS, SNIPS, DR, DM with their weight diagnostics, DR's correction (DR - DM) and the
+    running DR, over the observations with a logging propensity (none: empty)."""
     clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
-    rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
     rewards, pscores = _cat(log.rewards, np.float64), _cat(log.pscores, np.float64)
     probs, q_logged, q_expected = (_cat(trace.eval_probs, np.float64), _cat(trace.q_logged, np.float64),
                                    _cat(trace.q_expected, np.float64))
+    have = np.isfinite(pscores)
+    if not have.any():
+        return {}, {}, None, np.zeros(0)
+    reward, pscore, prob, unit = rewards[have], pscores[have], probs[have], clusters[have]
+    out = {"ips": ips(reward, pscore, prob, clusters=unit, **boot),
+           "snips": snips(reward, pscore, prob, clusters=unit, **boot),
+           "dr": doubly_robust(reward, pscore, prob, q_logged[have], q_expected[have], clusters=unit, **boot)}
+    if config.reward_model == "log_ctr":
+        rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
+        known = rows != UNKNOWN_ROW
+        out["dm"] = direct_method(trace.mass.values, (rows[known], positions[known], rewards[known], clusters[known]),
+                                  (q_expected[have], unit), DM_MODEL, **boot)
+    else:
+        out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())), clusters=unit,
+                                                     **boot), int(have.sum()))
+    weights = prob / pscore
+    diagnostics = {name: weight_diagnostics(weights, unit, boot) for name in ("ips", "snips", "dr")}
+    correction = weights * (reward - q_logged[have])
+    gap = Estimate("dr_minus_dm", *bootstrap_ratio(correction, np.ones_like(correction), clusters=unit, **boot),
+                   int(correction.size))
+    terms = q_expected[have] + correction
+    return out, diagnostics, gap, np.cumsum(terms) / np.arange(1, terms.size + 1)
+
+
+def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
+               counts: list[int], facts: LogFacts) -> tuple[dict[str, Estimate], Assessment, FloatArray, list[str]]:
     boot: BootArgs = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
+    clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
     width = max([len(s) for s in trace.slates] + [1])
     padded = np.full((len(trace.slates), width), -1, dtype=np.int64)
     for i, slate in enumerate(trace.slates):
         padded[i, : len(slate)] = slate
-    out = {"replay": replay_positions(rewards, rows, positions, np.repeat(padded, counts, axis=0),
+    out = {"replay": replay_positions(_cat(log.rewards, np.float64), _cat(log.rows, np.int64),
+                                      _cat(log.positions, np.int64), np.repeat(padded, counts, axis=0),
                                       clusters=clusters, **boot)}
+    position_level, diagnostics, gap, running = _position_level(log, trace, config, boot, counts)
+    out.update(position_level)
     notes: list[str] = []
-    have = np.isfinite(pscores)
-    running = np.zeros(0)
-    if have.any():
-        args = (rewards[have], pscores[have], probs[have])
-        out["ips"] = ips(*args, clusters=clusters[have], **boot)
-        out["snips"] = snips(*args, clusters=clusters[have], **boot)
-        out["dr"] = doubly_robust(*args, q_logged[have], q_expected[have], clusters=clusters[have], **boot)
-        out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())),
-                                                     clusters=clusters[have], **boot), int(have.sum()))
-        terms = q_expected[have] + probs[have] / pscores[have] * (rewards[have] - q_logged[have])
-        running = np.cumsum(terms) / np.arange(1, terms.size + 1)
-    else:
+    if not position_level:
         notes.append("no logging propensities: IPS, SNIPS, DR and slate estimators need them")
-    slate_estimates, slate_notes = slate_level_estimates(log, trace, counts, boot)
+    slate_estimates, slate_diagnostics, slate_notes = slate_level_estimates(log, trace, counts, boot)
     out.update(slate_estimates)
-    notes.extend(slate_notes if have.any() else [])
-    return out, running, notes
+    diagnostics.update(slate_diagnostics)
+    notes.extend(slate_notes if position_level else [])
+    known = [s for s in trace.supported if s is not None]
+    support = (float(np.mean(known)) if known else None, len(known) / max(len(trace.supported), 1))
+    clipped, assessment = assess(out, diagnostics, support, gap, facts)
+    return clipped, assessment, running, notes
+
+
+def window(log: RoundLog, trace: PolicyTrace) -> tuple[RoundLog, PolicyTrace]:
+    """The log and the trace from the trace's `evaluated_from` round on (both unchanged when 0)."""
+    start = trace.evaluated_from
+    if start == 0:
+        return log, trace
+    cut_log = RoundLog(**{f.name: getattr(log, f.name)[start:] for f in fields(RoundLog)})
+    lists = {f.name: getattr(trace, f.name)[start:] for f in fields(PolicyTrace)
+             if isinstance(getattr(trace, f.name), list)}
+    return cut_log, replace(trace, **lists)
+
+
+def log_facts(log: RoundLog, config: DriverConfig) -> LogFacts:
+    """Whether the log is uniformly random (from the rounds, or as declared), the top of the
+    reward range (the largest logged reward, at least 1) and the longest logged slate."""
+    flags = [None if s is None else s.uniform for s in log.support]
+    uniform = config.uniform_log
+    if uniform is None and flags:
+        uniform = False if any(f is False for f in flags) else (True if all(f is True for f in flags) else None)
+    rewards = _cat(log.rewards, np.float64)
+    longest = max([int(p.max()) + 1 for p in log.positions if p.size] + [1])
+    longest = max([longest] + [len(s.rows) for s in log.slates if s is not None])
+    return LogFacts(uniform, max(1.0, float(rewards.max()) if rewards.size else 1.0), longest)
 
 
 def _metrics(log: RoundLog, trace: PolicyTrace, catalog: Catalog, config: DriverConfig,
@@ -181,13 +241,19 @@ def summarise(log: RoundLog, traces: list[PolicyTrace], catalog: Catalog, counts
     evaluations = []
     for index, trace in enumerate(traces):
         rng = np.random.default_rng([config.seed, 1000 + index])
-        estimates, running, extra = _estimates(log, trace, config, rng, per_round)
+        part, part_trace = window(log, trace)
+        part_rounds = per_round[trace.evaluated_from:]
+        if not part_rounds:
+            raise ValueError(f"{trace.policy}: no round left to evaluate after round {trace.evaluated_from}")
+        facts = log_facts(part, config)
+        estimates, assessment, running, extra = _estimates(part, part_trace, config, rng, part_rounds, facts)
         notes.extend(f"{trace.policy}: {note}" for note in extra if f"{trace.policy}: {note}" not in notes)
-        counters = {"rounds": len(trace.slates), "observations": int(rewards.size),
-                    "matched": int(_cat(trace.matched, np.bool_).sum()), "unranked_rounds": trace.unranked_rounds,
+        counters = {"rounds": len(part_trace.slates), "observations": int(sum(part_rounds)),
+                    "matched": int(_cat(part_trace.matched, np.bool_).sum()), "unranked_rounds": trace.unranked_rounds,
                     "learned_events": trace.learned_events, "rejected_events": trace.rejected_events}
         evaluations.append(PolicyEvaluation(trace.policy, trace.version, estimates,
-                                            _metrics(log, trace, catalog, config, rewards), counters, running))
+                                            _metrics(part, part_trace, catalog, config, _cat(part.rewards, np.float64)),
+                                            counters, running, assessment, not trace.frozen, trace.evaluated_from))
     sanity = None
     if config.logging_policy is not None:
         own = next((e for e in evaluations if e.policy == config.logging_policy), None)
