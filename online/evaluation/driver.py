@@ -50,6 +50,7 @@ from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, RoundSupport, log
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores
+from online.evaluation.snapshots import OverlayStore, check_snapshot
 from online.evaluation.summary import EvaluationResult, summarise
 from online.evaluation.traces import PolicyTrace, RoundLog
 from online.events import Click, Impression, Item, RankRequest, ShownItem
@@ -59,7 +60,7 @@ from online.policies import make_policy
 from online.policies.arms import UniformRandom
 from online.policies.base import Policy
 from online.propensities import position_matrix, serve
-from online.state import InMemoryStore
+from online.state import InMemoryStore, StateStore
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,12 +70,22 @@ Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 @dataclass(frozen=True)
 class PolicyVariant:
     """A policy evaluated under slate objectives and filters (None: plain ranking), named
-    `label` in the result (default: the policy's name)."""
+    `label` in the result (default: the policy's name); learning along the log (default), a
+    fixed snapshot (`state`: a store of its learned state, shard: which global shard to read;
+    never learns), or frozen after learning on the first `freeze_after` evaluated rounds
+    (evaluated on the rest): `online.evaluation.snapshots`."""
 
     policy: Policy[Any, Any] | str
     objectives: ObjectiveSettings | None = None
     filters: FilterSettings | None = None
     label: str | None = None
+    state: StateStore | None = None
+    shard: str = ""
+    freeze_after: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.freeze_after is not None and (self.freeze_after < 1 or self.state is not None):
+            raise ValueError("freeze_after: must be >= 1, and a snapshot (state) is fixed from the start")
 
 
 @dataclass
@@ -89,6 +100,7 @@ class _PolicyRun:
     rounds_buffered: int = 0
     cache: dict[bytes, tuple[FloatArray, IntArray]] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
+    freeze_after: int | None = None
 
     def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
         """The policy's answer to a request, through `Engine.score` (the serving step): the
@@ -139,7 +151,7 @@ class _PolicyRun:
             self.engine.observe_objectives(self.own_buffer)
             self.cache.clear()
         self.own_buffer = []
-        if self.buffer:
+        if self.buffer and not self.trace.frozen:
             result = self.engine.observe(self.buffer, feed_objectives=False)
             self.trace.learned_events += len(self.buffer) - len(result.rejected)
             self.trace.rejected_events += len(result.rejected)
@@ -166,21 +178,34 @@ def _matched_feedback(
 
 
 def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> list[tuple[Policy[Any, Any], str,
-                                                                                      Objectives | None]]:
-    """(policy object, label, objectives or None) per entry; labels must be distinct."""
-    out: list[tuple[Policy[Any, Any], str, Objectives | None]] = []
+                                                                                      Objectives | None,
+                                                                                      PolicyVariant]]:
+    """(policy object, label, objectives or None, variant) per entry; labels must be distinct."""
+    out: list[tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant]] = []
     for entry in policies:
         variant = entry if isinstance(entry, PolicyVariant) else PolicyVariant(entry)
         policy = make_policy(variant.policy) if isinstance(variant.policy, str) else variant.policy
         plain = variant.objectives is None and variant.filters is None
         out.append((policy, variant.label or policy.name,
-                    None if plain else Objectives(variant.objectives, variant.filters)))
-    names = [label for _, label, _ in out]
+                    None if plain else Objectives(variant.objectives, variant.filters), variant))
+    names = [label for _, label, _, _ in out]
     if not out:
         raise ValueError("policies: must name at least one policy")
     if len(set(names)) != len(names):
         raise ValueError(f"policies: names (labels) must be distinct, got {names}")
     return out
+
+
+def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant], catalog: Catalog,
+         features: FeatureMap, config: DriverConfig) -> _PolicyRun:
+    policy, label, objectives, variant = entry
+    store: StateStore = InMemoryStore() if variant.state is None else OverlayStore(variant.state)
+    engine = Engine(policy, store, catalog, np.random.default_rng([config.seed, index]), features, config.engine,
+                    shard=variant.shard, objectives=objectives)
+    if variant.state is not None:
+        check_snapshot(engine)
+    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None)
+    return _PolicyRun(engine, trace, freeze_after=variant.freeze_after)
 
 
 def evaluate_log(
@@ -203,14 +228,7 @@ def evaluate_log(
     config = config or DriverConfig()
     catalog = Catalog(dim=item_dim)
     feature_map = features or ItemFeatures()
-    runs = [
-        _PolicyRun(
-            Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
-                   feature_map, config.engine, objectives=objectives),
-            PolicyTrace(label, policy.version),
-        )
-        for index, (policy, label, objectives) in enumerate(_variants(policies))
-    ]
+    runs = [_run(index, entry, catalog, feature_map, config) for index, entry in enumerate(_variants(policies))]
     model = PositionCTRModel()
     log = RoundLog()
     counts = LogCounts()
@@ -261,7 +279,17 @@ def _evaluate_round(
     request = round_.request
     if request.candidates is None and slate is not None and slate.candidates is not None:
         request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
+    position = len(log.rounds) - 1  # this round's place among the evaluated rounds
     for run in runs:
+        if run.freeze_after is not None and position < run.freeze_after:  # still learning its prefix
+            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows),
+                                   counted=False)
+            run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
+            continue
+        if run.freeze_after is not None and not run.trace.frozen:
+            run.flush()
+            run.cache.clear()
+            run.trace.frozen, run.trace.evaluated_from = True, position
         try:
             scores = run.scores(request, config)
         except RankError:

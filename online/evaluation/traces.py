@@ -104,10 +104,11 @@ class PolicyTrace:
         self.predicted.append(predicted)
         self.slates.append(slate)
 
-    def add_unranked(self, n_observations: int, prefix_length: int | None = None) -> None:
-        """A round the policy could not rank: probability 0 for every logged observation and,
-        when the round records prefix propensities, for every prefix of its slate."""
+    def add_unranked(self, n_observations: int, prefix_length: int | None = None, counted: bool = True) -> None:
+        """A round the policy could not rank (or, counted=False, was not evaluated on):
+        probability 0 for every logged observation and, when the round records prefix
+        propensities, for every prefix of its slate."""
         zeros = np.zeros(n_observations)
-        self.unranked_rounds += 1
+        self.unranked_rounds += int(counted)
         self.add(zeros, zeros, zeros, np.zeros(n_observations, dtype=bool), np.full(n_observations, np.nan),
                  np.zeros(0, dtype=np.int64), None if prefix_length is None else np.zeros(prefix_length), False)

@@ -104,8 +104,10 @@ def plot_ctr_over_log(result: EvaluationResult, path: Path) -> Path:
 def _kind(evaluation: PolicyEvaluation) -> str:
     if evaluation.learning:
         return "learning along the log: an average over its learning"
-    start = f" from round {evaluation.evaluated_from}" if evaluation.evaluated_from else ""
-    return f"fixed snapshot, evaluated{start}"
+    if evaluation.evaluated_from:
+        return (f"fixed after learning on the first {evaluation.evaluated_from} rounds, evaluated on the rest: "
+                "the value of that state")
+    return "fixed snapshot: the value of that state"
 
 
 def _reading(result: EvaluationResult) -> list[str]:
