@@ -131,7 +131,7 @@ def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boo
         out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())), clusters=unit,
                                                      **boot), int(have.sum()))
     weights = prob / pscore
-    diagnostics = {name: weight_diagnostics(weights, unit, boot) for name in ("ips", "snips", "dr")}
+    diagnostics = dict.fromkeys(("ips", "snips", "dr"), weight_diagnostics(weights, unit, boot))  # same weights
     correction = weights * (reward - q_logged[have])
     gap = Estimate("dr_minus_dm", *bootstrap_ratio(correction, np.ones_like(correction), clusters=unit, **boot),
                    int(correction.size))

@@ -6,7 +6,9 @@ import numpy as np
 
 from online.evaluation.assessment import LogFacts, assess, weight_diagnostics
 from online.evaluation.bootstrap import Estimate
-from online.evaluation.logged import RoundSupport
+from online.evaluation.logged import LoggedSlate, RoundSupport
+from online.evaluation.slate_summary import floor_mask
+from online.propensities import uniform_prefix
 
 BOOT = {"rng": np.random.default_rng(0), "n_bootstrap": 200, "confidence": 0.95}
 FACTS = LogFacts(uniform=True, r_max=1.0, slate_length=3)
@@ -89,3 +91,26 @@ def test_round_support_knows_what_the_log_could_serve() -> None:
     assert RoundSupport(frozenset({"a"}), floor=False, uniform=False).supports(["a"]) is None
     assert RoundSupport(None, floor=True, uniform=True).supports(["x"]) is True  # uniform over the catalog
     assert RoundSupport(None, floor=False, uniform=None).supports(["x"]) is None
+
+
+def test_floor_mask_finds_prefix_propensities_resting_on_the_served_draw() -> None:
+    epsilon, draws = 0.05, 64
+    uniform = epsilon * uniform_prefix(10, 3)
+    shares = np.array([40 / draws, 2 / draws, 1 / draws])
+    slate = LoggedSlate(rows=np.arange(3), marginal=np.full(3, 0.5), prefix=(1 - epsilon) * shares + uniform,
+                        candidates=tuple(f"i{j}" for j in range(10)), support=epsilon, policy="linear_ts",
+                        n_draws=draws)
+    mask = floor_mask(slate)
+    assert mask is not None and mask.tolist() == [False, False, True]
+    assert floor_mask(LoggedSlate(slate.rows, slate.marginal, slate.prefix, None, epsilon, "p", None)) is None
+    uniform_slate = LoggedSlate(slate.rows, slate.marginal, slate.prefix, None, 1.0, "p", draws)
+    assert not floor_mask(uniform_slate).any()  # type: ignore[union-attr]  # exact: never at the floor
+
+
+def test_many_logged_propensities_at_the_floor_make_rips_and_sips_unreliable() -> None:
+    weights = np.random.default_rng(1).exponential(1.0, 1000)
+    found = weight_diagnostics(weights, None, BOOT, floor_share=0.4)
+    slate_estimates = {"slate_rips": Estimate("slate_rips", 1.0, 0.8, 1.2, 1000)}
+    _, assessment = assess(slate_estimates, {"slate_rips": found}, (1.0, 1.0), None, FACTS)
+    assert "40% of logged prefix propensities rest on the served draw alone" in assessment.verdicts[
+        "slate_rips"].reasons[0]
