@@ -60,7 +60,7 @@ class DriverConfig:
 
     def settings(self) -> dict[str, Any]:
         """Every setting as plain JSON values (the engine's flattened in), for reports."""
-        values: dict[str, Any] = {"n_draws": self.engine.n_draws}
+        values: dict[str, Any] = {"n_draws": self.engine.n_draws, "support_epsilon": self.engine.support_epsilon}
         for key, value in vars(self).items():
             if key != "engine":
                 values[key] = sorted(value) if isinstance(value, frozenset) else value

@@ -120,7 +120,10 @@ def _reading(result: EvaluationResult) -> list[str]:
         else:
             estimate = evaluation.estimates[assessment.read]
             lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.")
-    return [*lines, "", LEARNING_NOTE, ""]
+    epsilon = result.settings.get("support_epsilon", 0.0)
+    mix = (f" Each policy is evaluated as it would serve, with the support mix (support_epsilon = {epsilon}: that "
+           "share of its slates uniformly random), which its value includes." if epsilon else "")
+    return [*lines, "", LEARNING_NOTE + mix, ""]
 
 
 def _estimate_table(result: EvaluationResult) -> tuple[list[str], list[str]]:
