@@ -11,14 +11,16 @@ configured policies' hyperparameters, as the worker serves them. The pure driver
 DIR/report.md and its PNG plots.
 
 Policies learn along the log (their value is an average over their learning) unless fixed:
-`--snapshot LABEL=POLICY:DIR` evaluates POLICY's learned state read from the state store DIR (a
-RocksDB directory, e.g. `slatestream run --state DIR`), never learning; `--freeze-after N` also
+`--snapshot LABEL=POLICY:DIR[@TIME]` evaluates POLICY's learned state read from the state store
+DIR (a RocksDB directory, e.g. `slatestream run --state DIR`), never learning, on the rounds from
+TIME (when the state was taken: it holds the rewards of earlier rounds) on; `--freeze-after N` also
 evaluates each policy frozen after learning on the first N rounds (label POLICY@N), on the rest.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +72,25 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
 
 def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_file: bool,
                       stores: list[RocksDictStore]) -> list[PolicyVariant]:
-    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR (its opened store appended to
-    `stores`, for the caller to close)."""
+    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR[@TIME] (its opened store appended
+    to `stores`, for the caller to close); TIME (ISO 8601 with a zone): when the state was taken,
+    the snapshot is evaluated on the rounds from then on."""
     variants = []
     groups = config.policy_groups() if from_file else {}
     for spec in specs:
         label, _, rest = spec.partition("=")
         name, _, directory = rest.partition(":")
+        since = None
+        if "@" in directory:
+            directory, _, taken = directory.rpartition("@")
+            try:
+                since = datetime.fromisoformat(taken)
+            except ValueError as error:
+                raise click.BadParameter(f"{taken!r}: not an ISO 8601 time", param_hint="--snapshot") from error
+            if since.tzinfo is None:
+                raise click.BadParameter(f"{taken!r}: give a timezone (e.g. Z)", param_hint="--snapshot")
         if not label or not name or not directory:
-            raise click.BadParameter(f"{spec!r}: want LABEL=POLICY:DIR", param_hint="--snapshot")
+            raise click.BadParameter(f"{spec!r}: want LABEL=POLICY:DIR[@TIME]", param_hint="--snapshot")
         policy_names(name, "--snapshot")
         if not Path(directory).is_dir():
             raise click.BadParameter(f"{directory}: not a state store directory", param_hint="--snapshot")
@@ -89,7 +101,7 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
                                      param_hint="--snapshot") from error
         stores.append(store)
         policy = config.build_policy(name) if name in groups else name
-        variants.append(PolicyVariant(policy, label=label, state=store))
+        variants.append(PolicyVariant(policy, label=label, state=store, since=since))
     return variants
 
 
@@ -111,8 +123,9 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
-@click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR",
-              help="Also evaluate POLICY's fixed learned state from the state store DIR (repeatable).")
+@click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR[@TIME]",
+              help="Also evaluate POLICY's fixed learned state from the state store DIR, on the rounds from TIME "
+                   "(when it was taken; default: all) on (repeatable).")
 @click.option("--freeze-after", type=click.IntRange(min=1), default=None,
               help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,

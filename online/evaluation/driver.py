@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,9 @@ class PolicyVariant:
     """A policy evaluated under slate objectives and filters (None: plain ranking), named
     `label` in the result (default: the policy's name); learning along the log (default), a
     fixed snapshot (`state`: a store of its learned state, shard: which global shard to read;
-    never learns), or frozen after learning on the first `freeze_after` evaluated rounds
-    (evaluated on the rest): `online.evaluation.snapshots`."""
+    never learns; evaluated on the rounds whose request is at or after `since`, the time it was
+    taken: its state holds the rewards of earlier rounds), or frozen after learning on the first
+    `freeze_after` evaluated rounds (evaluated on the rest): `online.evaluation.snapshots`."""
 
     policy: Policy[Any, Any] | str
     objectives: ObjectiveSettings | None = None
@@ -82,10 +84,13 @@ class PolicyVariant:
     state: StateStore | None = None
     shard: str = ""
     freeze_after: int | None = None
+    since: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.freeze_after is not None and (self.freeze_after < 1 or self.state is not None):
             raise ValueError("freeze_after: must be >= 1, and a snapshot (state) is fixed from the start")
+        if self.since is not None and (self.state is None or self.since.tzinfo is None):
+            raise ValueError("since: the time a snapshot (state) was taken, timezone-aware")
 
 
 @dataclass
@@ -101,6 +106,7 @@ class _PolicyRun:
     cache: dict[bytes, tuple[FloatArray, IntArray]] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
     freeze_after: int | None = None
+    since: datetime | None = None
 
     def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
         """The policy's answer to a request, through `Engine.score` (the serving step): the
@@ -125,6 +131,13 @@ class _PolicyRun:
             probs, draws = position_matrix(ranked, n, epsilon), ranked
         slate, _ = serve(ranked, n, 0.0 if exact else epsilon, engine.rng)
         return RequestScores(scored.rows, scored.item_ids, slate, probs, scored.draws.mean, draws, epsilon, exact)
+
+    def waits(self, position: int, round_: LoggedRound) -> bool:
+        """Whether the round at `position` among the evaluated rounds comes before this
+        policy's evaluation starts (its learning prefix, or before its snapshot was taken)."""
+        if self.freeze_after is not None:
+            return position < self.freeze_after
+        return self.since is not None and self.trace.evaluated_from == position and round_.request.time < self.since
 
     def learn(self, events: Sequence[Impression | Click], rounds: int, learn_every: int) -> None:
         self.buffer.extend(events)
@@ -204,8 +217,8 @@ def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, Poli
                     shard=variant.shard, objectives=objectives)
     if variant.state is not None:
         check_snapshot(engine)
-    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None)
-    return _PolicyRun(engine, trace, freeze_after=variant.freeze_after)
+    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None, snapshot=variant.state is not None)
+    return _PolicyRun(engine, trace, freeze_after=variant.freeze_after, since=variant.since)
 
 
 def evaluate_log(
@@ -281,9 +294,10 @@ def _evaluate_round(
         request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
     position = len(log.rounds) - 1  # this round's place among the evaluated rounds
     for run in runs:
-        if run.freeze_after is not None and position < run.freeze_after:  # still learning its prefix
+        if run.waits(position, round_):  # still learning its prefix, or before its snapshot was taken
             run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows),
                                    counted=False)
+            run.trace.evaluated_from = position + 1
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
             continue
         if run.freeze_after is not None and not run.trace.frozen:

@@ -40,7 +40,8 @@ class PolicyEvaluation:
     (diagnostics, verdicts, the one to read: `online.evaluation.assessment`), metrics (name ->
     float), counters and, for plots, dr_running: float64[n_obs] the running mean of the DR
     terms in log order. learning: the policy learned along the log (its value is an average
-    over its learning), else a fixed snapshot evaluated from round `evaluated_from` on."""
+    over its learning); else it was fixed — a snapshot (`snapshot`), or frozen after learning on
+    the first `evaluated_from` rounds — and is evaluated from round `evaluated_from` on."""
 
     policy: str
     version: str
@@ -51,11 +52,16 @@ class PolicyEvaluation:
     assessment: Assessment
     learning: bool = True
     evaluated_from: int = 0
+    snapshot: bool = False
+
+    @property
+    def frozen_after_learning(self) -> bool:
+        return not self.learning and not self.snapshot
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "policy": self.policy, "version": self.version, "learning": self.learning,
-            "evaluated_from": self.evaluated_from,
+            "snapshot": self.snapshot, "evaluated_from": self.evaluated_from,
             "estimates": {name: _clean(asdict(e)) for name, e in self.estimates.items()},
             "assessment": _clean(asdict(self.assessment)),
             "metrics": _clean(self.metrics), "counters": dict(self.counters),
@@ -253,7 +259,8 @@ def summarise(log: RoundLog, traces: list[PolicyTrace], catalog: Catalog, counts
                     "learned_events": trace.learned_events, "rejected_events": trace.rejected_events}
         evaluations.append(PolicyEvaluation(trace.policy, trace.version, estimates,
                                             _metrics(part, part_trace, catalog, config, _cat(part.rewards, np.float64)),
-                                            counters, running, assessment, not trace.frozen, trace.evaluated_from))
+                                            counters, running, assessment, not trace.frozen, trace.evaluated_from,
+                                            trace.snapshot))
     sanity = None
     if config.logging_policy is not None:
         own = next((e for e in evaluations if e.policy == config.logging_policy), None)

@@ -90,6 +90,7 @@ class PolicyTrace:
     learned_events: int = 0
     rejected_events: int = 0
     frozen: bool = False
+    snapshot: bool = False
     evaluated_from: int = 0
 
     def add(self, eval_probs: FloatArray, q_logged: FloatArray, q_expected: FloatArray,

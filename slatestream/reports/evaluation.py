@@ -104,10 +104,13 @@ def plot_ctr_over_log(result: EvaluationResult, path: Path) -> Path:
 def _kind(evaluation: PolicyEvaluation) -> str:
     if evaluation.learning:
         return "learning along the log: an average over its learning"
-    if evaluation.evaluated_from:
+    if evaluation.frozen_after_learning:
         return (f"fixed after learning on the first {evaluation.evaluated_from} rounds, evaluated on the rest: "
                 "the value of that state")
-    return "fixed snapshot: the value of that state"
+    if evaluation.evaluated_from:
+        return f"fixed snapshot, evaluated from round {evaluation.evaluated_from} (when it was taken) on"
+    return ("fixed snapshot, on the whole log: biased upward if its state learned from these rounds (give the "
+            "time it was taken)")
 
 
 def _reading(result: EvaluationResult) -> list[str]:

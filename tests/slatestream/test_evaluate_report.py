@@ -109,7 +109,7 @@ def test_snapshot_and_freeze_after_from_the_command_line(tmp_path: Path) -> None
     assert kinds["bernoulli_ts@50"][:2] == (False, 50) and kinds["bernoulli_ts@50"][2] > 0
     assert kinds["prod"] == (False, 0, 0)
     report = (out / "report.md").read_text()
-    assert "**prod** (fixed snapshot: the value of that state)" in report
+    assert "**prod** (fixed snapshot, on the whole log: biased upward if its state learned" in report
     assert "fixed after learning on the first 50 rounds, evaluated on the rest" in report
     bad = runner.invoke(main, ["evaluate", "--data", f"events:{tmp_path / 'log.jsonl'}", "--snapshot", "prod=nope:x",
                                "--out", str(out), *FAST])

@@ -109,3 +109,16 @@ def test_freeze_after_learns_on_the_prefix_and_is_evaluated_on_the_rest() -> Non
     assert learning.estimates["ips"].n == 400
     with pytest.raises(ValueError, match="freeze_after"):
         PolicyVariant("bernoulli_ts", freeze_after=0)
+
+
+def test_a_snapshot_is_evaluated_from_the_time_it_was_taken() -> None:
+    events = DRIVER.uniform_log(400, CTR, seed=14)
+    taken = next(e.time for e in events if isinstance(e, RankRequest) and e.request_id == "r100")
+    snapshot = trained_snapshot()
+    result = evaluate_log(events, [PolicyVariant(BernoulliThompsonSampling(), label="snap", state=snapshot,
+                                                 since=taken)], DRIVER.embed, 8, config=CONFIG)
+    evaluation = result.policy("snap")
+    assert evaluation.snapshot and evaluation.evaluated_from == 100 and evaluation.counters["rounds"] == 300
+    assert evaluation.counters["learned_events"] == 0
+    with pytest.raises(ValueError, match="since"):
+        PolicyVariant("bernoulli_ts", since=taken)  # only a snapshot has a time it was taken
