@@ -52,6 +52,7 @@ from online.policies.base import Policy
 from online.policies.linear_ts import LinearTSParams
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore, StateStore
+from slatestream.reports.evaluation import WIDE, relative_half_width
 
 ENGINE = EngineConfig()  # the defaults the worker serves with: 64 draws, support mix 0.05 (--n-draws sets draws)
 
@@ -142,8 +143,10 @@ def evaluate_seed(seed: int, n: int, encoder: Any, dim: int) -> list[dict[str, A
         shown = "no reliable estimate" if estimate is None else (
             f"{read} {estimate.value:.4f} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] "
             f"err {estimate.value / truth - 1:+.1%} {'covers' if estimate.covers(truth) else 'MISSES'}")
+        weights = evaluation.assessment.diagnostics["dr"]
         print(f"seed {seed} {evaluation.policy:24s} truth {truth:.4f}  {shown}  | dr {dr.value:.4f} "
-              f"[{dr.ci_low:.4f}, {dr.ci_high:.4f}] err {dr.value / truth - 1:+.1%}", flush=True)
+              f"[{dr.ci_low:.4f}, {dr.ci_high:.4f}] err {dr.value / truth - 1:+.1%}; ESS {weights.ess:,.0f}, "
+              f"mean weight {weights.mean_weight:.2f} [{weights.mean_low:.2f}, {weights.mean_high:.2f}]", flush=True)
     return rows
 
 
@@ -166,9 +169,14 @@ def main() -> None:
     if reliable:
         errors = [abs(r["estimate"].value / r["truth"] - 1) for r in reliable]
         covered = sum(r["estimate"].covers(r["truth"]) for r in reliable)
+        widths = [relative_half_width(r["estimate"]) for r in reliable]
         print(f"reliable: {len(reliable)} of {len(rows)} (policy, seed) pairs; relative error max {max(errors):.1%}, "
               f"median {float(np.median(errors)):.1%} (goal <= 10%); intervals covering the truth {covered} of "
-              f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%)")
+              f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%); interval half-widths "
+              f"{min(widths):.0%} to {max(widths):.0%} of the value (median {float(np.median(widths)):.0%})")
+        narrow = [e for e, w in zip(errors, widths, strict=True) if w <= WIDE]
+        print(f"reliable with an interval within +-{WIDE:.0%}: {len(narrow)}"
+              + (f", relative error max {max(narrow):.1%}" if narrow else ""))
     for r in rows:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "

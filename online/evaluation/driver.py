@@ -6,12 +6,16 @@ Every policy gets its own `Engine` (in-memory state, one shared catalog) and wal
 log once, round by round (`online.evaluation.rounds`). For each logged round it is first
 *scored*, then it *learns*:
 
-1. score: the policy ranks the round's request through `Engine.score`, the step
-   `Engine.rank` serves with (m = n_draws Monte Carlo draws): draw 0 is its own slate (replay,
-   ranking metrics), the share of draws putting each logged item at its logged position
-   is its evaluation probability (IPS, SNIPS, DR), its posterior mean is its predicted CTR
-   (calibration). The reward model of DR (`reward_model.PositionCTRModel`, shared by all
-   policies, predict-then-update) gives q(item, position).
+1. score: the policy ranks the round's request (over the candidates the logging policy ranked,
+   when the round's `Slate` records them) through `Engine.score`, the step `Engine.rank` serves
+   with (m = n_draws Monte Carlo draws, the support mix as configured): the slate it would serve
+   is its own (replay, ranking metrics), the share of draws putting each logged item at its
+   logged position is its evaluation probability (IPS, SNIPS, DR, IIPS), the share agreeing with
+   the logged slate's prefixes its prefix and joint probabilities (RIPS, SIPS;
+   `RequestScores.slate_probabilities`), its posterior mean its predicted CTR (calibration).
+   The reward model of DR (`reward_model.PositionCTRModel`, shared by all policies,
+   predict-then-update) gives q(item, position); DM refits one at the end
+   (`direct_method`).
 2. learn: the round's impression and clicks (learn_from="all"), or only the logged items
    its own slate reproduced (learn_from="matched", the replay rule), are folded in by
    `Engine.observe` every `learn_every` rounds (1 = strictly online).
@@ -31,7 +35,8 @@ round's logged clicks, at each learning batch (`Engine.observe_objectives`), as 
 loop would; intra-list
 diversity and the exposure Gini in the metrics are those of its own slates.
 
-Estimates and metrics come from `online.evaluation.summary`.
+Fixed policies (`PolicyVariant(state=..., since=...)`, `freeze_after`): `online.evaluation.snapshots`.
+Estimates, their assessment and metrics come from `online.evaluation.summary`.
 """
 
 from __future__ import annotations

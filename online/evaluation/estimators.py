@@ -260,6 +260,8 @@ def doubly_robust(
     confidence: float = 0.95,
     clip: float | None = None,
     clusters: npt.ArrayLike | None = None,
+    interval: Interval = "wilson",
+    reward_max: float | None = None,
 ) -> Estimate:
     """Doubly robust: mean over rounds of q_hat(x_i, pi_e) + w_i * (r_i - q_hat(x_i, a_i)).
 
@@ -267,14 +269,26 @@ def doubly_robust(
     reward model's prediction for the logged action; q_hat_expected: float[n], the
     model's expected reward under pi_e's action distribution in round i,
     sum_a pi_e(a|x_i) q_hat(x_i, a). Unbiased if either the propensities or the reward
-    model are correct. clip caps the weights as in `ips`.
+    model are correct. clip caps the weights as in `ips`. interval: "wilson" widens the
+    bootstrap to hold, around the estimate, the half-widths of IPS's Wilson interval (the
+    correction sum w (r - q) is as uncertain as sum w r when the model is weak, and the bootstrap
+    misses the clicks high-weight rounds did not draw: `ips`, `widened`).
     """
     check_bootstrap_args(n_bootstrap, confidence)
     reward, weight = _weights(rewards, pscores, eval_probs, clip)
     q_logged = _checks.floats("q_hat_logged", q_hat_logged, ndim=1, shape=reward.shape)
     q_expected = _checks.floats("q_hat_expected", q_hat_expected, ndim=1, shape=reward.shape)
     terms = q_expected + weight * (reward - q_logged)
-    return ratio_estimate(
+    estimate = ratio_estimate(
         "dr", terms, np.ones_like(reward), reward.size,
         rng=rng, n_bootstrap=n_bootstrap, confidence=confidence, clusters=clusters,
     )
+    total, scale = float(weight.sum()), _scale(reward, reward_max)
+    if interval == "percentile" or total <= 0 or not np.isfinite(estimate.value):
+        return widened(estimate, 0.0, 0.0, scale, confidence, interval)  # validates `interval`
+    share = float((weight * reward).sum()) / total / scale
+    low, high = wilson_interval(share, effective_sample_size(weight), confidence)
+    mean_weight = total / reward.size
+    below, above = mean_weight * scale * (share - low), mean_weight * scale * (high - share)
+    return Estimate("dr", estimate.value, float(np.nanmin([estimate.ci_low, estimate.value - below])),
+                    float(np.nanmax([estimate.ci_high, estimate.value + above])), estimate.n)

@@ -27,6 +27,17 @@ LEARNING_NOTE = ("A learning policy learns along the log, so its value is an ave
                  "of one state.")
 
 
+WIDE = 0.10
+"""An interval whose half-width exceeds this share of the value is called too wide to rank with."""
+
+
+def relative_half_width(estimate: Estimate) -> float:
+    """Half the interval's width over the value (inf at 0, NaN without an interval)."""
+    if estimate.value == 0:
+        return math.inf
+    return (estimate.ci_high - estimate.ci_low) / 2 / abs(estimate.value)
+
+
 def fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -122,7 +133,10 @@ def _reading(result: EvaluationResult) -> list[str]:
             lines.append(f"{head}: no reliable estimate — {assessment.why.removeprefix('no reliable estimate: ')}.")
         else:
             estimate = evaluation.estimates[assessment.read]
-            lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.")
+            width = relative_half_width(estimate)
+            wide = (f" Its interval spans ±{width:.0%} of the value: too wide to rank policies that differ by less"
+                    if width > WIDE else "")
+            lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.{wide}")
     epsilon = result.settings.get("support_epsilon", 0.0)
     mix = (f" Each policy is evaluated as it would serve, with the support mix (support_epsilon = {epsilon}: that "
            "share of its slates uniformly random), which its value includes." if epsilon else "")

@@ -18,7 +18,7 @@ import pytest
 
 from online.evaluation.bootstrap import Estimate, bootstrap_ratio
 from online.evaluation.direct_method import DM_MODEL, direct_method
-from online.evaluation.estimators import ips, replay_positions, snips
+from online.evaluation.estimators import doubly_robust, ips, replay_positions, snips
 from online.evaluation.reward_model import PositionCTRModel
 
 REPS = 200
@@ -39,7 +39,14 @@ def rare_click_world() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     return ctr, exam, target, float((target * ctr[:, None] * exam[None, :]).sum() / 3)
 
 
-@pytest.mark.parametrize("estimator", [snips, ips], ids=["snips", "ips"])
+def dr_with_a_flat_model(rewards: np.ndarray, pscores: np.ndarray, probs: np.ndarray, **kwargs: Any) -> Estimate:
+    """DR whose reward model is the logged CTR per position (context-free, item-blind)."""
+    by_position = rewards.reshape(-1, 3).mean(axis=0)
+    q = np.tile(by_position, rewards.size // 3)
+    return doubly_robust(rewards, pscores, probs, q, q, **kwargs)
+
+
+@pytest.mark.parametrize("estimator", [snips, ips, dr_with_a_flat_model], ids=["snips", "ips", "dr"])
 def test_interval_covers_where_the_percentile_bootstrap_does_not(estimator: Any) -> None:
     ctr, exam, target, truth = rare_click_world()
     covered = {"wilson": 0, "percentile": 0}
