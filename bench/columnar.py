@@ -172,12 +172,14 @@ def estimate_terms(
     if not shared_bootstrap:
         chosen = np.where(terms.matches, log.actions, -1 - log.actions)
         return {
-            "replay": replay(rewards, log.actions, chosen, rng=rng, n_bootstrap=n_bootstrap, confidence=confidence),
-            "ips": ips(rewards, pscores, terms.eval_probs, rng=rng, n_bootstrap=n_bootstrap, confidence=confidence),
+            "replay": replay(rewards, log.actions, chosen, rng=rng, n_bootstrap=n_bootstrap, confidence=confidence,
+                             interval="percentile"),  # as the shared resample computes them
+            "ips": ips(rewards, pscores, terms.eval_probs, rng=rng, n_bootstrap=n_bootstrap, confidence=confidence,
+                       interval="percentile"),
             "snips": snips(rewards, pscores, terms.eval_probs, rng=rng, n_bootstrap=n_bootstrap,
-                           confidence=confidence),
+                           confidence=confidence, interval="percentile"),
             "dr": doubly_robust(rewards, pscores, terms.eval_probs, terms.q_logged, terms.q_expected, rng=rng,
-                                n_bootstrap=n_bootstrap, confidence=confidence),
+                                n_bootstrap=n_bootstrap, confidence=confidence, interval="percentile"),
         }
     _checks.propensities("pscores", _checks.floats("pscores", pscores, ndim=1, shape=rewards.shape))
     _checks.probabilities("eval_probs", _checks.floats("eval_probs", terms.eval_probs, ndim=1, shape=rewards.shape))

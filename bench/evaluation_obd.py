@@ -1,7 +1,8 @@
 """Open Bandit Pipeline validation on real logs: estimate the Bernoulli-TS policy's CTR from the
 random policy's log and compare with the Bernoulli-TS log's own on-policy CTR.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_obd.py [--obd PATH] [--n-draws 100000]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_obd.py [--obd PATH] [--campaign all|men|women] \
+        [--n-draws 100000]
 
 Data: obp 0.4.1 ships a 10,000-row sample of the Open Bandit Dataset per log; without --obd the
 script runs `pip download --no-deps obp==0.4.1` into .data/obp-cache and unzips it there.
@@ -10,8 +11,10 @@ obp/policy/conf/prior_bts.yaml, fixed (as obp's own OPE example treats it); for 
 ranks items by one Beta draw each. Its action distribution comes from `n_draws` Monte Carlo
 draws (numpy; the driver reuses one matrix because the policy never changes). The estimate runs
 through the project's driver (`online.evaluation.driver.evaluate_log`). Prints every estimator's
-estimate, interval and relative error against the BTS log's on-policy CTR. Goal (obp paper,
-small sample): relative error <= 0.3 for DR or SNIPS. Printed, not asserted.
+estimate, interval, relative error against the BTS log's on-policy CTR and the report's verdict
+(`online.evaluation.assessment`), and the weights' diagnostics. The evaluated policy has no
+support mix (it must be the BTS log's own). Goal (obp paper, small sample): relative error
+<= 0.3 for DR or SNIPS. Printed, not asserted.
 """
 
 from __future__ import annotations
@@ -113,9 +116,10 @@ def main() -> None:
     policy = load_prior(folder, args.campaign)
     random_log, items_csv = obd_paths(obd, "random", args.campaign)
     bts_log, bts_items = obd_paths(obd, "bts", args.campaign)
-    config = DriverConfig(engine=EngineConfig(n_draws=args.n_draws), n_bootstrap=args.n_bootstrap, seed=args.seed,
-                          learn_every=10**9, context_free=frozenset({policy.name}),
-                          logging_policy="uniform_random")
+    # the evaluated policy is exactly the BTS log's (no support mix); the random log is uniform
+    config = DriverConfig(engine=EngineConfig(n_draws=args.n_draws, support_epsilon=0.0), n_bootstrap=args.n_bootstrap,
+                          seed=args.seed, learn_every=10**9, context_free=frozenset({policy.name}),
+                          logging_policy="uniform_random", uniform_log=True)
     events: list[AnyEvent] = list(obd_events(random_log, items_csv))
     started = time.perf_counter()
     result = evaluate_log(events, [policy, "uniform_random"], item_embed, 2, config=config)
@@ -130,13 +134,18 @@ def main() -> None:
           f"on-policy CTR {truth.value:.5f} [{truth.ci_low:.5f}, {truth.ci_high:.5f}]")
     print(f"driver: {elapsed:.1f} s for 2 policies, {args.n_draws} Monte Carlo draws of the BTS distribution")
     print("\nBTS policy value estimated from the random log (CTR per shown item):")
-    print(f"{'estimator':>10} {'estimate':>9} {'95% interval':>21} {'rel. error':>10} {'covers truth':>12}")
+    print(f"{'estimator':>10} {'estimate':>9} {'95% interval':>21} {'rel. error':>10} {'covers truth':>12}  verdict")
     bts = result.policy(policy.name)
     for name in ("ips", "snips", "dr", "dm", "replay"):
-        e = bts.estimates[name]
+        e, verdict = bts.estimates[name], bts.assessment.verdicts[name]
         rel = abs(e.value - truth.value) / truth.value
         covers = e.covers(truth.value)
-        print(f"{name:>10} {e.value:9.5f} [{e.ci_low:8.5f}, {e.ci_high:8.5f}] {rel:10.3f} {covers!s:>12}")
+        said = "reliable" if verdict.reliable else "UNRELIABLE: " + "; ".join(verdict.reasons)
+        print(f"{name:>10} {e.value:9.5f} [{e.ci_low:8.5f}, {e.ci_high:8.5f}] {rel:10.3f} {covers!s:>12}  {said}")
+    weights = bts.assessment.diagnostics["dr"]
+    print(f"weights: effective sample size {weights.ess:,.0f} of {weights.n:,}, largest {weights.max_weight:.1f}, "
+          f"mean {weights.mean_weight:.3f} [{weights.mean_low:.3f}, {weights.mean_high:.3f}]; "
+          f"read: {bts.assessment.read} ({bts.assessment.why})")
     best = min(abs(bts.estimates[n].value - truth.value) / truth.value for n in ("dr", "snips"))
     print(f"\ngoal: relative error <= 0.3 for DR or SNIPS (obp paper: DR 0.29, DM 0.16) -> best {best:.3f} "
           f"({'met' if best <= 0.3 else 'NOT met'})")

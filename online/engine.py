@@ -32,6 +32,7 @@ from online.feedback import RequestContexts, feedback_rows
 from online.objectives import Objectives, Ranking
 from online.objectives.persistence import StoredObjectives
 from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
+from online.propensities import record_propensities, serve, slate_propensities
 from online.request_text import TextEmbed, text_shift, text_weight
 from online.retrieval import Retriever, numpy_retriever
 from online.slates import build_slate, top_k
@@ -55,7 +56,10 @@ class EngineConfig(BaseModel):
     (online.request_text; 0: text unused); user_cache_size: decoded user states kept in memory,
     write-through (0 = off; ~5 KB
     per user for linear TS at d = 32). An Engine must be its store's sole writer (the worker
-    drops its engines when partitions move), else turn the cache off.
+    drops its engines when partitions move), else turn the cache off. support_epsilon: the
+    probability that a served slate is a uniformly random ranking of the candidates instead
+    (online/propensities.py), so every candidate has probability >= support_epsilon / n at
+    every position and the logs support evaluating any policy (0 = off).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +70,7 @@ class EngineConfig(BaseModel):
     user_cache_size: int = Field(default=20_000, ge=0)
     text_weight: float = Field(default=0.4, ge=0.0, allow_inf_nan=False)
     text_evidence: float = Field(default=20.0, gt=0.0, allow_inf_nan=False)
+    support_epsilon: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -287,15 +292,26 @@ class Engine:
         return (weight * self.embed_text(request.context_text)).astype(np.float32)
 
     def rank(self, request: RankRequest) -> Slate:
-        """The slate for a request: `score`, then draw 0's slate with its propensities (the
-        share of draws agreeing with it) and reasons. RankError when nothing can be ranked."""
+        """The slate for a request: `score`, then draw 0's slate (or, with probability
+        `config.support_epsilon`, a uniformly random ranking) with its reasons and its
+        propensities: marginal and prefix, the share of draws agreeing with it mixed with the
+        uniform ranking's exact probabilities (online/propensities.py), and the candidates it
+        ranked. RankError when nothing can be ranked."""
         scored = self.score(request)
         self._remember_context(request.request_id, request.context)
+        epsilon, n = self.config.support_epsilon, len(scored.item_ids)
+        served, uniform = serve(scored.ranking.ranked, n, epsilon, self.rng)
+        ranking = scored.ranking
+        if uniform:  # build_slate serves row 0
+            ranking = Ranking(np.vstack([served[None, :], ranking.ranked[1:]]), ranking.greedy)
         reasons = None
         if self.objectives is not None:
-            reasons = self.objectives.reasons(request, scored.rows, scored.ranking, self.catalog)
-        return build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy_version, request.time,
-                           reasons, scored.ranking.ranked, scored.ranking.greedy)
+            reasons = self.objectives.reasons(request, scored.rows, ranking, self.catalog)
+        slate = build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy_version,
+                            request.time, reasons, ranking.ranked, ranking.greedy)
+        ranked_ids = None if request.candidates is not None and len(request.candidates) == n else scored.item_ids
+        return record_propensities(slate, slate_propensities(scored.ranking.ranked, served, n, epsilon), ranked_ids,
+                                   epsilon, scored.ranking.ranked.shape[0])
 
     def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
         self._contexts.remember(request_id, context)

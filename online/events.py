@@ -89,7 +89,12 @@ class RankRequest(_Event):
 class SlateItem(BaseModel):
     """One ranked item: position (0 = top), sampled score, posterior mean and std of its
     expected reward, whether it was placed by exploration, and its propensity (the
-    probability the policy puts this item at this position, Monte Carlo estimate)."""
+    probability the policy puts this item at this position, Monte Carlo estimate).
+
+    prefix_propensity: the probability that the policy's slate holds this slate's items at
+    positions 0..position, estimated over the same draws (online/propensities.py); at the
+    last position it is the whole slate's probability. None in slates of older builds.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -101,10 +106,18 @@ class SlateItem(BaseModel):
     explored: bool
     propensity: Probability
     reason: str | None = None
+    prefix_propensity: Probability | None = None
 
 
 class Slate(_Event):
-    """The ranked answer to a RankRequest, with everything needed to replay it."""
+    """The ranked answer to a RankRequest, with everything needed to replay it.
+
+    candidates: the ids the policy ranked (after filters) when they differ from the
+    request's candidates (None: the request's, or a slate of an older build);
+    support_epsilon: the probability that the slate was a uniformly random ranking of the
+    candidates (the support mix, online/propensities.py; None: unknown, older builds);
+    n_draws: the Monte Carlo draws its propensities were estimated over (None: unknown).
+    """
 
     type: Literal["slate"] = "slate"
     request_id: Identifier
@@ -114,6 +127,14 @@ class Slate(_Event):
     policy: Identifier
     policy_version: Identifier
     time: AwareDatetime = Field(default_factory=utc_now)
+    candidates: tuple[Identifier, ...] | None = None
+    support_epsilon: float | None = Field(default=None, ge=0.0, le=1.0)
+    n_draws: int | None = Field(default=None, ge=1)
+
+    @property
+    def joint_propensity(self) -> float | None:
+        """The probability of the whole slate (the last item's prefix propensity), or None."""
+        return self.items[-1].prefix_propensity if self.items else None
 
 
 class ShownItem(BaseModel):

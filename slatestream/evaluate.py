@@ -9,11 +9,18 @@ configuration (--config or $SLATESTREAM_CONFIG) gives the engine, the item embed
 configured policies' hyperparameters, as the worker serves them. The pure driver
 (`online.evaluation.driver`) does the work; this command writes DIR/evaluation.json,
 DIR/report.md and its PNG plots.
+
+Policies learn along the log (their value is an average over their learning) unless fixed:
+`--snapshot LABEL=POLICY:DIR[@TIME]` evaluates POLICY's learned state read from the state store
+DIR (a RocksDB directory, e.g. `slatestream run --state DIR`), never learning, on the rounds from
+TIME (when the state was taken: it holds the rewards of earlier rounds) on; `--freeze-after N` also
+evaluates each policy frozen after learning on the first N rounds (label POLICY@N), on the rest.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,7 @@ import click
 from online.config import CONFIG_ENV, SlatestreamConfig
 from online.datasets.logs import OBD_CAVEAT, LoadedLog, LogSpecError, load_log
 from online.evaluation.config import DriverConfig
-from online.evaluation.driver import evaluate_log
+from online.evaluation.driver import PolicyVariant, evaluate_log
 from online.policies.base import Policy
 from slatestream.options import (
     DIM_HELP,
@@ -38,6 +45,7 @@ from slatestream.options import (
     retriever_for,
 )
 from slatestream.reports.evaluation import fmt, write_evaluation_report
+from slatestream.store import RocksDictStore
 
 __all__ = ["OBD_CAVEAT", "evaluate_command", "load_log_or_fail"]
 DEFAULT_POLICIES = "linear_ts,bernoulli_ts,uniform_random"
@@ -63,6 +71,41 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
     return [config.build_policy(name) if name in groups else name for name in policy_names(policies)]
 
 
+def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_file: bool,
+                      stores: list[RocksDictStore]) -> list[PolicyVariant]:
+    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR[@TIME] (its opened store appended
+    to `stores`, for the caller to close); TIME (ISO 8601 with a zone): when the state was taken,
+    the snapshot is evaluated on the rounds from then on."""
+    variants = []
+    groups = config.policy_groups() if from_file else {}
+    for spec in specs:
+        label, _, rest = spec.partition("=")
+        name, _, directory = rest.partition(":")
+        since = None
+        if "@" in directory:
+            directory, _, taken = directory.rpartition("@")
+            try:
+                since = datetime.fromisoformat(taken)
+            except ValueError as error:
+                raise click.BadParameter(f"{taken!r}: not an ISO 8601 time", param_hint="--snapshot") from error
+            if since.tzinfo is None:
+                raise click.BadParameter(f"{taken!r}: give a timezone (e.g. Z)", param_hint="--snapshot")
+        if not label or not name or not directory:
+            raise click.BadParameter(f"{spec!r}: want LABEL=POLICY:DIR[@TIME]", param_hint="--snapshot")
+        policy_names(name, "--snapshot")
+        if not Path(directory).is_dir():
+            raise click.BadParameter(f"{directory}: not a state store directory", param_hint="--snapshot")
+        try:
+            store = RocksDictStore(directory)
+        except Exception as error:  # rocksdict's errors (a lock held by a running worker, ...) name the cause
+            raise click.BadParameter(f"{directory}: cannot open the state store ({error})",
+                                     param_hint="--snapshot") from error
+        stores.append(store)
+        policy = config.build_policy(name) if name in groups else name
+        variants.append(PolicyVariant(policy, label=label, state=store, since=since))
+    return variants
+
+
 @click.command("evaluate")
 @click.option("--data", required=True, help="obd:PATH (obp's obd folder), mind:PATH or events:PATH.")
 @click.option("--policies", default=None,
@@ -81,21 +124,33 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
+@click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR[@TIME]",
+              help="Also evaluate POLICY's fixed learned state from the state store DIR, on the rounds from TIME "
+                   "(when it was taken; default: all) on (repeatable).")
+@click.option("--freeze-after", type=click.IntRange(min=1), default=None,
+              help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
                      seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
                      model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
-                     n_bootstrap: int) -> None:
+                     n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
-    chosen = chosen_policies(config, policies, configured(config_path))
-    names = [p if isinstance(p, str) else p.name for p in chosen]
+    learning = chosen_policies(config, policies, configured(config_path))
+    names = [p if isinstance(p, str) else p.name for p in learning]
+    stores: list[RocksDictStore] = []
+    chosen: list[Policy[Any, Any] | str | PolicyVariant] = [*learning]
+    if freeze_after is not None:
+        chosen += [PolicyVariant(p, label=f"{name}@{freeze_after}", freeze_after=freeze_after)
+                   for p, name in zip(learning, names, strict=True)]
+    chosen += snapshot_variants(config, snapshots, configured(config_path), stores)
     loaded = load_log_or_fail(data, behavior_policy, campaign)
     embed = item_embedding(config, loaded.items, seed, model)
     logging_policy = loaded.logging_policy if loaded.logging_policy in names else None
     try:
         driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
                               learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
-                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy)
+                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy,
+                              uniform_log=loaded.uniform)
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)
@@ -103,9 +158,13 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
     try:
         with progress(total, "round", "evaluate") as advance:
             result = evaluate_log(loaded.events, chosen, embed, embed.dim, features=loaded.features, config=driver,
-                                  progress=advance, retriever_for=retriever_for(config))
+                                  progress=advance, retriever_for=retriever_for(config), embed_text=embed.text)
+    except ValueError as error:  # a snapshot of another dimension, too few rounds after --freeze-after, ...
+        raise click.ClickException(str(error)) from error
     finally:
         embed.close()
+        for store in stores:
+            store.close()
     extra = {"encoder": embed.name, "dim": embed.dim, "behavior_policy": behavior_policy, "campaign": campaign,
              "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults")}
     report = write_evaluation_report(result, out, loaded.description, loaded.caveats, extra)

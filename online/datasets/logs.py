@@ -38,7 +38,8 @@ class LogSpecError(ValueError):
 class LoadedLog:
     """A log ready for the driver: events (lazy), items to fit the projection on, the
     feature map, the expected number of rounds (for a progress bar), a description,
-    the default logging policy for the sanity check, and caveats for the report."""
+    the default logging policy for the sanity check, caveats for the report, and whether it
+    was served uniformly at random over the catalog (None: unknown, the slates say)."""
 
     events: Iterable[AnyEvent]
     items: list[Item]
@@ -47,6 +48,7 @@ class LoadedLog:
     description: str
     logging_policy: str | None
     caveats: tuple[str, ...] = ()
+    uniform: bool | None = None
 
 
 def log_path(data: str) -> tuple[str, Path]:
@@ -82,7 +84,7 @@ def _obd_log(path: Path, behavior_policy: str, campaign: str) -> LoadedLog:
     return LoadedLog(
         obd_events(log_csv, item_csv), items, ContextCrossFeatures(arrays.context_names), len(arrays.rewards),
         f"OBD {behavior_policy}/{campaign} ({log_csv})", "uniform_random" if behavior_policy == "random" else None,
-        (OBD_CAVEAT,),
+        (OBD_CAVEAT,), behavior_policy == "random",
     )
 
 

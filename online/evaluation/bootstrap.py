@@ -12,6 +12,7 @@ replicates, with c chosen so a chunk holds about 4 million indices (16 MiB).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,14 @@ class Estimate:
     def covers(self, truth: float) -> bool:
         """Whether ci_low <= truth <= ci_high."""
         return bool(self.ci_low <= truth <= self.ci_high)
+
+
+class BootArgs(TypedDict):
+    """The bootstrap keyword arguments every estimator takes."""
+
+    rng: np.random.Generator
+    n_bootstrap: int
+    confidence: float
 
 
 def check_bootstrap_args(n_bootstrap: int, confidence: float) -> None:

@@ -27,6 +27,9 @@ class DriverConfig:
     n_bootstrap, confidence: the bootstrap intervals. metric_k: k of NDCG / hit rate / MRR.
     max_rounds: evaluate at most this many rounds. seed: seeds every generator.
     logging_policy: the evaluated policy that is the log's own (sanity check), or None.
+    uniform_log: the log was served uniformly at random over the catalog (True: replay is
+        unbiased and every policy over the catalog supported), declared not to be (False), or
+        unknown (None: each round's slate says, when the log holds slates).
     """
 
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -41,6 +44,7 @@ class DriverConfig:
     max_rounds: int | None = None
     seed: int = 0
     logging_policy: str | None = None
+    uniform_log: bool | None = None
 
     def __post_init__(self) -> None:
         if self.learn_from not in ("all", "matched"):
@@ -56,7 +60,7 @@ class DriverConfig:
 
     def settings(self) -> dict[str, Any]:
         """Every setting as plain JSON values (the engine's flattened in), for reports."""
-        values: dict[str, Any] = {"n_draws": self.engine.n_draws}
+        values: dict[str, Any] = {"n_draws": self.engine.n_draws, "support_epsilon": self.engine.support_epsilon}
         for key, value in vars(self).items():
             if key != "engine":
                 values[key] = sorted(value) if isinstance(value, frozenset) else value

@@ -6,12 +6,16 @@ Every policy gets its own `Engine` (in-memory state, one shared catalog) and wal
 log once, round by round (`online.evaluation.rounds`). For each logged round it is first
 *scored*, then it *learns*:
 
-1. score: the policy ranks the round's request through `Engine.score`, the step
-   `Engine.rank` serves with (m = n_draws Monte Carlo draws): draw 0 is its own slate (replay,
-   ranking metrics), the share of draws putting each logged item at its logged position
-   is its evaluation probability (IPS, SNIPS, DR), its posterior mean is its predicted CTR
-   (calibration). The reward model of DR (`reward_model.PositionCTRModel`, shared by all
-   policies, predict-then-update) gives q(item, position).
+1. score: the policy ranks the round's request (over the candidates the logging policy ranked,
+   when the round's `Slate` records them) through `Engine.score`, the step `Engine.rank` serves
+   with (m = n_draws Monte Carlo draws, the support mix as configured): the slate it would serve
+   is its own (replay, ranking metrics), the share of draws putting each logged item at its
+   logged position is its evaluation probability (IPS, SNIPS, DR, IIPS), the share agreeing with
+   the logged slate's prefixes its prefix and joint probabilities (RIPS, SIPS;
+   `RequestScores.slate_probabilities`), its posterior mean its predicted CTR (calibration).
+   The reward model of DR (`reward_model.PositionCTRModel`, shared by all policies,
+   predict-then-update) gives q(item, position); DM refits one at the end
+   (`direct_method`).
 2. learn: the round's impression and clicks (learn_from="all"), or only the logged items
    its own slate reproduced (learn_from="matched", the replay rule), are folded in by
    `Engine.observe` every `learn_every` rounds (1 = strictly online).
@@ -31,13 +35,15 @@ round's logged clicks, at each learning batch (`Engine.observe_objectives`), as 
 loop would; intra-list
 diversity and the exposure Gini in the metrics are those of its own slates.
 
-Estimates and metrics come from `online.evaluation.summary`.
+Fixed policies (`PolicyVariant(state=..., since=...)`, `freeze_after`): `online.evaluation.snapshots`.
+Estimates, their assessment and metrics come from `online.evaluation.summary`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -46,38 +52,52 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.engine import Engine, RankError
 from online.evaluation.config import DriverConfig
+from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, RoundSupport, logged_slate, round_support, shown_pscores
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
-from online.evaluation.scoring import RequestScores, position_probabilities
-from online.evaluation.summary import EvaluationResult, PolicyTrace, RoundLog, summarise
-from online.events import Click, Impression, Item, ShownItem
+from online.evaluation.scoring import RequestScores
+from online.evaluation.snapshots import OverlayStore, check_snapshot
+from online.evaluation.summary import EvaluationResult, summarise
+from online.evaluation.traces import PolicyTrace, RoundLog
+from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
 from online.policies.base import Policy
+from online.propensities import position_matrix, serve
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
-from online.state import InMemoryStore
+from online.state import InMemoryStore, StateStore
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 """Catalog items -> bandit vectors float32[n, d]."""
 
-UNKNOWN_ROW = 1 << 40
-"""Row code of a logged item missing from the catalog (never matches a slate)."""
-
-
 @dataclass(frozen=True)
 class PolicyVariant:
     """A policy evaluated under slate objectives and filters (None: plain ranking), named
-    `label` in the result (default: the policy's name)."""
+    `label` in the result (default: the policy's name); learning along the log (default), a
+    fixed snapshot (`state`: a store of its learned state, shard: which global shard to read;
+    never learns; evaluated on the rounds whose request is at or after `since`, the time it was
+    taken: its state holds the rewards of earlier rounds), or frozen after learning on the first
+    `freeze_after` evaluated rounds (evaluated on the rest): `online.evaluation.snapshots`."""
 
     policy: Policy[Any, Any] | str
     objectives: ObjectiveSettings | None = None
     filters: FilterSettings | None = None
     label: str | None = None
+    state: StateStore | None = None
+    shard: str = ""
+    freeze_after: int | None = None
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.freeze_after is not None and (self.freeze_after < 1 or self.state is not None):
+            raise ValueError("freeze_after: must be >= 1, and a snapshot (state) is fixed from the start")
+        if self.since is not None and (self.state is None or self.since.tzinfo is None):
+            raise ValueError("since: the time a snapshot (state) was taken, timezone-aware")
 
 
 @dataclass
@@ -90,13 +110,15 @@ class _PolicyRun:
     buffer: list[Impression | Click] = field(default_factory=list)
     own_buffer: list[Impression | Click] = field(default_factory=list)
     rounds_buffered: int = 0
-    cache: dict[bytes, FloatArray] = field(default_factory=dict)
+    cache: dict[bytes, tuple[FloatArray, IntArray]] = field(default_factory=dict)
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
+    freeze_after: int | None = None
+    since: datetime | None = None
 
-    def scores(self, round_: LoggedRound, config: DriverConfig) -> RequestScores:
-        """The policy's answer to the round's request, through `Engine.score` (the serving
-        step): its slate (draw 0) and the position probabilities of all its draws."""
-        engine, request = self.engine, round_.request
+    def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
+        """The policy's answer to a request, through `Engine.score` (the serving step): the
+        slate it would serve (support mix included) and the probabilities of all its draws."""
+        engine = self.engine
         exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
         reuse = engine.policy.name in config.context_free and not exact
         n_draws = 1 if exact or (reuse and self.cache) else engine.config.n_draws
@@ -104,17 +126,25 @@ class _PolicyRun:
         if n_draws == 1 and reuse and scored.rows.tobytes() not in self.cache:
             scored = engine.score(request, engine.config.n_draws)  # these candidates are not cached yet
         ranked = scored.ranking.ranked
-        n, k = len(scored.item_ids), ranked.shape[1]
+        n, epsilon = len(scored.item_ids), engine.config.support_epsilon
         if exact:
-            probs: FloatArray = np.full((n, k), 1.0 / n)
+            probs, draws = np.full((n, ranked.shape[1]), 1.0 / n), ranked
         elif reuse:
             key = scored.rows.tobytes()
             if key not in self.cache:
-                self.cache[key] = position_probabilities(ranked, n)
-            probs = self.cache[key]
+                self.cache[key] = (position_matrix(ranked, n, epsilon), ranked)
+            probs, draws = self.cache[key]
         else:
-            probs = position_probabilities(ranked, n)
-        return RequestScores(scored.rows, scored.item_ids, ranked[0], probs, scored.draws.mean)
+            probs, draws = position_matrix(ranked, n, epsilon), ranked
+        slate, _ = serve(ranked, n, 0.0 if exact else epsilon, engine.rng)
+        return RequestScores(scored.rows, scored.item_ids, slate, probs, scored.draws.mean, draws, epsilon, exact)
+
+    def waits(self, position: int, round_: LoggedRound) -> bool:
+        """Whether the round at `position` among the evaluated rounds comes before this
+        policy's evaluation starts (its learning prefix, or before its snapshot was taken)."""
+        if self.freeze_after is not None:
+            return position < self.freeze_after
+        return self.since is not None and self.trace.evaluated_from == position and round_.request.time < self.since
 
     def learn(self, events: Sequence[Impression | Click], rounds: int, learn_every: int) -> None:
         self.buffer.extend(events)
@@ -141,7 +171,7 @@ class _PolicyRun:
             self.engine.observe_objectives(self.own_buffer)
             self.cache.clear()
         self.own_buffer = []
-        if self.buffer:
+        if self.buffer and not self.trace.frozen:
             result = self.engine.observe(self.buffer, feed_objectives=False)
             self.trace.learned_events += len(self.buffer) - len(result.rejected)
             self.trace.rejected_events += len(result.rejected)
@@ -168,21 +198,35 @@ def _matched_feedback(
 
 
 def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> list[tuple[Policy[Any, Any], str,
-                                                                                      Objectives | None]]:
-    """(policy object, label, objectives or None) per entry; labels must be distinct."""
-    out: list[tuple[Policy[Any, Any], str, Objectives | None]] = []
+                                                                                      Objectives | None,
+                                                                                      PolicyVariant]]:
+    """(policy object, label, objectives or None, variant) per entry; labels must be distinct."""
+    out: list[tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant]] = []
     for entry in policies:
         variant = entry if isinstance(entry, PolicyVariant) else PolicyVariant(entry)
         policy = make_policy(variant.policy) if isinstance(variant.policy, str) else variant.policy
         plain = variant.objectives is None and variant.filters is None
         out.append((policy, variant.label or policy.name,
-                    None if plain else Objectives(variant.objectives, variant.filters)))
-    names = [label for _, label, _ in out]
+                    None if plain else Objectives(variant.objectives, variant.filters), variant))
+    names = [label for _, label, _, _ in out]
     if not out:
         raise ValueError("policies: must name at least one policy")
     if len(set(names)) != len(names):
         raise ValueError(f"policies: names (labels) must be distinct, got {names}")
     return out
+
+
+def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant], catalog: Catalog,
+         features: FeatureMap, config: DriverConfig, retriever: Retriever | None,
+         embed_text: TextEmbed | None) -> _PolicyRun:
+    policy, label, objectives, variant = entry
+    store: StateStore = InMemoryStore() if variant.state is None else OverlayStore(variant.state)
+    engine = Engine(policy, store, catalog, np.random.default_rng([config.seed, index]), features, config.engine,
+                    retriever, shard=variant.shard, objectives=objectives, embed_text=embed_text)
+    if variant.state is not None:
+        check_snapshot(engine)
+    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None, snapshot=variant.state is not None)
+    return _PolicyRun(engine, trace, freeze_after=variant.freeze_after, since=variant.since)
 
 
 def evaluate_log(
@@ -209,14 +253,8 @@ def evaluate_log(
     catalog = Catalog(dim=item_dim)
     feature_map = features or ItemFeatures()
     retriever = None if retriever_for is None else retriever_for(catalog)  # one per catalog, shared
-    runs = [
-        _PolicyRun(
-            Engine(policy, InMemoryStore(), catalog, np.random.default_rng([config.seed, index]),
-                   feature_map, config.engine, retriever, objectives=objectives, embed_text=embed_text),
-            PolicyTrace(label, policy.version),
-        )
-        for index, (policy, label, objectives) in enumerate(_variants(policies))
-    ]
+    runs = [_run(index, entry, catalog, feature_map, config, retriever, embed_text)
+            for index, entry in enumerate(_variants(policies))]
     model = PositionCTRModel()
     log = RoundLog()
     counts = LogCounts()
@@ -251,26 +289,42 @@ def _evaluate_round(
     shown = sorted(impression.shown, key=lambda s: s.position)
     rewards = round_.rewards()
     index = catalog.index
+    slate = logged_slate(round_, index)
     logged_rows = np.array([index.get(s.item_id, UNKNOWN_ROW) for s in shown], dtype=np.int64)
     positions = np.array([s.position for s in shown], dtype=np.int64)
     logged_rewards = np.array([rewards.get(s.item_id, 0.0) for s in shown])
-    pscores = np.array([np.nan if s.propensity is None else s.propensity for s in shown])
     known = logged_rows != UNKNOWN_ROW
     width = int(positions.max()) + 1
     q_log = np.zeros(len(shown))
     if known.any():
         q_log[known] = model.predict(logged_rows[known], width)[np.arange(int(known.sum())), positions[known]]
+    pscores = shown_pscores(shown, slate)
+    support = round_support(round_, slate, config.uniform_log)
     log.add(round_.index, logged_rows, positions, logged_rewards, pscores,
-            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)})
+            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)}, slate, support)
+    request = round_.request
+    if request.candidates is None and slate is not None and slate.candidates is not None:
+        request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
+    position = len(log.rounds) - 1  # this round's place among the evaluated rounds
     for run in runs:
+        if run.waits(position, round_):  # still learning its prefix, or before its snapshot was taken
+            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows),
+                                   counted=False)
+            run.trace.evaluated_from = position + 1
+            run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
+            continue
+        if run.freeze_after is not None and not run.trace.frozen:
+            run.flush()
+            run.cache.clear()
+            run.trace.frozen, run.trace.evaluated_from = True, position
         try:
-            scores = run.scores(round_, config)
+            scores = run.scores(request, config)
         except RankError:
-            run.trace.add_unranked(len(shown))
+            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows))
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
             continue
         _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
-                     config=config)
+                     config=config, slate=slate, support=support, weighted=positions[np.isfinite(pscores)])
         slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
         run.remember_own_slate(round_, slate_ids)
         feedback = (round_.feedback() if config.learn_from == "all"
@@ -282,8 +336,11 @@ def _evaluate_round(
 
 def _trace_round(
     run: _PolicyRun, scores: RequestScores, *, shown_rows: IntArray, positions: IntArray, q_log: FloatArray,
-    model: PositionCTRModel, config: DriverConfig,
+    model: PositionCTRModel, config: DriverConfig, slate: LoggedSlate | None, support: RoundSupport,
+    weighted: IntArray,
 ) -> None:
+    """Record the policy's side of a round. weighted: int64[j] positions of the logged
+    observations with a logging propensity (those DM and the weights are computed over)."""
     _n, k = scores.probs.shape
     local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
     cand = np.array([local.get(int(row), -1) for row in shown_rows], dtype=np.int64)
@@ -302,4 +359,10 @@ def _trace_round(
     slate_rows = scores.rows[scores.slate]
     at_position = np.where(positions < k, slate_rows[np.minimum(positions, k - 1)], -1)
     predicted = np.where(cand >= 0, mean[np.maximum(cand, 0)], np.nan)
-    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows)
+    eval_prefix = None
+    if slate is not None and slate.has_prefix:
+        logged = np.array([local.get(int(row), -1) for row in slate.rows], dtype=np.int64)
+        eval_prefix = scores.slate_probabilities(logged).prefix
+    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows, eval_prefix,
+                  support.supports(scores.item_ids))
+    run.trace.mass.add(scores.rows, scores.probs, weighted[weighted < k])

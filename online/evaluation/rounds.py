@@ -1,6 +1,7 @@
 """Logged rounds: an event stream grouped into (request, impression, clicks) rounds, in log order.
 
-A round opens at a `RankRequest` and collects the `Impression` and `Click`s that carry its
+A round opens at a `RankRequest` and collects the `Slate` (what the logging policy served,
+with its propensities and candidates), the `Impression` and the `Click`s that carry its
 request id until the next request arrives (or the log ends). `iter_log` yields, in log
 order, `ItemBatch` (consecutive catalog items), `LoggedRound` (a closed round) and
 `Feedback` (an impression or click that belongs to no open round: it is learned from but
@@ -33,13 +34,15 @@ class Feedback:
 
 @dataclass(frozen=True)
 class LoggedRound:
-    """One logged round: the request, what was shown (None when never logged) and the
-    clicks that arrived while the round was open. index: 0-based round number."""
+    """One logged round: the request, what was shown (None when never logged), the clicks
+    that arrived while the round was open and the served slate when the log holds it.
+    index: 0-based round number."""
 
     index: int
     request: RankRequest
     impression: Impression | None
     clicks: tuple[Click, ...]
+    slate: Slate | None = None
 
     def feedback(self) -> list[Impression | Click]:
         """The round's impression and clicks, in log order (impression first)."""
@@ -85,9 +88,10 @@ class _Open:
         self.request = request
         self.impression: Impression | None = None
         self.clicks: list[Click] = []
+        self.slate: Slate | None = None
 
     def close(self) -> LoggedRound:
-        return LoggedRound(self.index, self.request, self.impression, tuple(self.clicks))
+        return LoggedRound(self.index, self.request, self.impression, tuple(self.clicks), self.slate)
 
 
 def iter_log(
@@ -96,7 +100,8 @@ def iter_log(
     """Group events into steps (see the module doc), updating `counts` as it goes.
 
     max_rounds: stop after this many requests (the rest of the log is not read).
-    A second impression for an open round is treated as stray feedback.
+    A second impression for an open round is treated as stray feedback; a slate joins the
+    open round of its request (a second one, or one for no open round, is only counted).
     """
     if max_rounds is not None and max_rounds < 1:
         raise ValueError(f"max_rounds: must be >= 1 or None, got {max_rounds}")
@@ -148,6 +153,8 @@ def iter_log(
                 yield Feedback(event)
         else:
             counts.slates += 1
+            if current is not None and event.request_id == current.request.request_id and current.slate is None:
+                current.slate = event
     if pending_items:
         yield ItemBatch(tuple(pending_items))
     closed = close()

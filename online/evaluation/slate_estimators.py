@@ -8,11 +8,16 @@ slates); masked-out entries are ignored (rewards 0, ratio 1), whatever their val
 
 - `slate_independent_ips` (IIPS, OBP SlateIndependentIPS): mean_i sum_l rho[i,l] r[i,l].
   Unbiased when each position's reward depends only on the item at that position.
-- `slate_cascade_ips` (RIPS, OBP SlateRewardInteractionIPS): mean_i sum_l
-  (prod_{l' <= l} rho[i,l']) r[i,l]. Unbiased under the cascade assumption.
-- `slate_standard_ips` (SIPS, OBP SlateStandardIPS): mean_i (prod_l rho[i,l]) sum_l r[i,l],
-  or with the joint slate propensities when given as float[n]. Unbiased with the joint
-  propensities in general; with per-position ones when positions are drawn independently.
+- `slate_cascade_ips` (RIPS, OBP SlateRewardInteractionIPS): mean_i sum_l W[i,l] r[i,l] with
+  W[i,l] = pi_e(a_i0..a_il) / pi_0(a_i0..a_il) the ratio of prefix (cascade) probabilities:
+  given them (`prefix=True`, obp's `pscore_cascade`), or given conditional probabilities
+  pi(a_il | a_i0..a_i,l-1), whose running product is that ratio. Unbiased under the cascade
+  assumption. A running product of *marginal* ratios is not a prefix ratio for rankings drawn
+  without replacement: RIPS fed marginals is biased there (online/propensities.py).
+- `slate_standard_ips` (SIPS, OBP SlateStandardIPS): mean_i (pi_e(slate_i) / pi_0(slate_i))
+  sum_l r[i,l] given the joint slate probabilities as float[n] (obp's `pscore`); given
+  float[n, L] per-position values their product is used, which is the joint probability only
+  when positions are drawn independently (biased for rankings without replacement).
 
 Bootstrap resamples slates (the unit is the slate, so position correlation is respected).
 """
@@ -110,14 +115,18 @@ def slate_cascade_ips(
     confidence: float = 0.95,
     mask: npt.ArrayLike | None = None,
     clip: float | None = None,
+    prefix: bool = False,
 ) -> Estimate:
-    """RIPS: mean_i sum_l (prod_{l'<=l} rho[i,l']) r[i,l]; inputs float[n, L].
+    """RIPS: mean_i sum_l W[i,l] r[i,l]; inputs float[n, L] in display order (column 0 = top).
 
-    Positions are in display order (column 0 = top). clip caps each cumulative weight.
+    prefix=True: pscores, eval_probs are prefix probabilities P(positions 0..l), W their
+    ratio; else per-position conditional probabilities, W the running product of their
+    ratios. clip caps each W[i,l].
     """
     check_bootstrap_args(n_bootstrap, confidence)
     reward, shown = _rewards(rewards, mask)
-    weight = np.minimum(np.cumprod(_ratios(pscores, eval_probs, shown), axis=1), _checks.clip_value(clip))
+    ratios = _ratios(pscores, eval_probs, shown)
+    weight = np.minimum(ratios if prefix else np.cumprod(ratios, axis=1), _checks.clip_value(clip))
     terms = (weight * reward).sum(axis=1)
     return ratio_estimate(
         "slate_rips", terms, np.ones_like(terms), terms.size,

@@ -12,85 +12,36 @@ item and its click).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 import online.evaluation.metrics as metrics
 from online.catalog import Catalog
-from online.evaluation.bootstrap import Estimate, bootstrap_ratio
+from online.evaluation.assessment import Assessment, LogFacts, WeightDiagnostics, assess, weight_diagnostics
+from online.evaluation.bootstrap import BootArgs, Estimate, bootstrap_ratio
 from online.evaluation.config import DriverConfig
+from online.evaluation.direct_method import DM_MODEL, direct_method
 from online.evaluation.estimators import doubly_robust, ips, replay_positions, snips
+from online.evaluation.logged import UNKNOWN_ROW
 from online.evaluation.rounds import LogCounts
-from online.evaluation.slate_estimators import slate_cascade_ips, slate_independent_ips, slate_standard_ips
+from online.evaluation.slate_summary import slate_level_estimates
+from online.evaluation.traces import PolicyTrace, RoundLog
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-@dataclass
-class RoundLog:
-    """The logged side, shared by all policies: per observation the round, catalog row,
-    position, reward and propensity (NaN when unknown); per round the relevance labels."""
-
-    rounds: list[int] = field(default_factory=list)
-    rows: list[IntArray] = field(default_factory=list)
-    positions: list[IntArray] = field(default_factory=list)
-    rewards: list[FloatArray] = field(default_factory=list)
-    pscores: list[FloatArray] = field(default_factory=list)
-    relevance: list[dict[int, float]] = field(default_factory=list)
-
-    def add(self, round_index: int, rows: IntArray, positions: IntArray, rewards: FloatArray,
-            pscores: FloatArray, relevance: dict[int, float]) -> None:
-        self.rounds.append(round_index)
-        self.rows.append(rows)
-        self.positions.append(positions)
-        self.rewards.append(rewards)
-        self.pscores.append(pscores)
-        self.relevance.append(relevance)
-
-
-@dataclass
-class PolicyTrace:
-    """One policy's side, aligned with `RoundLog`: per observation its evaluation
-    probability, DR terms q(logged) and q(expected under the policy), whether its slate
-    matched, its predicted CTR (NaN when the item was not a candidate); per round its slate
-    (catalog rows)."""
-
-    policy: str
-    version: str
-    eval_probs: list[FloatArray] = field(default_factory=list)
-    q_logged: list[FloatArray] = field(default_factory=list)
-    q_expected: list[FloatArray] = field(default_factory=list)
-    matched: list[npt.NDArray[np.bool_]] = field(default_factory=list)
-    predicted: list[FloatArray] = field(default_factory=list)
-    slates: list[IntArray] = field(default_factory=list)
-    unranked_rounds: int = 0
-    learned_events: int = 0
-    rejected_events: int = 0
-
-    def add(self, eval_probs: FloatArray, q_logged: FloatArray, q_expected: FloatArray,
-            matched: npt.NDArray[np.bool_], predicted: FloatArray, slate: IntArray) -> None:
-        self.eval_probs.append(eval_probs)
-        self.q_logged.append(q_logged)
-        self.q_expected.append(q_expected)
-        self.matched.append(matched)
-        self.predicted.append(predicted)
-        self.slates.append(slate)
-
-    def add_unranked(self, n_observations: int) -> None:
-        zeros = np.zeros(n_observations)
-        self.unranked_rounds += 1
-        self.add(zeros, zeros, zeros, np.zeros(n_observations, dtype=bool), np.full(n_observations, np.nan),
-                 np.zeros(0, dtype=np.int64))
-
-
 @dataclass(frozen=True)
 class PolicyEvaluation:
-    """Estimates (name -> Estimate), metrics (name -> float), counters and, for plots,
-    dr_running: float64[n_obs] the running mean of the DR terms in log order."""
+    """Estimates (name -> Estimate, clipped to the reward range), the assessment of them
+    (diagnostics, verdicts, the one to read: `online.evaluation.assessment`), metrics (name ->
+    float), counters and, for plots, dr_running: float64[n_obs] the running mean of the DR
+    terms in log order. learning: the policy learned along the log (its value is an average
+    over its learning); else it was fixed — a snapshot (`snapshot`), or frozen after learning on
+    the first `evaluated_from` rounds — and is evaluated from round `evaluated_from` on."""
 
     policy: str
     version: str
@@ -98,11 +49,21 @@ class PolicyEvaluation:
     metrics: dict[str, float]
     counters: dict[str, int]
     dr_running: FloatArray
+    assessment: Assessment
+    learning: bool = True
+    evaluated_from: int = 0
+    snapshot: bool = False
+
+    @property
+    def frozen_after_learning(self) -> bool:
+        return not self.learning and not self.snapshot
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "policy": self.policy, "version": self.version,
+            "policy": self.policy, "version": self.version, "learning": self.learning,
+            "snapshot": self.snapshot, "evaluated_from": self.evaluated_from,
             "estimates": {name: _clean(asdict(e)) for name, e in self.estimates.items()},
+            "assessment": _clean(asdict(self.assessment)),
             "metrics": _clean(self.metrics), "counters": dict(self.counters),
         }
 
@@ -151,57 +112,87 @@ def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
-class _Boot(TypedDict):
-    rng: np.random.Generator
-    n_bootstrap: int
-    confidence: float
-
-
-def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
-               counts: list[int]) -> tuple[dict[str, Estimate], FloatArray, list[str]]:
+def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boot: BootArgs,
+                    counts: list[int]) -> tuple[dict[str, Estimate], dict[str, WeightDiagnostics], Estimate | None,
+                                                FloatArray]:
+    """IPS, SNIPS, DR, DM with their weight diagnostics, DR's correction (DR - DM) and the
+    running DR, over the observations with a logging propensity (none: empty)."""
     clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
-    rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
     rewards, pscores = _cat(log.rewards, np.float64), _cat(log.pscores, np.float64)
     probs, q_logged, q_expected = (_cat(trace.eval_probs, np.float64), _cat(trace.q_logged, np.float64),
                                    _cat(trace.q_expected, np.float64))
-    boot: _Boot = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
+    have = np.isfinite(pscores)
+    if not have.any():
+        return {}, {}, None, np.zeros(0)
+    reward, pscore, prob, unit = rewards[have], pscores[have], probs[have], clusters[have]
+    out = {"ips": ips(reward, pscore, prob, clusters=unit, **boot),
+           "snips": snips(reward, pscore, prob, clusters=unit, **boot),
+           "dr": doubly_robust(reward, pscore, prob, q_logged[have], q_expected[have], clusters=unit, **boot)}
+    if config.reward_model == "log_ctr":
+        rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
+        known = rows != UNKNOWN_ROW
+        out["dm"] = direct_method(trace.mass.values, (rows[known], positions[known], rewards[known], clusters[known]),
+                                  (q_expected[have], unit), DM_MODEL, **boot)
+    else:
+        out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())), clusters=unit,
+                                                     **boot), int(have.sum()))
+    weights = prob / pscore
+    diagnostics = dict.fromkeys(("ips", "snips", "dr"), weight_diagnostics(weights, unit, boot))  # same weights
+    correction = weights * (reward - q_logged[have])
+    gap = Estimate("dr_minus_dm", *bootstrap_ratio(correction, np.ones_like(correction), clusters=unit, **boot),
+                   int(correction.size))
+    terms = q_expected[have] + correction
+    return out, diagnostics, gap, np.cumsum(terms) / np.arange(1, terms.size + 1)
+
+
+def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
+               counts: list[int], facts: LogFacts) -> tuple[dict[str, Estimate], Assessment, FloatArray, list[str]]:
+    boot: BootArgs = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
+    clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
     width = max([len(s) for s in trace.slates] + [1])
     padded = np.full((len(trace.slates), width), -1, dtype=np.int64)
     for i, slate in enumerate(trace.slates):
         padded[i, : len(slate)] = slate
-    out = {"replay": replay_positions(rewards, rows, positions, np.repeat(padded, counts, axis=0),
+    out = {"replay": replay_positions(_cat(log.rewards, np.float64), _cat(log.rows, np.int64),
+                                      _cat(log.positions, np.int64), np.repeat(padded, counts, axis=0),
                                       clusters=clusters, **boot)}
+    position_level, diagnostics, gap, running = _position_level(log, trace, config, boot, counts)
+    out.update(position_level)
     notes: list[str] = []
-    have = np.isfinite(pscores)
-    running = np.zeros(0)
-    if have.any():
-        args = (rewards[have], pscores[have], probs[have])
-        out["ips"] = ips(*args, clusters=clusters[have], **boot)
-        out["snips"] = snips(*args, clusters=clusters[have], **boot)
-        out["dr"] = doubly_robust(*args, q_logged[have], q_expected[have], clusters=clusters[have], **boot)
-        out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())),
-                                                     clusters=clusters[have], **boot), int(have.sum()))
-        terms = q_expected[have] + probs[have] / pscores[have] * (rewards[have] - q_logged[have])
-        running = np.cumsum(terms) / np.arange(1, terms.size + 1)
-    else:
+    if not position_level:
         notes.append("no logging propensities: IPS, SNIPS, DR and slate estimators need them")
-    slate_rounds = [i for i, (n, p, pos) in enumerate(zip(counts, log.pscores, log.positions, strict=True))
-                    if n >= 2 and np.isfinite(p).all() and len(set(pos.tolist())) == n]
-    if slate_rounds:
-        length = max(int(log.positions[i].max()) + 1 for i in slate_rounds)
-        grid = np.zeros((3, len(slate_rounds), length))
-        grid[1:] = 1.0
-        mask = np.zeros((len(slate_rounds), length), dtype=bool)
-        for j, i in enumerate(slate_rounds):
-            pos = log.positions[i]
-            grid[0, j, pos], grid[1, j, pos], grid[2, j, pos] = log.rewards[i], log.pscores[i], trace.eval_probs[i]
-            mask[j, pos] = True
-        for name, estimator in (("slate_iips", slate_independent_ips), ("slate_rips", slate_cascade_ips),
-                                ("slate_sips", slate_standard_ips)):
-            out[name] = estimator(grid[0], grid[1], grid[2], mask=mask, **boot)
-    elif have.any():
-        notes.append("slate estimators skipped: no round shows two or more items with propensities")
-    return out, running, notes
+    slate_estimates, slate_diagnostics, slate_notes = slate_level_estimates(log, trace, counts, boot)
+    out.update(slate_estimates)
+    diagnostics.update(slate_diagnostics)
+    notes.extend(slate_notes if position_level else [])
+    known = [s for s in trace.supported if s is not None]
+    support = (float(np.mean(known)) if known else None, len(known) / max(len(trace.supported), 1))
+    clipped, assessment = assess(out, diagnostics, support, gap, facts)
+    return clipped, assessment, running, notes
+
+
+def window(log: RoundLog, trace: PolicyTrace) -> tuple[RoundLog, PolicyTrace]:
+    """The log and the trace from the trace's `evaluated_from` round on (both unchanged when 0)."""
+    start = trace.evaluated_from
+    if start == 0:
+        return log, trace
+    cut_log = RoundLog(**{f.name: getattr(log, f.name)[start:] for f in fields(RoundLog)})
+    lists = {f.name: getattr(trace, f.name)[start:] for f in fields(PolicyTrace)
+             if isinstance(getattr(trace, f.name), list)}
+    return cut_log, replace(trace, **lists)
+
+
+def log_facts(log: RoundLog, config: DriverConfig) -> LogFacts:
+    """Whether the log is uniformly random (from the rounds, or as declared), the top of the
+    reward range (the largest logged reward, at least 1) and the longest logged slate."""
+    flags = [None if s is None else s.uniform for s in log.support]
+    uniform = config.uniform_log
+    if uniform is None and flags:
+        uniform = False if any(f is False for f in flags) else (True if all(f is True for f in flags) else None)
+    rewards = _cat(log.rewards, np.float64)
+    longest = max([int(p.max()) + 1 for p in log.positions if p.size] + [1])
+    longest = max([longest] + [len(s.rows) for s in log.slates if s is not None])
+    return LogFacts(uniform, max(1.0, float(rewards.max()) if rewards.size else 1.0), longest)
 
 
 def _metrics(log: RoundLog, trace: PolicyTrace, catalog: Catalog, config: DriverConfig,
@@ -256,13 +247,20 @@ def summarise(log: RoundLog, traces: list[PolicyTrace], catalog: Catalog, counts
     evaluations = []
     for index, trace in enumerate(traces):
         rng = np.random.default_rng([config.seed, 1000 + index])
-        estimates, running, extra = _estimates(log, trace, config, rng, per_round)
+        part, part_trace = window(log, trace)
+        part_rounds = per_round[trace.evaluated_from:]
+        if not part_rounds:
+            raise ValueError(f"{trace.policy}: no round left to evaluate after round {trace.evaluated_from}")
+        facts = log_facts(part, config)
+        estimates, assessment, running, extra = _estimates(part, part_trace, config, rng, part_rounds, facts)
         notes.extend(f"{trace.policy}: {note}" for note in extra if f"{trace.policy}: {note}" not in notes)
-        counters = {"rounds": len(trace.slates), "observations": int(rewards.size),
-                    "matched": int(_cat(trace.matched, np.bool_).sum()), "unranked_rounds": trace.unranked_rounds,
+        counters = {"rounds": len(part_trace.slates), "observations": int(sum(part_rounds)),
+                    "matched": int(_cat(part_trace.matched, np.bool_).sum()), "unranked_rounds": trace.unranked_rounds,
                     "learned_events": trace.learned_events, "rejected_events": trace.rejected_events}
         evaluations.append(PolicyEvaluation(trace.policy, trace.version, estimates,
-                                            _metrics(log, trace, catalog, config, rewards), counters, running))
+                                            _metrics(part, part_trace, catalog, config, _cat(part.rewards, np.float64)),
+                                            counters, running, assessment, not trace.frozen, trace.evaluated_from,
+                                            trace.snapshot))
     sanity = None
     if config.logging_policy is not None:
         own = next((e for e in evaluations if e.policy == config.logging_policy), None)

@@ -1,4 +1,10 @@
-"""The evaluation report: evaluation.json, report.md and two PNG plots."""
+"""The evaluation report: evaluation.json, report.md and two PNG plots.
+
+The report says, per policy, which estimate to read and why (`online.evaluation.assessment`);
+an unreliable estimate is never printed as a plain number (its cell reads "unreliable" with the
+value in parentheses and its reasons below the table); a replay without matches reads "no
+matches"; clipped estimates carry a mark and a note.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +16,75 @@ from typing import Any
 
 import numpy as np
 
-from online.evaluation.summary import EvaluationResult
+from online.evaluation.assessment import MIN_ESS, MIN_SUPPORT, Verdict, WeightDiagnostics
+from online.evaluation.bootstrap import Estimate
+from online.evaluation.summary import EvaluationResult, PolicyEvaluation
 from slatestream.reports.plots import pyplot
 
-ESTIMATOR_ORDER = ("replay", "ips", "snips", "dr", "dm", "slate_iips", "slate_rips", "slate_sips")
+ESTIMATOR_ORDER = ("dr", "snips", "ips", "dm", "replay", "slate_iips", "slate_rips", "slate_sips")
+LEARNING_NOTE = ("A learning policy learns along the log, so its value is an average over its learning (early "
+                 "rounds with little data included), not the value of its final state; a fixed snapshot's is that "
+                 "of one state.")
+
+
+WIDE = 0.10
+"""An interval whose half-width exceeds this share of the value is called too wide to rank with."""
+
+
+def relative_half_width(estimate: Estimate) -> float:
+    """Half the interval's width over the value (inf at 0, NaN without an interval)."""
+    if estimate.value == 0:
+        return math.inf
+    return (estimate.ci_high - estimate.ci_low) / 2 / abs(estimate.value)
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def interval(estimate: Estimate) -> str:
+    """"value [low, high]", or "no matches" for a replay that matched nothing."""
+    if estimate.name.startswith("replay") and estimate.n == 0:
+        return "no matches"
+    return f"{fmt(estimate.value)} [{fmt(estimate.ci_low)}, {fmt(estimate.ci_high)}]"
+
+
+def cell(estimate: Estimate, verdict: Verdict | None) -> str:
+    """A table cell: the estimate with its interval when reliable, else 'unreliable (value)'."""
+    if estimate.name.startswith("replay") and estimate.n == 0:
+        return "no matches"
+    mark = " †" if verdict is not None and verdict.clipped_from is not None else ""
+    if verdict is None or verdict.reliable:
+        return interval(estimate) + mark
+    return f"unreliable ({fmt(estimate.value)}){mark}"
+
+
 def plot_estimates(result: EvaluationResult, path: Path) -> Path:
-    """Point estimates with their intervals, one group per policy, the on-policy CTR as a line."""
-    names = [n for n in ESTIMATOR_ORDER if any(n in p.estimates and not n.startswith("slate") for p in
-                                                 result.policies)]
+    """Reliable point estimates with their intervals, one group per policy (unreliable ones
+    hollow, without interval), the on-policy CTR as a line."""
+    names = [n for n in ESTIMATOR_ORDER if not n.startswith("slate") and any(n in p.estimates for p in
+                                                                               result.policies)]
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(result.policies) * max(len(names), 1) / 3), 4.5))
     width = 0.8 / max(len(names), 1)
     for j, name in enumerate(names):
-        xs, values, low, high = [], [], [], []
         for i, evaluation in enumerate(result.policies):
-            estimate = evaluation.estimates.get(name)
+            estimate, verdict = evaluation.estimates.get(name), evaluation.assessment.verdicts.get(name)
             if estimate is None or math.isnan(estimate.value):
                 continue
-            xs.append(i + (j - (len(names) - 1) / 2) * width)
-            values.append(estimate.value)
-            low.append(estimate.value - estimate.ci_low if not math.isnan(estimate.ci_low) else 0.0)
-            high.append(estimate.ci_high - estimate.value if not math.isnan(estimate.ci_high) else 0.0)
-        axes.errorbar(xs, values, yerr=[low, high], fmt="o", capsize=3, label=name)
+            x = i + (j - (len(names) - 1) / 2) * width
+            colour = f"C{j}"
+            if verdict is not None and not verdict.reliable:
+                axes.plot([x], [estimate.value], "o", mfc="none", color=colour)
+                continue
+            error = [[estimate.value - estimate.ci_low], [estimate.ci_high - estimate.value]]
+            axes.errorbar([x], [estimate.value], yerr=np.nan_to_num(error), fmt="o", capsize=3, color=colour)
+        axes.plot([], [], "o", color=f"C{j}", label=name)
     axes.axhline(result.on_policy.value, color="grey", linestyle="--", label="logged (on-policy) CTR")
     axes.axhspan(result.on_policy.ci_low, result.on_policy.ci_high, color="grey", alpha=0.15)
     axes.set_xticks(range(len(result.policies)), [p.policy for p in result.policies])
-    axes.set(ylabel="reward per shown item (CTR)", title="Counterfactual estimates, 95% bootstrap intervals")
+    axes.set(ylabel="reward per shown item (CTR)",
+             title="Estimates with 95% intervals (hollow: unreliable, see report.md)")
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -69,16 +112,74 @@ def plot_ctr_over_log(result: EvaluationResult, path: Path) -> Path:
     return path
 
 
-def _estimate_table(result: EvaluationResult) -> list[str]:
+def _kind(evaluation: PolicyEvaluation) -> str:
+    if evaluation.learning:
+        return "learning along the log: an average over its learning"
+    if evaluation.frozen_after_learning:
+        return (f"fixed after learning on the first {evaluation.evaluated_from} rounds, evaluated on the rest: "
+                "the value of that state")
+    if evaluation.evaluated_from:
+        return f"fixed snapshot, evaluated from round {evaluation.evaluated_from} (when it was taken) on"
+    return ("fixed snapshot, on the whole log: biased upward if its state learned from these rounds (give the "
+            "time it was taken)")
+
+
+def _reading(result: EvaluationResult) -> list[str]:
+    lines = ["## Which estimate to read", ""]
+    for evaluation in result.policies:
+        assessment = evaluation.assessment
+        head = f"- **{evaluation.policy}** ({_kind(evaluation)})"
+        if assessment.read is None:
+            lines.append(f"{head}: no reliable estimate — {assessment.why.removeprefix('no reliable estimate: ')}.")
+        else:
+            estimate = evaluation.estimates[assessment.read]
+            width = relative_half_width(estimate)
+            wide = (f" Its interval spans ±{width:.0%} of the value: too wide to rank policies that differ by less"
+                    if width > WIDE else "")
+            lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.{wide}")
+    epsilon = result.settings.get("support_epsilon", 0.0)
+    mix = (f" Each policy is evaluated as it would serve, with the support mix (support_epsilon = {epsilon}: that "
+           "share of its slates uniformly random), which its value includes." if epsilon else "")
+    return [*lines, "", LEARNING_NOTE + mix, ""]
+
+
+def _estimate_table(result: EvaluationResult) -> tuple[list[str], list[str]]:
+    """The table of estimates, and the footnotes (reasons, clipping) below it."""
     names = [n for n in ESTIMATOR_ORDER if any(n in p.estimates for p in result.policies)]
     lines = ["| policy | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    notes: list[str] = []
     for evaluation in result.policies:
         cells = []
         for name in names:
-            e = evaluation.estimates.get(name)
-            cells.append("—" if e is None else f"{fmt(e.value)} [{fmt(e.ci_low)}, {fmt(e.ci_high)}]")
+            estimate, verdict = evaluation.estimates.get(name), evaluation.assessment.verdicts.get(name)
+            cells.append("—" if estimate is None else cell(estimate, verdict))
+            if verdict is not None and verdict.reasons and not (name == "replay" and estimate and estimate.n == 0):
+                notes.append(f"- {evaluation.policy} / {name}: " + "; ".join(verdict.reasons) + ".")
+            if verdict is not None and verdict.clipped_from is not None:
+                notes.append(f"- † {evaluation.policy} / {name}: clipped to the reward range (raw value "
+                             f"{fmt(verdict.clipped_from)}).")
         lines.append(f"| {evaluation.policy} | " + " | ".join(cells) + " |")
-    return lines
+    return lines, notes
+
+
+def _diagnostics_table(result: EvaluationResult) -> list[str]:
+    """One row per policy and set of weights (IPS, SNIPS and DR share theirs)."""
+    lines = ["| policy | estimators | n | effective sample size | largest weight | mean weight [95%] | "
+             "support (known in) | at Monte Carlo floor |", "|---|---|---|---|---|---|---|---|"]
+    for evaluation in result.policies:
+        assessment = evaluation.assessment
+        support = ("unknown" if assessment.support is None
+                   else f"{assessment.support:.1%} ({assessment.support_known:.0%} of rounds)")
+        groups: dict[WeightDiagnostics, list[str]] = {}
+        for name, found in assessment.diagnostics.items():
+            groups.setdefault(found, []).append(name)
+        for d, names in groups.items():
+            floor = "—" if d.floor_share is None else f"{d.floor_share:.0%}"
+            lines.append(f"| {evaluation.policy} | {', '.join(names)} | {d.n:,} | {d.ess:,.1f} | {d.max_weight:.3g} | "
+                         f"{d.mean_weight:.3f} [{d.mean_low:.3f}, {d.mean_high:.3f}] | {support} | {floor} |")
+    gaps = [f"- {e.policy}: DR − DM = {interval(e.assessment.dr_minus_dm)} (DR's correction of the reward model)"
+            for e in result.policies if e.assessment.dr_minus_dm is not None]
+    return [*lines, "", *gaps]
 
 
 def _metric_table(result: EvaluationResult) -> list[str]:
@@ -89,13 +190,7 @@ def _metric_table(result: EvaluationResult) -> list[str]:
     return lines
 
 
-def write_evaluation_report(result: EvaluationResult, out_dir: Path, description: str,
-                            caveats: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
-    """Write evaluation.json, estimates.png, ctr_over_log.png and report.md; return report.md."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"data": description, **(extra or {}), **result.to_dict()}
-    (out_dir / "evaluation.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
-    plots = [plot_estimates(result, out_dir / "estimates.png"), plot_ctr_over_log(result, out_dir / "ctr_over_log.png")]
+def _header(result: EvaluationResult, description: str, caveats: Sequence[str]) -> list[str]:
     counts, on_policy = result.counts, result.on_policy
     lines = [
         "# slatestream evaluate: counterfactual evaluation on a logged stream", "",
@@ -105,18 +200,41 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
         f"Events: {counts.events} = {counts.items} items + {counts.requests} requests + {counts.impressions} "
         f"impressions + {counts.clicks} clicks + {counts.slates} slates; rounds evaluated: {counts.rounds_evaluated} "
         f"of {counts.rounds}.", "",
-        f"Logging policy's on-policy CTR (mean logged reward per shown item): **{fmt(on_policy.value)}** "
-        f"[{fmt(on_policy.ci_low)}, {fmt(on_policy.ci_high)}], n = {on_policy.n}.", "",
+        f"Logging policy's on-policy CTR (mean logged reward per shown item): **{interval(on_policy)}**, "
+        f"n = {on_policy.n}.", "",
     ]
     if result.sanity is not None:
         verdict = ", ".join(f"{k}: {'covers' if v else 'MISSES'}" for k, v in result.sanity["covers"].items())
         lines += [f"Sanity check — the logging policy `{result.sanity['policy']}` evaluated on its own log: "
                   f"{verdict} the on-policy CTR.", ""]
-    lines += ["## Estimates (value [95% interval])", "",
-              "Position-level estimates are reward per shown item; slate_* are reward per slate.", "",
-              *_estimate_table(result), "", "## Metrics on the policies' own slates", "", *_metric_table(result), "",
-              *[f"- {note}" for note in result.notes], "",
-              *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    return lines
+
+
+def write_evaluation_report(result: EvaluationResult, out_dir: Path, description: str,
+                            caveats: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
+    """Write evaluation.json, estimates.png, ctr_over_log.png and report.md; return report.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"data": description, **(extra or {}), **result.to_dict()}
+    (out_dir / "evaluation.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
+    plots = [plot_estimates(result, out_dir / "estimates.png"), plot_ctr_over_log(result, out_dir / "ctr_over_log.png")]
+    table, footnotes = _estimate_table(result)
+    lines = [
+        *_header(result, description, caveats), *_reading(result),
+        "## Estimates (value [95% interval])", "",
+        "Position-level estimates (dr, snips, ips, dm, replay) are reward per shown item; slate_* are reward per "
+        "slate. Estimates are clipped to the reward range (†). An unreliable estimate is shown in parentheses, "
+        "never as a plain number; why:", "",
+        *table, "", *footnotes, "",
+        "## Diagnostics", "",
+        f"Weights w = pi_e / pi_0 of each weighted estimator. Reliable needs support in >= {MIN_SUPPORT:.0%} of the "
+        f"rounds where it is known, an effective sample size >= {MIN_ESS:.0f}, a mean weight near 1 (its expectation "
+        "under full support) and, for slate_rips / slate_sips, logged prefix propensities above the Monte Carlo "
+        "floor. DM is read only where a reliable DR shows no significant DR − DM.", "",
+        *_diagnostics_table(result), "",
+        "## Metrics on the policies' own slates", "", *_metric_table(result), "",
+        *[f"- {note}" for note in result.notes], "",
+        *[f"![{p.stem}]({p.name})" for p in plots], "",
+    ]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     return report

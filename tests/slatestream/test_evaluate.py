@@ -91,7 +91,9 @@ def test_evaluate_event_log(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = _check_outputs(out)
     estimates = payload["policies"][0]["estimates"]
-    assert {"ips", "snips", "dr", "slate_iips", "slate_rips", "slate_sips"} <= set(estimates)
+    assert {"ips", "snips", "dr", "slate_iips"} <= set(estimates)
+    assert not {"slate_rips", "slate_sips"} & set(estimates)  # no prefix propensities in this log
+    assert any("slate_rips and slate_sips skipped" in note for note in payload["notes"])
     assert payload["policies"][0]["metrics"]["provider_exposure_gini"] is not None
 
 

@@ -18,10 +18,11 @@ from online.evaluation.driver import DriverConfig, evaluate_log
 from online.evaluation.reward_model import PositionCTRModel
 from online.evaluation.rounds import LogCounts, iter_log
 from online.evaluation.scoring import position_probabilities
-from online.events import Click, Impression, Item, RankRequest, ShownItem
+from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate, SlateItem
 from online.features import ContextCrossFeatures
 from online.policies.arms import ArmStats, UniformRandom
 from online.policies.base import RankContext, ScoreDraws
+from online.propensities import uniform_prefix
 from online.state import InMemoryStore
 
 
@@ -64,9 +65,11 @@ class FixedOrder(UniformRandom):
         return ScoreDraws(np.tile(scores, (n_draws, 1)), scores / 10, np.zeros(len(scores)))
 
 
-def uniform_log(n_rounds: int, ctr: np.ndarray, slate: int = 1, seed: int = 0, extras: bool = False) -> list[Any]:
+def uniform_log(n_rounds: int, ctr: np.ndarray, slate: int = 1, seed: int = 0, extras: bool = False,
+                slates: bool = False) -> list[Any]:
     """A uniformly random logging policy over len(ctr) items: `slate` distinct items per round,
-    each position's item uniform (propensity 1/n), clicked with probability ctr[item]."""
+    each position's item uniform (propensity 1/n), clicked with probability ctr[item]; with
+    `slates`, each round's Slate event too, with its exact prefix propensities."""
     rng = np.random.default_rng(seed)
     n = len(ctr)
     events: list[Any] = [Item(item_id=f"i{j}", fields={"title": f"item {j} colour {j % 3}"}, time=START)
@@ -76,6 +79,13 @@ def uniform_log(n_rounds: int, ctr: np.ndarray, slate: int = 1, seed: int = 0, e
         request_id = f"r{r}"
         chosen = rng.permutation(n)[:slate]
         events.append(RankRequest(request_id=request_id, user_id=f"u{r % 7}", k=slate, time=time))
+        if slates:
+            prefix = uniform_prefix(n, slate)
+            events.append(Slate(request_id=request_id, user_id=f"u{r % 7}", scenario="default", policy="uniform_random",
+                                policy_version="uniform_random-r1", time=time, support_epsilon=1.0, items=tuple(
+                                    SlateItem(item_id=f"i{j}", position=p, score=0.0, mean=0.0, std=0.0,
+                                              explored=True, propensity=1.0 / n, prefix_propensity=float(prefix[p]))
+                                    for p, j in enumerate(chosen))))
         events.append(Impression(event_id=f"{request_id}-imp", request_id=request_id, user_id=f"u{r % 7}",
                                  shown=tuple(ShownItem(item_id=f"i{j}", position=p, propensity=1.0 / n)
                                              for p, j in enumerate(chosen)), time=time))
@@ -109,7 +119,7 @@ def test_ips_of_logging_policy_equals_logged_mean_and_sanity_covers_truth() -> N
 
 
 def test_slate_estimators_of_logging_policy_equal_logged_slate_reward() -> None:
-    events = uniform_log(300, CTR, slate=2, seed=2)
+    events = uniform_log(300, CTR, slate=2, seed=2, slates=True)
     result = evaluate_log(events, ["uniform_random", "bernoulli_ts"], embed, 8, config=DriverConfig(**FAST))
     per_slate = sum(isinstance(e, Click) for e in events) / 300
     own = result.policy("uniform_random")
@@ -128,9 +138,10 @@ def test_deterministic_policy_probabilities_are_zero_or_one() -> None:
     assert set(np.unique(probs).tolist()) <= {0.0, 1.0}
     assert probs.sum(axis=0).tolist() == [1.0, 1.0, 1.0]
     assert [scored.item_ids[i] for i in scored.ranking.ranked[0]] == ["i4", "i3", "i2"]
-    result = evaluate_log(uniform_log(200, CTR, seed=3), [FixedOrder()], embed, 8, config=DriverConfig(**FAST))
+    unmixed = DriverConfig(n_bootstrap=200, engine=EngineConfig(n_draws=64, support_epsilon=0.0))
+    result = evaluate_log(uniform_log(200, CTR, seed=3), [FixedOrder()], embed, 8, config=unmixed)
     evaluation = result.policy("fixed_order")
-    # it always shows i5 on top: its value is the CTR of the rounds that logged i5
+    # without the support mix it always shows i5 on top: its value is the CTR of the rounds that logged i5
     assert evaluation.estimates["replay"].value == pytest.approx(evaluation.estimates["snips"].value)
 
 

@@ -84,7 +84,7 @@ def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
 
 
 def test_bootstrap_of_constant_terms_is_degenerate() -> None:
-    estimate = ips(np.ones(50), np.full(50, 0.5), np.full(50, 0.5), rng=rng(), n_bootstrap=50)
+    estimate = ips(np.ones(50), np.full(50, 0.5), np.full(50, 0.5), rng=rng(), n_bootstrap=50, interval="percentile")
     assert estimate.ci_low == estimate.value == estimate.ci_high == 1.0
 
 

@@ -33,12 +33,15 @@ def vectors() -> np.ndarray:
 
 @pytest.fixture
 def make_engine(vectors: np.ndarray) -> Callable[..., Engine]:
-    """make_engine(objectives=None, seed=1, n_draws=64) over items i0..i31, provider p<cluster>,
-    attribute colour red (even rows) / blue (odd rows)."""
+    """make_engine(objectives=None, seed=1, n_draws=64, support_epsilon=None: the default) over
+    items i0..i31, provider p<cluster>, attribute colour red (even rows) / blue (odd rows)."""
 
-    def make(objectives: Objectives | None = None, seed: int = 1, n_draws: int = 64) -> Engine:
+    def make(objectives: Objectives | None = None, seed: int = 1, n_draws: int = 64,
+             support_epsilon: float | None = None) -> Engine:
+        config = EngineConfig(n_draws=n_draws) if support_epsilon is None else EngineConfig(
+            n_draws=n_draws, support_epsilon=support_epsilon)
         engine = Engine(LinearThompsonSampling(), InMemoryStore(), Catalog(dim=vectors.shape[1]),
-                        np.random.default_rng(seed), config=EngineConfig(n_draws=n_draws), objectives=objectives)
+                        np.random.default_rng(seed), config=config, objectives=objectives)
         items = [
             Item(item_id=f"i{r}", fields={"t": str(r)}, provider=f"p{r // 8}",
                  attributes={"colour": "red" if r % 2 == 0 else "blue"}, time=T0)

@@ -1,0 +1,76 @@
+"""Fixed policies for the evaluation: a snapshot of learned state, or a policy frozen after
+learning on a prefix of the log.
+
+A learning policy evaluated on a log learns along it, so its estimate is an average over its
+learning. A production policy is a state at a point in time; `PolicyVariant(state=store,
+frozen=True)` evaluates that state and never learns (its Engine reads the snapshot's
+"<policy>/global[/<shard>]" and "<policy>/user/<id>" keys through an `OverlayStore`, so the
+objectives' memory it keeps while serving never writes to the snapshot);
+`PolicyVariant(freeze_after=N)` learns on the log's first N evaluated rounds and is evaluated,
+frozen, on the rest. A snapshot is any `StateStore`: the RocksDB directory `slatestream run
+--state DIR` writes, or one exported from the worker's state changelog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from online.engine import Engine
+from online.state import InMemoryStore, StateStore
+
+
+class OverlayStore:
+    """A StateStore that reads `base` and writes to memory: what it writes shadows the base,
+    what it deletes hides it; the base is never written."""
+
+    def __init__(self, base: StateStore) -> None:
+        self.base = base
+        self._top = InMemoryStore()
+        self._deleted: set[str] = set()
+
+    def get(self, key: str) -> bytes | None:
+        if key in self._deleted:
+            return None
+        found = self._top.get(key)
+        return found if found is not None else self.base.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+    def put(self, key: str, value: bytes) -> None:
+        self._deleted.discard(key)
+        self._top.put(key, value)
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        for key, value in items:
+            self.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self._deleted.add(key)
+        self._top.delete(key)
+
+    def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        seen: set[str] = set()
+        for key, value in self._top.scan_prefix(prefix):
+            seen.add(key)
+            yield key, value
+        for key, value in self.base.scan_prefix(prefix):
+            if key not in seen and key not in self._deleted:
+                yield key, value
+
+    def close(self) -> None:
+        """Closes the overlay only: the base belongs to its opener."""
+
+
+def check_snapshot(engine: Engine) -> None:
+    """ValueError when the snapshot holds no global state for the engine's policy, or state
+    learned over features of another dimension than the engine's."""
+    if engine.store.get(engine.global_key) is None:
+        raise ValueError(f"snapshot: no {engine.global_key!r} key: not a state store of {engine.policy.name!r}")
+    vector = engine.policy.user_vector(engine.global_state, None)
+    if vector is not None and np.asarray(vector).shape[0] != engine.feature_dim:
+        raise ValueError(f"snapshot: {engine.policy.name} was learned over {np.asarray(vector).shape[0]} features, "
+                         f"this evaluation builds {engine.feature_dim}: use the encoder, dimension and configuration "
+                         "it was learned with")
