@@ -240,7 +240,7 @@ class Engine:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
                                 f"({kept.describe()})")
             rows = kept.rows
-        item_ids = self.catalog.ids_of(rows)
+        item_ids = self.catalog.id_view(rows)
         features = self.features.transform(self.catalog.vectors[rows], request.context)
         context = RankContext(
             request.user_id, request.scenario, item_ids, features, request.time.timestamp()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -48,20 +48,59 @@ class RankContext:
     time_s: float = 0.0
 
 
-@dataclass(frozen=True)
 class ScoreDraws:
-    """Sampled scores of n candidates under m independent policy draws.
+    """Sampled scores of n candidates under m independent policy draws (immutable).
 
     Attributes:
         draws: float64[m, n]; row 0 is the draw the slate is built from, every row is
             an independent draw of the policy's randomised ranking (for propensities).
         mean: float64[n] posterior mean of each candidate's expected reward.
         std: float64[n] posterior standard deviation of that expectation (>= 0).
+
+    A policy gives `std`, or `std_of`: a function of candidate indices int64[j] -> their
+    std float64[j], for a std that costs as much as the draws to compute for every
+    candidate while a slate reports it for its k items only (`std_at`); `std` is then
+    computed for all n on first read.
     """
 
+    __slots__ = ("_std", "_std_of", "draws", "mean")
     draws: FloatArray
     mean: FloatArray
-    std: FloatArray
+    _std: FloatArray | None
+    _std_of: Callable[[IntArray], FloatArray] | None
+
+    def __init__(
+        self, draws: FloatArray, mean: FloatArray, std: FloatArray | None = None, *,
+        std_of: Callable[[IntArray], FloatArray] | None = None,
+    ) -> None:
+        if (std is None) == (std_of is None):
+            raise ValueError("ScoreDraws: give exactly one of std and std_of")
+        object.__setattr__(self, "draws", draws)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "_std", std)
+        object.__setattr__(self, "_std_of", std_of)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ScoreDraws is immutable (cannot set {name!r})")
+
+    @property
+    def std(self) -> FloatArray:
+        """float64[n] the std of every candidate (computed once when given as `std_of`)."""
+        std = self._std
+        if std is None:
+            assert self._std_of is not None
+            std = self._std_of(np.arange(self.mean.shape[0]))
+            object.__setattr__(self, "_std", std)
+        return std
+
+    def std_at(self, indices: IntArray) -> FloatArray:
+        """float64[j] the std of the candidates at `indices` int64[j]."""
+        if self._std is not None or self._std_of is None:
+            return self.std[indices]
+        return self._std_of(indices)
+
+    def __repr__(self) -> str:
+        return f"ScoreDraws(draws={self.draws!r}, mean={self.mean!r}, std={self.std!r})"
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_factor, cho_solve, lapack
 
-from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
+from online.policies.base import FeedbackBatch, FloatArray, IntArray, Policy, RankContext, ScoreDraws
 from online.policies.linear_stats import (
     LinearStats,
     PopulationStats,
@@ -145,7 +145,9 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         return self.population_fit(pop)[1].get(scenario)
 
     def posterior(self, pop: LinearStats, user: LinearStats | None) -> tuple[FloatArray, FloatArray]:
-        """(mean float64[D] of theta_u, lower Cholesky factor L float64[D, D] of the precision A_u)."""
+        """(mean float64[D] of theta_u, lower Cholesky factor L float64[D, D] of the precision A_u).
+        LAPACK is called directly (potrf, potrs): scipy.linalg's checked wrappers around the
+        same routines cost more than the D = 33 factorisation itself."""
         memo = self._posterior_memo
         if memo is not None and memo[0] is pop and memo[1] is user:
             return memo[2], memo[3]
@@ -153,9 +155,13 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         p = self.params
         user = user if user is not None else LinearStats.zeros(pop.dim)
         precision = user.gram / p.noise_var + p.user_prior_precision * np.eye(pop.dim)
-        factor = cholesky(precision, lower=True, check_finite=False)
+        factor, info = lapack.dpotrf(precision, lower=1, clean=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"user precision is not positive definite (LAPACK potrf info {info})")
         rhs = p.user_prior_precision * self.population_mean(pop) + user.response / p.noise_var
-        mean: FloatArray = cho_solve((factor, True), rhs, check_finite=False)
+        mean, info = lapack.dpotrs(factor, rhs, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"posterior mean: LAPACK potrs info {info}")
         self._posterior_memo = (pop, given, mean, factor)
         return mean, factor
 
@@ -175,18 +181,27 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         rng: np.random.Generator,
         n_draws: int,
     ) -> ScoreDraws:
+        """All m draws as one product: theta_j = mean + exploration * L^-T z_j for z_j ~ N(0, I)
+        (covariance exploration^2 * A^-1), scored as thetas^T x^T so that the draws come out
+        C-contiguous float64[m, n] (top-k then reads rows, not strided columns). The std of
+        x . theta, exploration * ||L^-1 x||, costs a triangular solve over the candidates it
+        is asked for: a slate asks for its k items (ScoreDraws.std_at)."""
         x = context.features
         mean, factor = self.posterior(global_state, user_state)
         noise = rng.standard_normal((x.shape[1], n_draws))
-        # theta = mean + exploration * L^-T z  has covariance exploration^2 * A^-1.
-        deviation = solve_triangular(factor, noise, lower=True, trans="T", check_finite=False)
+        deviation, _ = lapack.dtrtrs(factor, noise, lower=1, trans=1)  # L^-T z, float64[D, m]
         offset = self.scenario_offset(global_state, context.scenario)
         if offset is not None:
             mean = mean + offset
-        thetas = mean[:, None] + self.params.exploration * deviation
-        whitened = solve_triangular(factor, x.T, lower=True, check_finite=False)
-        std = self.params.exploration * np.sqrt(np.einsum("ij,ij->j", whitened, whitened))
-        return ScoreDraws(draws=(x @ thetas).T, mean=x @ mean, std=std)
+        exploration = self.params.exploration
+        thetas = mean[:, None] + exploration * deviation  # float64[D, m]
+
+        def std_of(indices: IntArray) -> FloatArray:
+            whitened, _ = lapack.dtrtrs(factor, x[indices].T, lower=1)  # L^-1 x^T, float64[D, j]
+            std: FloatArray = exploration * np.sqrt(np.einsum("ij,ij->j", whitened, whitened))
+            return std
+
+        return ScoreDraws(thetas.T @ x.T, x @ mean, std_of=std_of)
 
     def _offset_predictions(self, global_state: LinearStats, batch: FeedbackBatch) -> FloatArray | None:
         """float64[m] exposure * x . delta_s per row (None when no scenario has an offset)."""
