@@ -195,8 +195,9 @@ class Engine:
                 missing.append(user_id)
         if missing:
             blobs = self.store.get_many([self.user_key(u) for u in missing])
-            for user_id, blob in zip(missing, blobs, strict=True):
-                states[user_id] = None if blob is None else self.policy.decode_user(blob)
+            found = [(user_id, blob) for user_id, blob in zip(missing, blobs, strict=True) if blob is not None]
+            states.update(dict.fromkeys(missing))
+            states.update(zip([u for u, _ in found], self.policy.decode_users([b for _, b in found]), strict=True))
             self._cache_users({u: states[u] for u in missing})
         return states
 
@@ -376,9 +377,9 @@ class Engine:
         new_global, updated = self.policy.learn(self.global_state, states, batch)
         if global_events is None:
             self.global_state = new_global
-        writes = [
-            (self.user_key(u), self.policy.encode_user(s)) for u, s in updated.items() if s is not None
-        ]
+        learned = [(u, s) for u, s in updated.items() if s is not None]
+        blobs = self.policy.encode_users([s for _, s in learned])
+        writes = [(self.user_key(u), blob) for (u, _), blob in zip(learned, blobs, strict=True)]
         writes.append((self.global_key, self.policy.encode_global(self.global_state)))
         self.store.put_many(writes + memory_writes)
         for key in stale:

@@ -256,6 +256,14 @@ class Policy(ABC, Generic[G, U]):
     def decode_user(self, blob: bytes) -> U:
         raise TypeError(f"{self.name} keeps no user state")
 
+    def encode_users(self, states: Sequence[U]) -> list[bytes]:
+        """encode_user of each state (a policy may do it for all at once)."""
+        return [self.encode_user(state) for state in states]
+
+    def decode_users(self, blobs: Sequence[bytes]) -> list[U]:
+        """decode_user of each blob (a policy may do it for all at once)."""
+        return [self.decode_user(blob) for blob in blobs]
+
     @abstractmethod
     def check_invariants(self, global_state: G, user_state: U | None) -> None:
         """Raise ValueError when a state breaks the policy's invariants."""

@@ -1,4 +1,5 @@
-"""Sufficient statistics of linear Thompson sampling, their batched sums and binary codec.
+"""Sufficient statistics of linear Thompson sampling and their batched sums (codec:
+online.policies.linear_codec).
 
 `LinearStats` holds one regression's sums (a user's, or the population's); `PopulationStats`
 adds the per-scenario sums that fit the learned scenario offsets (see online.policies.linear_ts).
@@ -6,15 +7,13 @@ adds the per-scenario sums that fit the learned scenario offsets (see online.pol
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
-from online.codec import StateCodecError
 from online.policies.base import FloatArray
 
 
@@ -90,81 +89,6 @@ def _symmetric_index(dim: int) -> npt.NDArray[np.intp]:
     return index
 
 
-_HEADER = struct.Struct("<4sBBHdd")
-_SCENARIO_HEADER = struct.Struct("<H")
-_NAME_HEADER = struct.Struct("<Hdd")
-_MAGIC = b"SLTS"
-_KINDS = {"linear_ts.user": 1, "linear_ts.population": 2}
-CODEC_VERSION = 2
-"""Version 1: header and one set of sums. Version 2 (scenario offsets): a population blob
-appends its per-scenario sums; a user blob is laid out as in version 1, but its response
-holds rewards net of the scenario offsets (identical to version 1 when no offset is
-learned). Version 1 blobs decode as version 2 blobs without scenario sums."""
-
-
-def _pack_sums(stats: LinearStats) -> bytes:
-    return stats.gram_upper.astype("<f8", copy=False).tobytes() + stats.response.astype("<f8", copy=False).tobytes()
-
-
-def encode_stats(kind: str, stats: LinearStats) -> bytes:
-    """Fixed binary layout, version 2: header (magic, version, kind, D, counts), then the
-    packed Gram triangle and the response as little-endian float64 (D=33: 4,776 bytes). A
-    population then appends: uint16 S, and per scenario (sorted by name) uint16 name
-    length, the two counts, the UTF-8 name, its packed Gram triangle and response."""
-    header = _HEADER.pack(_MAGIC, CODEC_VERSION, _KINDS[kind], stats.dim, stats.n_exposures, stats.reward_total)
-    parts = [header, _pack_sums(stats)]
-    if kind == "linear_ts.population":
-        scenarios = stats.scenarios if isinstance(stats, PopulationStats) else {}
-        parts.append(_SCENARIO_HEADER.pack(len(scenarios)))
-        for name in sorted(scenarios):
-            encoded, sums = name.encode(), scenarios[name]
-            parts += [_NAME_HEADER.pack(len(encoded), sums.n_exposures, sums.reward_total), encoded, _pack_sums(sums)]
-    return b"".join(parts)
-
-
-def _read_sums(blob: bytes, offset: int, dim: int, kind: str) -> tuple[FloatArray, FloatArray, int]:
-    packed = dim * (dim + 1) // 2
-    end = offset + 8 * (packed + dim)
-    if len(blob) < end:
-        raise StateCodecError(f"{kind} state truncated")
-    values = np.frombuffer(blob, dtype="<f8", count=packed + dim, offset=offset)
-    return values[:packed].astype(np.float64), values[packed:].astype(np.float64), end
-
-
-def decode_stats(kind: str, blob: bytes) -> LinearStats:
-    """Inverse of encode_stats (versions 1 and 2); a population decodes to PopulationStats.
-    Raises StateCodecError naming what is wrong."""
-    if len(blob) < _HEADER.size:
-        raise StateCodecError(f"{kind} state truncated")
-    magic, version, kind_id, dim, n_exposures, reward_total = _HEADER.unpack_from(blob)
-    if magic != _MAGIC or kind_id != _KINDS[kind]:
-        raise StateCodecError(f"not a {kind} state")
-    if version > CODEC_VERSION:
-        raise StateCodecError(f"{kind} state version {version} is newer than {CODEC_VERSION}")
-    gram, response, end = _read_sums(blob, _HEADER.size, dim, kind)
-    if kind != "linear_ts.population":
-        if len(blob) != end:
-            raise StateCodecError(f"{kind} state has the wrong length for D={dim}")
-        return LinearStats(gram, response, n_exposures, reward_total)
-    scenarios: dict[str, LinearStats] = {}
-    if version >= 2:
-        if len(blob) < end + _SCENARIO_HEADER.size:
-            raise StateCodecError(f"{kind} state truncated")
-        (count,) = _SCENARIO_HEADER.unpack_from(blob, end)
-        end += _SCENARIO_HEADER.size
-        for _ in range(count):
-            if len(blob) < end + _NAME_HEADER.size:
-                raise StateCodecError(f"{kind} state truncated")
-            length, s_exposures, s_rewards = _NAME_HEADER.unpack_from(blob, end)
-            end += _NAME_HEADER.size
-            name = blob[end : end + length].decode("utf-8", errors="strict")
-            s_gram, s_response, end = _read_sums(blob, end + length, dim, kind)
-            scenarios[name] = LinearStats(s_gram, s_response, s_exposures, s_rewards)
-    if len(blob) != end:
-        raise StateCodecError(f"{kind} state has the wrong length for D={dim}")
-    return PopulationStats(gram, response, n_exposures, reward_total, scenarios)
-
-
 def grouped_sums(
     group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
     reward: FloatArray, chunk: int = 512,
@@ -216,3 +140,42 @@ def packed_gram(x: FloatArray, exposure: FloatArray) -> FloatArray:
     rows, cols = _upper(x.shape[1])
     full: FloatArray = (x.T @ (x * exposure[:, None]))[rows, cols]
     return full
+
+
+def add_user_sums(
+    states: Sequence[LinearStats | None], gram: FloatArray, response: FloatArray, exposures: FloatArray,
+    rewards: FloatArray, float32: bool,
+) -> tuple[list[LinearStats], FloatArray]:
+    """Each user's sums plus its batch increment, for U users at once.
+
+    states: the U users' current sums (None: unseen); gram float64[U, D(D+1)/2], response
+    float64[U, D], exposures and rewards float64[U]: the increments (`grouped_sums`).
+    Returns the U new states and float64[D(D+1)/2 + D], the total change of the sums (Gram
+    triangle then response) to add to the population. With `float32` every new sum is
+    rounded to the nearest float32 value (still held as float64), so a float32 codec stores
+    it exactly; the change is then new - old (exact in float64), so the population remains
+    the sum of the stored user states and unlearning one stays exact.
+    """
+    packed = gram.shape[1]
+    increment = np.concatenate([gram, response], axis=1)
+    present = [code for code, state in enumerate(states) if state is not None]
+    known = [state for state in states if state is not None]
+    old = np.zeros_like(increment)
+    if known:
+        old[present, :packed] = np.stack([state.gram_upper for state in known])
+        old[present, packed:] = np.stack([state.response for state in known])
+    new = old + increment
+    if float32:
+        new = new.astype(np.float32).astype(np.float64)
+        change = (new - old).sum(axis=0)
+    else:
+        change = increment.sum(axis=0)
+    old_exposures = [0.0 if state is None else state.n_exposures for state in states]
+    old_rewards = [0.0 if state is None else state.reward_total for state in states]
+    updated = []
+    for row, before_e, before_r, added_e, added_r in zip(
+        new, old_exposures, old_rewards, exposures.tolist(), rewards.tolist(), strict=True
+    ):
+        values = row.copy()  # owns its memory: a cached state holds no other user's sums
+        updated.append(LinearStats(values[:packed], values[packed:], before_e + added_e, before_r + added_r))
+    return updated, change

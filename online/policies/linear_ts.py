@@ -35,18 +35,19 @@ model: theta_pop is the pooled posterior mean and responses are plain reward sum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, lapack
 
 from online.policies.base import FeedbackBatch, FloatArray, IntArray, Policy, RankContext, ScoreDraws
+from online.policies.linear_codec import decode_stats, decode_users, encode_stats, encode_users
 from online.policies.linear_stats import (
     LinearStats,
     PopulationStats,
-    decode_stats,
-    encode_stats,
+    add_user_sums,
     grouped_sums,
     packed_gram,
 )
@@ -62,6 +63,9 @@ class LinearTSParams:
     scaled by `exploration` (0.3 won over 0.25-1.0 on the simulator, bench/policies_simulator.py).
     A scenario offset has prior std 1/sqrt(offset_prior_precision) ~ 0.3 per feature: ten
     times the prior precision of theta_pop, so what all scenarios share goes to theta_pop.
+    `user_state_dtype` "float32" keeps each user's sums rounded to float32 values, stored in
+    2,400 bytes at D = 33 ("float64": 4,776 bytes; the learning is float64 either way, the
+    population's sums always float64; see online.policies.linear_codec).
     """
 
     pop_prior_precision: float = 1.0
@@ -70,10 +74,14 @@ class LinearTSParams:
     exploration: float = 0.3
     scenario_offsets: tuple[str, ...] = ()
     offset_prior_precision: float = 10.0
+    user_state_dtype: Literal["float32", "float64"] = "float32"
 
     def __post_init__(self) -> None:
+        if self.user_state_dtype not in ("float32", "float64"):
+            raise ValueError(f"LinearTSParams.user_state_dtype must be 'float32' or 'float64', "
+                             f"got {self.user_state_dtype!r}")
         for name, value in vars(self).items():
-            if name != "scenario_offsets" and not value > 0:
+            if name not in ("scenario_offsets", "user_state_dtype") and not value > 0:
                 raise ValueError(f"LinearTSParams.{name} must be > 0, got {value}")
         offsets = self.scenario_offsets
         if not isinstance(offsets, tuple) or not all(isinstance(s, str) and s for s in offsets):
@@ -88,7 +96,7 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
     read as one without scenario sums)."""
 
     name = "linear_ts"
-    revision = 2
+    revision = 3  # 3: user sums rounded to float32 by default (user_state_dtype)
     uses_user_state = True
 
     def __init__(self, params: LinearTSParams | None = None) -> None:
@@ -244,29 +252,21 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         gram, response, exposures, rewards = grouped_sums(
             batch.user_index, len(batch.users), x, batch.exposures, user_rewards
         )
-        pooled_response = response.sum(axis=0)
+        states = [user_states.get(user_id) for user_id in batch.users]
+        new_states, change = add_user_sums(states, gram, response, exposures, rewards, self._float32)
+        packed = gram.shape[1]
+        pooled_response = change[packed:]
         if predicted is not None:  # the pooled sums hold raw rewards
             pooled_response = pooled_response + x.T @ predicted
             raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
             rewards = raw.astype(np.float64)
         pooled = LinearStats(
-            global_state.gram_upper + gram.sum(axis=0), global_state.response + pooled_response,
+            global_state.gram_upper + change[:packed], global_state.response + pooled_response,
             global_state.n_exposures + float(exposures.sum()),
             global_state.reward_total + float(rewards.sum()),
         )
         new_global = PopulationStats.of(pooled, self._scenario_sums(global_state, batch))
-        updated: dict[str, LinearStats | None] = {}
-        exposure_totals, reward_totals = exposures.tolist(), rewards.tolist()
-        for code, user_id in enumerate(batch.users):
-            current = user_states.get(user_id)
-            if current is None:
-                updated[user_id] = LinearStats(
-                    gram[code], response[code], exposure_totals[code], reward_totals[code]
-                )
-            else:
-                updated[user_id] = current.plus(gram[code], response[code], exposure_totals[code],
-                                                reward_totals[code])
-        return new_global, updated
+        return new_global, dict(zip(batch.users, new_states, strict=True))
 
     def unlearn(self, global_state: LinearStats, user_state: LinearStats | None) -> LinearStats:
         """The population minus the user's sums: the pooled statistics are sums of the users'
@@ -287,11 +287,26 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         assert isinstance(decoded, PopulationStats)
         return decoded
 
+    @property
+    def _float32(self) -> bool:
+        return bool(self.params.user_state_dtype == "float32")
+
     def encode_user(self, state: LinearStats) -> bytes:
-        return encode_stats("linear_ts.user", state)
+        return encode_stats("linear_ts.user", state, float32=self._float32)
 
     def decode_user(self, blob: bytes) -> LinearStats:
         return decode_stats("linear_ts.user", blob)
+
+    def encode_users(self, states: Sequence[LinearStats]) -> list[bytes]:
+        if not states:
+            return []
+        sums = np.concatenate([np.stack([s.gram_upper for s in states]), np.stack([s.response for s in states])],
+                              axis=1)
+        counts = np.array([(s.n_exposures, s.reward_total) for s in states])
+        return encode_users(states[0].dim, sums, counts[:, 0], counts[:, 1], self._float32)
+
+    def decode_users(self, blobs: Sequence[bytes]) -> list[LinearStats]:
+        return decode_users(blobs)
 
     def check_invariants(self, global_state: LinearStats, user_state: LinearStats | None) -> None:
         scenario_sums = global_state.scenarios if isinstance(global_state, PopulationStats) else {}
