@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.events import Item, RankRequest, Slate
 from online.features import FeatureMap, ItemFeatures
+from online.feedback import build_feedback_batch
 from online.objectives import Objectives
 from online.objectives.window_codec import WindowSnapshots
 from online.policies.base import FeedbackBatch, Policy, RankContext
@@ -38,11 +38,6 @@ from online.wire import FeedbackEvent
 
 Retriever = Callable[[npt.NDArray[np.float32], int, npt.NDArray[np.int64]], npt.NDArray[np.int64]]
 """(query float32[d], n, active rows int64[a]) -> the n best active rows for the query."""
-
-
-def _repeat(values: Sequence[Any], counts: Sequence[int]) -> chain[Any]:
-    """values[i] repeated counts[i] times, flattened (C-level iteration)."""
-    return chain.from_iterable(map(repeat, values, counts))
 
 
 class RankError(ValueError):
@@ -269,75 +264,11 @@ class Engine:
     ) -> tuple[FeedbackBatch, list[tuple[FeedbackEvent, str]]]:
         """Rows for the learnable events (in order), plus rejected events with a reason.
 
-        An impression gives one exposure row per shown item; a click one reward row.
+        An impression gives one exposure row per shown item; a click one reward row
+        (online.feedback.build_feedback_batch).
         """
-        index = self.catalog.index
-        known = index.__contains__
-        recent_contexts = self._contexts
-        rejected: list[tuple[FeedbackEvent, str]] = []
-        codes: dict[str, int] = {}
-        event_users: list[int] = []
-        counts: list[int] = []
-        exposures: list[float] = []
-        rewards: list[float] = []
-        times: list[float] = []
-        request_ids: list[str] = []
-        scenarios: list[str] = []
-        contexts: list[Mapping[str, float] | None] = []
-        items: list[str] = []
-        positions: list[int] = []
-        for event in events:  # one pass, appending to flat columns (no per-event lists kept)
-            context: Mapping[str, float] | None
-            if event.type == "impression":
-                shown = event.shown
-                item_ids = [s.item_id for s in shown]
-                if not all(map(known, item_ids)):
-                    rejected.append((event, f"unknown item id {next(i for i in item_ids if not known(i))!r}"))
-                    continue
-                items += item_ids
-                positions += [s.position for s in shown]
-                counts.append(len(item_ids))
-                exposures.append(1.0)
-                rewards.append(0.0)
-                context = event.context
-                if context is not None:
-                    self._remember_context(event.request_id, context)
-                else:
-                    context = recent_contexts.get(event.request_id)
-            else:
-                if not known(event.item_id):
-                    rejected.append((event, f"unknown item id {event.item_id!r}"))
-                    continue
-                items.append(event.item_id)
-                positions.append(-1)
-                counts.append(1)
-                exposures.append(0.0)
-                rewards.append(event.reward)
-                context = recent_contexts.get(event.request_id)
-            event_users.append(codes.setdefault(event.user_id, len(codes)))
-            times.append(event.time.timestamp())
-            request_ids.append(event.request_id)
-            scenarios.append(event.scenario)
-            contexts.append(context)
-        rows = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
-        batch = FeedbackBatch(
-            tuple(codes), np.repeat(np.asarray(event_users, dtype=np.int64), counts), tuple(items),
-            tuple(_repeat(request_ids, counts)), tuple(_repeat(scenarios, counts)),
-            np.asarray(positions, dtype=np.int64), np.repeat(exposures, counts), np.repeat(rewards, counts),
-            self._row_features(rows, list(_repeat(contexts, counts))), np.repeat(times, counts),
-        )
-        return batch, rejected
-
-    def _row_features(
-        self, rows: npt.NDArray[np.int64], contexts: Sequence[Mapping[str, float] | None]
-    ) -> npt.NDArray[np.float64]:
-        vectors = self.catalog.vectors[rows]
-        if isinstance(self.features, ItemFeatures) or not any(contexts):
-            return self.features.transform(vectors, None)
-        out = np.empty((len(rows), self.feature_dim))
-        for index, context in enumerate(contexts):
-            out[index] = self.features.transform(vectors[index : index + 1], context)[0]
-        return out
+        return build_feedback_batch(events, self.catalog.index, self.catalog.vectors, self.features,
+                                    self._remember_context, self._contexts.get)
 
     def observe(
         self,

@@ -24,7 +24,7 @@ import numpy as np
 
 from online.codec import StateCodecError
 from online.policies.base import FloatArray
-from online.policies.linear_stats import LinearStats, PopulationStats
+from online.policies.linear_stats import LinearStats, PopulationStats, stats_of_rows
 
 _HEADER = struct.Struct("<4sBBHdd")
 _SCENARIO_HEADER = struct.Struct("<H")
@@ -111,14 +111,16 @@ def _user_record(dim: int, version: int) -> np.dtype[np.void]:
                      ("sums", _sum_dtype("linear_ts.user", version), (width,))])
 
 
-def encode_users(dim: int, sums: FloatArray, n_exposures: FloatArray, reward_totals: FloatArray,
-                 float32: bool) -> list[bytes]:
-    """U user blobs at once, byte for byte what encode_stats gives for each: sums float64[U,
-    D(D+1)/2 + D] (each row a packed Gram triangle then a response), counts float64[U]."""
+def encode_users(dim: int, grams: FloatArray, responses: FloatArray, n_exposures: FloatArray,
+                 reward_totals: FloatArray, float32: bool) -> list[bytes]:
+    """U user blobs at once, byte for byte what encode_stats gives for each: grams float64[U,
+    D(D+1)/2] packed Gram triangles, responses float64[U, D], counts float64[U]."""
     version = FLOAT32_USER_VERSION if float32 else 2
-    records = np.empty(len(sums), dtype=_user_record(dim, version))
+    records = np.empty(len(grams), dtype=_user_record(dim, version))
     records["magic"], records["version"], records["kind"], records["dim"] = _MAGIC, version, 1, dim
-    records["n_exposures"], records["reward_total"], records["sums"] = n_exposures, reward_totals, sums
+    records["n_exposures"], records["reward_total"] = n_exposures, reward_totals
+    packed = grams.shape[1]
+    records["sums"][:, :packed], records["sums"][:, packed:] = grams, responses
     raw = records.tobytes()
     size = records.dtype.itemsize
     return [raw[start : start + size] for start in range(0, len(raw), size)]
@@ -138,10 +140,4 @@ def decode_users(blobs: Sequence[bytes]) -> list[LinearStats]:
     if version > CODEC_VERSION or any(len(blob) != record.itemsize or blob[:8] != prefix for blob in blobs):
         return [decode_stats("linear_ts.user", blob) for blob in blobs]
     records = np.frombuffer(b"".join(blobs), dtype=record)
-    packed = dim * (dim + 1) // 2
-    states = []
-    for row, exposures, rewards in zip(records["sums"], records["n_exposures"].tolist(),
-                                       records["reward_total"].tolist(), strict=True):
-        values = row.astype(np.float64)
-        states.append(LinearStats(values[:packed], values[packed:], exposures, rewards))
-    return states
+    return stats_of_rows(records["sums"], records["n_exposures"], records["reward_total"])

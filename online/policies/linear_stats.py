@@ -97,38 +97,45 @@ def grouped_sums(
 
     group: int64[m] in [0, n_groups); x: float64[m, D]; exposure, reward: float64[m].
     Returns packed Gram triangles float64[G, D(D+1)/2], responses float64[G, D],
-    exposure totals and reward totals float64[G]. Exposure rows of each group are
-    gathered into zero-padded blocks (groups sorted by row count, cut into chunks so
-    padding stays small) and multiplied with one batched matmul per chunk instead of
-    one small matmul per group. Reward rows only touch the responses.
+    exposure totals and reward totals float64[G]. The exposure rows, sorted by group, are
+    gathered into blocks float[c, w, D] of groups with about the same row count w (at most
+    25% zero padding; none when the counts are equal, as with slates of one size) and
+    multiplied with one batched matmul per block instead of one small matmul per group.
+    Reward rows only touch the responses.
     """
     dim = x.shape[1]
     rows, cols = _upper(dim)
     packed = rows * dim + cols
     shown = np.flatnonzero(exposure)
-    x_shown, group_shown = x[shown], group[shown]
+    group_shown = group[shown]
+    order = shown[np.argsort(group_shown, kind="stable")]
+    x_sorted = np.empty((len(shown) + 1, dim))  # the exposure rows by group; the last pads short groups
+    np.take(x, order, axis=0, out=x_sorted[:-1])
+    x_sorted[-1] = 0.0
     if np.any(exposure[shown] != 1.0):
-        x_shown = x_shown * np.sqrt(exposure[shown])[:, None]
+        x_sorted[:-1] *= np.sqrt(exposure[order])[:, None]
     counts = np.bincount(group_shown, minlength=n_groups)
-    order = np.argsort(group_shown, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    padded = np.vstack([x_shown, np.zeros((1, dim))])
+    starts = np.cumsum(counts) - counts
     by_count = np.argsort(counts, kind="stable")
     by_count = by_count[counts[by_count] > 0]
-    sorted_gram = np.empty((len(by_count), len(rows)))
-    for first in range(0, len(by_count), chunk):
-        members = by_count[first : first + chunk]
-        width = int(counts[members].max())
-        offsets = np.arange(width)
-        valid = offsets[None, :] < counts[members][:, None]
-        gather = np.minimum(starts[members][:, None] + offsets, max(len(order) - 1, 0))
-        xs = padded[np.where(valid, order[gather], len(shown))]
+    sorted_counts = counts[by_count]
+    sorted_gram = np.empty((len(by_count), len(rows)))  # the groups in by_count order
+    first = 0
+    while first < len(by_count):
+        last = min(int(np.searchsorted(sorted_counts, sorted_counts[first] * 1.25, side="right")), first + chunk)
+        members = by_count[first:last]
+        width = int(sorted_counts[last - 1])
+        gather = starts[members][:, None] + np.arange(width)
+        if sorted_counts[first] != width:  # rows past a group's count read the zero row
+            gather[np.arange(width)[None, :] >= counts[members][:, None]] = len(shown)
+        xs = x_sorted[gather]
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        np.take(products, packed, axis=1, out=sorted_gram[first : first + len(members)])
+        np.take(products, packed, axis=1, out=sorted_gram[first:last])
+        first = last
     gram = np.zeros((n_groups, len(rows)))
     gram[by_count] = sorted_gram
-    response = np.zeros((n_groups, dim))
     paid = np.flatnonzero(reward)
+    response = np.zeros((n_groups, dim))
     np.add.at(response, group[paid], x[paid] * reward[paid][:, None])
     totals_e = np.bincount(group, weights=exposure, minlength=n_groups).astype(np.float64)
     totals_r = np.bincount(group, weights=reward, minlength=n_groups).astype(np.float64)
@@ -156,26 +163,40 @@ def add_user_sums(
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
     """
-    packed = gram.shape[1]
-    increment = np.concatenate([gram, response], axis=1)
-    present = [code for code, state in enumerate(states) if state is not None]
-    known = [state for state in states if state is not None]
-    old = np.zeros_like(increment)
-    if known:
-        old[present, :packed] = np.stack([state.gram_upper for state in known])
-        old[present, packed:] = np.stack([state.response for state in known])
-    new = old + increment
+    old_gram, old_response = stacked_sums(states, gram.shape[1], response.shape[1])
+    new_gram, new_response = gram + old_gram, response + old_response
     if float32:
-        new = new.astype(np.float32).astype(np.float64)
-        change = (new - old).sum(axis=0)
+        new_gram, new_response = new_gram.astype(np.float32), new_response.astype(np.float32)
+        # what the sums changed by, exact in float64 (old_* are overwritten, no longer needed)
+        change = np.concatenate([np.subtract(new_gram, old_gram, out=old_gram).sum(axis=0),
+                                 np.subtract(new_response, old_response, out=old_response).sum(axis=0)])
     else:
-        change = increment.sum(axis=0)
-    old_exposures = [0.0 if state is None else state.n_exposures for state in states]
-    old_rewards = [0.0 if state is None else state.reward_total for state in states]
-    updated = []
-    for row, before_e, before_r, added_e, added_r in zip(
-        new, old_exposures, old_rewards, exposures.tolist(), rewards.tolist(), strict=True
-    ):
-        values = row.copy()  # owns its memory: a cached state holds no other user's sums
-        updated.append(LinearStats(values[:packed], values[packed:], before_e + added_e, before_r + added_r))
+        change = np.concatenate([gram.sum(axis=0), response.sum(axis=0)])
+    exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
+    rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
+    updated = stats_of_rows(np.concatenate([new_gram, new_response], axis=1), exposures_after, rewards_after)
     return updated, change
+
+
+def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) -> tuple[FloatArray, FloatArray]:
+    """(float64[U, D(D+1)/2] Gram triangles, float64[U, D] responses) of U states (zeros for
+    None). Concatenating 1-D arrays and reshaping is ~2x faster than np.stack."""
+    no_gram, no_response = np.zeros(packed), np.zeros(dim)
+    grams = np.concatenate([no_gram if state is None else state.gram_upper for state in states])
+    responses = np.concatenate([no_response if state is None else state.response for state in states])
+    return grams.reshape(len(states), packed), responses.reshape(len(states), dim)
+
+
+def stats_of_rows(
+    sums: npt.NDArray[np.floating], n_exposures: FloatArray, reward_totals: FloatArray
+) -> list[LinearStats]:
+    """One LinearStats per row of sums [U, D(D+1)/2 + D] (a packed Gram triangle, then a
+    response; any float dtype) with its counts float64[U]. Each state owns a float64 copy of
+    its row (one allocation): a state kept in a cache must not keep a batch's array alive."""
+    dim = int((np.sqrt(8 * sums.shape[1] + 9) - 3) / 2)  # the D with D(D+1)/2 + D columns
+    packed = dim * (dim + 1) // 2
+    states = []
+    for row, exposures, rewards in zip(sums, n_exposures.tolist(), reward_totals.tolist(), strict=True):
+        values = row.astype(np.float64)
+        states.append(LinearStats(values[:packed], values[packed:], exposures, rewards))
+    return states

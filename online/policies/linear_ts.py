@@ -50,6 +50,7 @@ from online.policies.linear_stats import (
     add_user_sums,
     grouped_sums,
     packed_gram,
+    stacked_sums,
 )
 
 
@@ -300,10 +301,11 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
     def encode_users(self, states: Sequence[LinearStats]) -> list[bytes]:
         if not states:
             return []
-        sums = np.concatenate([np.stack([s.gram_upper for s in states]), np.stack([s.response for s in states])],
-                              axis=1)
-        counts = np.array([(s.n_exposures, s.reward_total) for s in states])
-        return encode_users(states[0].dim, sums, counts[:, 0], counts[:, 1], self._float32)
+        dim = states[0].dim
+        grams, responses = stacked_sums(states, dim * (dim + 1) // 2, dim)
+        n_exposures = np.fromiter((s.n_exposures for s in states), dtype=np.float64, count=len(states))
+        reward_totals = np.fromiter((s.reward_total for s in states), dtype=np.float64, count=len(states))
+        return encode_users(dim, grams, responses, n_exposures, reward_totals, self._float32)
 
     def decode_users(self, blobs: Sequence[bytes]) -> list[LinearStats]:
         return decode_users(blobs)
