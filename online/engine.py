@@ -110,10 +110,7 @@ class Engine:
         self.feature_dim = self.features.dim(catalog.dim)
         self._contexts: OrderedDict[str, Mapping[str, float] | None] = OrderedDict()
         self._users: OrderedDict[str, Any] = OrderedDict()
-        blob = store.get(self.global_key)
-        self.global_state = (
-            policy.decode_global(blob) if blob is not None else policy.init_global(self.feature_dim)
-        )
+        self._load_global()
         self.windows: WindowSnapshots | None = None
         self.windows_restored = "not snapshotted"
         if objectives is not None and objectives.settings.windows_snapshot_s > 0:
@@ -125,6 +122,35 @@ class Engine:
     def global_key(self) -> str:
         """Key of the global state; a shard (e.g. a Kafka partition) keeps its own."""
         return f"{self.policy.name}/global/{self.shard}" if self.shard else f"{self.policy.name}/global"
+
+    def _load_global(self) -> None:
+        """Read the global state. A policy whose global state grows with the catalog keeps it
+        in parts ("<global key>#<part>", written only when changed) in a store whose put_many
+        is atomic (`atomic_put_many`: a batch of parts and its head land together or not at
+        all); elsewhere (the worker's changelogged tables) it is one value, written whole."""
+        in_parts = self.policy.stores_global_in_parts and getattr(self.store, "atomic_put_many", False)
+        self._parts_prefix: str | None = f"{self.global_key}#" if in_parts else None
+        self._stored_global: Any = None  # the version the store holds in parts (None: unknown)
+        blob = self.store.get(self.global_key)
+        prefix = self._parts_prefix
+        if prefix is not None and blob is not None:
+            parts = ((key[len(prefix) :], value) for key, value in self.store.scan_prefix(prefix))
+            self.global_state = self.policy.decode_global_parts(blob, parts)
+        elif blob is not None:
+            self.global_state = self.policy.decode_global(blob)
+        else:
+            self.global_state = self.policy.init_global(self.feature_dim)
+
+    def _global_writes(self) -> list[tuple[str, bytes]]:
+        """The store writes that save the global state: its changed parts and head, or the
+        whole blob."""
+        if self._parts_prefix is not None:
+            encoded = self.policy.encode_global_parts(self.global_state, self._stored_global)
+            if encoded is not None:
+                head, parts = encoded
+                self._stored_global = self.global_state
+                return [(self._parts_prefix + name, blob) for name, blob in parts] + [(self.global_key, head)]
+        return [(self.global_key, self.policy.encode_global(self.global_state))]
 
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
@@ -301,7 +327,7 @@ class Engine:
                 self.global_state, _ = self.policy.learn(self.global_state, {}, global_batch)
         if len(batch) == 0:
             if global_events is not None:
-                self.store.put(self.global_key, self.policy.encode_global(self.global_state))
+                self.store.put_many(self._global_writes())
             return ObserveResult(0, tuple(rejected))
         user_ids = batch.users
         states = self.load_users(user_ids) if self.policy.uses_user_state else {}
@@ -311,7 +337,7 @@ class Engine:
         learned = [(u, s) for u, s in updated.items() if s is not None]
         blobs = self.policy.encode_users([s for _, s in learned])
         writes = [(self.user_key(u), blob) for (u, _), blob in zip(learned, blobs, strict=True)]
-        writes.append((self.global_key, self.policy.encode_global(self.global_state)))
+        writes += self._global_writes()
         self.store.put_many(writes + memory_writes)
         for key in stale:
             self.store.delete(key)
@@ -333,4 +359,4 @@ class Engine:
             unlearned = self.policy.unlearn(self.global_state, user_state)
             if unlearned is not self.global_state:
                 self.global_state = unlearned
-                self.store.put(self.global_key, self.policy.encode_global(unlearned))
+                self.store.put_many(self._global_writes())

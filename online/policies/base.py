@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -196,6 +196,8 @@ class Policy(ABC, Generic[G, U]):
     name: ClassVar[str]
     revision: ClassVar[int] = 1
     uses_user_state: ClassVar[bool] = False
+    stores_global_in_parts: ClassVar[bool] = False
+    """True when encode_global_parts / decode_global_parts store the global state in parts."""
     params: Any
 
     @property
@@ -249,6 +251,18 @@ class Policy(ABC, Generic[G, U]):
 
     @abstractmethod
     def decode_global(self, blob: bytes) -> G: ...
+
+    def encode_global_parts(self, state: G, stored: G | None) -> tuple[bytes, list[tuple[str, bytes]]] | None:
+        """For a global state that grows with the catalog, stored as a head and one part per
+        piece (an arm, say): (head blob, [(part name, blob)]) with the parts that differ from
+        `stored` (the version the store holds; None: unknown, every part), so that a store is
+        written only what changed. None (the default): the state is one blob (encode_global)."""
+        return None
+
+    def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> G:
+        """The global state from what encode_global_parts stored (or a whole encode_global
+        blob as the head; parts are then ignored); a new one when head is None."""
+        raise TypeError(f"{self.name} stores its global state as one blob")
 
     def encode_user(self, state: U) -> bytes:
         raise TypeError(f"{self.name} keeps no user state")
