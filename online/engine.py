@@ -141,9 +141,9 @@ class Engine:
         else:
             self.global_state = self.policy.init_global(self.feature_dim)
 
-    def _global_writes(self) -> list[tuple[str, bytes]]:
-        """The store writes that save the global state: its changed parts and head, or the
-        whole blob."""
+    def _global_writes(self) -> list[tuple[str, bytes | None]]:
+        """The store writes that save the global state: its changed parts (None: a part to
+        delete) and head, or the whole blob."""
         if self._parts_prefix is not None:
             encoded = self.policy.encode_global_parts(self.global_state, self._stored_global)
             if encoded is not None:
@@ -151,6 +151,13 @@ class Engine:
                 self._stored_global = self.global_state
                 return [(self._parts_prefix + name, blob) for name, blob in parts] + [(self.global_key, head)]
         return [(self.global_key, self.policy.encode_global(self.global_state))]
+
+    def _put(self, writes: Sequence[tuple[str, bytes | None]], stale: Sequence[str] = ()) -> None:
+        """One put_many (a part to delete is written empty in it, so the batch lands whole
+        either way), then the deletions (an empty part left by a crash reads as deleted)."""
+        self.store.put_many([(key, b"" if blob is None else blob) for key, blob in writes])
+        for key in [*(key for key, blob in writes if blob is None), *stale]:
+            self.store.delete(key)
 
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
@@ -327,7 +334,7 @@ class Engine:
                 self.global_state, _ = self.policy.learn(self.global_state, {}, global_batch)
         if len(batch) == 0:
             if global_events is not None:
-                self.store.put_many(self._global_writes())
+                self._put(self._global_writes())
             return ObserveResult(0, tuple(rejected))
         user_ids = batch.users
         states = self.load_users(user_ids) if self.policy.uses_user_state else {}
@@ -336,11 +343,10 @@ class Engine:
             self.global_state = new_global
         learned = [(u, s) for u, s in updated.items() if s is not None]
         blobs = self.policy.encode_users([s for _, s in learned])
-        writes = [(self.user_key(u), blob) for (u, _), blob in zip(learned, blobs, strict=True)]
-        writes += self._global_writes()
-        self.store.put_many(writes + memory_writes)
-        for key in stale:
-            self.store.delete(key)
+        writes: list[tuple[str, bytes | None]] = [
+            (self.user_key(u), blob) for (u, _), blob in zip(learned, blobs, strict=True)
+        ]
+        self._put([*writes, *self._global_writes(), *memory_writes], stale)
         self._cache_users(updated)
         return ObserveResult(len(batch), tuple(rejected))
 
@@ -359,4 +365,4 @@ class Engine:
             unlearned = self.policy.unlearn(self.global_state, user_state)
             if unlearned is not self.global_state:
                 self.global_state = unlearned
-                self.store.put_many(self._global_writes())
+                self._put(self._global_writes())

@@ -1,26 +1,20 @@
 """Per-item exposure and reward totals as a persistent table: updates cost what they change.
 
 `ArmStats` values are immutable to their users, yet a new version shares the arrays of the
-version it came from. The newest version holds the live table (item ids, an id -> row
-index, float64 totals with spare capacity); every older version holds only how to undo the
-changes that led away from it (Baker's rerooting persistent arrays). Reading a version moves
-the live table to it first, applying the undo records on the path and leaving redo records
-behind, so every version stays readable and `add` stays O(items changed) however many arms
-the table holds. The newest version, the one an engine reads and extends, costs nothing to
-reach. Not thread-safe (nor is anything else an Engine holds).
+version it came from (online.policies.versioned): the newest version holds the live table
+(item ids, an id -> row index, float64 totals with spare capacity), older ones the undo
+records of the changes since, so `add` costs O(items changed) however many arms there are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import count
 
 import numpy as np
 
 from online.policies.base import FloatArray, IntArray
-
-_VERSION_IDS = count()
+from online.policies.versioned import Version
 
 
 class _Table:
@@ -80,9 +74,9 @@ class _Undo:
 
 class ArmStats:
     """Per arm (item id): total exposures and rewards, float64. Arms are added on first sight
-    and kept. Immutable: `add` returns a new version (see the module doc)."""
+    and kept. Immutable: `add` returns a new version sharing this one's arrays (module doc)."""
 
-    __slots__ = ("_changed", "_parent", "_table", "_undo", "derived_from", "version_id")
+    __slots__ = ("_changed", "_version")
 
     def __init__(self, ids: Sequence[str] = (), exposures: FloatArray | None = None,
                  rewards: FloatArray | None = None) -> None:
@@ -95,53 +89,39 @@ class ArmStats:
             table.reserve(len(ids))
             table.exposures[: len(ids)] = np.zeros(len(ids)) if exposures is None else exposures
             table.rewards[: len(ids)] = np.zeros(len(ids)) if rewards is None else rewards
-        self._table: _Table | None = table
-        self._parent: ArmStats | None = None
-        self._undo: _Undo | None = None
+        self._version = Version(table)
         self._changed: IntArray = np.arange(len(ids), dtype=np.int64)
-        self.version_id = next(_VERSION_IDS)
-        self.derived_from: int | None = None
-        """The version_id of the version `add` made this one from (None: built from scratch);
-        an id, not a reference, so that a version keeps no older one alive."""
 
-    def _live(self) -> _Table:
-        """The live table, moved to this version first (reroot)."""
-        path: list[ArmStats] = []
-        node = self
-        while node._table is None:
-            path.append(node)
-            assert node._parent is not None
-            node = node._parent
-        for child in reversed(path):  # from the live table's neighbour down to self
-            parent, undo = child._parent, child._undo
-            assert parent is not None and undo is not None and parent._table is not None
-            redo = undo.apply(parent._table)
-            child._table, child._parent, child._undo = parent._table, None, None
-            parent._table, parent._parent, parent._undo = None, child, redo
-        assert self._table is not None
-        return self._table
+    @property
+    def version_id(self) -> int:
+        return self._version.version_id
+
+    @property
+    def derived_from(self) -> int | None:
+        """The version_id of the version `add` made this one from (None: built from scratch)."""
+        return self._version.derived_from
 
     def __len__(self) -> int:
-        return self._live().n
+        return self._version.read().n
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(self._live().ids)
+        return tuple(self._version.read().ids)
 
     @property
     def exposures(self) -> FloatArray:
         """float64[n] a copy of the totals, in `ids` order."""
-        table = self._live()
+        table = self._version.read()
         return table.exposures[: table.n].copy()
 
     @property
     def rewards(self) -> FloatArray:
-        table = self._live()
+        table = self._version.read()
         return table.rewards[: table.n].copy()
 
     def lookup(self, item_ids: Sequence[str]) -> tuple[FloatArray, FloatArray]:
         """(exposures, rewards) float64[len(item_ids)]; zeros for unseen arms."""
-        table = self._live()
+        table = self._version.read()
         index = table.index
         rows = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
         seen = rows >= 0
@@ -153,11 +133,12 @@ class ArmStats:
     def add(self, item_ids: Sequence[str], exposures: FloatArray, rewards: FloatArray) -> ArmStats:
         """A new version with the per-row increments folded in (arms created as needed);
         costs O(len(item_ids)), whatever the number of arms."""
-        table = self._live()
-        before = table.n
-        index = table.index
-        rows = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-        if np.any(rows < 0):
+        changed: list[IntArray] = []
+
+        def fold(table: _Table) -> _Undo:
+            before = table.n
+            index = table.index
+            rows = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
             for position in np.flatnonzero(rows < 0).tolist():
                 row = index.get(item_ids[position])
                 if row is None:
@@ -165,23 +146,25 @@ class ArmStats:
                     table.ids.append(item_ids[position])
                 rows[position] = row
             table.reserve(table.n)
-        changed = np.unique(rows)
-        old = changed[changed < before]
-        undo = _Undo(before, [], old, table.exposures[old].copy(), table.rewards[old].copy())
-        table.exposures[before : table.n] = 0.0
-        table.rewards[before : table.n] = 0.0
-        np.add.at(table.exposures, rows, exposures)
-        np.add.at(table.rewards, rows, rewards)
+            touched = np.unique(rows)
+            old = touched[touched < before]
+            undo = _Undo(before, [], old, table.exposures[old].copy(), table.rewards[old].copy())
+            table.exposures[before : table.n] = 0.0
+            table.rewards[before : table.n] = 0.0
+            np.add.at(table.exposures, rows, exposures)
+            np.add.at(table.rewards, rows, rewards)
+            changed.append(touched)
+            return undo
+
         new = ArmStats.__new__(ArmStats)
-        new._table, new._parent, new._undo, new._changed = table, None, None, changed
-        new.version_id, new.derived_from = next(_VERSION_IDS), self.version_id
-        self._table, self._parent, self._undo = None, new, undo
+        new._version = self._version.derive(fold)
+        new._changed = changed[0]
         return new
 
     def changed(self) -> tuple[list[str], FloatArray, FloatArray]:
         """(ids, exposures, rewards) of the arms `add` changed making this version (every
         arm for a version built from scratch)."""
-        table = self._live()
+        table = self._version.read()
         rows = self._changed
         return [table.ids[row] for row in rows.tolist()], table.exposures[rows], table.rewards[rows]
 

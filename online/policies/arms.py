@@ -40,14 +40,16 @@ by the item id holds b"\x01" and its two totals as little-endian float64 (17 byt
 _PART = struct.Struct("<Bdd")
 
 
-def encode_arm_parts(kind: str, stats: ArmStats, stored: ArmStats | None) -> tuple[bytes, list[tuple[str, bytes]]]:
+def encode_arm_parts(
+    kind: str, stats: ArmStats, stored: ArmStats | None
+) -> tuple[bytes, list[tuple[str, bytes | None]]]:
     """(head, parts) bringing a store that holds `stored` in parts to `stats`: the arms that
     changed when `stats` was made from `stored` by one update, else every arm."""
     if stored is not None and stats.derived_from == stored.version_id:
         ids, exposures, rewards = stats.changed()
     else:
         ids, exposures, rewards = list(stats.ids), stats.exposures, stats.rewards
-    parts = [(item_id, _PART.pack(1, e, r))
+    parts: list[tuple[str, bytes | None]] = [(item_id, _PART.pack(1, e, r))
              for item_id, e, r in zip(ids, exposures.tolist(), rewards.tolist(), strict=True)]
     return pack_state(kind, PARTS_VERSION, {"layout": "one part per arm"}, {}), parts
 
@@ -61,6 +63,8 @@ def decode_arm_parts(kind: str, head: bytes | None, parts: Iterable[tuple[str, b
     ids: list[str] = []
     totals: list[tuple[float, float]] = []
     for item_id, blob in parts:
+        if not blob:
+            continue  # a deleted part
         if len(blob) != _PART.size or blob[0] != 1:
             raise StateCodecError(f"{kind}: arm {item_id!r} is not a version-1 part of {_PART.size} bytes")
         ids.append(item_id)
@@ -107,7 +111,9 @@ class _ArmPolicy(Policy[ArmStats, None]):
     def decode_global(self, blob: bytes) -> ArmStats:
         return decode_arms(f"{self.name}.arms", blob)
 
-    def encode_global_parts(self, state: ArmStats, stored: ArmStats | None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    def encode_global_parts(
+        self, state: ArmStats, stored: ArmStats | None
+    ) -> tuple[bytes, list[tuple[str, bytes | None]]]:
         return encode_arm_parts(f"{self.name}.arms", state, stored)
 
     def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> ArmStats:

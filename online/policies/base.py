@@ -252,16 +252,20 @@ class Policy(ABC, Generic[G, U]):
     @abstractmethod
     def decode_global(self, blob: bytes) -> G: ...
 
-    def encode_global_parts(self, state: G, stored: G | None) -> tuple[bytes, list[tuple[str, bytes]]] | None:
+    def encode_global_parts(
+        self, state: G, stored: G | None
+    ) -> tuple[bytes, list[tuple[str, bytes | None]]] | None:
         """For a global state that grows with the catalog, stored as a head and one part per
-        piece (an arm, say): (head blob, [(part name, blob)]) with the parts that differ from
-        `stored` (the version the store holds; None: unknown, every part), so that a store is
-        written only what changed. None (the default): the state is one blob (encode_global)."""
+        piece (an arm, say): (head blob, [(part name, blob or None to delete it)]) with the
+        parts that differ from `stored` (the version the store holds; None: unknown, every
+        part), so that a store is written only what changed. None (the default): the state
+        is one blob (encode_global)."""
         return None
 
     def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> G:
         """The global state from what encode_global_parts stored (or a whole encode_global
-        blob as the head; parts are then ignored); a new one when head is None."""
+        blob as the head; parts are then ignored; an empty part is a deleted one); a new one
+        when head is None."""
         raise TypeError(f"{self.name} stores its global state as one blob")
 
     def encode_user(self, state: U) -> bytes:

@@ -5,20 +5,22 @@ scenario and the position, plus the item's feature vector and its product with t
 (a per-user linear taste, learned by SGD). It learns from labelled examples produced by
 the delayed-feedback join (online.policies.delayed_join) and ranks by predicted click probability at the
 top position (position is learned as a bias and held fixed when ranking). Exploration is
-epsilon-greedy over slates. The model is stored as its weights (never pickled).
+epsilon-greedy over slates. The model is stored as its weights (never pickled); its state is
+a persistent version of one live model and join (online.policies.river_state), so that
+learning and storing a batch cost what it changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from online.codec import pack_state, unpack_state
 from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
 from online.policies.delayed_join import DelayedJoin, LabelledExample
+from online.policies.river_state import RiverState, decode_parts, decode_whole
 
 
 @dataclass(frozen=True)
@@ -39,21 +41,11 @@ class RiverCTRParams:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
 
 
-@dataclass(frozen=True)
-class RiverState:
-    """weights: hashed feature -> weight; intercept; SGD step count; the pending join."""
-
-    weights: dict[int, float]
-    intercept: float
-    n_iterations: int
-    join: DelayedJoin
-    model: Any = field(default=None, compare=False, repr=False)
-
-
 class RiverCTR(Policy[RiverState, None]):
     """Greedy-by-predicted-CTR with epsilon-random slates (see module doc)."""
 
     name = "river_ctr"
+    stores_global_in_parts = True
 
     def __init__(self, params: RiverCTRParams | None = None) -> None:
         self.params = params or RiverCTRParams()
@@ -77,25 +69,16 @@ class RiverCTR(Policy[RiverState, None]):
         return hashed
 
     def _model(self, state: RiverState) -> Any:
-        """The river model of a state, built once per (immutable) state and cached."""
-        if state.model is None:
-            object.__setattr__(state, "model", self._build(state))
+        """The river model of a state (for predictions; online.policies.river_state)."""
         return state.model
 
-    def _build(self, state: RiverState) -> Any:
+    def _new_model(self) -> Any:
         from river import linear_model, optim
 
-        model = linear_model.LogisticRegression(
-            optimizer=optim.SGD(self.params.learning_rate), l2=self.params.l2
-        )
-        for key, value in state.weights.items():
-            model._weights[key] = value
-        model.intercept = state.intercept
-        model.optimizer.n_iterations = state.n_iterations
-        return model
+        return linear_model.LogisticRegression(optimizer=optim.SGD(self.params.learning_rate), l2=self.params.l2)
 
     def init_global(self, feature_dim: int) -> RiverState:
-        return RiverState({}, 0.0, 0, DelayedJoin(self.params.window_s))
+        return RiverState(self._new_model(), DelayedJoin(self.params.window_s))
 
     def _slot(self, name: str) -> tuple[int, float]:
         """(hashed index, sign) of a feature name, as river's FeatureHasher maps it."""
@@ -143,38 +126,31 @@ class RiverCTR(Policy[RiverState, None]):
         draws[explore] = rng.random((int(explore.sum()), n))
         return ScoreDraws(draws, mean, np.zeros(n))
 
-    def learn_examples(self, state: RiverState, examples: Sequence[LabelledExample], join: DelayedJoin) -> RiverState:
-        """A new state with examples learned (one SGD step each, in order)."""
-        model = self._build(state)
-        for example in examples:
-            x = self._features(example.user_id, example.item_id, example.scenario, example.position, example.features)
-            model.learn_one(x, example.label > 0)
-        return RiverState(
-            {int(k): float(v) for k, v in dict(model._weights).items()},
-            float(model.intercept), int(model.optimizer.n_iterations), join, model,
-        )
+    def _example_features(self, example: LabelledExample) -> dict[int, float]:
+        return self._features(example.user_id, example.item_id, example.scenario, example.position, example.features)
 
     def learn(
         self, global_state: RiverState, user_states: Mapping[str, None], batch: FeedbackBatch
     ) -> tuple[RiverState, dict[str, None]]:
-        join = global_state.join.copy()
-        examples = join.consume(batch)
-        return self.learn_examples(global_state, examples, join), {}
+        """The batch joined, and every example it labels learned (one SGD step each, in order);
+        a new version of the state that costs what the batch changes (river_state)."""
+        return global_state.learn(lambda join: join.consume(batch), self._example_features), {}
 
     def encode_global(self, state: RiverState) -> bytes:
-        keys = np.fromiter(state.weights.keys(), dtype=np.int64, count=len(state.weights))
-        values = np.fromiter(state.weights.values(), dtype=np.float64, count=len(state.weights))
-        join_meta, join_arrays = state.join.to_columns()
-        meta = {"intercept": state.intercept, "n_iterations": state.n_iterations, "join": join_meta}
-        arrays = {"keys": keys, "values": values, **{f"join_{k}": v for k, v in join_arrays.items()}}
-        return pack_state("river_ctr.model", 1, meta, arrays)
+        return state.encode_whole()
 
     def decode_global(self, blob: bytes) -> RiverState:
-        decoded = unpack_state(blob, "river_ctr.model", max_version=1)
-        weights = dict(zip(decoded.arrays["keys"].tolist(), decoded.arrays["values"].tolist(), strict=True))
-        join_arrays = {k[5:]: v for k, v in decoded.arrays.items() if k.startswith("join_")}
-        join = DelayedJoin.from_columns(decoded.meta["join"], join_arrays)
-        return RiverState(weights, float(decoded.meta["intercept"]), int(decoded.meta["n_iterations"]), join)
+        return decode_whole(blob, self._new_model())
+
+    def encode_global_parts(
+        self, state: RiverState, stored: RiverState | None
+    ) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+        return state.encode_parts(stored)
+
+    def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> RiverState:
+        if head is None:
+            return self.init_global(0)
+        return decode_parts(head, iter(parts), self._new_model())
 
     def check_invariants(self, global_state: RiverState, user_state: None) -> None:
         values = np.fromiter(global_state.weights.values(), dtype=np.float64, count=len(global_state.weights))
