@@ -69,3 +69,16 @@ def test_linear_ts_draws_match_the_closed_form() -> None:
     expected_std = p.exploration * np.sqrt(np.einsum("ij,jk,ik->i", features, covariance, features))
     np.testing.assert_allclose(draws.std, expected_std, rtol=1e-10)
     np.testing.assert_allclose(draws.std_at(np.array([7, 3])), expected_std[[7, 3]], rtol=1e-10)
+
+
+def test_row_lookups_with_unknown_inactive_single_and_no_ids() -> None:
+    catalog = Catalog(dim=2)
+    items = [Item(item_id=f"i{n}", fields={"t": "x"}, active=n != 2) for n in range(5)]
+    catalog.upsert(items, np.ones((5, 2), np.float32))
+    assert catalog.rows(["i3", "i0", "i2"]).tolist() == [3, 0, 2]
+    assert catalog.rows(["i4"]).tolist() == [4] and catalog.rows([]).tolist() == []
+    with pytest.raises(KeyError, match="'ghost'"):
+        catalog.rows(["i1", "ghost"])
+    assert catalog.active_rows(["i3", "ghost", "i2", "i1"]).tolist() == [3, 1]
+    assert catalog.active_rows(["i2"]).tolist() == [] and catalog.active_rows([]).tolist() == []
+    assert catalog.active_rows(["i0", "i4"]).tolist() == [0, 4]
