@@ -50,7 +50,7 @@ class EngineConfig:
     candidates retrieved when a request brings none; context_cache_size: recent request
     contexts kept for joining clicks to their request's context; user_cache_size: decoded
     user states kept in memory, write-through (0 = off; use it only when this engine is
-    the store's sole writer, ~5 KB per user for linear TS at d = 32)."""
+    the store's sole writer, ~2.5 KB per user for linear TS at d = 32)."""
 
     n_draws: int = 64
     retrieval_size: int = 200

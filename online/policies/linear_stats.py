@@ -97,9 +97,9 @@ def grouped_sums(
 
     group: int64[m] in [0, n_groups); x: float64[m, D]; exposure, reward: float64[m].
     Returns packed Gram triangles float64[G, D(D+1)/2], responses float64[G, D],
-    exposure totals and reward totals float64[G]. The exposure rows, sorted by group, are
-    gathered into blocks float[c, w, D] of groups with about the same row count w (at most
-    25% zero padding; none when the counts are equal, as with slates of one size) and
+    exposure totals and reward totals float64[G]. The exposure rows of groups with about the
+    same row count w are gathered, by group, into blocks float[c, w, D] (at most 25% zero
+    padding; none when the counts are equal, as with slates of one size) and
     multiplied with one batched matmul per block instead of one small matmul per group.
     Reward rows only touch the responses.
     """
@@ -108,12 +108,8 @@ def grouped_sums(
     packed = rows * dim + cols
     shown = np.flatnonzero(exposure)
     group_shown = group[shown]
-    order = shown[np.argsort(group_shown, kind="stable")]
-    x_sorted = np.empty((len(shown) + 1, dim))  # the exposure rows by group; the last pads short groups
-    np.take(x, order, axis=0, out=x_sorted[:-1])
-    x_sorted[-1] = 0.0
-    if np.any(exposure[shown] != 1.0):
-        x_sorted[:-1] *= np.sqrt(exposure[order])[:, None]
+    order = shown[np.argsort(group_shown, kind="stable")]  # the exposure rows of x, by group
+    weights = np.sqrt(exposure[order]) if np.any(exposure[shown] != 1.0) else None
     counts = np.bincount(group_shown, minlength=n_groups)
     starts = np.cumsum(counts) - counts
     by_count = np.argsort(counts, kind="stable")
@@ -125,10 +121,12 @@ def grouped_sums(
         last = min(int(np.searchsorted(sorted_counts, sorted_counts[first] * 1.25, side="right")), first + chunk)
         members = by_count[first:last]
         width = int(sorted_counts[last - 1])
-        gather = starts[members][:, None] + np.arange(width)
-        if sorted_counts[first] != width:  # rows past a group's count read the zero row
-            gather[np.arange(width)[None, :] >= counts[members][:, None]] = len(shown)
-        xs = x_sorted[gather]
+        gather = np.minimum(starts[members][:, None] + np.arange(width), len(order) - 1)
+        xs = x[order[gather]]
+        if weights is not None:
+            xs *= weights[gather][:, :, None]
+        if sorted_counts[first] != width:  # rows past a group's count are zeroed
+            xs[np.arange(width)[None, :] >= counts[members][:, None]] = 0.0
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
         np.take(products, packed, axis=1, out=sorted_gram[first:last])
         first = last
