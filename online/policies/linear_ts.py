@@ -253,14 +253,15 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         gram, response, exposures, rewards = grouped_sums(
             batch.user_index, len(batch.users), x, batch.exposures, user_rewards
         )
+        if predicted is not None:  # reward totals count raw rewards (the responses hold residuals)
+            raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
+            rewards = raw.astype(np.float64)
         states = [user_states.get(user_id) for user_id in batch.users]
         new_states, change = add_user_sums(states, gram, response, exposures, rewards, self._float32)
         packed = gram.shape[1]
         pooled_response = change[packed:]
         if predicted is not None:  # the pooled sums hold raw rewards
             pooled_response = pooled_response + x.T @ predicted
-            raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
-            rewards = raw.astype(np.float64)
         pooled = LinearStats(
             global_state.gram_upper + change[:packed], global_state.response + pooled_response,
             global_state.n_exposures + float(exposures.sum()),
