@@ -148,7 +148,9 @@ class RiverState:
         join.pending, join.early_clicks = _Journal(join.pending), _Journal(join.early_clicks)
         self._version = Version(_Live(model, join, {key: n for n, key in enumerate(join.pending)},
                                       len(join.pending)))
-        self._changed: _RiverUndo | None = None  # None: built from scratch (every part differs)
+        # the keys (weights, pending, early) the batch that made this version changed (None:
+        # built from scratch, every part differs); keys only, so no old value is kept alive
+        self._changed: tuple[list[int], list[JoinKey], list[JoinKey]] | None = None
 
     @property
     def model(self) -> Any:
@@ -204,7 +206,8 @@ class RiverState:
 
         new = RiverState.__new__(RiverState)
         new._version = self._version.derive(change)
-        new._changed = records[0]
+        record = records[0]
+        new._changed = (list(record.weights), list(record.pending), list(record.early))
         return new
 
     def encode_whole(self) -> bytes:
@@ -230,7 +233,7 @@ class RiverState:
             pending: Iterable[JoinKey] = list(join.pending)
             early: Iterable[JoinKey] = list(join.early_clicks)
         else:
-            slots, pending, early = changed.weights, changed.pending, changed.early
+            slots, pending, early = changed
         parts: list[tuple[str, bytes | None]] = [
             (f"w{slot}", _WEIGHT.pack(1, weights[slot]) if slot in weights else None) for slot in slots
         ]
