@@ -65,7 +65,8 @@ class _Journal(dict[Any, Any]):
         dict.__delitem__(self, key)
 
     def pop(self, key: Any, *default: Any) -> Any:
-        self._note(key, removing=True)
+        if dict.__contains__(self, key):  # popping an absent key changes nothing
+            self._note(key, removing=True)
         return dict.pop(self, key, *default)
 
 
