@@ -76,6 +76,18 @@ class _Live:
     join: DelayedJoin
     arrivals: dict[JoinKey, int]  # pending key -> its arrival number
     next_arrival: int
+    removed: int = 0  # entries taken out of the join's dicts since they were last rebuilt
+
+    def compact(self) -> None:
+        """Rebuild the join's dicts once more entries left them than they hold: a dict keeps
+        the slots of removed entries, and the join iterates its dicts at every batch (a
+        warm-up that labels a million exposures would leave each later batch a scan of a
+        million empty slots)."""
+        join = self.join
+        if self.removed > max(1024, 2 * (len(join.pending) + len(join.early_clicks))):
+            join.pending, join.early_clicks = _Journal(join.pending), _Journal(join.early_clicks)
+            self.arrivals = dict(self.arrivals)
+            self.removed = 0
 
 
 Scalars = tuple[float, int, float, int, int, int]
@@ -195,6 +207,8 @@ class RiverState:
             finally:
                 join.pending.journal = join.pending.removed = join.early_clicks.journal = None
             _number_arrivals(live, record, removed)
+            live.removed += len(removed) + sum(1 for key in record.early if key not in join.early_clicks)
+            live.compact()
             weights, seen = model._weights, record.weights
             for example in examples:
                 x = features(example)
