@@ -11,10 +11,12 @@ centred PCA projection. Without it the bandit vectors serve for both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
+from operator import itemgetter
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -160,7 +162,7 @@ class Catalog:
     def rows(self, item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Catalog rows of item_ids; raises KeyError naming the first unknown id."""
         try:
-            return np.fromiter((self._index[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
+            return _known_rows(self._index, item_ids)
         except KeyError as error:
             raise KeyError(f"unknown item id {error.args[0]!r}") from None
 
@@ -170,8 +172,11 @@ class Catalog:
 
     def active_rows(self, item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Rows of the ids that are known and active, in the given order (others dropped)."""
-        rows = np.fromiter(map(self._index.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids))
-        rows = rows[rows >= 0]
+        try:
+            rows = _known_rows(self._index, item_ids)
+        except KeyError:
+            rows = np.fromiter(map(self._index.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids))
+            rows = rows[rows >= 0]
         return rows[self._active[rows]]
 
     def ids_of(self, rows: npt.NDArray[np.int64]) -> list[str]:
@@ -179,7 +184,57 @@ class Catalog:
         ids = self.ids
         return [ids[row] for row in rows.tolist()]
 
+    def id_view(self, rows: npt.NDArray[np.int64]) -> RowIds:
+        """The item ids of catalog rows as a lazy sequence: an id is looked up when read (a
+        ranking reads the k served ids of n candidates; rows are stable, so it stays valid)."""
+        return RowIds(self.ids, rows)
+
     def known(self, item_ids: Sequence[str]) -> list[str]:
         """The subset of item_ids present and active, order kept."""
         active = self.active
         return [i for i in item_ids if (r := self._index.get(i)) is not None and active[r]]
+
+
+def _known_rows(index: dict[str, int], item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+    """int64[len(item_ids)] rows of ids that are all known (KeyError otherwise), looked up in
+    one C-level call (itemgetter: ~1.5x faster than a generator over 1,000 ids)."""
+    if len(item_ids) < 2:
+        return np.array([index[i] for i in item_ids], dtype=np.int64)
+    return np.array(itemgetter(*item_ids)(index), dtype=np.int64)
+
+
+class RowIds(Sequence[str]):
+    """Read-only sequence of the ids of some catalog rows (see Catalog.id_view)."""
+
+    __slots__ = ("_ids", "_rows")
+
+    def __init__(self, ids: list[str], rows: npt.NDArray[np.int64]) -> None:
+        self._ids = ids
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self._ids[row] for row in self._rows[index].tolist()]
+        return self._ids[int(self._rows[index])]
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._ids.__getitem__, self._rows.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RowIds({list(self)!r})"

@@ -54,7 +54,7 @@ class EngineConfig(BaseModel):
     context_cache_size: recent request contexts kept for joining clicks to their request's
     context; text_weight, text_evidence: how a request's text steers users with little history
     (online.request_text; 0: text unused); user_cache_size: decoded user states kept in memory,
-    write-through (0 = off; ~5 KB
+    write-through (0 = off; ~2.5 KB
     per user for linear TS at d = 32). An Engine must be its store's sole writer (the worker
     drops its engines when partitions move), else turn the cache off. support_epsilon: the
     probability that a served slate is a uniformly random ranking of the candidates instead
@@ -91,7 +91,7 @@ class Scored:
     """
 
     rows: npt.NDArray[np.int64]
-    item_ids: list[str]
+    item_ids: Sequence[str]
     draws: ScoreDraws
     ranking: Ranking
 
@@ -128,10 +128,7 @@ class Engine:
         self.feature_dim = self.features.dim(catalog.dim)
         self._contexts = RequestContexts(self.config.context_cache_size)
         self._users: OrderedDict[str, Any] = OrderedDict()
-        blob = store.get(self.global_key)
-        self.global_state = (
-            policy.decode_global(blob) if blob is not None else policy.init_global(self.feature_dim)
-        )
+        self._load_global()
         self.stored_objectives = None if objectives is None else StoredObjectives(objectives, store, policy.name,
                                                                                    shard)
 
@@ -146,6 +143,49 @@ class Engine:
     def global_key(self) -> str:
         """Key of the global state; a shard (e.g. a Kafka partition) keeps its own."""
         return f"{self.policy.name}/global/{self.shard}" if self.shard else f"{self.policy.name}/global"
+
+    def _load_global(self) -> None:
+        """Read the global state. A policy whose global state grows with the catalog keeps it
+        in parts ("<global key>#<part>", written only when changed) in a store whose put_many
+        is atomic (`atomic_put_many`: a batch of parts and its head land together or not at
+        all); elsewhere (the worker's changelogged tables) it is one value, written whole."""
+        in_parts = self.policy.stores_global_in_parts and getattr(self.store, "atomic_put_many", False)
+        self._parts_prefix: str | None = f"{self.global_key}#" if in_parts else None
+        self._stored_global: Any = None  # the version the store holds in parts (None: unknown)
+        blob = self.store.get(self.global_key)
+        prefix = self._parts_prefix
+        if prefix is not None and blob is not None:
+            parts = ((key[len(prefix) :], value) for key, value in self.store.scan_prefix(prefix))
+            self.global_state = self.policy.decode_global_parts(blob, parts)
+        elif blob is not None:
+            self.global_state = self.policy.decode_global(blob)
+        else:
+            self.global_state = self.policy.init_global(self.feature_dim)
+
+    def _global_writes(self) -> list[tuple[str, bytes | None]]:
+        """The store writes that save the global state: its changed parts (None: a part to
+        delete) and head, or the whole blob."""
+        if self._parts_prefix is not None:
+            encoded = self.policy.encode_global_parts(self.global_state, self._stored_global)
+            if encoded is not None:
+                head, parts = encoded
+                self._stored_global = self.global_state
+                return [(self._parts_prefix + name, blob) for name, blob in parts] + [(self.global_key, head)]
+        return [(self.global_key, self.policy.encode_global(self.global_state))]
+
+    def _put(self, writes: Sequence[tuple[str, bytes | None]], stale: Sequence[str] = ()) -> None:
+        """One put_many (a part to delete is written empty in it, so the batch lands whole
+        either way), then the deletions (an empty part left by a crash reads as deleted)."""
+        self.store.put_many([(key, b"" if blob is None else blob) for key, blob in writes])
+        for key in [*(key for key, blob in writes if blob is None), *stale]:
+            self.store.delete(key)
+
+    def _check_embedding(self) -> None:
+        """EmbeddingMismatchError when the state was learned under another item embedding; the
+        first use records this one (online.state_version)."""
+        writes = self.guard.check()
+        if writes:
+            self.store.put_many(writes)
 
     def user_key(self, user_id: str) -> str:
         return f"{self.policy.name}/user/{user_id}"
@@ -197,8 +237,9 @@ class Engine:
                 missing.append(user_id)
         if missing:
             blobs = self.store.get_many([self.user_key(u) for u in missing])
-            for user_id, blob in zip(missing, blobs, strict=True):
-                states[user_id] = None if blob is None else self.policy.decode_user(blob)
+            found = [(user_id, blob) for user_id, blob in zip(missing, blobs, strict=True) if blob is not None]
+            states.update(dict.fromkeys(missing))
+            states.update(zip([u for u, _ in found], self.policy.decode_users([b for _, b in found]), strict=True))
             self._cache_users({u: states[u] for u in missing})
         return states
 
@@ -244,7 +285,7 @@ class Engine:
         """The ranking step: candidates (retrieved when the request brings none), cut by the
         filters, m = n_draws (default `config.n_draws`) score draws, each draw's slate (re-ranked
         by the objectives). RankError when nothing can be ranked."""
-        self.store.put_many(self.guard.check())
+        self._check_embedding()
         user_state = self.load_user(request.user_id)
         text = self._text_query(request, user_state)
         objectives = self.objectives
@@ -261,7 +302,7 @@ class Engine:
                 raise RankError(f"request {request.request_id}: the filters removed every candidate "
                                 f"({kept.describe()})")
             rows = kept.rows
-        item_ids = self.catalog.ids_of(rows)
+        item_ids = self.catalog.id_view(rows)
         features = self.features.transform(self.catalog.vectors[rows], request.context)
         context = RankContext(request.user_id, request.scenario, item_ids, features, request.time.timestamp())
         draws = self.policy.sample_scores(self.global_state, user_state, context, self.rng,
@@ -337,7 +378,7 @@ class Engine:
         `feed_objectives` the objectives' memory does not see the batch (the evaluation feeds it
         the slates the evaluated policy would have served instead: `observe_objectives`).
         """
-        self.store.put_many(self.guard.check())
+        self._check_embedding()
         batch, rejected = self.feedback_batch(events)
         memory_writes, stale = self._observe_objectives(batch) if feed_objectives else ([], [])
         if global_events is not None:
@@ -346,20 +387,19 @@ class Engine:
                 self.global_state, _ = self.policy.learn(self.global_state, {}, global_batch)
         if len(batch) == 0:
             if global_events is not None:
-                self.store.put(self.global_key, self.policy.encode_global(self.global_state))
+                self._put(self._global_writes())
             return ObserveResult(0, tuple(rejected))
         user_ids = batch.users
         states = self.load_users(user_ids) if self.policy.uses_user_state else {}
         new_global, updated = self.policy.learn(self.global_state, states, batch)
         if global_events is None:
             self.global_state = new_global
-        writes = [
-            (self.user_key(u), self.policy.encode_user(s)) for u, s in updated.items() if s is not None
+        learned = [(u, s) for u, s in updated.items() if s is not None]
+        blobs = self.policy.encode_users([s for _, s in learned])
+        writes: list[tuple[str, bytes | None]] = [
+            (self.user_key(u), blob) for (u, _), blob in zip(learned, blobs, strict=True)
         ]
-        writes.append((self.global_key, self.policy.encode_global(self.global_state)))
-        self.store.put_many(writes + memory_writes)
-        for key in stale:
-            self.store.delete(key)
+        self._put([*writes, *self._global_writes(), *memory_writes], stale)
         self._cache_users(updated)
         return ObserveResult(len(batch), tuple(rejected))
 
@@ -391,4 +431,4 @@ class Engine:
             unlearned = self.policy.unlearn(self.global_state, user_state)
             if unlearned is not self.global_state:
                 self.global_state = unlearned
-                self.store.put(self.global_key, self.policy.encode_global(unlearned))
+                self._put(self._global_writes())

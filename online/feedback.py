@@ -1,11 +1,17 @@
-"""From feedback events to the rows a policy learns: one exposure row per shown item, one reward
-row per click, each with its item's features in its request's context."""
+"""Impressions and clicks -> one FeedbackBatch of rows (the learning input of every policy).
+
+An impression gives one exposure row per shown item, a click one reward row. One pass over
+the events appends to flat columns (no per-event objects kept); the per-row columns are then
+built by numpy and C-level repeats.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from itertools import chain, repeat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from itertools import chain, compress, repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -16,6 +22,8 @@ from online.features import FeatureMap, ItemFeatures
 from online.policies.base import FeedbackBatch
 from online.wire import FeedbackEvent
 
+Context = Mapping[str, float] | None
+
 
 class RequestContexts:
     """The contexts of the most recent `capacity` requests (request id -> context), for joining
@@ -23,96 +31,114 @@ class RequestContexts:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._contexts: OrderedDict[str, Mapping[str, float] | None] = OrderedDict()
+        self._contexts: OrderedDict[str, Context] = OrderedDict()
 
-    def remember(self, request_id: str, context: Mapping[str, float] | None) -> None:
+    def remember(self, request_id: str, context: Context) -> None:
         if self.capacity == 0:
             return
         self._contexts[request_id] = context
         while len(self._contexts) > self.capacity:
             self._contexts.popitem(last=False)
 
-    def get(self, request_id: str) -> Mapping[str, float] | None:
+    def get(self, request_id: str) -> Context:
         return self._contexts.get(request_id)
-
-
-def _repeat(values: Sequence[Any], counts: Sequence[int]) -> chain[Any]:
-    """values[i] repeated counts[i] times, flattened (C-level iteration)."""
-    return chain.from_iterable(map(repeat, values, counts))
 
 
 def feedback_rows(
     events: Sequence[FeedbackEvent], catalog: Catalog, features: FeatureMap, contexts: RequestContexts,
 ) -> tuple[FeedbackBatch, list[tuple[FeedbackEvent, str]]]:
+    """`build_feedback_batch` over a catalog, remembering impressions' contexts in `contexts`."""
+    return build_feedback_batch(events, catalog.index, catalog.vectors, features, contexts.remember, contexts.get)
+
+
+def _repeat(values: Iterable[Any], counts: Iterable[int]) -> chain[Any]:
+    """values[i] repeated counts[i] times, flattened (C-level iteration)."""
+    return chain.from_iterable(map(repeat, values, counts))
+
+
+def build_feedback_batch(
+    events: Sequence[FeedbackEvent],
+    index: Mapping[str, int],
+    vectors: npt.NDArray[np.float32],
+    features: FeatureMap,
+    remember: Callable[[str, Mapping[str, float]], None],
+    recall: Callable[[str], Context],
+) -> tuple[FeedbackBatch, list[tuple[FeedbackEvent, str]]]:
     """Rows for the learnable events (in order), plus rejected events with a reason.
 
-    An impression gives one exposure row per shown item; a click one reward row (its context the
-    one remembered for its request). An impression's context is remembered in `contexts`.
+    index: item id -> catalog row; vectors: the catalog's float32[n, d]; remember / recall:
+    the request contexts an impression brings, for the features of later rows of its request
+    (only read when the feature map uses a context).
     """
-    index = catalog.index
-    known = index.__contains__
-    recent_contexts = contexts
+    find = index.get
+    uses_context = not isinstance(features, ItemFeatures)
     rejected: list[tuple[FeedbackEvent, str]] = []
-    codes: dict[str, int] = {}
-    event_users: list[int] = []
-    counts: list[int] = []
-    exposures: list[float] = []
-    rewards: list[float] = []
-    times: list[float] = []
-    request_ids: list[str] = []
-    scenarios: list[str] = []
-    row_contexts: list[Mapping[str, float] | None] = []
-    items: list[str] = []
+    keep: list[bool] = []  # per event
+    contexts: list[Context] = []  # per kept event, when the features use them
+    counts: list[int] = []  # rows per kept event
+    rewards: list[float] = []  # per kept event
+    items: list[str] = []  # per row
+    rows: list[int | None] = []
     positions: list[int] = []
-    for event in events:  # one pass, appending to flat columns (no per-event lists kept)
-        context: Mapping[str, float] | None
+    for event in events:  # only what differs between impressions and clicks
         if event.type == "impression":
-            shown = event.shown
-            item_ids = [s.item_id for s in shown]
-            if not all(map(known, item_ids)):
-                rejected.append((event, f"unknown item id {next(i for i in item_ids if not known(i))!r}"))
+            item_ids = [s.item_id for s in event.shown]
+            found = list(map(find, item_ids))
+            if None in found:
+                rejected.append((event, f"unknown item id {item_ids[found.index(None)]!r}"))
+                keep.append(False)
                 continue
+            rows += found
             items += item_ids
-            positions += [s.position for s in shown]
+            positions += [s.position for s in event.shown]
             counts.append(len(item_ids))
-            exposures.append(1.0)
             rewards.append(0.0)
-            context = event.context
-            if context is not None:
-                contexts.remember(event.request_id, context)
-            else:
-                context = recent_contexts.get(event.request_id)
+            if event.context is not None:
+                remember(event.request_id, event.context)
+            if uses_context:
+                contexts.append(recall(event.request_id) if event.context is None else event.context)
         else:
-            if not known(event.item_id):
+            row = find(event.item_id)
+            if row is None:
                 rejected.append((event, f"unknown item id {event.item_id!r}"))
+                keep.append(False)
                 continue
+            rows.append(row)
             items.append(event.item_id)
             positions.append(-1)
             counts.append(1)
-            exposures.append(0.0)
             rewards.append(event.reward)
-            context = recent_contexts.get(event.request_id)
-        event_users.append(codes.setdefault(event.user_id, len(codes)))
-        times.append(event.time.timestamp())
-        request_ids.append(event.request_id)
-        scenarios.append(event.scenario)
-        row_contexts.append(context)
-    rows = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
+            if uses_context:
+                contexts.append(recall(event.request_id))
+        keep.append(True)
+    kept = list(compress(events, keep)) if rejected else events
+    codes: dict[str, int] = {}
+    event_users = [codes.setdefault(user, len(codes)) for user in map(_USER, kept)]
+    request_ids = list(map(_REQUEST, kept))
+    times = np.fromiter(map(datetime.timestamp, map(_TIME, kept)), dtype=np.float64, count=len(kept))
+    position_index = np.array(positions, dtype=np.int64)
     batch = FeedbackBatch(
-        tuple(codes), np.repeat(np.asarray(event_users, dtype=np.int64), counts), tuple(items),
-        tuple(_repeat(request_ids, counts)), tuple(_repeat(scenarios, counts)),
-        np.asarray(positions, dtype=np.int64), np.repeat(exposures, counts), np.repeat(rewards, counts),
-        _row_features(catalog, features, rows, list(_repeat(row_contexts, counts))), np.repeat(times, counts),
+        tuple(codes), np.repeat(np.array(event_users, dtype=np.int64), counts), tuple(items),
+        tuple(_repeat(request_ids, counts)), tuple(_repeat(map(_SCENARIO, kept), counts)), position_index,
+        (position_index >= 0).astype(np.float64), np.repeat(rewards, counts),
+        _row_features(vectors[np.array(rows, dtype=np.int64)], features, contexts, counts), np.repeat(times, counts),
     )
     return batch, rejected
 
+
+_USER, _REQUEST, _SCENARIO, _TIME = (attrgetter(name) for name in ("user_id", "request_id", "scenario", "time"))
+
+
 def _row_features(
-    catalog: Catalog, features: FeatureMap, rows: npt.NDArray[np.int64], contexts: Sequence[Mapping[str, float] | None]
+    item_vectors: npt.NDArray[np.float32], features: FeatureMap, contexts: Sequence[Context], counts: Sequence[int]
 ) -> npt.NDArray[np.float64]:
-    vectors = catalog.vectors[rows]
-    if isinstance(features, ItemFeatures) or not any(contexts):
-        return features.transform(vectors, None)
-    out = np.empty((len(rows), features.dim(catalog.dim)))
-    for index, context in enumerate(contexts):
-        out[index] = features.transform(vectors[index : index + 1], context)[0]
+    """float64[m, D] each row's features in its request's context (contexts: one per event,
+    or none when the feature map ignores contexts)."""
+    if len(item_vectors) == 0:  # (a feature map need not handle zero rows)
+        return np.empty((0, features.dim(item_vectors.shape[1])))
+    if not any(contexts):
+        return features.transform(item_vectors, None)
+    out = np.empty((len(item_vectors), features.dim(item_vectors.shape[1])))
+    for row, context in enumerate(_repeat(contexts, counts)):
+        out[row] = features.transform(item_vectors[row : row + 1], context)[0]
     return out

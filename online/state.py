@@ -47,6 +47,10 @@ class StateStore(Protocol):
 class InMemoryStore:
     """A dict-backed StateStore for tests, simulations and ephemeral runs."""
 
+    atomic_put_many = True
+    """put_many lands whole (a store that can say so may be given a policy's global state in
+    parts, online.engine; one that cannot, say nothing)."""
+
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
 

@@ -15,6 +15,9 @@ class RocksDictStore:
         path: directory of the database; created when missing.
     """
 
+    atomic_put_many = True
+    """put_many is one RocksDB WriteBatch (with the write-ahead log: whole after a crash too)."""
+
     def __init__(self, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)

@@ -10,6 +10,7 @@ ranking as served (`online.propensities`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ class RequestScores:
     """
 
     rows: IntArray
-    item_ids: list[str]
+    item_ids: Sequence[str]
     slate: IntArray
     probs: FloatArray
     mean: FloatArray

@@ -25,6 +25,10 @@ class OverlayStore:
     """A StateStore that reads `base` and writes to memory: what it writes shadows the base,
     what it deletes hides it; the base is never written."""
 
+    atomic_put_many = True
+    """Its writes go to memory, all of a put_many at once; a global state the base holds in parts
+    (a rocksdict directory) is read in parts (online.engine.Engine._load_global)."""
+
     def __init__(self, base: StateStore) -> None:
         self.base = base
         self._top = InMemoryStore()

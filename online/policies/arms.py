@@ -1,74 +1,76 @@
 """Non-contextual per-item policies over shared exposure/reward counts.
 
-`ArmStats` holds, per item id, how often it was shown and the reward it earned; arms are
-added on first sight and kept (removed items simply stop being candidates). Policies:
-Beta-Bernoulli Thompson sampling, most popular, epsilon-greedy and uniform random.
+`ArmStats` (online.policies.arm_table) holds, per item id, how often it was shown and the
+reward it earned; arms are added on first sight and kept (removed items simply stop being
+candidates). An update costs what it changes, and the state is stored one part per arm so
+that a store is written only what changed (`encode_global_parts`). Policies: Beta-Bernoulli
+Thompson sampling, most popular, epsilon-greedy and uniform random.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from online.codec import pack_state, unpack_state
-from online.policies.base import FeedbackBatch, FloatArray, IntArray, Policy, RankContext, ScoreDraws
-
-
-@dataclass(frozen=True)
-class ArmStats:
-    """ids: n arm ids; exposures, rewards: float64[n] totals per arm."""
-
-    ids: tuple[str, ...] = ()
-    exposures: FloatArray = field(default_factory=lambda: np.zeros(0))
-    rewards: FloatArray = field(default_factory=lambda: np.zeros(0))
-    index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.index and self.ids:
-            self.index.update({arm: row for row, arm in enumerate(self.ids)})
-
-    def lookup(self, item_ids: Sequence[str]) -> tuple[FloatArray, FloatArray]:
-        """(exposures, rewards) float64[len(item_ids)]; zeros for unseen arms."""
-        rows = np.fromiter((self.index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-        seen = rows >= 0
-        exposures, rewards = np.zeros(len(item_ids)), np.zeros(len(item_ids))
-        exposures[seen] = self.exposures[rows[seen]]
-        rewards[seen] = self.rewards[rows[seen]]
-        return exposures, rewards
-
-    def add(self, item_ids: Sequence[str], exposures: FloatArray, rewards: FloatArray) -> ArmStats:
-        """New stats with the given per-row increments folded in (arms created as needed)."""
-        ids = list(self.ids)
-        index = dict(self.index)
-        rows: IntArray = np.empty(len(item_ids), dtype=np.int64)
-        for position, item_id in enumerate(item_ids):
-            row = index.get(item_id)
-            if row is None:
-                row = index[item_id] = len(ids)
-                ids.append(item_id)
-            rows[position] = row
-        new_exposures = np.zeros(len(ids))
-        new_rewards = np.zeros(len(ids))
-        new_exposures[: len(self.ids)] = self.exposures
-        new_rewards[: len(self.ids)] = self.rewards
-        np.add.at(new_exposures, rows, exposures)
-        np.add.at(new_rewards, rows, rewards)
-        return ArmStats(tuple(ids), new_exposures, new_rewards, index)
+from online.codec import StateCodecError, pack_state, unpack_state
+from online.policies.arm_table import ArmStats
+from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
 
 
 def encode_arms(kind: str, stats: ArmStats) -> bytes:
+    """The whole table as one blob (version 1)."""
     return pack_state(
         kind, 1, {"ids": list(stats.ids)}, {"exposures": stats.exposures, "rewards": stats.rewards}
     )
 
 
 def decode_arms(kind: str, blob: bytes) -> ArmStats:
-    decoded = unpack_state(blob, kind, max_version=1)
-    return ArmStats(
-        tuple(decoded.meta["ids"]), decoded.arrays["exposures"], decoded.arrays["rewards"]
-    )
+    decoded = unpack_state(blob, kind, max_version=PARTS_VERSION)
+    if decoded.version == PARTS_VERSION:
+        raise StateCodecError(f"{kind}: this head names a state stored in parts (read it with decode_arm_parts)")
+    return ArmStats(decoded.meta["ids"], decoded.arrays["exposures"], decoded.arrays["rewards"])
+
+
+PARTS_VERSION = 2
+"""A head blob (version 2, no arrays) whose arms are stored one part per arm: the part named
+by the item id holds b"\x01" and its two totals as little-endian float64 (17 bytes)."""
+_PART = struct.Struct("<Bdd")
+
+
+def encode_arm_parts(
+    kind: str, stats: ArmStats, stored: ArmStats | None
+) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+    """(head, parts) bringing a store that holds `stored` in parts to `stats`: the arms that
+    changed when `stats` was made from `stored` by one update, else every arm."""
+    if stored is not None and stats.derived_from == stored.version_id:
+        ids, exposures, rewards = stats.changed()
+    else:
+        ids, exposures, rewards = list(stats.ids), stats.exposures, stats.rewards
+    parts: list[tuple[str, bytes | None]] = [(item_id, _PART.pack(1, e, r))
+             for item_id, e, r in zip(ids, exposures.tolist(), rewards.tolist(), strict=True)]
+    return pack_state(kind, PARTS_VERSION, {"layout": "one part per arm"}, {}), parts
+
+
+def decode_arm_parts(kind: str, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> ArmStats:
+    """The table from its head and stored parts; a whole (version 1) head is read alone."""
+    if head is None:
+        return ArmStats()
+    if unpack_state(head, kind, max_version=PARTS_VERSION).version != PARTS_VERSION:
+        return decode_arms(kind, head)
+    ids: list[str] = []
+    totals: list[tuple[float, float]] = []
+    for item_id, blob in parts:
+        if not blob:
+            continue  # a deleted part
+        if len(blob) != _PART.size or blob[0] != 1:
+            raise StateCodecError(f"{kind}: arm {item_id!r} is not a version-1 part of {_PART.size} bytes")
+        ids.append(item_id)
+        totals.append(_PART.unpack(blob)[1:])
+    values = np.array(totals, dtype=np.float64).reshape(len(ids), 2)
+    return ArmStats(ids, values[:, 0], values[:, 1])
 
 
 def check_arms(stats: ArmStats) -> None:
@@ -93,6 +95,8 @@ class BetaParams:
 class _ArmPolicy(Policy[ArmStats, None]):
     """Shared learning and codec for the per-item policies."""
 
+    stores_global_in_parts = True
+
     def init_global(self, feature_dim: int) -> ArmStats:
         return ArmStats()
 
@@ -106,6 +110,14 @@ class _ArmPolicy(Policy[ArmStats, None]):
 
     def decode_global(self, blob: bytes) -> ArmStats:
         return decode_arms(f"{self.name}.arms", blob)
+
+    def encode_global_parts(
+        self, state: ArmStats, stored: ArmStats | None
+    ) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+        return encode_arm_parts(f"{self.name}.arms", state, stored)
+
+    def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> ArmStats:
+        return decode_arm_parts(f"{self.name}.arms", head, parts)
 
     def check_invariants(self, global_state: ArmStats, user_state: None) -> None:
         check_arms(global_state)

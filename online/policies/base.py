@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -48,20 +48,59 @@ class RankContext:
     time_s: float = 0.0
 
 
-@dataclass(frozen=True)
 class ScoreDraws:
-    """Sampled scores of n candidates under m independent policy draws.
+    """Sampled scores of n candidates under m independent policy draws (immutable).
 
     Attributes:
         draws: float64[m, n]; row 0 is the draw the slate is built from, every row is
             an independent draw of the policy's randomised ranking (for propensities).
         mean: float64[n] posterior mean of each candidate's expected reward.
         std: float64[n] posterior standard deviation of that expectation (>= 0).
+
+    A policy gives `std`, or `std_of`: a function of candidate indices int64[j] -> their
+    std float64[j], for a std that costs as much as the draws to compute for every
+    candidate while a slate reports it for its k items only (`std_at`); `std` is then
+    computed for all n on first read.
     """
 
+    __slots__ = ("_std", "_std_of", "draws", "mean")
     draws: FloatArray
     mean: FloatArray
-    std: FloatArray
+    _std: FloatArray | None
+    _std_of: Callable[[IntArray], FloatArray] | None
+
+    def __init__(
+        self, draws: FloatArray, mean: FloatArray, std: FloatArray | None = None, *,
+        std_of: Callable[[IntArray], FloatArray] | None = None,
+    ) -> None:
+        if (std is None) == (std_of is None):
+            raise ValueError("ScoreDraws: give exactly one of std and std_of")
+        object.__setattr__(self, "draws", draws)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "_std", std)
+        object.__setattr__(self, "_std_of", std_of)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ScoreDraws is immutable (cannot set {name!r})")
+
+    @property
+    def std(self) -> FloatArray:
+        """float64[n] the std of every candidate (computed once when given as `std_of`)."""
+        std = self._std
+        if std is None:
+            assert self._std_of is not None
+            std = self._std_of(np.arange(self.mean.shape[0]))
+            object.__setattr__(self, "_std", std)
+        return std
+
+    def std_at(self, indices: IntArray) -> FloatArray:
+        """float64[j] the std of the candidates at `indices` int64[j]."""
+        if self._std is not None or self._std_of is None:
+            return self.std[indices]
+        return self._std_of(indices)
+
+    def __repr__(self) -> str:
+        return f"ScoreDraws(draws={self.draws!r}, mean={self.mean!r}, std={self.std!r})"
 
 
 @dataclass(frozen=True)
@@ -157,6 +196,8 @@ class Policy(ABC, Generic[G, U]):
     name: ClassVar[str]
     revision: ClassVar[int] = 1
     uses_user_state: ClassVar[bool] = False
+    stores_global_in_parts: ClassVar[bool] = False
+    """True when encode_global_parts / decode_global_parts store the global state in parts."""
     params: Any
 
     @property
@@ -216,11 +257,35 @@ class Policy(ABC, Generic[G, U]):
     @abstractmethod
     def decode_global(self, blob: bytes) -> G: ...
 
+    def encode_global_parts(
+        self, state: G, stored: G | None
+    ) -> tuple[bytes, list[tuple[str, bytes | None]]] | None:
+        """For a global state that grows with the catalog, stored as a head and one part per
+        piece (an arm, say): (head blob, [(part name, blob or None to delete it)]) with the
+        parts that differ from `stored` (the version the store holds; None: unknown, every
+        part), so that a store is written only what changed. None (the default): the state
+        is one blob (encode_global)."""
+        return None
+
+    def decode_global_parts(self, head: bytes | None, parts: Iterable[tuple[str, bytes]]) -> G:
+        """The global state from what encode_global_parts stored (or a whole encode_global
+        blob as the head; parts are then ignored; an empty part is a deleted one); a new one
+        when head is None."""
+        raise TypeError(f"{self.name} stores its global state as one blob")
+
     def encode_user(self, state: U) -> bytes:
         raise TypeError(f"{self.name} keeps no user state")
 
     def decode_user(self, blob: bytes) -> U:
         raise TypeError(f"{self.name} keeps no user state")
+
+    def encode_users(self, states: Sequence[U]) -> list[bytes]:
+        """encode_user of each state (a policy may do it for all at once)."""
+        return [self.encode_user(state) for state in states]
+
+    def decode_users(self, blobs: Sequence[bytes]) -> list[U]:
+        """decode_user of each blob (a policy may do it for all at once)."""
+        return [self.decode_user(blob) for blob in blobs]
 
     @abstractmethod
     def check_invariants(self, global_state: G, user_state: U | None) -> None:

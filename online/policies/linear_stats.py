@@ -1,4 +1,5 @@
-"""Sufficient statistics of linear Thompson sampling, their batched sums and binary codec.
+"""Sufficient statistics of linear Thompson sampling and their batched sums (codec:
+online.policies.linear_codec).
 
 `LinearStats` holds one regression's sums (a user's, or the population's); `PopulationStats`
 adds the per-scenario sums that fit the learned scenario offsets (see online.policies.linear_ts).
@@ -6,15 +7,13 @@ adds the per-scenario sums that fit the learned scenario offsets (see online.pol
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
-from online.codec import StateCodecError
 from online.policies.base import FloatArray
 
 
@@ -90,81 +89,6 @@ def _symmetric_index(dim: int) -> npt.NDArray[np.intp]:
     return index
 
 
-_HEADER = struct.Struct("<4sBBHdd")
-_SCENARIO_HEADER = struct.Struct("<H")
-_NAME_HEADER = struct.Struct("<Hdd")
-_MAGIC = b"SLTS"
-_KINDS = {"linear_ts.user": 1, "linear_ts.population": 2}
-CODEC_VERSION = 2
-"""Version 1: header and one set of sums. Version 2 (scenario offsets): a population blob
-appends its per-scenario sums; a user blob is laid out as in version 1, but its response
-holds rewards net of the scenario offsets (identical to version 1 when no offset is
-learned). Version 1 blobs decode as version 2 blobs without scenario sums."""
-
-
-def _pack_sums(stats: LinearStats) -> bytes:
-    return stats.gram_upper.astype("<f8", copy=False).tobytes() + stats.response.astype("<f8", copy=False).tobytes()
-
-
-def encode_stats(kind: str, stats: LinearStats) -> bytes:
-    """Fixed binary layout, version 2: header (magic, version, kind, D, counts), then the
-    packed Gram triangle and the response as little-endian float64 (D=33: 4,776 bytes). A
-    population then appends: uint16 S, and per scenario (sorted by name) uint16 name
-    length, the two counts, the UTF-8 name, its packed Gram triangle and response."""
-    header = _HEADER.pack(_MAGIC, CODEC_VERSION, _KINDS[kind], stats.dim, stats.n_exposures, stats.reward_total)
-    parts = [header, _pack_sums(stats)]
-    if kind == "linear_ts.population":
-        scenarios = stats.scenarios if isinstance(stats, PopulationStats) else {}
-        parts.append(_SCENARIO_HEADER.pack(len(scenarios)))
-        for name in sorted(scenarios):
-            encoded, sums = name.encode(), scenarios[name]
-            parts += [_NAME_HEADER.pack(len(encoded), sums.n_exposures, sums.reward_total), encoded, _pack_sums(sums)]
-    return b"".join(parts)
-
-
-def _read_sums(blob: bytes, offset: int, dim: int, kind: str) -> tuple[FloatArray, FloatArray, int]:
-    packed = dim * (dim + 1) // 2
-    end = offset + 8 * (packed + dim)
-    if len(blob) < end:
-        raise StateCodecError(f"{kind} state truncated")
-    values = np.frombuffer(blob, dtype="<f8", count=packed + dim, offset=offset)
-    return values[:packed].astype(np.float64), values[packed:].astype(np.float64), end
-
-
-def decode_stats(kind: str, blob: bytes) -> LinearStats:
-    """Inverse of encode_stats (versions 1 and 2); a population decodes to PopulationStats.
-    Raises StateCodecError naming what is wrong."""
-    if len(blob) < _HEADER.size:
-        raise StateCodecError(f"{kind} state truncated")
-    magic, version, kind_id, dim, n_exposures, reward_total = _HEADER.unpack_from(blob)
-    if magic != _MAGIC or kind_id != _KINDS[kind]:
-        raise StateCodecError(f"not a {kind} state")
-    if version > CODEC_VERSION:
-        raise StateCodecError(f"{kind} state version {version} is newer than {CODEC_VERSION}")
-    gram, response, end = _read_sums(blob, _HEADER.size, dim, kind)
-    if kind != "linear_ts.population":
-        if len(blob) != end:
-            raise StateCodecError(f"{kind} state has the wrong length for D={dim}")
-        return LinearStats(gram, response, n_exposures, reward_total)
-    scenarios: dict[str, LinearStats] = {}
-    if version >= 2:
-        if len(blob) < end + _SCENARIO_HEADER.size:
-            raise StateCodecError(f"{kind} state truncated")
-        (count,) = _SCENARIO_HEADER.unpack_from(blob, end)
-        end += _SCENARIO_HEADER.size
-        for _ in range(count):
-            if len(blob) < end + _NAME_HEADER.size:
-                raise StateCodecError(f"{kind} state truncated")
-            length, s_exposures, s_rewards = _NAME_HEADER.unpack_from(blob, end)
-            end += _NAME_HEADER.size
-            name = blob[end : end + length].decode("utf-8", errors="strict")
-            s_gram, s_response, end = _read_sums(blob, end + length, dim, kind)
-            scenarios[name] = LinearStats(s_gram, s_response, s_exposures, s_rewards)
-    if len(blob) != end:
-        raise StateCodecError(f"{kind} state has the wrong length for D={dim}")
-    return PopulationStats(gram, response, n_exposures, reward_total, scenarios)
-
-
 def grouped_sums(
     group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
     reward: FloatArray, chunk: int = 512,
@@ -173,38 +97,43 @@ def grouped_sums(
 
     group: int64[m] in [0, n_groups); x: float64[m, D]; exposure, reward: float64[m].
     Returns packed Gram triangles float64[G, D(D+1)/2], responses float64[G, D],
-    exposure totals and reward totals float64[G]. Exposure rows of each group are
-    gathered into zero-padded blocks (groups sorted by row count, cut into chunks so
-    padding stays small) and multiplied with one batched matmul per chunk instead of
-    one small matmul per group. Reward rows only touch the responses.
+    exposure totals and reward totals float64[G]. The exposure rows of groups with about the
+    same row count w are gathered, by group, into blocks float[c, w, D] (at most 25% zero
+    padding; none when the counts are equal, as with slates of one size) and
+    multiplied with one batched matmul per block instead of one small matmul per group.
+    Reward rows only touch the responses.
     """
     dim = x.shape[1]
     rows, cols = _upper(dim)
     packed = rows * dim + cols
     shown = np.flatnonzero(exposure)
-    x_shown, group_shown = x[shown], group[shown]
-    if np.any(exposure[shown] != 1.0):
-        x_shown = x_shown * np.sqrt(exposure[shown])[:, None]
+    group_shown = group[shown]
+    order = shown[np.argsort(group_shown, kind="stable")]  # the exposure rows of x, by group
+    weights = np.sqrt(exposure[order]) if np.any(exposure[shown] != 1.0) else None
     counts = np.bincount(group_shown, minlength=n_groups)
-    order = np.argsort(group_shown, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    padded = np.vstack([x_shown, np.zeros((1, dim))])
+    starts = np.cumsum(counts) - counts
     by_count = np.argsort(counts, kind="stable")
     by_count = by_count[counts[by_count] > 0]
-    sorted_gram = np.empty((len(by_count), len(rows)))
-    for first in range(0, len(by_count), chunk):
-        members = by_count[first : first + chunk]
-        width = int(counts[members].max())
-        offsets = np.arange(width)
-        valid = offsets[None, :] < counts[members][:, None]
-        gather = np.minimum(starts[members][:, None] + offsets, max(len(order) - 1, 0))
-        xs = padded[np.where(valid, order[gather], len(shown))]
+    sorted_counts = counts[by_count]
+    sorted_gram = np.empty((len(by_count), len(rows)))  # the groups in by_count order
+    first = 0
+    while first < len(by_count):
+        last = min(int(np.searchsorted(sorted_counts, sorted_counts[first] * 1.25, side="right")), first + chunk)
+        members = by_count[first:last]
+        width = int(sorted_counts[last - 1])
+        gather = np.minimum(starts[members][:, None] + np.arange(width), len(order) - 1)
+        xs = x[order[gather]]
+        if weights is not None:
+            xs *= weights[gather][:, :, None]
+        if sorted_counts[first] != width:  # rows past a group's count are zeroed
+            xs[np.arange(width)[None, :] >= counts[members][:, None]] = 0.0
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        np.take(products, packed, axis=1, out=sorted_gram[first : first + len(members)])
+        np.take(products, packed, axis=1, out=sorted_gram[first:last])
+        first = last
     gram = np.zeros((n_groups, len(rows)))
     gram[by_count] = sorted_gram
-    response = np.zeros((n_groups, dim))
     paid = np.flatnonzero(reward)
+    response = np.zeros((n_groups, dim))
     np.add.at(response, group[paid], x[paid] * reward[paid][:, None])
     totals_e = np.bincount(group, weights=exposure, minlength=n_groups).astype(np.float64)
     totals_r = np.bincount(group, weights=reward, minlength=n_groups).astype(np.float64)
@@ -216,3 +145,56 @@ def packed_gram(x: FloatArray, exposure: FloatArray) -> FloatArray:
     rows, cols = _upper(x.shape[1])
     full: FloatArray = (x.T @ (x * exposure[:, None]))[rows, cols]
     return full
+
+
+def add_user_sums(
+    states: Sequence[LinearStats | None], gram: FloatArray, response: FloatArray, exposures: FloatArray,
+    rewards: FloatArray, float32: bool,
+) -> tuple[list[LinearStats], FloatArray]:
+    """Each user's sums plus its batch increment, for U users at once.
+
+    states: the U users' current sums (None: unseen); gram float64[U, D(D+1)/2], response
+    float64[U, D], exposures and rewards float64[U]: the increments (`grouped_sums`).
+    Returns the U new states and float64[D(D+1)/2 + D], the total change of the sums (Gram
+    triangle then response) to add to the population. With `float32` every new sum is
+    rounded to the nearest float32 value (still held as float64), so a float32 codec stores
+    it exactly; the change is then new - old (exact in float64), so the population remains
+    the sum of the stored user states and unlearning one stays exact.
+    """
+    old_gram, old_response = stacked_sums(states, gram.shape[1], response.shape[1])
+    new_gram, new_response = gram + old_gram, response + old_response
+    if float32:
+        new_gram, new_response = new_gram.astype(np.float32), new_response.astype(np.float32)
+        # what the sums changed by, exact in float64 (old_* are overwritten, no longer needed)
+        change = np.concatenate([np.subtract(new_gram, old_gram, out=old_gram).sum(axis=0),
+                                 np.subtract(new_response, old_response, out=old_response).sum(axis=0)])
+    else:
+        change = np.concatenate([gram.sum(axis=0), response.sum(axis=0)])
+    exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
+    rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
+    updated = stats_of_rows(np.concatenate([new_gram, new_response], axis=1), exposures_after, rewards_after)
+    return updated, change
+
+
+def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) -> tuple[FloatArray, FloatArray]:
+    """(float64[U, D(D+1)/2] Gram triangles, float64[U, D] responses) of U states (zeros for
+    None). Concatenating 1-D arrays and reshaping is ~2x faster than np.stack."""
+    no_gram, no_response = np.zeros(packed), np.zeros(dim)
+    grams = np.concatenate([no_gram if state is None else state.gram_upper for state in states])
+    responses = np.concatenate([no_response if state is None else state.response for state in states])
+    return grams.reshape(len(states), packed), responses.reshape(len(states), dim)
+
+
+def stats_of_rows(
+    sums: npt.NDArray[np.floating], n_exposures: FloatArray, reward_totals: FloatArray
+) -> list[LinearStats]:
+    """One LinearStats per row of sums [U, D(D+1)/2 + D] (a packed Gram triangle, then a
+    response; any float dtype) with its counts float64[U]. Each state owns a float64 copy of
+    its row (one allocation): a state kept in a cache must not keep a batch's array alive."""
+    dim = int((np.sqrt(8 * sums.shape[1] + 9) - 3) / 2)  # the D with D(D+1)/2 + D columns
+    packed = dim * (dim + 1) // 2
+    states = []
+    for row, exposures, rewards in zip(sums, n_exposures.tolist(), reward_totals.tolist(), strict=True):
+        values = row.astype(np.float64)
+        states.append(LinearStats(values[:packed], values[packed:], exposures, rewards))
+    return states

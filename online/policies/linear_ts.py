@@ -35,20 +35,22 @@ model: theta_pop is the pooled posterior mean and responses are plain reward sum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_factor, cho_solve, lapack
 
-from online.policies.base import FeedbackBatch, FloatArray, Policy, RankContext, ScoreDraws
+from online.policies.base import FeedbackBatch, FloatArray, IntArray, Policy, RankContext, ScoreDraws
+from online.policies.linear_codec import decode_stats, decode_users, encode_stats, encode_users
 from online.policies.linear_stats import (
     LinearStats,
     PopulationStats,
-    decode_stats,
-    encode_stats,
+    add_user_sums,
     grouped_sums,
     packed_gram,
+    stacked_sums,
 )
 
 
@@ -62,6 +64,9 @@ class LinearTSParams:
     scaled by `exploration` (0.3 won over 0.25-1.0 on the simulator, bench/policies_simulator.py).
     A scenario offset has prior std 1/sqrt(offset_prior_precision) ~ 0.3 per feature: ten
     times the prior precision of theta_pop, so what all scenarios share goes to theta_pop.
+    `user_state_dtype` "float32" keeps each user's sums rounded to float32 values, stored in
+    2,400 bytes at D = 33 ("float64": 4,776 bytes; the learning is float64 either way, the
+    population's sums always float64; see online.policies.linear_codec).
     """
 
     pop_prior_precision: float = 1.0
@@ -70,10 +75,14 @@ class LinearTSParams:
     exploration: float = 0.3
     scenario_offsets: tuple[str, ...] = ()
     offset_prior_precision: float = 10.0
+    user_state_dtype: Literal["float32", "float64"] = "float32"
 
     def __post_init__(self) -> None:
+        if self.user_state_dtype not in ("float32", "float64"):
+            raise ValueError(f"LinearTSParams.user_state_dtype must be 'float32' or 'float64', "
+                             f"got {self.user_state_dtype!r}")
         for name, value in vars(self).items():
-            if name != "scenario_offsets" and not value > 0:
+            if name not in ("scenario_offsets", "user_state_dtype") and not value > 0:
                 raise ValueError(f"LinearTSParams.{name} must be > 0, got {value}")
         offsets = self.scenario_offsets
         if not isinstance(offsets, tuple) or not all(isinstance(s, str) and s for s in offsets):
@@ -88,7 +97,7 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
     read as one without scenario sums)."""
 
     name = "linear_ts"
-    revision = 2
+    revision = 3  # 3: user sums rounded to float32 by default (user_state_dtype)
     uses_user_state = True
 
     def __init__(self, params: LinearTSParams | None = None) -> None:
@@ -145,7 +154,9 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         return self.population_fit(pop)[1].get(scenario)
 
     def posterior(self, pop: LinearStats, user: LinearStats | None) -> tuple[FloatArray, FloatArray]:
-        """(mean float64[D] of theta_u, lower Cholesky factor L float64[D, D] of the precision A_u)."""
+        """(mean float64[D] of theta_u, lower Cholesky factor L float64[D, D] of the precision A_u).
+        LAPACK is called directly (potrf, potrs): scipy.linalg's checked wrappers around the
+        same routines cost more than the D = 33 factorisation itself."""
         memo = self._posterior_memo
         if memo is not None and memo[0] is pop and memo[1] is user:
             return memo[2], memo[3]
@@ -153,9 +164,13 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         p = self.params
         user = user if user is not None else LinearStats.zeros(pop.dim)
         precision = user.gram / p.noise_var + p.user_prior_precision * np.eye(pop.dim)
-        factor = cholesky(precision, lower=True, check_finite=False)
+        factor, info = lapack.dpotrf(precision, lower=1, clean=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"user precision is not positive definite (LAPACK potrf info {info})")
         rhs = p.user_prior_precision * self.population_mean(pop) + user.response / p.noise_var
-        mean: FloatArray = cho_solve((factor, True), rhs, check_finite=False)
+        mean, info = lapack.dpotrs(factor, rhs, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"posterior mean: LAPACK potrs info {info}")
         self._posterior_memo = (pop, given, mean, factor)
         return mean, factor
 
@@ -179,18 +194,27 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         rng: np.random.Generator,
         n_draws: int,
     ) -> ScoreDraws:
+        """All m draws as one product: theta_j = mean + exploration * L^-T z_j for z_j ~ N(0, I)
+        (covariance exploration^2 * A^-1), scored as thetas^T x^T so that the draws come out
+        C-contiguous float64[m, n] (top-k then reads rows, not strided columns). The std of
+        x . theta, exploration * ||L^-1 x||, costs a triangular solve over the candidates it
+        is asked for: a slate asks for its k items (ScoreDraws.std_at)."""
         x = context.features
         mean, factor = self.posterior(global_state, user_state)
         noise = rng.standard_normal((x.shape[1], n_draws))
-        # theta = mean + exploration * L^-T z  has covariance exploration^2 * A^-1.
-        deviation = solve_triangular(factor, noise, lower=True, trans="T", check_finite=False)
+        deviation, _ = lapack.dtrtrs(factor, noise, lower=1, trans=1)  # L^-T z, float64[D, m]
         offset = self.scenario_offset(global_state, context.scenario)
         if offset is not None:
             mean = mean + offset
-        thetas = mean[:, None] + self.params.exploration * deviation
-        whitened = solve_triangular(factor, x.T, lower=True, check_finite=False)
-        std = self.params.exploration * np.sqrt(np.einsum("ij,ij->j", whitened, whitened))
-        return ScoreDraws(draws=(x @ thetas).T, mean=x @ mean, std=std)
+        exploration = self.params.exploration
+        thetas = mean[:, None] + exploration * deviation  # float64[D, m]
+
+        def std_of(indices: IntArray) -> FloatArray:
+            whitened, _ = lapack.dtrtrs(factor, x[indices].T, lower=1)  # L^-1 x^T, float64[D, j]
+            std: FloatArray = exploration * np.sqrt(np.einsum("ij,ij->j", whitened, whitened))
+            return std
+
+        return ScoreDraws(thetas.T @ x.T, x @ mean, std_of=std_of)
 
     def _offset_predictions(self, global_state: LinearStats, batch: FeedbackBatch) -> FloatArray | None:
         """float64[m] exposure * x . delta_s per row (None when no scenario has an offset)."""
@@ -233,29 +257,22 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         gram, response, exposures, rewards = grouped_sums(
             batch.user_index, len(batch.users), x, batch.exposures, user_rewards
         )
-        pooled_response = response.sum(axis=0)
-        if predicted is not None:  # the pooled sums hold raw rewards
-            pooled_response = pooled_response + x.T @ predicted
+        if predicted is not None:  # reward totals count raw rewards (the responses hold residuals)
             raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
             rewards = raw.astype(np.float64)
+        states = [user_states.get(user_id) for user_id in batch.users]
+        new_states, change = add_user_sums(states, gram, response, exposures, rewards, self._float32)
+        packed = gram.shape[1]
+        pooled_response = change[packed:]
+        if predicted is not None:  # the pooled sums hold raw rewards
+            pooled_response = pooled_response + x.T @ predicted
         pooled = LinearStats(
-            global_state.gram_upper + gram.sum(axis=0), global_state.response + pooled_response,
+            global_state.gram_upper + change[:packed], global_state.response + pooled_response,
             global_state.n_exposures + float(exposures.sum()),
             global_state.reward_total + float(rewards.sum()),
         )
         new_global = PopulationStats.of(pooled, self._scenario_sums(global_state, batch))
-        updated: dict[str, LinearStats | None] = {}
-        exposure_totals, reward_totals = exposures.tolist(), rewards.tolist()
-        for code, user_id in enumerate(batch.users):
-            current = user_states.get(user_id)
-            if current is None:
-                updated[user_id] = LinearStats(
-                    gram[code], response[code], exposure_totals[code], reward_totals[code]
-                )
-            else:
-                updated[user_id] = current.plus(gram[code], response[code], exposure_totals[code],
-                                                reward_totals[code])
-        return new_global, updated
+        return new_global, dict(zip(batch.users, new_states, strict=True))
 
     def unlearn(self, global_state: LinearStats, user_state: LinearStats | None) -> LinearStats:
         """The population minus the user's sums: the pooled statistics are sums of the users'
@@ -276,11 +293,27 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         assert isinstance(decoded, PopulationStats)
         return decoded
 
+    @property
+    def _float32(self) -> bool:
+        return bool(self.params.user_state_dtype == "float32")
+
     def encode_user(self, state: LinearStats) -> bytes:
-        return encode_stats("linear_ts.user", state)
+        return encode_stats("linear_ts.user", state, float32=self._float32)
 
     def decode_user(self, blob: bytes) -> LinearStats:
         return decode_stats("linear_ts.user", blob)
+
+    def encode_users(self, states: Sequence[LinearStats]) -> list[bytes]:
+        if not states:
+            return []
+        dim = states[0].dim
+        grams, responses = stacked_sums(states, dim * (dim + 1) // 2, dim)
+        n_exposures = np.fromiter((s.n_exposures for s in states), dtype=np.float64, count=len(states))
+        reward_totals = np.fromiter((s.reward_total for s in states), dtype=np.float64, count=len(states))
+        return encode_users(dim, grams, responses, n_exposures, reward_totals, self._float32)
+
+    def decode_users(self, blobs: Sequence[bytes]) -> list[LinearStats]:
+        return decode_users(blobs)
 
     def check_invariants(self, global_state: LinearStats, user_state: LinearStats | None) -> None:
         scenario_sums = global_state.scenarios if isinstance(global_state, PopulationStats) else {}

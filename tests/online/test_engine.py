@@ -91,3 +91,13 @@ def test_forget_removes_the_user_state() -> None:
     assert engine.store.get(engine.user_key("u")) is not None
     engine.forget("u")
     assert engine.store.get(engine.user_key("u")) is None and engine.load_user("u") is None
+
+
+def test_an_empty_batch_with_context_features_learns_nothing() -> None:
+    catalog = Catalog(dim=2)
+    catalog.upsert([Item(item_id="i0", fields={"t": "x"})], np.ones((1, 2), dtype=np.float32))
+    engine = Engine(LinearThompsonSampling(), InMemoryStore(), catalog, np.random.default_rng(0),
+                    features=ContextCrossFeatures(keys=("a",)))
+    batch, rejected = engine.feedback_batch([])
+    assert len(batch) == 0 and batch.features.shape == (0, 6) and not rejected
+    assert engine.observe([]).learned_rows == 0

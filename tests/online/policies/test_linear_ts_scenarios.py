@@ -148,7 +148,7 @@ def test_codec_round_trip_and_versions() -> None:
     user = users["u0"]
     assert user is not None
     blob = policy.encode_user(user)
-    assert len(blob) == 24 + 8 * (D * (D + 1) // 2 + D)  # the per-user size does not grow
+    assert len(blob) == 24 + 4 * (D * (D + 1) // 2 + D)  # float32 sums; the size does not grow
     np.testing.assert_array_equal(policy.decode_user(blob).response, user.response)
     # a version-1 blob (header + one set of sums) decodes, without scenario sums
     v1 = struct.pack("<4sBBHdd", b"SLTS", 1, 2, D, 3.0, 1.0) + np.arange(D * (D + 1) // 2 + D, dtype="<f8").tobytes()
@@ -156,7 +156,7 @@ def test_codec_round_trip_and_versions() -> None:
     assert old.scenarios == {} and old.n_exposures == 3.0
     newer = bytearray(policy.encode_global(pop))
     newer[4] = 9
-    with pytest.raises(StateCodecError, match="version 9 is newer than 2"):
+    with pytest.raises(StateCodecError, match="version 9 is newer than 3"):
         policy.decode_global(bytes(newer))
     with pytest.raises(StateCodecError, match=r"truncated|wrong length"):
         policy.decode_global(policy.encode_global(pop)[:-5])
