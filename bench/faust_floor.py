@@ -30,7 +30,7 @@ import faust  # noqa: E402
 
 from streams.settings import StreamSettings  # noqa: E402
 from streams.worker.app import make_app  # noqa: E402
-from streams.worker.topology import partition_context  # noqa: E402
+from streams.worker.faust_private import partition_context  # noqa: E402
 
 VALUE = b"s" * 4800
 """About the size of a linear TS user state at d = 32 (4,776 bytes plus the offsets header)."""

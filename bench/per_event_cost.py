@@ -31,7 +31,7 @@ from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.policies import make_policy
 from online.state import InMemoryStore, StateStore
-from streams.rocks_store import RocksDictStore
+from slatestream.store import RocksDictStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DIM = 16

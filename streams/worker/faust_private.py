@@ -25,6 +25,9 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    itself (`streams.worker.partition_state`).
 4. **The raw aiokafka producer** (`aiokafka_producer`: `app.producer._ensure_producer()`), for
    changelog record batches.
+5. **The current event** (`partition_context`: `faust.streams._current_event`), the context
+   variable Faust tables route writes by. The worker no longer writes through Faust tables; only
+   the Faust floor in bench/faust_floor.py does (the cost of state in a changelogged Faust table).
 
 What Faust still provides, and what a plain consumer group would cost: docs/worker.md.
 """
@@ -32,10 +35,13 @@ What Faust still provides, and what a plain consumer group would cost: docs/work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import faust
+from faust.streams import _current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ProducerT, TransportT
@@ -277,3 +283,12 @@ def aiokafka_producer(app: Any) -> Any:
     """The started AIOKafkaProducer behind a Faust app's producer."""
     return app.producer._ensure_producer()
 
+
+@contextlib.contextmanager
+def partition_context(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so table reads and writes use its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -22,6 +22,7 @@ PRIVATE_NAMES = {
     faust.App: ("_new_transport", "_new_producer"),
     RocksDBStore: ("_db_for_partition", "offset_key"),
     FaustProducer: ("_ensure_producer",),
+    faust.streams: ("_current_event",),
 }
 
 
@@ -33,7 +34,7 @@ def test_the_private_names_are_those_of_the_one_checked_faust_version(tmp_path) 
     consumer = make_app(StreamSettings(broker_url="kafka://127.0.0.1:1", store_dir=tmp_path)).consumer
     for owner, names in PRIVATE_NAMES.items():
         for name in names:
-            assert hasattr(consumer if owner is FaustConsumer else owner, name), f"{owner.__name__}.{name} is gone"
+            assert hasattr(consumer if owner is FaustConsumer else owner, name), f"{owner!r}.{name} is gone"
     with pytest.raises(FaustVersionError, match=r"install faust-streaming==0\.15\.3"):
         check_faust_version("0.16.0")
 
