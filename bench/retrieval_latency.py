@@ -1,7 +1,7 @@
 """Rank latency with retrieval (requests without candidates) over large catalogs, and memory per item.
 
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/retrieval_latency.py [--items 100000,1000000]
-        [--dim 32] [--requests 300] [--users 200] [--device auto]
+        [--dim 32] [--requests 300] [--users 200] [--device auto] [--memory-split]
 
 For each catalog size n: a `Catalog` of n items (seeded random unit vectors at d; each item has
 the simulator's five attributes and a provider, as real items do, parsed from JSON as the worker
@@ -85,12 +85,15 @@ def unit_vectors(count: int, dim: int, rng: np.random.Generator) -> npt.NDArray[
     return vectors
 
 
-def build(n_items: int, dim: int, device: str, rng: np.random.Generator) -> tuple[Catalog, ScorerRetriever, int, float]:
+def build(n_items: int, dim: int, device: str, rng: np.random.Generator, split: bool = False,
+          ) -> tuple[Catalog, ScorerRetriever, int, float, list[str]]:
     """The catalog of n_items and its retriever (mirror synced); returns them with the bytes
-    tracemalloc saw allocated and kept by building both, and the seconds it took (traced)."""
+    tracemalloc saw allocated and kept by building both, the seconds it took (traced) and, with
+    `split`, where those bytes were allocated (lines: bytes per item at a source line)."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
+    start_snapshot = tracemalloc.take_snapshot() if split else None
     started = time.perf_counter()
     catalog = Catalog(dim=dim)
     retriever = ScorerRetriever(make_scorer(device), catalog)
@@ -101,8 +104,14 @@ def build(n_items: int, dim: int, device: str, rng: np.random.Generator) -> tupl
     seconds = time.perf_counter() - started
     gc.collect()
     kept = tracemalloc.get_traced_memory()[0] - before
+    where = []
+    if start_snapshot is not None:
+        for stat in tracemalloc.take_snapshot().compare_to(start_snapshot, "lineno")[:8]:
+            frame = stat.traceback[0]
+            where.append(f"{stat.size_diff / n_items:6.1f} bytes per item at {Path(frame.filename).name}:"
+                         f"{frame.lineno}")
     tracemalloc.stop()
-    return catalog, retriever, kept, seconds
+    return catalog, retriever, kept, seconds, where
 
 
 def learned_engine(catalog: Catalog, retriever: ScorerRetriever, users: int, rng: np.random.Generator,
@@ -142,12 +151,14 @@ def interleaved(steps: dict[str, Callable[[int], object]], count: int) -> dict[s
 def measure(n_items: int, args: argparse.Namespace) -> dict[str, float]:
     """Every figure for one catalog size (printed as it goes)."""
     rng = np.random.default_rng([args.seed, n_items])
-    catalog, retriever, kept, build_s = build(n_items, args.dim, args.device, rng)
+    catalog, retriever, kept, build_s, where = build(n_items, args.dim, args.device, rng, args.memory_split)
     raw = args.dim * 4
     print(f"n = {n_items:,} items, d = {args.dim}, scorer {retriever.scorer.backend} on {retriever.scorer.device}: "
           f"built in {build_s:.1f} s (traced)")
     print(f"  memory: {kept / n_items:,.0f} bytes per item (catalog + retriever mirror, tracemalloc) vs "
           f"{raw} bytes of raw float32 vector: {kept / n_items / raw:.1f}x")
+    for line in where:
+        print(f"    {line}")
     with tempfile.TemporaryDirectory() as store_dir:
         engine = learned_engine(catalog, retriever, args.users, rng, store_dir)
         size = engine.config.retrieval_size
@@ -200,6 +211,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--device", default="auto", help="make_scorer's device: auto (CUDA when present), cpu, ...")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-split", action="store_true",
+                        help="also print where the catalog's bytes were allocated (a tracemalloc snapshot: slow "
+                             "and memory-hungry above ~100,000 items)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.items.split(",")]
     if min(sizes) < 1000 or args.requests < 1 or args.users < 1:
