@@ -379,6 +379,8 @@ def run_checks(names: list[str], sizes: Sizes, devices: Devices, budget_s: float
                 report[name] = CHECKS[name](sizes, devices)
             except Skip as reason:
                 report[name] = {"skipped": str(reason)}
+            except ImportError as error:  # this machine lacks a package: the setup above says which to bring
+                report[name] = {"skipped": f"a package is missing here: {error}"}
             except Exception as error:  # a check that breaks is a failed check; the others still run
                 report[name] = {"passed": False, "error": f"{type(error).__name__}: {error}"}
         report[name]["seconds"] = round(time.monotonic() - began, 1)

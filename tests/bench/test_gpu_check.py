@@ -35,18 +35,22 @@ def test_a_check_that_cannot_run_is_skipped_and_one_that_breaks_fails_while_the_
     def breaks(sizes: gpu_check.Sizes, devices: gpu_check.Devices) -> dict:  # type: ignore[type-arg]
         raise RuntimeError("boom")
 
+    def lacks(sizes: gpu_check.Sizes, devices: gpu_check.Devices) -> dict:  # type: ignore[type-arg]
+        raise ModuleNotFoundError("No module named 'pydantic'")
+
     def passes(sizes: gpu_check.Sizes, devices: gpu_check.Devices) -> dict:  # type: ignore[type-arg]
         return {"passed": True, "figure": 1.5}
 
-    monkeypatch.setattr(gpu_check, "CHECKS", {"a": cannot, "b": breaks, "c": passes})
+    monkeypatch.setattr(gpu_check, "CHECKS", {"a": cannot, "b": breaks, "c": passes, "d": lacks})
     out = tmp_path / "figures.json"
     report: dict = {}  # type: ignore[type-arg]
-    outcomes = gpu_check.run_checks(["a", "b", "c"], gpu_check.Sizes(), gpu_check.Devices(), 100.0, out, report)
-    assert outcomes == {"a": "skipped", "b": "FAILED", "c": "passed"}
+    outcomes = gpu_check.run_checks(["a", "b", "c", "d"], gpu_check.Sizes(), gpu_check.Devices(), 100.0, out, report)
+    assert outcomes == {"a": "skipped", "b": "FAILED", "c": "passed", "d": "skipped"}
     written = json.loads(out.read_text())
     assert written["a"]["skipped"] == "no CUDAExecutionProvider here"
     assert written["b"]["error"] == "RuntimeError: boom" and written["b"]["passed"] is False
     assert written["c"]["figure"] == 1.5
+    assert "pydantic" in written["d"]["skipped"]
 
 
 def test_checks_past_the_time_budget_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
