@@ -26,18 +26,34 @@ def default_model_path() -> Path:
     return Path(os.environ.get(MODEL_ENV, str(DEFAULT_OUT_DIR / "model.onnx")))
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def ort_has_cuda() -> bool:
+    """Whether the installed onnxruntime offers the CUDA execution provider (onnxruntime-gpu)."""
+    import onnxruntime as ort
+
+    return CUDA_PROVIDER in ort.get_available_providers()
+
+
 def resolve_providers(providers: str | Sequence[str]) -> list[str]:
-    """"auto" -> CUDA then CPU when a usable GPU exists, else CPU; "cpu"/"cuda" or an explicit list."""
+    """"auto" -> CUDA then CPU when a usable GPU exists AND onnxruntime has its CUDA provider,
+    else CPU; "cpu"; "cuda" (RuntimeError naming what is missing: a GPU, or onnxruntime-gpu);
+    or an explicit list."""
     if isinstance(providers, str):
         if providers == "auto":
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda_available() else ["CPUExecutionProvider"]
+            return [CUDA_PROVIDER, "CPUExecutionProvider"] if cuda_available() and ort_has_cuda() \
+                else ["CPUExecutionProvider"]
         if providers == "cpu":
             return ["CPUExecutionProvider"]
         if providers == "cuda":
             if not cuda_available():
                 raise RuntimeError("device cuda: no usable CUDA GPU here (no driver or no device); "
-                                   "use device auto or cpu")
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+                                   "use --device cpu or auto")
+            if not ort_has_cuda():
+                raise RuntimeError("device cuda: this onnxruntime has no CUDAExecutionProvider (install "
+                                   "onnxruntime-gpu in place of onnxruntime); use --device cpu or auto")
+            return [CUDA_PROVIDER, "CPUExecutionProvider"]
         raise ValueError(f"providers must be 'auto', 'cpu', 'cuda' or a list, got {providers!r}")
     return list(providers)
 
@@ -103,6 +119,9 @@ class OnnxEncoder:
         self.session: Any = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
         self.providers: list[str] = list(self.session.get_providers())
         if wanted[0] != self.providers[0]:
+            if providers == "cuda":  # asked for explicitly: never a silent CPU run
+                raise RuntimeError(f"device cuda: ONNX Runtime could not start {wanted[0]} (it fell back to "
+                                   f"{self.providers[0]}; see its log above): use --device cpu or auto")
             log.warning("ONNX Runtime fell back from %s to %s", wanted[0], self.providers[0])
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.tokenizer = TokenizerJson(

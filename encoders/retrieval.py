@@ -35,6 +35,7 @@ class ScorerRetriever:
         self.sync()
         if len(rows) <= n:
             return rows
-        best, _ = self.scorer.topk(np.asarray(query, dtype=np.float32)[None, :], n, rows)
+        every_row = len(rows) == len(self.catalog)  # rows are distinct catalog rows: all of them
+        best, _ = self.scorer.topk(np.asarray(query, dtype=np.float32)[None, :], n, None if every_row else rows)
         chosen: npt.NDArray[np.int64] = best[0]
         return chosen

@@ -6,12 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
+from encoders import onnx_encoder as onnx_encoder_module
 from encoders.base import Encoder
 from encoders.device import cuda_available
 from encoders.export import VariantRejectedError, export_onnx
 from encoders.metadata import ModelMetadata, sha256_file
 from encoders.models import default_model_dir
-from encoders.onnx_encoder import OnnxEncoder, resolve_providers
+from encoders.onnx_encoder import OnnxEncoder, ort_has_cuda, resolve_providers
 from encoders.texts import AGREEMENT_TEXTS
 
 pytestmark = pytest.mark.onnx
@@ -76,9 +77,27 @@ def test_metadata_and_int8_variant(exported) -> None:
 def test_auto_providers_follow_gpu_presence() -> None:
     providers = resolve_providers("auto")
     assert providers[-1] == "CPUExecutionProvider"
-    assert ("CUDAExecutionProvider" in providers) == cuda_available()
+    assert ("CUDAExecutionProvider" in providers) == (cuda_available() and ort_has_cuda())
     with pytest.raises(ValueError, match="providers"):
         resolve_providers("tpu")
+
+
+def test_cuda_without_onnxruntimes_cuda_provider_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(onnx_encoder_module, "cuda_available", lambda: True)
+    monkeypatch.setattr(onnx_encoder_module, "ort_has_cuda", lambda: False)
+    with pytest.raises(RuntimeError, match=r"no CUDAExecutionProvider.*onnxruntime-gpu"):
+        resolve_providers("cuda")
+    assert resolve_providers("auto") == ["CPUExecutionProvider"]
+
+
+@pytest.mark.skipif(cuda_available(), reason="a GPU is present: the CUDA session starts")
+def test_a_cuda_session_that_falls_back_to_cpu_is_an_error(exported, monkeypatch) -> None:
+    """A driver-level probe may say yes while ONNX Runtime cannot start CUDA (no libraries): asked
+    for explicitly, that is an error, never a silent CPU run."""
+    monkeypatch.setattr(onnx_encoder_module, "cuda_available", lambda: True)
+    monkeypatch.setattr(onnx_encoder_module, "ort_has_cuda", lambda: True)
+    with pytest.raises(RuntimeError, match="device cuda"):
+        OnnxEncoder(exported.onnx_path, providers="cuda")
 
 
 def test_other_model_dir_cls_pooling_fp16_and_parity(tiny_model_dir, tmp_path) -> None:

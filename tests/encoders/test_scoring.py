@@ -66,6 +66,18 @@ def test_candidate_rows_restrict_search(kind) -> None:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
+def test_large_candidate_set_matches_brute_force(kind) -> None:
+    """Candidates above the gather share (200 of 300 rows) score every row then gather: same answer."""
+    scorer, matrix = build(kind), catalogue()
+    scorer.set_matrix(matrix)
+    rows = np.random.default_rng(3).permutation(300)[:200].astype(np.int64)
+    queries = catalogue(4, seed=4)
+    index, scores = scorer.topk(queries, 12, rows=rows)
+    assert index.shape == (4, 12)
+    check_against_brute_force(kind, index, scores, queries, matrix, rows)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_updates_and_growth_visible_to_next_call(kind) -> None:
     scorer, matrix = build(kind), catalogue(50)
     scorer.set_matrix(matrix)
