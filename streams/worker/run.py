@@ -13,10 +13,12 @@ from encoders.retrieval import ScorerRetriever
 from encoders.scoring import make_scorer
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
-from streams.control import ensure_control_topic
+from streams.control import control_topic, ensure_control_topic
+from streams.outages import quiet_outages
+from streams.preflight import BrokerCheck, check_broker
 from streams.settings import StreamSettings
 from streams.state_changelog import state_changelog_topic, worker_app_id
-from streams.topics import create_topics, ensure_topics
+from streams.topics import TopicNames, create_topics, ensure_topics
 from streams.worker.app import make_app
 from streams.worker.config import WorkerConfig
 from streams.worker.core import Embed, WorkerCore
@@ -66,15 +68,25 @@ def serving_summary(model: SlatestreamConfig, source: str, embedding: str) -> st
             f"{model.engine.n_draws} draws; item embedding {embedding}")
 
 
+def preflight(settings: StreamSettings) -> BrokerCheck:
+    """Check the broker as a worker uses it (streams.preflight: reachable, authenticated, allowed
+    to use its topics and consumer group) within settings.preflight_timeout_s; raises the
+    BrokerCheckError that names the cause and the settings to check."""
+    topics = [*TopicNames.from_settings(settings).all(), control_topic(settings), state_changelog_topic(settings)]
+    return check_broker(settings, topics, group=worker_app_id(settings))
+
+
 def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: WorkerConfig, encoder: Encoder,
                loglevel: str = "info", source: str = "defaults") -> None:
-    """Create the topics if needed, then run one worker until SIGTERM/SIGINT.
+    """Check the broker, create the topics if needed, then run one worker until SIGTERM/SIGINT.
+    Broker outages are logged as one line each (streams.outages), not as a line per retry.
 
     Faust's internal topics are created here too, before Faust starts: when Faust creates
     them itself, a topic made a moment before the group's first assignment can be missing
     from the consumer's metadata ("Ignoring missing topic"), and the worker then waits for
     its partitions until the next metadata refresh (minutes).
     """
+    preflight(settings)
     ensure_topics(settings)
     ensure_control_topic(settings)
     create_topics(settings, internal_topic_specs(settings))
@@ -91,6 +103,7 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
         except OSError as error:
             log.error("metrics and health endpoints NOT served: port %d: %s (set SLATESTREAM_METRICS_PORT)",
                       settings.metrics_port, error)
+    quiet_outages(settings)  # after every Kafka client module is imported: their loggers exist
     worker = faust.Worker(topology.app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG when loglevel >= WARNING, and every
     # aiokafka debug call (one per produced record) then builds a log record: ~10 % of a worker.

@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.partitioner import murmur2
 
-import streams.client
+import streams.slate_watcher
 from online.events import (
     Click,
     Impression,
@@ -168,7 +168,7 @@ def test_concurrent_awaits_share_one_consumer(
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    monkeypatch.setattr(streams.client, "KafkaConsumer", CountingConsumer)
+    monkeypatch.setattr(streams.slate_watcher, "KafkaConsumer", CountingConsumer)
     ids = [f"req-{n}" for n in range(6)]
     for n, request_id in enumerate(ids):
         client.publish(RankRequest(request_id=request_id, user_id=f"u{n}", time=T0))
@@ -228,7 +228,7 @@ def test_await_slate_times_out_naming_the_request_and_stays_usable(
 
 def test_awaiting_without_the_slates_topic_says_so(kafka_settings: StreamSettings) -> None:
     with SlatestreamClient(kafka_settings) as client, pytest.raises(RuntimeError, match="ensure_topics"):
-        client.await_slate("r", timeout_s=1)
+        client.await_slate("r", timeout_s=10)
 
 
 def test_request_slate_round_trip(topics: TopicNames, client: SlatestreamClient, worker: KafkaProducer,
