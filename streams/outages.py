@@ -32,17 +32,20 @@ log = logging.getLogger("slatestream.broker")
 
 CONNECTION_ERROR = re.compile("|".join((
     r"connect call failed", r"connection refused", r"econnrefused", r"unable connect to", r"unable to connect",
-    r"unable to update metadata", r"no node available", r"nodenotready", r"node which is not ready",
+    r"unable to update metadata", r"nodenotready", r"node which is not ready",
     r"kafkaconnectionerror", r"connection (at \S+ )?(closed|broken|lost|failed|reset)", r"socket disconnected",
-    r"unable to bootstrap", r"bootstrap connection to", r"not ready; waiting", r"coordinator dead",
+    r"unable to bootstrap", r"bootstrap connection to", r"coordinator dead",
     r"is either not started or not valid", r"heartbeat session expired", r"requesttimedout",
     r"request timed out", r"no route to host", r"network is unreachable", r"name or service not known",
     r"temporary failure in name resolution", r"broken pipe", r"metadata refresh: failed", r": abort \(",
 )), re.IGNORECASE)
 """What aiokafka, kafka-python and Faust say when a broker cannot be reached (matched anywhere
 in the formatted message)."""
-CONNECTION_CHATTER = re.compile(r"initializing connection|attempting (bootstrap|to connect)", re.IGNORECASE)
-"""Connection attempts they log at INFO: dropped while an outage lasts (not counted)."""
+OUTAGE_NOISE = re.compile(r"initializing connection|attempting (bootstrap|to connect)|no node available|"
+                          r"not ready; waiting", re.IGNORECASE)
+"""Connection attempts and waits: dropped while an outage lasts (counted when at WARNING or
+above), written otherwise: alone they are no outage (kafka-python warns "No node available for
+metadata refresh" now and then while every broker is up)."""
 NEVER_QUIET = re.compile(r"authenticat|authoriz|sasl|ssl|certificate|tls", re.IGNORECASE)
 """Security failures are not outages: always written."""
 WATCHED = ("aiokafka", "aiokafka.conn", "aiokafka.consumer.fetcher", "aiokafka.consumer.group_coordinator",
@@ -100,17 +103,20 @@ class OutageLog:
 
     def suppress(self, record: logging.LogRecord) -> bool:
         """Whether `record` is to be dropped: a connection error (counted; the first one opens an
-        outage and writes its line instead) or, during an outage, a connection attempt."""
+        outage and writes its line instead) or, during an outage, a connection attempt or wait."""
         try:
             message = record.getMessage()
         except Exception:  # a record that cannot format itself is not ours to judge
             return False
         if NEVER_QUIET.search(message):
             return False
-        if record.levelno < logging.WARNING:
-            return self.open and bool(CONNECTION_CHATTER.search(message))
-        if not CONNECTION_ERROR.search(message):
-            return False
+        if record.levelno < logging.WARNING or not CONNECTION_ERROR.search(message):
+            if not (self.open and OUTAGE_NOISE.search(message)):
+                return False
+            if record.levelno >= logging.WARNING:
+                with self._lock:
+                    self._errors += 1
+            return True
         with self._lock:
             now = self.clock()
             self._last_error = now
