@@ -15,31 +15,46 @@ sent, so a slate that arrives before `await_slate` is called is not lost; any nu
 threads may await at once on the shared consumer.
 
 Connecting never blocks a call past its timeout: the producer and the slate consumer are
-made on a thread of their own (the producer from construction on), each after the broker
-check of streams.preflight, so a wrong password or an unreachable broker is named within
-seconds (`BrokerCheckError`), and `request_slate(timeout_s=2)` raises within 2 s while the
-broker cannot be reached (kafka-python's own bootstrap would take 30 s).
+made on a thread of their own (the producer from construction on, streams.connecting), each
+after the broker check of streams.preflight, so a wrong password or an unreachable broker is
+named within seconds (`BrokerCheckError`), and `request_slate(timeout_s=2)` raises within 2 s
+while the broker cannot be reached (kafka-python's own bootstrap would take 30 s).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate, encode_event, utc_now
+from online.events import (
+    Click,
+    EventDecodeError,
+    Impression,
+    Item,
+    RankRequest,
+    ShownItem,
+    Slate,
+    decode_event,
+    encode_event,
+    utc_now,
+)
+from streams.connecting import Connecting
 from streams.preflight import check_broker
 from streams.settings import StreamSettings
-from streams.slate_watcher import Connecting, SlateWatcher
 from streams.topics import TopicNames
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 """How long `publish` waits for the producer's first connection (kafka-python's bootstrap timeout)."""
@@ -52,6 +67,119 @@ def event_key(event: PublishableEvent | Slate) -> bytes:
     if isinstance(event, Item):
         return event.item_id.encode()
     return event.user_id.encode()
+
+
+class _SlateWatcher:
+    """One consumer over all slates partitions, a polling thread, and a mailbox per request id.
+
+    Args:
+        max_pending: request ids remembered at once; beyond that the oldest are dropped
+            (a caller that publishes requests and never awaits them cannot grow memory).
+    """
+
+    def __init__(
+        self, settings: StreamSettings, topic: str, consumer_config: Mapping[str, Any], max_pending: int
+    ) -> None:
+        self.topic = topic
+        self.max_pending = max_pending
+        options: dict[str, Any] = {
+            "client_id": f"{settings.app_id}-slates",
+            "isolation_level": "read_committed",  # never serve a slate from an aborted transaction
+            "fetch_max_wait_ms": 100,
+        }
+        options.update(consumer_config)
+        options.update(group_id=None, enable_auto_commit=False)
+        self._consumer = KafkaConsumer(**settings.kafka_client_config(), **options)
+        try:
+            partitions = self._consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise RuntimeError(f"topic {topic} does not exist: run streams.topics.ensure_topics first")
+            assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+            self._consumer.assign(assigned)
+            for partition, end in self._consumer.end_offsets(assigned).items():
+                self._consumer.seek(partition, end)
+        except BaseException:
+            self._consumer.close()
+            raise
+        self._cond = threading.Condition()
+        self._pending: OrderedDict[str, Slate | None] = OrderedDict()
+        self._failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"slatestream-slates-{topic}", daemon=True)
+        self._thread.start()
+
+    def register(self, request_id: str) -> None:
+        """Start keeping the slate for `request_id` (no-op when already registered)."""
+        with self._cond:
+            if request_id not in self._pending:
+                self._pending[request_id] = None
+                while len(self._pending) > self.max_pending:
+                    dropped, _ = self._pending.popitem(last=False)
+                    log.warning("slate watcher full: forgetting request %s", dropped)
+
+    def wait(self, request_id: str, timeout_s: float) -> Slate:
+        """Block until the slate for `request_id` arrives; TimeoutError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        self.register(request_id)
+        with self._cond:
+            try:
+                while True:
+                    slate = self._pending.get(request_id)
+                    if slate is not None:
+                        return slate
+                    if self._failure is not None:
+                        raise RuntimeError(f"the slate consumer failed: {self._failure!r}") from self._failure
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"no slate for request {request_id!r} on {self.topic} within {timeout_s:g} s"
+                        )
+                    self._cond.wait(remaining)
+            finally:
+                self._pending.pop(request_id, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        self._consumer.close(autocommit=False)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batches = self._consumer.poll(timeout_ms=100)
+                for records in batches.values():
+                    for record in records:
+                        self._offer(record.value, record.partition, record.offset)
+        except BaseException as error:  # surfaced to every waiter, then the thread ends
+            log.exception("slate consumer failed")
+            with self._cond:
+                self._failure = error
+                self._cond.notify_all()
+
+    def _offer(self, raw: bytes | None, partition: int, offset: int) -> None:
+        if raw is None:
+            return
+        try:
+            request_id = json.loads(raw).get("request_id")
+        except (ValueError, AttributeError):
+            request_id = None
+        if not isinstance(request_id, str):
+            log.debug("skipping record without request_id %s[%d]@%d", self.topic, partition, offset)
+            return
+        with self._cond:
+            if request_id not in self._pending or self._pending[request_id] is not None:
+                return  # not ours, or a duplicate: the first slate for a request wins
+        try:
+            event = decode_event(raw)
+        except EventDecodeError as error:
+            log.warning("skipping bad slate %s[%d]@%d: %s", self.topic, partition, offset, error)
+            return
+        if not isinstance(event, Slate):
+            return
+        with self._cond:
+            if event.request_id in self._pending and self._pending[event.request_id] is None:
+                self._pending[event.request_id] = event
+                self._cond.notify_all()
 
 
 class SlatestreamClient:
@@ -91,7 +219,7 @@ class SlatestreamClient:
         options.update(producer_config or {})
         self._producers = Connecting(lambda: self._checked(lambda: KafkaProducer(
             **self.settings.kafka_client_config(), **options)), "producer", self.settings.broker_url)
-        self._watchers = Connecting(lambda: self._checked(lambda: SlateWatcher(
+        self._watchers = Connecting(lambda: self._checked(lambda: _SlateWatcher(
             self.settings, self.topics.slates, self._consumer_config, self._max_pending)), "slate consumer",
             self.settings.broker_url)
         self._lock = threading.Lock()
@@ -191,7 +319,7 @@ class SlatestreamClient:
     ) -> None:
         self.close()
 
-    def _slates(self, deadline: float) -> SlateWatcher:
+    def _slates(self, deadline: float) -> _SlateWatcher:
         if self._closed:
             raise RuntimeError("SlatestreamClient is closed")
         return self._watchers.get(deadline - time.monotonic())

@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.partitioner import murmur2
 
-import streams.slate_watcher
+import streams.client
 from online.events import (
     Click,
     Impression,
@@ -168,7 +168,7 @@ def test_concurrent_awaits_share_one_consumer(
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    monkeypatch.setattr(streams.slate_watcher, "KafkaConsumer", CountingConsumer)
+    monkeypatch.setattr(streams.client, "KafkaConsumer", CountingConsumer)
     ids = [f"req-{n}" for n in range(6)]
     for n, request_id in enumerate(ids):
         client.publish(RankRequest(request_id=request_id, user_id=f"u{n}", time=T0))
