@@ -50,8 +50,7 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
     policies from --config / $SLATESTREAM_CONFIG, else one scenario with --policy)."""
     from slatestream.options import stream_settings
     from streams.preflight import BrokerCheckError
-    from streams.worker.config import WorkerConfig
-    from streams.worker.run import preflight, run_worker
+    from streams.worker.preflight import preflight
 
     if configured(config_path) and policy is not None:
         raise click.UsageError("--policy and a configuration file both set the policy: give one of them")
@@ -61,7 +60,10 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
     source = str(config_path or os.environ.get(CONFIG_ENV) or "built-in defaults")
     settings = stream_settings()
     try:
-        preflight(settings)  # before the encoder loads: a wrong password is named in seconds
+        preflight(settings)  # before Faust and the encoder load: a wrong password is named in seconds
+        from streams.worker.config import WorkerConfig
+        from streams.worker.run import run_worker
+
         run_worker(settings, model, WorkerConfig(batch_size=batch_size, seed=seed), encoder_for(model), loglevel,
                    source)
     except BrokerCheckError as error:  # the cause and the settings to check, not a traceback

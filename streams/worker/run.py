@@ -13,18 +13,18 @@ from encoders.retrieval import ScorerRetriever
 from encoders.scoring import make_scorer
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
-from streams.control import control_topic, ensure_control_topic
+from streams.control import ensure_control_topic
 from streams.outages import quiet_outages
-from streams.preflight import BrokerCheck, check_broker
 from streams.settings import StreamSettings
 from streams.state_changelog import state_changelog_topic, worker_app_id
-from streams.topics import TopicNames, create_topics, ensure_topics
+from streams.topics import create_topics, ensure_topics
 from streams.worker.app import make_app
 from streams.worker.config import WorkerConfig
 from streams.worker.core import Embed, WorkerCore
 from streams.worker.embedding import WorkerEmbedding
 from streams.worker.observability import observe
 from streams.worker.partition_state import StateTables
+from streams.worker.preflight import preflight
 from streams.worker.service import WorkerService
 from streams.worker.topology import WorkerTopology
 
@@ -66,14 +66,6 @@ def serving_summary(model: SlatestreamConfig, source: str, embedding: str) -> st
     scenarios = ", ".join(f"{name}: {scenario.policy.name}" for name, scenario in model.scenarios.items())
     return (f"serving configuration {source}: scenarios {{{scenarios}}}, fallback {model.fallback_scenario}, "
             f"{model.engine.n_draws} draws; item embedding {embedding}")
-
-
-def preflight(settings: StreamSettings) -> BrokerCheck:
-    """Check the broker as a worker uses it (streams.preflight: reachable, authenticated, allowed
-    to use its topics and consumer group) within settings.preflight_timeout_s; raises the
-    BrokerCheckError that names the cause and the settings to check."""
-    topics = [*TopicNames.from_settings(settings).all(), control_topic(settings), state_changelog_topic(settings)]
-    return check_broker(settings, topics, group=worker_app_id(settings))
 
 
 def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: WorkerConfig, encoder: Encoder,
