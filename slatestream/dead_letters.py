@@ -22,6 +22,7 @@ from streams.dead_letter_admin import (
 )
 from streams.replay import ReplayError, parse_time
 from streams.settings import StreamSettings
+from streams.topics import TopicNames
 
 
 def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -53,7 +54,9 @@ def filter_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _scan(topic: str | None, error_type: str | None, reason: str | None, since: datetime | None,
           until: datetime | None, limit: int | None) -> tuple[StreamSettings, DeadLetterScan]:
-    settings = StreamSettings()
+    from slatestream.options import broker_settings
+
+    settings = broker_settings(lambda s: [TopicNames.from_settings(s).dead_letter])
     try:
         letter_filter = LetterFilter(source_topic=None if topic is None else topic_name(settings, topic),
                                      error_type=error_type, reason=reason, since=since, until=until)

@@ -21,11 +21,11 @@ from online.policies import POLICIES
               help="The workers' policy (names the state key).")
 def forget_command(user_id: str, wait_s: float, policy: str) -> None:
     """Delete USER_ID's learned state (settings from SLATESTREAM_* environment variables)."""
-    from streams.control import ensure_control_topic, publish_forget
-    from streams.settings import StreamSettings
-    from streams.state_changelog import end_offset, wait_for_tombstone
+    from slatestream.options import broker_settings
+    from streams.control import control_topic, ensure_control_topic, publish_forget
+    from streams.state_changelog import end_offset, state_changelog_topic, wait_for_tombstone
 
-    settings = StreamSettings()
+    settings = broker_settings(lambda s: [control_topic(s), state_changelog_topic(s)])
     ensure_control_topic(settings)
     key = f"{policy}/user/{user_id}".encode()
     ends = {p: end_offset(settings, p) for p in range(settings.partitions)} if wait_s > 0 else {}

@@ -1,15 +1,16 @@
 """What several commands share: the configuration file, the item embedding, the policy list,
-a progress bar. Plain errors from the library become click errors here, nowhere else."""
+a progress bar, the checked broker settings. Plain errors from the library become click errors
+here, nowhere else."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tqdm import tqdm
@@ -23,6 +24,9 @@ from online.config import CONFIG_ENV, ConfigError, SlatestreamConfig, resolve_co
 from online.events import Item
 from online.policies import POLICIES
 from online.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from streams.settings import StreamSettings
 
 CONFIG_HELP = "A slatestream configuration file (.toml/.yaml); default: $SLATESTREAM_CONFIG, else built-in defaults."
 ENCODER_CHOICE = click.Choice(["bert", "hashing"])
@@ -147,3 +151,33 @@ def progress(total: int | None, unit: str, desc: str) -> Iterator[Callable[[int]
             done[0] = count
 
         yield advance
+
+
+def stream_settings() -> StreamSettings:
+    """StreamSettings from the SLATESTREAM_* environment; ClickException naming what is wrong."""
+    from pydantic import ValidationError
+
+    from streams.settings import StreamSettings
+
+    try:
+        return StreamSettings()
+    except ValidationError as error:
+        problems = "; ".join(f"SLATESTREAM_{'_'.join(str(p) for p in e['loc']).upper() or '*'}: {e['msg']}"
+                             for e in error.errors())
+        raise click.ClickException(f"broker settings: {problems}") from None
+
+
+def broker_settings(topics: Callable[[StreamSettings], Sequence[str]] | None = None,
+                    group: Callable[[StreamSettings], str] | None = None) -> StreamSettings:
+    """`stream_settings()` with the broker checked first (streams.preflight, within
+    SLATESTREAM_PREFLIGHT_TIMEOUT_S, 5 s): an unreachable broker, a failed authentication or
+    missing rights on `topics(settings)` or the consumer group `group(settings)` become a
+    ClickException that names the cause and the settings to check."""
+    from streams.preflight import BrokerCheckError, check_broker
+
+    settings = stream_settings()
+    try:
+        check_broker(settings, topics(settings) if topics else (), group(settings) if group else None)
+    except BrokerCheckError as error:
+        raise click.ClickException(str(error)) from None
+    return settings

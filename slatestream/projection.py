@@ -16,7 +16,15 @@ import click
 from encoders.projection import PcaProjection
 from online.datasets import read_events
 from online.events import Item
-from slatestream.options import DIM_HELP, ENCODER_CHOICE, ENCODER_HELP, config_option, encoder_for, load_config
+from slatestream.options import (
+    DIM_HELP,
+    ENCODER_CHOICE,
+    ENCODER_HELP,
+    broker_settings,
+    config_option,
+    encoder_for,
+    load_config,
+)
 
 
 @click.group("projection")
@@ -30,13 +38,13 @@ def projection_group() -> None:
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
 def show_command(config_path: Path | None, encoder_kind: str | None, dim: int | None) -> None:
     """Print the published projection of the configured encoder and d."""
-    from streams.projection import read_projection
-    from streams.settings import StreamSettings
+    from streams.projection import projection_topic, read_projection
 
+    settings = broker_settings(lambda s: [projection_topic(s)])
     config = load_config(config_path, dim=dim, encoder=encoder_kind)
     encoder = encoder_for(config)
     key = f"{encoder.fingerprint}/d{config.embedding.dim}"
-    found = read_projection(StreamSettings(), key)
+    found = read_projection(settings, key)
     if found is None:
         raise click.ClickException(f"no projection published for {key} (the first worker fits one on its first items)")
     ratio = float(found.projection.explained_variance_ratio.sum())
@@ -52,9 +60,9 @@ def show_command(config_path: Path | None, encoder_kind: str | None, dim: int | 
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
 def fit_command(items_file: Path, config_path: Path | None, encoder_kind: str | None, dim: int | None) -> None:
     """Fit the projection on ITEMS and publish it, unless one is published already (the first wins)."""
-    from streams.projection import agree_on_projection
-    from streams.settings import StreamSettings
+    from streams.projection import agree_on_projection, projection_topic
 
+    settings = broker_settings(lambda s: [projection_topic(s)])
     config = load_config(config_path, dim=dim, encoder=encoder_kind)
     items = sorted((e for e in read_events(items_file) if isinstance(e, Item)), key=lambda item: item.item_id)
     items = items[: config.embedding.projection_items]
@@ -67,6 +75,6 @@ def fit_command(items_file: Path, config_path: Path | None, encoder_kind: str | 
         vectors = encoder.encode([item.text() for item in items])
         return PcaProjection.fit(vectors, config.embedding.dim, 0), len(items)
 
-    agreed = agree_on_projection(StreamSettings(), key, fit)
+    agreed = agree_on_projection(settings, key, fit)
     click.echo(f"{key}: projection {agreed.projection.version} at offset {agreed.offset} (fitted on "
                f"{agreed.fitted_on} items)")

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 from kafka.errors import KafkaError
 
+from slatestream.options import broker_settings
 from streams.replay import REPLAY_TOPICS, ReplayError, format_counts, parse_time, replay
-from streams.settings import StreamSettings
+from streams.topics import TopicNames
 
 
 def _time_option(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
@@ -34,7 +35,8 @@ def replay_command(since: datetime, until: datetime, out: Path, topics: str) -> 
     """
     chosen = [topic.strip() for topic in topics.split(",") if topic.strip()]
     try:
-        result = replay(StreamSettings(), since, until, out, chosen)
+        settings = broker_settings(lambda s: [getattr(TopicNames.from_settings(s), name, name) for name in chosen])
+        result = replay(settings, since, until, out, chosen)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     except ReplayError as error:

@@ -48,9 +48,9 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
                    dim: int | None, n_draws: int | None, batch_size: int, seed: int, loglevel: str) -> None:
     """Run a streaming worker (settings from SLATESTREAM_* environment variables; scenarios and
     policies from --config / $SLATESTREAM_CONFIG, else one scenario with --policy)."""
-    from streams.settings import StreamSettings
-    from streams.worker.config import WorkerConfig
-    from streams.worker.run import run_worker
+    from slatestream.options import stream_settings
+    from streams.preflight import BrokerCheckError
+    from streams.worker.preflight import preflight
 
     if configured(config_path) and policy is not None:
         raise click.UsageError("--policy and a configuration file both set the policy: give one of them")
@@ -58,5 +58,13 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
     if policy is not None:
         model = model.with_policy(policy)
     source = str(config_path or os.environ.get(CONFIG_ENV) or "built-in defaults")
-    run_worker(StreamSettings(), model, WorkerConfig(batch_size=batch_size, seed=seed), encoder_for(model), loglevel,
-               source)
+    settings = stream_settings()
+    try:
+        preflight(settings)  # before Faust and the encoder load: a wrong password is named in seconds
+        from streams.worker.config import WorkerConfig
+        from streams.worker.run import run_worker
+
+        run_worker(settings, model, WorkerConfig(batch_size=batch_size, seed=seed), encoder_for(model), loglevel,
+                   source)
+    except BrokerCheckError as error:  # the cause and the settings to check, not a traceback
+        raise click.ClickException(str(error)) from None

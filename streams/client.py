@@ -13,6 +13,12 @@ rebalance wait), and a background thread polls it, keeping only slates whose req
 a caller registered. Publishing a RankRequest registers its id before the request is
 sent, so a slate that arrives before `await_slate` is called is not lost; any number of
 threads may await at once on the shared consumer.
+
+Connecting never blocks a call past its timeout: the producer and the slate consumer are
+made on a thread of their own (the producer from construction on, streams.connecting), each
+after the broker check of streams.preflight, so a wrong password or an unreachable broker is
+named within seconds (`BrokerCheckError`), and `request_slate(timeout_s=2)` raises within 2 s
+while the broker cannot be reached (kafka-python's own bootstrap would take 30 s).
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
 from online.events import (
@@ -43,10 +50,15 @@ from online.events import (
     encode_event,
     utc_now,
 )
+from streams.connecting import Connecting
+from streams.preflight import check_broker
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+"""How long `publish` waits for the producer's first connection (kafka-python's bootstrap timeout)."""
 
 PublishableEvent = RankRequest | Impression | Click | Item
 
@@ -189,6 +201,12 @@ class SlatestreamClient:
         producer_config: extra kafka-python KafkaProducer options (e.g. {"linger_ms": 5}).
         consumer_config: extra KafkaConsumer options for the slate consumer.
         max_pending: request ids the slate consumer remembers at once.
+        check: run the broker check (streams.preflight) in the constructor, so that a broker
+            that cannot be used fails it within `settings.preflight_timeout_s` with the
+            `BrokerCheckError` that names why. Without it the constructor never blocks and the
+            first call that needs the broker raises that error instead.
+        connect_timeout_s: how long `publish`, `flush` and `await_slate` wait for a first
+            connection (`request_slate` waits no longer than its own timeout).
     """
 
     def __init__(
@@ -198,43 +216,81 @@ class SlatestreamClient:
         producer_config: Mapping[str, Any] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
         max_pending: int = 100_000,
+        check: bool = False,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     ) -> None:
         self.settings = settings or StreamSettings()
         self.topics = TopicNames.from_settings(self.settings)
+        self.connect_timeout_s = connect_timeout_s
+        if check:
+            check_broker(self.settings, self.topics.all())
         self._consumer_config = dict(consumer_config or {})
         self._max_pending = max_pending
         options: dict[str, Any] = {"acks": "all", "client_id": f"{self.settings.app_id}-client"}
         options.update(producer_config or {})
-        self._producer = KafkaProducer(**self.settings.kafka_client_config(), **options)
-        self._watcher: _SlateWatcher | None = None
+        self._producers = Connecting(lambda: self._checked(lambda: KafkaProducer(
+            **self.settings.kafka_client_config(), **options)), "producer", self.settings.broker_url)
+        self._watchers = Connecting(lambda: self._checked(lambda: _SlateWatcher(
+            self.settings, self.topics.slates, self._consumer_config, self._max_pending)), "slate consumer",
+            self.settings.broker_url)
         self._lock = threading.Lock()
         self._closed = False
+        self._producers.start()
+
+    def _checked(self, make: Callable[[], T]) -> T:
+        """`make()` after the broker check, so that what cannot work fails in seconds, named."""
+        check_broker(self.settings, self.topics.all())
+        return make()
+
+    @property
+    def _producer(self) -> KafkaProducer:
+        """The connected producer (waits up to connect_timeout_s)."""
+        return self._connected_producer(time.monotonic() + self.connect_timeout_s)
+
+    def _connected_producer(self, deadline: float) -> KafkaProducer:
+        if self._closed:
+            raise RuntimeError("publish on a closed SlatestreamClient")
+        return self._producers.get(deadline - time.monotonic())
 
     def watch_slates(self) -> None:
-        """Start the slate consumer now (otherwise: on the first RankRequest or await)."""
-        self._slates()
+        """Start the slate consumer now (otherwise: on the first RankRequest or await) and wait
+        until it is connected (up to connect_timeout_s)."""
+        self._slates(time.monotonic() + self.connect_timeout_s)
 
     def publish(self, event: PublishableEvent) -> FutureRecordMetadata:
-        """Send one event to its topic, keyed by user id (Item: item id); asynchronous.
+        """Send one event to its topic, keyed by user id (Item: item id); asynchronous once
+        connected (the first call waits up to connect_timeout_s for the connection).
 
         A RankRequest first registers its request id with the slate consumer, so the
         answer is caught even if it arrives before `await_slate` is called. Returns
         kafka-python's future (`.get(timeout)` gives the RecordMetadata). Slates are the
         worker's output and are refused with TypeError.
         """
+        return self._publish(event, time.monotonic() + self.connect_timeout_s)
+
+    def _publish(self, event: PublishableEvent, deadline: float) -> FutureRecordMetadata:
         if self._closed:
             raise RuntimeError("publish on a closed SlatestreamClient")
         if not isinstance(event, RankRequest | Impression | Click | Item):
             raise TypeError(f"cannot publish {type(event).__name__}: only RankRequest, Impression, Click, Item")
+        producer = self._connected_producer(deadline)
         if isinstance(event, RankRequest):
-            self._slates().register(event.request_id)
+            self._slates(deadline).register(event.request_id)
         topic = self.topics.for_event_type(event.type)
-        future: FutureRecordMetadata = self._producer.send(topic, value=encode_event(event), key=event_key(event))
+        future: FutureRecordMetadata = producer.send(topic, value=encode_event(event), key=event_key(event))
         return future
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Block until every published event is acknowledged by the broker."""
-        self._producer.flush(timeout=timeout_s)
+        """Block until every published event is acknowledged by the broker; TimeoutError after
+        timeout_s (None: as long as it takes)."""
+        if timeout_s is None:
+            self._producer.flush()
+            return
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._connected_producer(deadline).flush(timeout=max(deadline - time.monotonic(), 0.0))
+        except KafkaTimeoutError:
+            raise TimeoutError(f"published events not acknowledged by the broker within {timeout_s:g} s") from None
 
     def await_slate(self, request_id: str, timeout_s: float = 5.0) -> Slate:
         """The slate answering `request_id`; TimeoutError naming the id after timeout_s.
@@ -243,26 +299,28 @@ class SlatestreamClient:
         RankRequest through this client (or call `watch_slates()` / `await_slate` before
         the request can be answered). Each slate is returned once.
         """
-        return self._slates().wait(request_id, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        return self._slates(deadline).wait(request_id, max(deadline - time.monotonic(), 0.0))
 
     def request_slate(self, request: RankRequest, timeout_s: float = 5.0) -> Slate:
-        """Publish `request`, flush, and wait for its slate (TimeoutError after timeout_s)."""
-        self.publish(request)
-        self.flush(timeout_s)
-        return self.await_slate(request.request_id, timeout_s)
+        """Publish `request`, flush, and wait for its slate: TimeoutError after timeout_s in all,
+        connecting included (a broker that cannot be used: its BrokerCheckError, if named sooner)."""
+        deadline = time.monotonic() + timeout_s
+        self._publish(request, deadline)
+        self.flush(max(deadline - time.monotonic(), 0.0))
+        return self._slates(deadline).wait(request.request_id, max(deadline - time.monotonic(), 0.0))
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Flush and close the producer, stop the slate consumer. Idempotent."""
+        """Flush and close the producer, stop the slate consumer (or close them once a pending
+        connection completes). Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            watcher, self._watcher = self._watcher, None
         try:
-            self._producer.close(timeout=timeout_s)
+            self._producers.close(lambda producer: producer.close(timeout=timeout_s))
         finally:
-            if watcher is not None:
-                watcher.close()
+            self._watchers.close(lambda watcher: watcher.close())
 
     def __enter__(self) -> SlatestreamClient:
         return self
@@ -272,15 +330,10 @@ class SlatestreamClient:
     ) -> None:
         self.close()
 
-    def _slates(self) -> _SlateWatcher:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("SlatestreamClient is closed")
-            if self._watcher is None:
-                self._watcher = _SlateWatcher(
-                    self.settings, self.topics.slates, self._consumer_config, self._max_pending
-                )
-            return self._watcher
+    def _slates(self, deadline: float) -> _SlateWatcher:
+        if self._closed:
+            raise RuntimeError("SlatestreamClient is closed")
+        return self._watchers.get(deadline - time.monotonic())
 
 
 def impression_for(

@@ -93,6 +93,9 @@ class StreamSettings(BaseSettings):
             at least the attribution window. Later clicks are dead-lettered.
         metrics_port, metrics_host: where the worker serves /metrics, /healthz, /readyz and
             /status (streams.worker.service); port 0 turns them off.
+        preflight_timeout_s: how long the broker check every command, the worker and the client
+            run first may take, seconds (streams.preflight: it names an unreachable broker, a
+            failed authentication or missing authorisation instead of a 30 s bootstrap timeout).
     """
 
     model_config = SettingsConfigDict(env_prefix="SLATESTREAM_", frozen=True, extra="ignore",
@@ -119,6 +122,7 @@ class StreamSettings(BaseSettings):
     request_ttl_s: float = Field(default=86_400.0, gt=0.0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - the worker's endpoints are for the cluster's probes and scrapers
+    preflight_timeout_s: float = Field(default=5.0, gt=0.0, le=300.0)
 
     @field_validator("broker_url")
     @classmethod

@@ -26,15 +26,17 @@ def gateway_command(host: str, port: int, timeout_s: float, max_timeout_s: float
     from kafka.errors import KafkaError
 
     from slatestream.gateway.app import Gateway, make_app
+    from slatestream.options import broker_settings
     from streams.client import SlatestreamClient
-    from streams.settings import StreamSettings
-    from streams.topics import ensure_topics
+    from streams.outages import quiet_outages
+    from streams.topics import TopicNames, ensure_topics
 
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))  # a line per connection
     if timeout_s > max_timeout_s:
         raise click.BadParameter(f"--timeout-s {timeout_s:g} is above --max-timeout-s {max_timeout_s:g}")
-    settings = StreamSettings()
+    settings = broker_settings(lambda s: TopicNames.from_settings(s).all())
+    quiet_outages(settings)  # one line per broker outage, not one per retry
     try:
         ensure_topics(settings)  # the slates topic must exist before the client watches it
         client = SlatestreamClient(settings)

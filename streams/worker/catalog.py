@@ -9,7 +9,8 @@ each record's value is `core.catalog_value(item, vector)`. A follower (a thread 
 applying what it reads on the event loop) reads it from the beginning at start-up (`caught_up`
 once it reached the end offsets it found then: the worker is ready) and then tails it, so an
 item is rankable on every worker a fetch after its vector is written (`fetch_max_wait_ms`, 100 ms),
-whichever worker embedded it, across restarts and rebalances.
+whichever worker embedded it, across restarts, rebalances and broker outages (a Kafka error
+is logged once, then retried every second from where it stopped, until the broker is back).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from streams.settings import StreamSettings
 from streams.worker.core import WorkerCore
 
 log = logging.getLogger("slatestream.worker")
+RETRY_S = 1.0
+"""Seconds between attempts while the broker cannot be reached."""
 
 
 class CatalogFollower:
@@ -78,21 +83,49 @@ class CatalogFollower:
         return thread
 
     def _follow(self, settings: StreamSettings, loop: asyncio.AbstractEventLoop, fetch_max_wait_ms: int) -> None:
+        consumer: KafkaConsumer | None = None
+        failing_since: float | None = None
+        while not loop.is_closed():
+            records: list[Any] = []
+            positions: dict[int, int] = {}
+            try:
+                if consumer is None:
+                    consumer = self._open(settings, loop, fetch_max_wait_ms)
+                batches = consumer.poll(timeout_ms=1000, max_records=5000)
+                records = [record for batch in batches.values() for record in batch]
+                positions = {tp.partition: int(consumer.position(tp)) for tp in consumer.assignment()}
+            except KafkaError as error:  # a broker outage: once in the log, then retried where it stopped
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("catalog follower: %r; retrying every %g s", error, RETRY_S)
+                time.sleep(RETRY_S)
+            except Exception:  # logged; the worker then reports not ready (/readyz) and requests wait
+                log.exception("the catalog follower stopped")
+                return
+            else:
+                if failing_since is not None:
+                    log.info("catalog follower: following %s again after %.1f s", self.topic,
+                             time.monotonic() - failing_since)
+                    failing_since = None
+            if records or positions:  # records polled before an error are applied, never dropped
+                loop.call_soon_threadsafe(self._applied, records, positions)
+
+    def _open(self, settings: StreamSettings, loop: asyncio.AbstractEventLoop, fetch_max_wait_ms: int,
+              ) -> KafkaConsumer:
+        """The consumer, assigned every partition from its beginning; the end offsets it found are
+        what `caught_up` waits for."""
+        consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=fetch_max_wait_ms, client_id=f"{settings.app_id}-catalog")
         try:
-            consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
-                                     fetch_max_wait_ms=fetch_max_wait_ms, client_id=f"{settings.app_id}-catalog")
             tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             self._targets = {tp.partition: int(end) for tp, end in consumer.end_offsets(tps).items()}
-            loop.call_soon_threadsafe(self.note_positions, {})
-            while not loop.is_closed():
-                batches = consumer.poll(timeout_ms=1000, max_records=5000)
-                records = [record for batch in batches.values() for record in batch]
-                positions = {tp.partition: int(consumer.position(tp)) for tp in tps}
-                loop.call_soon_threadsafe(self._applied, records, positions)
-        except Exception:  # logged; the worker then reports not ready (/readyz) and requests wait
-            log.exception("the catalog follower stopped")
+        except BaseException:
+            consumer.close()
+            raise
+        loop.call_soon_threadsafe(self.note_positions, {})
+        return consumer
 
     def _applied(self, records: list[Any], positions: dict[int, int]) -> None:
         if records:

@@ -14,6 +14,7 @@ from encoders.scoring import make_scorer
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
 from streams.control import ensure_control_topic
+from streams.outages import quiet_outages
 from streams.settings import StreamSettings
 from streams.state_changelog import state_changelog_topic, worker_app_id
 from streams.topics import create_topics, ensure_topics
@@ -23,6 +24,7 @@ from streams.worker.core import Embed, WorkerCore
 from streams.worker.embedding import WorkerEmbedding
 from streams.worker.observability import observe
 from streams.worker.partition_state import StateTables
+from streams.worker.preflight import preflight
 from streams.worker.service import WorkerService
 from streams.worker.topology import WorkerTopology
 
@@ -68,13 +70,15 @@ def serving_summary(model: SlatestreamConfig, source: str, embedding: str) -> st
 
 def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: WorkerConfig, encoder: Encoder,
                loglevel: str = "info", source: str = "defaults") -> None:
-    """Create the topics if needed, then run one worker until SIGTERM/SIGINT.
+    """Check the broker, create the topics if needed, then run one worker until SIGTERM/SIGINT.
+    Broker outages are logged as one line each (streams.outages), not as a line per retry.
 
     Faust's internal topics are created here too, before Faust starts: when Faust creates
     them itself, a topic made a moment before the group's first assignment can be missing
     from the consumer's metadata ("Ignoring missing topic"), and the worker then waits for
     its partitions until the next metadata refresh (minutes).
     """
+    preflight(settings)
     ensure_topics(settings)
     ensure_control_topic(settings)
     create_topics(settings, internal_topic_specs(settings))
@@ -91,6 +95,7 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
         except OSError as error:
             log.error("metrics and health endpoints NOT served: port %d: %s (set SLATESTREAM_METRICS_PORT)",
                       settings.metrics_port, error)
+    quiet_outages(settings)  # after every Kafka client module is imported: their loggers exist
     worker = faust.Worker(topology.app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG when loglevel >= WARNING, and every
     # aiokafka debug call (one per produced record) then builds a log record: ~10 % of a worker.

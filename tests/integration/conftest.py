@@ -52,6 +52,19 @@ def kafka_broker(broker_module: ModuleType) -> Iterator[str]:
         yield broker.bootstrap
 
 
+@pytest.fixture(scope="session")
+def sasl_broker(broker_module: ModuleType) -> Iterator[object]:
+    """A second broker, with a SASL_PLAINTEXT listener and ACLs (tests/integration/sasl_broker.py),
+    started for the session the first time a test asks for it."""
+    from tests.integration.sasl_broker import start_sasl_broker
+
+    broker = start_sasl_broker(broker_module)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A prefix no other test uses, e.g. "it-3f2a9c1b."."""

@@ -228,7 +228,7 @@ def test_await_slate_times_out_naming_the_request_and_stays_usable(
 
 def test_awaiting_without_the_slates_topic_says_so(kafka_settings: StreamSettings) -> None:
     with SlatestreamClient(kafka_settings) as client, pytest.raises(RuntimeError, match="ensure_topics"):
-        client.await_slate("r", timeout_s=1)
+        client.await_slate("r", timeout_s=10)
 
 
 def test_request_slate_round_trip(topics: TopicNames, client: SlatestreamClient, worker: KafkaProducer,
