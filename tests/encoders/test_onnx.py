@@ -83,29 +83,26 @@ def op_counts(path) -> dict[str, int]:
     return counts
 
 
-def test_exported_graph_is_fused_for_cpu(exported) -> None:
+def test_default_export_is_the_bare_graph(exported) -> None:
     ops = op_counts(exported.onnx_path)
-    assert ops["Attention"] == 6 and ops["EmbedLayerNormalization"] == 1 and ops["LayerNormalization"] == 12
-    assert "SkipLayerNormalization" not in ops and "BiasGelu" not in ops and "Softmax" not in ops
-    assert exported.metadata.extra["fused_operators"] == {
-        "Attention": 6, "EmbedLayerNormalization": 1, "Gelu": 6, "LayerNormalization": 12}
+    assert ops["MatMul"] == 48 and ops["LayerNormalization"] == 13 and "Attention" not in ops
+    assert "fused_operators" not in exported.metadata.extra
 
 
 def test_session_leaves_add_and_layer_norm_unfused(exported, tmp_path) -> None:
     seen = tmp_path / "session.onnx"
-    open_session(exported.onnx_path, ["CPUExecutionProvider"], intra_op_threads=1, optimized_model_path=seen)
+    open_session(exported.variants["int8"], ["CPUExecutionProvider"], intra_op_threads=1, optimized_model_path=seen)
     ops = op_counts(seen)
-    assert ops["LayerNormalization"] == 12 and "SkipLayerNormalization" not in ops
+    assert ops["LayerNormalization"] == 13 and "SkipLayerNormalization" not in ops
 
 
 def test_int8_variant_smoothed_with_cpu_weight_bits(exported) -> None:
+    import onnx
+
     settings = ModelMetadata.read(exported.variants["int8"]).extra["int8"]
     assert settings == {"weight_bits": int8_weight_bits(), "smoothed_activations": 12, "smooth_alpha": 0.7,
                         "calibration_batches": 2}
-    import onnx
-
-    ops = op_counts(exported.variants["int8"])
-    assert ops["QAttention"] == 6 and ops["MatMulInteger"] == 18  # attention output, FFN in and out
+    assert op_counts(exported.variants["int8"])["MatMulInteger"] == 36  # the 6 x 6 weight products
     nodes = onnx.load(str(exported.variants["int8"])).graph.node
     assert sum(node.op_type == "Mul" and node.name.endswith("/smooth") for node in nodes) == 12
 
@@ -165,11 +162,32 @@ def test_smoothing_is_exact_in_fp32(tiny_model_dir, tmp_path) -> None:
     assert smooth_matmul_inputs(result.onnx_path, smoothed, calibration_feeds(result.out_dir, result.metadata)) == 4
     before = {w.name: numpy_helper.to_array(w) for w in onnx.load(str(result.onnx_path)).graph.initializer}
     after = {w.name: numpy_helper.to_array(w) for w in onnx.load(str(smoothed)).graph.initializer}
-    assert sum(not np.array_equal(before[name], after[name]) for name in before) == 4  # the 4 weights read
+    # read by the 4 smoothed layer-norm outputs: Q, K, V of both layers and each FFN's first matmul
+    assert sum(not np.array_equal(before[name], after[name]) for name in before) == 8
     shutil.copy(result.onnx_path.with_suffix(".json"), smoothed.with_suffix(".json"))
     (tmp_path / "tokenizer.json").write_bytes((result.out_dir / "tokenizer.json").read_bytes())
     ours = OnnxEncoder(smoothed, providers="cpu", verify_checksum=False).encode(TEXTS)
     np.testing.assert_allclose(ours, OnnxEncoder(result.onnx_path, providers="cpu").encode(TEXTS), atol=1e-6)
+
+
+def test_fused_attention_export(tiny_model_dir, tmp_path) -> None:
+    import onnx
+
+    from encoders.torch_model import TorchEncoder
+
+    result = export_onnx(tiny_model_dir, tmp_path, int8=True, min_cosine=0.5, fuse_attention=True)
+    ops = op_counts(result.onnx_path)
+    assert ops["Attention"] == 2 and ops["EmbedLayerNormalization"] == 1 and ops["LayerNormalization"] == 4
+    assert "SkipLayerNormalization" not in ops and "BiasGelu" not in ops and "Softmax" not in ops
+    assert result.metadata.extra["fused_operators"] == {
+        "Attention": 2, "EmbedLayerNormalization": 1, "Gelu": 2, "LayerNormalization": 4}
+    ours = OnnxEncoder(result.onnx_path, providers="cpu").encode(TEXTS)
+    reference = TorchEncoder(tiny_model_dir, max_length=128).encode(TEXTS)
+    assert float(np.sum(ours * reference, axis=1).min()) >= 0.9999
+    assert op_counts(result.variants["int8"])["QAttention"] == 2
+    nodes = onnx.load(str(result.variants["int8"])).graph.node
+    assert sum(node.op_type == "Mul" and node.name.endswith("/smooth") for node in nodes) == 4
+    assert not (tmp_path / "model.plain.onnx").exists()
 
 
 def test_export_is_deterministic(tiny_model_dir, tmp_path) -> None:
