@@ -12,7 +12,8 @@ figures are medians over rounds and each ratio is the median of the per-round ra
 PyTorch eager, the baseline. items/CPU-s divides by the process's CPU time instead (all its
 threads, busy-waiting included): what each backend costs, whatever else runs on the
 machine. The model is exported (fp32 + int8) into a temporary directory unless --onnx-dir
-points at an export. Needs no network; on a GPU machine the figures stay CPU figures (plus
+points at an export. OMP_WAIT_POLICY defaults to PASSIVE (torch's threads do not spin,
+as ORT's do not). Needs no network; on a GPU machine the figures stay CPU figures (plus
 an ORT CUDA row).
 """
 
@@ -31,6 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Neither backend busy-waits between ops (OnnxEncoder's default spin=False; this for torch's
+# OpenMP pool, read when torch loads): with waiting threads spinning, eager on 2 threads of a
+# busy 2-core machine fell to 13 items/s (30 per CPU-second), 67 without.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from encoders.device import cuda_available
 from encoders.texts import AGREEMENT_TEXTS
@@ -141,7 +146,8 @@ def main() -> None:
         settings = f"{parallel} batch(es) at once x {ort_options['intra_op_threads']} intra-op thread(s)"
 
     baseline = seconds["PyTorch eager fp32"]
-    print(f"\ndevice: {cpu_description()}; torch {torch.__version__} on {args.threads} threads, ORT {settings}")
+    print(f"\ndevice: {cpu_description()}; torch {torch.__version__} on {args.threads} threads "
+          f"(OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), ORT {settings}")
     print(f"{args.n} texts, tokens/text mean {lengths.mean():.1f} max {lengths.max()}, batch {args.batch_size}, "
           f"all bucketed unless said; {args.repeats} interleaved rounds")
     print(f"{'backend':42s} {'items/s':>8s} {'(min-max)':>12s} {'vs eager':>9s} {'items/CPU-s':>12s}")
