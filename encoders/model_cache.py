@@ -26,7 +26,7 @@ from pathlib import Path
 from encoders.models import default_model_dir, model_name
 
 CACHE_ENV = "SLATESTREAM_CACHE_DIR"
-EXPORT_RECIPE = "onnx-opset17-meanpool-l2-maxlen256-v1"
+EXPORT_RECIPE = "onnx-opset17-meanpool-l2-maxlen256-v2-int8-smoothed"
 """Changes whenever encoders.export changes what it writes (part of the cache key)."""
 MAX_LENGTH = 256
 Progress = Callable[[str], None]

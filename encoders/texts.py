@@ -49,3 +49,42 @@ AGREEMENT_TEXTS: tuple[str, ...] = (
     "Recipe: lemon drizzle cake",
     "Ultralight tent for two people, 1.2 kg, three seasons",
 )
+
+# Activation ranges for the int8 variant's smoothing (encoders.quantize) are measured on these,
+# not on AGREEMENT_TEXTS, so that the agreement check judges texts the calibration never saw.
+CALIBRATION_TEXTS: tuple[str, ...] = (
+    "Cast iron skillet, pre-seasoned, 26 cm",
+    "Men's waterproof hiking boots with Vibram sole",
+    "The city council approved a new cycling lane along the harbour front.",
+    "Noise machine for babies: white noise, lullabies and a night light",
+    "Guide to growing tomatoes on a balcony",
+    "USB-C hub, 7-in-1, HDMI 4K@60Hz, 100 W power delivery",
+    "An epic saga of three sisters, a vineyard and the war that divided them",
+    "Frozen pizza, margherita, 2 x 350 g",
+    "Interview: the architect who turns old factories into libraries",
+    "Robot vacuum cleaner with mapping and self-emptying base",
+    "ok",
+    "Tennis racket, 300 g, graphite frame, strung",
+    "Why central banks raise rates when inflation climbs, explained in five charts",
+    "Scented soy candle — sandalwood & vanilla — 40 h burn time",
+    "Beginner watercolour set with 24 colours and three brushes",
+    "Transfer news: the striker signs a four-year deal worth a club record fee",
+    "Mechanical keyboard, hot-swappable switches, RGB, tenkeyless layout",
+    "Smart thermostat that learns your schedule and saves energy",
+    "Le meilleur pain au chocolat de Lyon ? Notre classement 2026",
+    "Dog harness, no-pull, reflective, medium",
+    "A quiet film about a ferry captain's last season on a northern fjord",
+    "Air fryer 5.5 L with 8 presets and a viewing window",
+    "Sunscreen SPF 50, water resistant, 200 ml",
+    "Study finds that short walks after meals lower blood sugar spikes",
+    "Wooden train set 🚂 for toddlers, 60 pieces",
+    "Laptop stand, aluminium, adjustable height",
+    "Board game night: cooperative games for four to six players",
+    "Rechargeable headlamp, 1000 lumens, red light mode",
+    "A long review of a mid-range phone: the screen is bright and sharp, the battery lasts two days "
+    "with light use, the cameras are good in daylight but noisy at night, charging is slow, the "
+    "speakers are loud, and the software gets five years of updates, which is rare at this price.",
+    "Ski goggles with interchangeable lenses",
+    "Weather: storms expected across the west coast this weekend",
+    "Set of 6 drinking glasses, 350 ml, dishwasher safe",
+)

@@ -83,10 +83,10 @@ class TorchEncoder:
     Args:
         model_dir: local Hugging Face model directory.
         max_length: truncation length in tokens.
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass (16, as `OnnxEncoder`).
     """
 
-    def __init__(self, model_dir: Path, max_length: int = 256, batch_size: int = 64) -> None:
+    def __init__(self, model_dir: Path, max_length: int = 256, batch_size: int = 16) -> None:
         self.model, self.tokenizer, self.pooling = load_pooled_model(Path(model_dir))
         self.name = model_name(Path(model_dir))
         self.max_length = max_length

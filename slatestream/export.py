@@ -26,13 +26,17 @@ def encoders_group() -> None:
 @click.option("--fp16", is_flag=True, help="Also write an fp16 variant.")
 @click.option("--min-cosine", type=float, default=0.98, show_default=True,
               help="Refuse a variant whose min cosine to fp32 on the fixed text set is lower.")
-def export(model_dir: Path | None, out_dir: Path, max_length: int, int8: bool, fp16: bool, min_cosine: float) -> None:
+@click.option("--fuse-attention", is_flag=True,
+              help="Fuse attention with ORT's transformer optimizer (ORT-only ops; slower on the CPUs measured).")
+def export(model_dir: Path | None, out_dir: Path, max_length: int, int8: bool, fp16: bool, min_cosine: float,
+           fuse_attention: bool) -> None:
     """Export MODEL_DIR to ONNX (dynamic batch/sequence axes, pooling + L2 norm in the graph)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from encoders.export import VariantRejectedError, export_onnx
 
     try:
-        result = export_onnx(model_dir, out_dir, max_length, int8=int8, fp16=fp16, min_cosine=min_cosine)
+        result = export_onnx(model_dir, out_dir, max_length, int8=int8, fp16=fp16, min_cosine=min_cosine,
+                             fuse_attention=fuse_attention)
     except (FileNotFoundError, VariantRejectedError) as error:
         raise click.ClickException(str(error)) from error
     meta = result.metadata
