@@ -25,7 +25,9 @@ class SimulatorConfig:
     when it is given no Generator; taste: user model (users.TasteConfig); request_text: share
     of requests whose `context_text` is a query naming what the user likes
     (simulation.request_text; drawn from a stream of its own, so the rest of the world is the
-    same with or without it).
+    same with or without it); paraphrase: item texts say each attribute value in words drawn
+    per item (synonyms, descriptive phrases: simulation.paraphrase) instead of its name; the
+    attributes, users and clicks are the same as without it.
     """
 
     n_items: int = 2400
@@ -46,6 +48,7 @@ class SimulatorConfig:
     fresh_window: int = 50
     taste: TasteConfig = field(default_factory=TasteConfig)
     request_text: float = 0.0
+    paraphrase: bool = False
 
     def __post_init__(self) -> None:
         checks = {

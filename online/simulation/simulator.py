@@ -29,6 +29,7 @@ import numpy.typing as npt
 from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate
 from online.simulation.catalog import item_id, make_catalog, value_columns
 from online.simulation.config import SimulatorConfig
+from online.simulation.paraphrase import paraphrase_catalog
 from online.simulation.request_text import user_query
 from online.simulation.users import Population, sigmoid, user_id
 
@@ -79,6 +80,8 @@ class Simulator:
         ).spawn(4)  # spawn(4)'s first three are spawn(3)'s: a world without texts is unchanged
         self.catalog = make_catalog(config.n_items, world, config.taste.quality_scale)
         self.population = Population(config.n_users, config.taste, world)
+        if config.paraphrase:  # texts only, from a stream of their own: the world is unchanged
+            self.catalog = paraphrase_catalog(self.catalog, world.spawn(1)[0])
         self._columns = value_columns(self.catalog.codes)
         self._ids = tuple(item_id(row) for row in range(config.n_items))
         self._row_of = {item: row for row, item in enumerate(self._ids)}
