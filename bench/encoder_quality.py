@@ -13,8 +13,11 @@ vectors: `open_encoder(kind)` ("bert": all-MiniLM-L6-v2 on ONNX Runtime, exporte
 
 Printed per catalog and encoder: CTR per shown item, regret (oracle minus policy expected clicks,
 summed over the run), CTR of items in their first 50 impressions (new-item CTR), mean and 95%
-t-interval over seeds, CTR against uniform_random; then, paired by seed, each encoder's change
-against hashing in percent of hashing's mean, with its 95% t-interval.
+t-interval over seeds, CTR against uniform_random, and a linear probe: the held-out R² of users'
+true attribute logits fitted linearly from the d-wide bandit vectors and from the encoder's own
+D-wide vectors (how much of the ground truth each representation carries for new items); then,
+paired by seed, each encoder's change against hashing in percent of hashing's mean, with its 95%
+t-interval.
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from encoders.base import Encoder  # noqa: E402
-from encoders.embedding import ItemEmbedding, open_encoder  # noqa: E402
+from encoders.embedding import ItemEmbedding, item_texts, open_encoder  # noqa: E402
 from online.evaluation.sweep import paired_change  # noqa: E402
 from online.experiment import ExperimentConfig, run_policy  # noqa: E402
 from online.policies import make_policy  # noqa: E402
 from online.simulation import Simulator, SimulatorConfig  # noqa: E402
+from online.simulation.catalog import n_values, value_columns  # noqa: E402
 from online.state import InMemoryStore  # noqa: E402
 
 FIGURES = ("ctr", "regret", "new_item_ctr")
+PROBES = ("probe_d", "probe_raw")
+PROBE_USERS = 200
+"""Users whose taste logits the probe predicts (the first ones, before any drift)."""
 BASELINE = "uniform_random"
 CACHE = ROOT / ".data" / "bench-embedding-cache"
 Results = dict[str, dict[str, dict[str, list[float]]]]
@@ -57,18 +64,47 @@ def open_kind(kind: str) -> Encoder:
     raise ValueError(f"--encoders: unknown encoder {kind!r} (bert, bert-int8, hashing)")
 
 
+def linear_probe(vectors: np.ndarray, targets: np.ndarray, train: np.ndarray) -> float:
+    """Held-out R² of a least-squares fit (with intercept) of targets float[n, t] from vectors
+    float[n, v], fitted on the rows where bool[n] `train` holds, scored on the others (pooled
+    over the t targets): 1 when the targets are linear in the vectors, about 0 when unrelated."""
+    design = np.hstack([vectors, np.ones((len(vectors), 1))]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design[train], targets[train], rcond=None)
+    held = targets[~train]
+    residual = ((held - design[~train] @ coef) ** 2).sum()
+    return float(1.0 - residual / ((held - held.mean(axis=0)) ** 2).sum())
+
+
+def probe(embedding: ItemEmbedding, simulator: Simulator) -> dict[str, float]:
+    """How much of the ground truth the item vectors carry linearly: `linear_probe` of the first
+    PROBE_USERS users' attribute logits (one-hot attribute values @ their weights) from the bandit
+    vectors (probe_d) and from the encoder's own D-wide vectors (probe_raw), fitted on the
+    initial items, scored on the items released later (the new items a policy must judge)."""
+    catalog, start = simulator.catalog, simulator.config.start
+    items = [catalog.item(row, start) for row in range(len(catalog))]
+    onehot = np.zeros((len(items), n_values()))
+    for column in value_columns(catalog.codes).T:
+        onehot[np.arange(len(items)), column] = 1.0
+    logits = onehot @ simulator.population.weights[:PROBE_USERS].T
+    train = np.arange(len(items)) < simulator.config.n_initial_items
+    raw = embedding.encode_texts(item_texts(items))
+    return {"probe_d": linear_probe(embedding(items), logits, train), "probe_raw": linear_probe(raw, logits, train)}
+
+
 def serve(policy: str, encoder: Encoder, config: SimulatorConfig, seed: int, requests: int, dim: int,
-          cache: Path | None) -> dict[str, float]:
+          cache: Path | None, probed: bool = False) -> dict[str, float]:
     """One run of `policy` on the simulator of `config` with `encoder`'s vectors projected to `dim`:
-    its figures (FIGURES) and the seconds it took (embedding arriving items included)."""
+    its figures (FIGURES), the seconds it took (embedding arriving items included) and, when
+    `probed`, the PROBES of its vectors."""
     embedding = ItemEmbedding.fitted(encoder, dim, Simulator(config).initial_items(), seed, cache)
     try:
         run = run_policy(make_policy(policy), Simulator(config), embedding, InMemoryStore(), dim,
                          ExperimentConfig(n_requests=requests), np.random.default_rng([seed, 0]))
+        probes = probe(embedding, Simulator(config)) if probed else {}
     finally:
         embedding.close()
     summary = run.summary()
-    return {**{figure: float(summary[figure]) for figure in FIGURES}, "seconds": run.elapsed_s}
+    return {**{figure: float(summary[figure]) for figure in FIGURES}, "seconds": run.elapsed_s, **probes}
 
 
 def measure(encoders: dict[str, Encoder], catalogs: list[str], seeds: int, requests: int, dim: int,
@@ -76,6 +112,9 @@ def measure(encoders: dict[str, Encoder], catalogs: list[str], seeds: int, reque
     """Every encoder (and the baseline) on every catalog and seed; see the module doc."""
     results: Results = {c: {e: {f: [] for f in (*FIGURES, "seconds")} for e in (*encoders, BASELINE)}
                         for c in catalogs}
+    for by_encoder in results.values():
+        for kind in encoders:
+            by_encoder[kind].update({p: [] for p in PROBES})
     hashing = open_encoder("hashing")
     for catalog in catalogs:
         for seed in range(seeds):
@@ -83,7 +122,7 @@ def measure(encoders: dict[str, Encoder], catalogs: list[str], seeds: int, reque
             runs = {kind: (encoder, "linear_ts") for kind, encoder in encoders.items()}
             runs[BASELINE] = (hashing, BASELINE)
             for kind, (encoder, policy) in runs.items():
-                figures = serve(policy, encoder, config, seed, requests, dim, cache)
+                figures = serve(policy, encoder, config, seed, requests, dim, cache, probed=kind != BASELINE)
                 for figure, value in figures.items():
                     results[catalog][kind][figure].append(value)
                 if log:
@@ -104,7 +143,8 @@ def interval(values: list[float]) -> tuple[float, float]:
 def report(results: Results, reference: str = "hashing") -> list[str]:
     """The printed table: per catalog and encoder mean ± 95% half-width, CTR / random; then
     every other encoder's paired change against `reference`."""
-    lines = [f"{'catalog':10s} {'encoder':15s} {'CTR':>17s} {'regret':>17s} {'new-item CTR':>17s}  CTR/random"]
+    lines = [f"{'catalog':10s} {'encoder':15s} {'CTR':>17s} {'regret':>17s} {'new-item CTR':>17s}  CTR/random"
+             "  probe R² d / D"]
     for catalog, by_encoder in results.items():
         random_ctr = float(np.mean(by_encoder[BASELINE]["ctr"]))
         for kind, figures in by_encoder.items():
@@ -112,7 +152,9 @@ def report(results: Results, reference: str = "hashing") -> list[str]:
             for figure in FIGURES:
                 mean, half = interval(figures[figure])
                 cells.append(f"{mean:9.1f} ±{half:6.1f}" if figure == "regret" else f"{mean:8.4f} ±{half:7.4f}")
-            lines.append(f"{catalog:10s} {kind:15s} {' '.join(cells)}  {np.mean(figures['ctr']) / random_ctr:.2f}x")
+            probes = " / ".join(f"{np.mean(figures[p]):.3f}" for p in PROBES) if PROBES[0] in figures else "-"
+            lines.append(f"{catalog:10s} {kind:15s} {' '.join(cells)}  {np.mean(figures['ctr']) / random_ctr:9.2f}x"
+                         f"  {probes}")
     for catalog, by_encoder in results.items():
         if reference not in by_encoder:
             continue

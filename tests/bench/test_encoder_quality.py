@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from bench.encoder_quality import BASELINE, Results, measure, open_kind, report
+from bench.encoder_quality import BASELINE, Results, linear_probe, measure, open_kind, report
 from encoders.hashing import HashingEncoder
 
 
@@ -33,3 +34,22 @@ def test_the_baseline_ignores_texts_so_both_catalogs_agree(results: Results) -> 
 def test_unknown_encoder_is_refused() -> None:
     with pytest.raises(ValueError, match="encoders"):
         open_kind("word2vec")
+
+
+def test_linear_probe_is_one_for_linear_targets_and_near_zero_for_noise() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(600, 8))
+    train = np.arange(600) < 400
+    linear = vectors @ rng.normal(size=(8, 3)) + 2.0
+    assert linear_probe(vectors, linear, train) == pytest.approx(1.0)
+    assert abs(linear_probe(vectors, rng.normal(size=(600, 3)), train)) < 0.1
+    half = linear + rng.normal(scale=np.sqrt(np.var(linear - 2.0, axis=0)), size=(600, 3))
+    assert 0.3 < linear_probe(vectors, half, train) < 0.7
+
+
+def test_probes_are_reported_for_encoders_not_for_the_baseline(results: Results) -> None:
+    for by_encoder in results.values():
+        assert len(by_encoder["hashing"]["probe_d"]) == 2 and "probe_d" not in by_encoder[BASELINE]
+        assert all(0.0 < value <= 1.0 for value in by_encoder["hashing"]["probe_raw"])
+    # the paraphrase hides attribute words: less of the users' tastes is linear in the hashed texts
+    assert np.mean(results["paraphrase"]["hashing"]["probe_raw"]) < np.mean(results["plain"]["hashing"]["probe_raw"])
