@@ -17,7 +17,8 @@ t-interval over seeds, CTR against uniform_random, and a linear probe: the held-
 true attribute logits fitted linearly from the d-wide bandit vectors and from the encoder's own
 D-wide vectors (how much of the ground truth each representation carries for new items); then,
 paired by seed, each encoder's change against hashing in percent of hashing's mean, with its 95%
-t-interval.
+t-interval, for those figures and for the regret saved against uniform_random (what learning
+with the encoder's vectors gains over not learning).
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ def report(results: Results, reference: str = "hashing") -> list[str]:
                 continue
             changes = [f"{figure} {paired_change(by_encoder[reference][figure], by_encoder[kind][figure]).describe()}"
                        for figure in FIGURES]
+            random_regret = np.asarray(by_encoder[BASELINE]["regret"])
+            saved = [random_regret - np.asarray(by_encoder[k]["regret"]) for k in (reference, kind)]
+            changes.append(f"regret saved against {BASELINE} {paired_change(*saved).describe()}")
             lines.append(f"{catalog:10s} {kind} vs {reference}, paired by seed: " + ", ".join(changes))
     return lines
 
