@@ -30,7 +30,10 @@ class SimulatorConfig:
     who value variety (satiation.SatiationConfig; strength 0, the default: off, clicks on a
     slate's items are independent given their positions); shift_at: request index before which
     a share `shift_share` of the users (chosen at random) get freshly drawn tastes, an abrupt
-    preference shift (None, the default: none; the slow drift runs either way).
+    preference shift (None, the default: none; the slow drift runs either way); paraphrase:
+    item texts say each attribute value in words drawn per item (synonyms, descriptive
+    phrases: simulation.paraphrase) instead of its name; the attributes, users and clicks are
+    the same as without it.
     """
 
     n_items: int = 2400
@@ -54,6 +57,7 @@ class SimulatorConfig:
     satiation: SatiationConfig = field(default_factory=SatiationConfig)
     shift_at: int | None = None
     shift_share: float = 1.0
+    paraphrase: bool = False
 
     def __post_init__(self) -> None:
         checks = {

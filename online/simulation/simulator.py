@@ -34,6 +34,7 @@ import numpy.typing as npt
 from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate
 from online.simulation.catalog import item_id, make_catalog, value_columns
 from online.simulation.config import SimulatorConfig
+from online.simulation.paraphrase import paraphrase_catalog
 from online.simulation.request_text import user_query
 from online.simulation.satiation import greedy_slate, satiation_factors
 from online.simulation.users import Population, sigmoid, user_id
@@ -91,6 +92,8 @@ class Simulator:
             shifted = Population(config.n_users, config.taste, shift_rng)
             users = shift_rng.permutation(config.n_users)[: round(config.shift_share * config.n_users)]
             self._shift = users.astype(np.int64), shifted.weights[users]
+        if config.paraphrase:  # texts only, from a stream of their own: the world is unchanged
+            self.catalog = paraphrase_catalog(self.catalog, world.spawn(1)[0])
         self._columns = value_columns(self.catalog.codes)
         self._ids = tuple(item_id(row) for row in range(config.n_items))
         self._row_of = {item: row for row, item in enumerate(self._ids)}
