@@ -243,7 +243,7 @@ def evaluate_log(
     model = PositionCTRModel()
     log = RoundLog()
     counts = LogCounts()
-    for step in iter_log(events, counts, config.max_rounds):
+    for step in iter_log(events, counts, config.max_rounds, config.attribution_s):
         if isinstance(step, ItemBatch):
             catalog.upsert(step.items, embed(step.items))
         elif isinstance(step, Feedback):
