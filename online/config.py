@@ -126,6 +126,36 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+class ShadowConfig(BaseModel):
+    """A shadow policy (docs/worker.md, "Shadow policies"): it learns from the feedback of the
+    scenarios it shadows and is scored live on their served slates, never served. name: its label
+    and the prefix of its state (`shadow/<name>/...`); policy: the policy and its hyperparameters;
+    scenarios: the declared scenarios it shadows (None: every one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    policy: PolicyConfig
+    scenarios: tuple[str, ...] | None = Field(default=None, min_length=1)
+
+
+class LeaderboardConfig(BaseModel):
+    """How the worker scores its shadow policies (online/evaluation/live.py): over the last
+    `window_rounds` rounds within `window_s` seconds of event time of the newest; a round enters
+    the window `close_after_s` seconds after its impression reached the worker (its clicks count
+    until then); a leaderboard record every `publish_interval_s` seconds; `n_bootstrap`
+    resamples per interval; at most `max_pending` served slates wait for their impression."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_rounds: int = Field(default=2000, ge=30, le=1_000_000)
+    window_s: float = Field(default=3600.0, gt=0.0, allow_inf_nan=False)
+    close_after_s: float = Field(default=30.0, ge=0.0, allow_inf_nan=False)
+    publish_interval_s: float = Field(default=30.0, gt=0.0, allow_inf_nan=False)
+    n_bootstrap: int = Field(default=200, ge=20, le=100_000)
+    max_pending: int = Field(default=20_000, ge=1)
+
+
 class ScenarioConfig(BaseModel):
     """One scenario (a place slates are served: a feed, an ad slot...).
 
@@ -205,6 +235,8 @@ class SlatestreamConfig(BaseModel):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     scenarios: dict[str, ScenarioConfig] = Field(default_factory=_default_scenarios, min_length=1)
     fallback_scenario: str | None = None
+    shadows: tuple[ShadowConfig, ...] = ()
+    leaderboard: LeaderboardConfig = Field(default_factory=LeaderboardConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -240,6 +272,19 @@ class SlatestreamConfig(BaseModel):
             if scenario.retrieval_size != theirs.retrieval_size:
                 raise ValueError(f"scenarios.{name}.retrieval_size: scenarios {owner!r} and {name!r} share policy "
                                  f"{scenario.policy.name!r} (one engine), so they need the same retrieval_size")
+        return self
+
+    @model_validator(mode="after")
+    def _shadows_consistent(self) -> SlatestreamConfig:
+        names = [shadow.name for shadow in self.shadows]
+        for index, shadow in enumerate(self.shadows):
+            if names.index(shadow.name) != index:
+                raise ValueError(f"shadows.{index}.name: {shadow.name!r} names two shadows (each keeps its state "
+                                 f"under shadow/<name>/)")
+            unknown = [name for name in shadow.scenarios or () if name not in self.scenarios]
+            if unknown:
+                raise ValueError(f"shadows.{index}.scenarios: {unknown[0]!r} is not a declared scenario "
+                                 f"(declared: {', '.join(self.scenarios)})")
         return self
 
     def with_policy(self, policy: str) -> SlatestreamConfig:
@@ -362,8 +407,9 @@ def _known_keys(loc: list[str]) -> list[str]:
         if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
             return []
         annotation: Any = model.model_fields[part].annotation
-        if typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
+        origin = typing.get_origin(annotation)
+        if origin is dict or origin is tuple:  # a scenario name, a shadow's index
+            annotation = typing.get_args(annotation)[1 if origin is dict else 0]
             if not parts:
                 return []
             parts.pop(0)

@@ -1,6 +1,6 @@
 """The `slatestream` command line: one click group, each command in a module of its own.
 
-    slatestream demo | run | worker | status | gateway | evaluate | sweep | replay | forget
+    slatestream demo | run | worker | status | leaderboard | gateway | evaluate | sweep | replay | forget
     slatestream projection fit/show | dead-letters list/requeue | encoders export | schemas
 """
 
@@ -14,6 +14,7 @@ from slatestream.evaluate import evaluate_command
 from slatestream.export import encoders_group
 from slatestream.forget import forget_command
 from slatestream.gateway.command import gateway_command
+from slatestream.leaderboard import leaderboard_command
 from slatestream.projection import projection_group
 from slatestream.replay import replay_command
 from slatestream.run import run_command
@@ -36,5 +37,5 @@ def main() -> None:
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,
                  forget_command, encoders_group, schemas_command, projection_group, status_command,
-                 dead_letters_group, gateway_command, validate_command):
+                 dead_letters_group, gateway_command, validate_command, leaderboard_command):
     main.add_command(_command)

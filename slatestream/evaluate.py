@@ -49,6 +49,19 @@ from slatestream.store import RocksDictStore
 
 __all__ = ["OBD_CAVEAT", "evaluate_command", "load_log_or_fail"]
 DEFAULT_POLICIES = "linear_ts,bernoulli_ts,uniform_random"
+EVENTS_ATTRIBUTION_S = 1800.0
+"""An events: log's rounds keep collecting their clicks this long (event time): the window within
+which a click counts (`SLATESTREAM_ATTRIBUTION_WINDOW_S`'s default)."""
+
+
+def attribution_window_of(data: str, seconds: float | None) -> float | None:
+    """The rounds' attribution window (`DriverConfig.attribution_s`): --attribution-window, where 0
+    means until the next request; by default EVENTS_ATTRIBUTION_S for an events: log (a replay
+    interleaves users: the next request comes before this one's clicks), else until the next
+    request (OBD and MIND rounds follow one another)."""
+    if seconds is None:
+        return EVENTS_ATTRIBUTION_S if data.startswith("events:") else None
+    return None if seconds == 0 else seconds
 
 
 def load_log_or_fail(data: str, behavior_policy: str, campaign: str) -> LoadedLog:
@@ -129,10 +142,14 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
                    "(when it was taken; default: all) on (repeatable).")
 @click.option("--freeze-after", type=click.IntRange(min=1), default=None,
               help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
+@click.option("--attribution-window", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help=f"Seconds of event time a round keeps collecting its impression and clicks, past later requests; "
+                   f"0: until the next request  [default: {EVENTS_ATTRIBUTION_S:g} for events:, else 0]")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
                      seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
                      model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
-                     n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None) -> None:
+                     n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None,
+                     attribution_window: float | None) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
     learning = chosen_policies(config, policies, configured(config_path))
@@ -150,7 +167,8 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
         driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
                               learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
                               n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy,
-                              uniform_log=loaded.uniform)
+                              uniform_log=loaded.uniform,
+                              attribution_s=attribution_window_of(data, attribution_window))
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)

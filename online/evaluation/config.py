@@ -30,6 +30,9 @@ class DriverConfig:
     uniform_log: the log was served uniformly at random over the catalog (True: replay is
         unbiased and every policy over the catalog supported), declared not to be (False), or
         unknown (None: each round's slate says, when the log holds slates).
+    attribution_s: seconds of event time a round keeps collecting its impression and clicks
+        (None: until the next request; `online.evaluation.rounds.iter_log`). A replayed live log
+        needs it: other users' requests come between a request and its clicks.
     """
 
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -45,6 +48,7 @@ class DriverConfig:
     seed: int = 0
     logging_policy: str | None = None
     uniform_log: bool | None = None
+    attribution_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.learn_from not in ("all", "matched"):
@@ -57,6 +61,8 @@ class DriverConfig:
             raise ValueError(f"metric_k: must be >= 1, got {self.metric_k}")
         if self.max_rounds is not None and self.max_rounds < 1:
             raise ValueError(f"max_rounds: must be >= 1 or None, got {self.max_rounds}")
+        if self.attribution_s is not None and not self.attribution_s >= 0:
+            raise ValueError(f"attribution_s: must be >= 0 or None, got {self.attribution_s}")
 
     def settings(self) -> dict[str, Any]:
         """Every setting as plain JSON values (the engine's flattened in), for reports."""

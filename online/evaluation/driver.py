@@ -52,10 +52,11 @@ import numpy.typing as npt
 from online.catalog import Catalog
 from online.engine import Engine, RankError
 from online.evaluation.config import DriverConfig
-from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, RoundSupport, logged_slate, round_support, shown_pscores
+from online.evaluation.logged import UNKNOWN_ROW
 from online.evaluation.reward_model import PositionCTRModel
+from online.evaluation.round_terms import logged_side, policy_round
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
-from online.evaluation.scoring import RequestScores
+from online.evaluation.scoring import RequestScores, score_request
 from online.evaluation.snapshots import OverlayStore, check_snapshot
 from online.evaluation.summary import EvaluationResult, summarise
 from online.evaluation.traces import PolicyTrace, RoundLog
@@ -65,7 +66,6 @@ from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
 from online.policies.arms import UniformRandom
 from online.policies.base import Policy
-from online.propensities import position_matrix, serve
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
 from online.state import InMemoryStore, StateStore
@@ -116,28 +116,13 @@ class _PolicyRun:
     since: datetime | None = None
 
     def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
-        """The policy's answer to a request, through `Engine.score` (the serving step): the
-        slate it would serve (support mix included) and the probabilities of all its draws."""
+        """The policy's answer to a request (`scoring.score_request`: `Engine.score`, the serving
+        step): the slate it would serve (support mix included) and the probabilities of all its
+        draws; context-free policies reuse one Monte Carlo matrix between learning batches."""
         engine = self.engine
         exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
         reuse = engine.policy.name in config.context_free and not exact
-        n_draws = 1 if exact or (reuse and self.cache) else engine.config.n_draws
-        scored = engine.score(request, n_draws)
-        if n_draws == 1 and reuse and scored.rows.tobytes() not in self.cache:
-            scored = engine.score(request, engine.config.n_draws)  # these candidates are not cached yet
-        ranked = scored.ranking.ranked
-        n, epsilon = len(scored.item_ids), engine.config.support_epsilon
-        if exact:
-            probs, draws = np.full((n, ranked.shape[1]), 1.0 / n), ranked
-        elif reuse:
-            key = scored.rows.tobytes()
-            if key not in self.cache:
-                self.cache[key] = (position_matrix(ranked, n, epsilon), ranked)
-            probs, draws = self.cache[key]
-        else:
-            probs, draws = position_matrix(ranked, n, epsilon), ranked
-        slate, _ = serve(ranked, n, 0.0 if exact else epsilon, engine.rng)
-        return RequestScores(scored.rows, scored.item_ids, slate, probs, scored.draws.mean, draws, epsilon, exact)
+        return score_request(engine, request, exact=exact, cache=self.cache if reuse else None)
 
     def waits(self, position: int, round_: LoggedRound) -> bool:
         """Whether the round at `position` among the evaluated rounds comes before this
@@ -258,7 +243,7 @@ def evaluate_log(
     model = PositionCTRModel()
     log = RoundLog()
     counts = LogCounts()
-    for step in iter_log(events, counts, config.max_rounds):
+    for step in iter_log(events, counts, config.max_rounds, config.attribution_s):
         if isinstance(step, ItemBatch):
             catalog.upsert(step.items, embed(step.items))
         elif isinstance(step, Feedback):
@@ -281,34 +266,21 @@ def _evaluate_round(
     round_: LoggedRound, runs: Sequence[_PolicyRun], model: PositionCTRModel, log: RoundLog,
     catalog: Catalog, config: DriverConfig,
 ) -> None:
-    impression = round_.impression
-    if impression is None:
+    side = logged_side(round_, catalog.index, model, config.uniform_log)
+    if side is None:
         for run in runs:  # nothing shown: nothing to evaluate or learn
             run.learn([], 1, config.learn_every)
         return
-    shown = sorted(impression.shown, key=lambda s: s.position)
-    rewards = round_.rewards()
-    index = catalog.index
-    slate = logged_slate(round_, index)
-    logged_rows = np.array([index.get(s.item_id, UNKNOWN_ROW) for s in shown], dtype=np.int64)
-    positions = np.array([s.position for s in shown], dtype=np.int64)
-    logged_rewards = np.array([rewards.get(s.item_id, 0.0) for s in shown])
-    known = logged_rows != UNKNOWN_ROW
-    width = int(positions.max()) + 1
-    q_log = np.zeros(len(shown))
-    if known.any():
-        q_log[known] = model.predict(logged_rows[known], width)[np.arange(int(known.sum())), positions[known]]
-    pscores = shown_pscores(shown, slate)
-    support = round_support(round_, slate, config.uniform_log)
-    log.add(round_.index, logged_rows, positions, logged_rewards, pscores,
-            {int(r): float(v) for r, v in zip(logged_rows, logged_rewards, strict=True)}, slate, support)
+    slate = side.slate
+    log.add(round_.index, side.rows, side.positions, side.rewards, side.pscores, side.relevance, slate, side.support)
     request = round_.request
     if request.candidates is None and slate is not None and slate.candidates is not None:
         request = request.model_copy(update={"candidates": slate.candidates})  # rank what the logger ranked
     position = len(log.rounds) - 1  # this round's place among the evaluated rounds
+    shown = len(side.rows)
     for run in runs:
         if run.waits(position, round_):  # still learning its prefix, or before its snapshot was taken
-            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows),
+            run.trace.add_unranked(shown, None if slate is None or not slate.has_prefix else len(slate.rows),
                                    counted=False)
             run.trace.evaluated_from = position + 1
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
@@ -320,49 +292,17 @@ def _evaluate_round(
         try:
             scores = run.scores(request, config)
         except RankError:
-            run.trace.add_unranked(len(shown), None if slate is None or not slate.has_prefix else len(slate.rows))
+            run.trace.add_unranked(shown, None if slate is None or not slate.has_prefix else len(slate.rows))
             run.learn(round_.feedback() if config.learn_from == "all" else [], 1, config.learn_every)
             continue
-        _trace_round(run, scores, shown_rows=logged_rows, positions=positions, q_log=q_log, model=model,
-                     config=config, slate=slate, support=support, weighted=positions[np.isfinite(pscores)])
+        run.trace.add_round(policy_round(scores, side, model, config.reward_model))
+        weighted = side.weighted
+        run.trace.mass.add(scores.rows, scores.probs, weighted[weighted < scores.probs.shape[1]])
         slate_ids = [scores.item_ids[i] for i in scores.slate.tolist()]
         run.remember_own_slate(round_, slate_ids)
         feedback = (round_.feedback() if config.learn_from == "all"
                     else _matched_feedback(round_, slate_ids, run.matched_pairs))
         run.learn(feedback, 1, config.learn_every)
+    known = side.rows != UNKNOWN_ROW
     if known.any():
-        model.update(logged_rows[known], positions[known], logged_rewards[known])
-
-
-def _trace_round(
-    run: _PolicyRun, scores: RequestScores, *, shown_rows: IntArray, positions: IntArray, q_log: FloatArray,
-    model: PositionCTRModel, config: DriverConfig, slate: LoggedSlate | None, support: RoundSupport,
-    weighted: IntArray,
-) -> None:
-    """Record the policy's side of a round. weighted: int64[j] positions of the logged
-    observations with a logging propensity (those DM and the weights are computed over)."""
-    _n, k = scores.probs.shape
-    local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
-    cand = np.array([local.get(int(row), -1) for row in shown_rows], dtype=np.int64)
-    inside = (cand >= 0) & (positions < k)
-    eval_probs = np.zeros(len(shown_rows))
-    eval_probs[inside] = scores.probs[cand[inside], positions[inside]]
-    mean = np.clip(scores.mean, 0.0, 1.0)
-    if config.reward_model == "policy":
-        q_cand = np.repeat(mean[:, None], k, axis=1)
-        q_logged = np.where(cand >= 0, mean[np.maximum(cand, 0)], 0.0)
-    else:
-        q_cand = model.predict(scores.rows, k)
-        q_logged = q_log
-    expected_by_position = (scores.probs * q_cand).sum(axis=0)
-    q_expected = np.where(positions < k, expected_by_position[np.minimum(positions, k - 1)], 0.0)
-    slate_rows = scores.rows[scores.slate]
-    at_position = np.where(positions < k, slate_rows[np.minimum(positions, k - 1)], -1)
-    predicted = np.where(cand >= 0, mean[np.maximum(cand, 0)], np.nan)
-    eval_prefix = None
-    if slate is not None and slate.has_prefix:
-        logged = np.array([local.get(int(row), -1) for row in slate.rows], dtype=np.int64)
-        eval_prefix = scores.slate_probabilities(logged).prefix
-    run.trace.add(eval_probs, q_logged, q_expected, at_position == shown_rows, predicted, slate_rows, eval_prefix,
-                  support.supports(scores.item_ids))
-    run.trace.mass.add(scores.rows, scores.probs, weighted[weighted < k])
+        model.update(side.rows[known], side.positions[known], side.rewards[known])

@@ -12,7 +12,7 @@ has none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,8 @@ class LoggedSlate:
     item not in the catalog); marginal, prefix: float64[L] the logging policy's marginal and
     prefix propensities (prefix NaN when the slate records none); candidates: the ids it
     ranked, or None when unknown; support: the support mix's epsilon, None when unknown;
-    n_draws: the Monte Carlo draws behind the propensities, None when unknown.
+    n_draws: the Monte Carlo draws behind the propensities, None when unknown; n_candidates: how
+    many candidates it ranked when `candidates` is not kept (`compact`).
     """
 
     rows: IntArray
@@ -45,10 +46,21 @@ class LoggedSlate:
     support: float | None
     policy: str
     n_draws: int | None = None
+    n_candidates: int | None = None
 
     @property
     def has_prefix(self) -> bool:
         return bool(np.isfinite(self.prefix).all())
+
+    @property
+    def candidate_count(self) -> int | None:
+        """How many candidates the logger ranked (None: unknown)."""
+        return len(self.candidates) if self.candidates is not None else self.n_candidates
+
+    def compact(self) -> LoggedSlate:
+        """This slate with its candidate ids dropped and their count kept (what a window of
+        many rounds keeps: the ids are only needed while the round is scored)."""
+        return replace(self, candidates=None, n_candidates=self.candidate_count)
 
 
 def logged_slate(round_: LoggedRound, index: Mapping[str, int]) -> LoggedSlate | None:

@@ -2,7 +2,9 @@
 
 A round opens at a `RankRequest` and collects the `Slate` (what the logging policy served,
 with its propensities and candidates), the `Impression` and the `Click`s that carry its
-request id until the next request arrives (or the log ends). `iter_log` yields, in log
+request id until the next request arrives (or the log ends), or, given an attribution window,
+until the log's event time has passed it (a replayed live log interleaves users: the next
+request comes long before this one's clicks). `iter_log` yields, in log
 order, `ItemBatch` (consecutive catalog items), `LoggedRound` (a closed round) and
 `Feedback` (an impression or click that belongs to no open round: it is learned from but
 not evaluated, e.g. a late click). `LogCounts` proves that every event was accounted for.
@@ -10,8 +12,10 @@ not evaluated, e.g. a late click). `LogCounts` proves that every event was accou
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from online.events import Click, Impression, Item, RankRequest, Slate
 
@@ -95,30 +99,43 @@ class _Open:
 
 
 def iter_log(
-    events: Iterable[AnyEvent], counts: LogCounts, max_rounds: int | None = None
+    events: Iterable[AnyEvent], counts: LogCounts, max_rounds: int | None = None,
+    attribution_s: float | None = None,
 ) -> Iterator[ItemBatch | LoggedRound | Feedback]:
     """Group events into steps (see the module doc), updating `counts` as it goes.
 
     max_rounds: stop after this many requests (the rest of the log is not read).
+    attribution_s: how long a round stays open. None: until the next request (a log whose rounds
+    follow one another: OBD, MIND, a single user's session). Seconds: until an event comes more
+    than attribution_s of event time after the round's request (or the log ends), so a replayed
+    live log, where other users' requests come between a request and its clicks, keeps every
+    click with its round. Either way rounds are yielded in request order, and items and stray
+    feedback as they come (ahead of rounds still open).
     A second impression for an open round is treated as stray feedback; a slate joins the
     open round of its request (a second one, or one for no open round, is only counted).
     """
     if max_rounds is not None and max_rounds < 1:
         raise ValueError(f"max_rounds: must be >= 1 or None, got {max_rounds}")
+    if attribution_s is not None and not attribution_s >= 0:
+        raise ValueError(f"attribution_s: must be >= 0 or None, got {attribution_s}")
+    window = None if attribution_s is None else timedelta(seconds=attribution_s)
     pending_items: list[Item] = []
-    current: _Open | None = None
+    opened: OrderedDict[str, _Open] = OrderedDict()  # request id -> open round, in request order
 
-    def close() -> LoggedRound | None:
-        nonlocal current
-        if current is None:
-            return None
-        closed, current = current.close(), None
-        counts.rounds += 1
-        if closed.impression is None:
-            counts.rounds_without_impression += 1
-        else:
-            counts.rounds_evaluated += 1
-        return closed
+    def close(until: RankRequest | Impression | Click | Slate | None) -> Iterator[LoggedRound]:
+        """Close the oldest open rounds: all (until None), or those `until`'s time is past."""
+        while opened:
+            request_id, first = next(iter(opened.items()))
+            if until is not None and (window is None or until.time - first.request.time <= window):
+                return
+            del opened[request_id]
+            closed = first.close()
+            counts.rounds += 1
+            if closed.impression is None:
+                counts.rounds_without_impression += 1
+            else:
+                counts.rounds_evaluated += 1
+            yield closed
 
     for event in events:
         if isinstance(event, RankRequest) and max_rounds is not None and counts.requests >= max_rounds:
@@ -131,32 +148,31 @@ def iter_log(
         if pending_items:
             yield ItemBatch(tuple(pending_items))
             pending_items = []
+        yield from close(event)
+        target = opened.get(event.request_id)
         if isinstance(event, RankRequest):
             counts.requests += 1
-            closed = close()
-            if closed is not None:
-                yield closed
-            current = _Open(counts.requests - 1, event)
+            if window is None or target is not None:  # the previous round, or one reusing this request id
+                yield from close(None)
+            opened[event.request_id] = _Open(counts.requests - 1, event)
         elif isinstance(event, Impression):
             counts.impressions += 1
-            if current is not None and event.request_id == current.request.request_id and current.impression is None:
-                current.impression = event
+            if target is not None and target.impression is None:
+                target.impression = event
             else:
                 counts.stray_feedback += 1
                 yield Feedback(event)
         elif isinstance(event, Click):
             counts.clicks += 1
-            if current is not None and event.request_id == current.request.request_id:
-                current.clicks.append(event)
+            if target is not None:
+                target.clicks.append(event)
             else:
                 counts.stray_feedback += 1
                 yield Feedback(event)
         else:
             counts.slates += 1
-            if current is not None and event.request_id == current.request.request_id and current.slate is None:
-                current.slate = event
+            if target is not None and target.slate is None:
+                target.slate = event
     if pending_items:
         yield ItemBatch(tuple(pending_items))
-    closed = close()
-    if closed is not None:
-        yield closed
+    yield from close(None)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from online.propensities import SlatePropensities, slate_propensities, uniform_prefix
+from online.engine import Engine
+from online.events import RankRequest
+from online.propensities import SlatePropensities, serve, slate_propensities, uniform_prefix
 from online.propensities import position_matrix as _position_matrix
 
 FloatArray = npt.NDArray[np.float64]
@@ -69,3 +71,34 @@ class RequestScores:
             marginal, prefix = found.marginal, found.prefix
         pad = np.zeros(length - head.shape[0])
         return SlatePropensities(np.concatenate([marginal, pad]), np.concatenate([prefix, pad]))
+
+
+def score_request(engine: Engine, request: RankRequest, *, exact: bool = False,
+                  cache: dict[bytes, tuple[FloatArray, IntArray]] | None = None) -> RequestScores:
+    """A policy's answer to a request, through `Engine.score` (the serving step): the slate it
+    would serve (support mix included) and the probabilities of all its draws.
+
+    exact: the policy is uniformly random (exact 1/n probabilities, one draw). cache: for a
+    context-free policy whose state has not changed since the cache was last cleared, one Monte
+    Carlo matrix per candidate set (keyed by its catalog rows), reused, with only the policy's own
+    slate drawn afresh (None: no reuse). The offline driver and the live leaderboard both score
+    through here.
+    """
+    reuse = cache is not None and not exact
+    n_draws = 1 if exact or (reuse and cache) else engine.config.n_draws
+    scored = engine.score(request, n_draws)
+    if n_draws == 1 and reuse and cache is not None and scored.rows.tobytes() not in cache:
+        scored = engine.score(request, engine.config.n_draws)  # these candidates are not cached yet
+    ranked = scored.ranking.ranked
+    n, epsilon = len(scored.item_ids), engine.config.support_epsilon
+    if exact:
+        probs, draws = np.full((n, ranked.shape[1]), 1.0 / n), ranked
+    elif reuse and cache is not None:
+        key = scored.rows.tobytes()
+        if key not in cache:
+            cache[key] = (_position_matrix(ranked, n, epsilon), ranked)
+        probs, draws = cache[key]
+    else:
+        probs, draws = _position_matrix(ranked, n, epsilon), ranked
+    slate, _ = serve(ranked, n, 0.0 if exact else epsilon, engine.rng)
+    return RequestScores(scored.rows, scored.item_ids, slate, probs, scored.draws.mean, draws, epsilon, exact)

@@ -57,7 +57,8 @@ def floor_mask(slate: LoggedSlate) -> npt.NDArray[np.bool_] | None:
     epsilon = slate.support or 0.0
     if epsilon >= 1.0:
         return np.zeros(len(slate.rows), dtype=bool)  # a uniform ranking: exact
-    uniform = 0.0 if slate.candidates is None else epsilon * uniform_prefix(len(slate.candidates), len(slate.rows))
+    count = slate.candidate_count
+    uniform = 0.0 if count is None else epsilon * uniform_prefix(count, len(slate.rows))
     share = (slate.prefix - uniform) / (1.0 - epsilon)
     floor: npt.NDArray[np.bool_] = share * slate.n_draws < 1.5
     return floor

@@ -113,10 +113,10 @@ def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
 
 
 def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boot: BootArgs,
-                    counts: list[int]) -> tuple[dict[str, Estimate], dict[str, WeightDiagnostics], Estimate | None,
-                                                FloatArray]:
-    """IPS, SNIPS, DR, DM with their weight diagnostics, DR's correction (DR - DM) and the
-    running DR, over the observations with a logging propensity (none: empty)."""
+                    counts: list[int], direct: bool = True) -> tuple[dict[str, Estimate], dict[str, WeightDiagnostics],
+                                                                     Estimate | None, FloatArray]:
+    """IPS, SNIPS, DR, DM (unless not `direct`) with their weight diagnostics, DR's correction
+    (DR - DM) and the running DR, over the observations with a logging propensity (none: empty)."""
     clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
     rewards, pscores = _cat(log.rewards, np.float64), _cat(log.pscores, np.float64)
     probs, q_logged, q_expected = (_cat(trace.eval_probs, np.float64), _cat(trace.q_logged, np.float64),
@@ -128,12 +128,12 @@ def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boo
     out = {"ips": ips(reward, pscore, prob, clusters=unit, **boot),
            "snips": snips(reward, pscore, prob, clusters=unit, **boot),
            "dr": doubly_robust(reward, pscore, prob, q_logged[have], q_expected[have], clusters=unit, **boot)}
-    if config.reward_model == "log_ctr":
+    if direct and config.reward_model == "log_ctr":
         rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
         known = rows != UNKNOWN_ROW
         out["dm"] = direct_method(trace.mass.values, (rows[known], positions[known], rewards[known], clusters[known]),
                                   (q_expected[have], unit), DM_MODEL, **boot)
-    else:
+    elif direct:
         out["dm"] = Estimate("dm", *bootstrap_ratio(q_expected[have], np.ones(int(have.sum())), clusters=unit,
                                                      **boot), int(have.sum()))
     weights = prob / pscore
@@ -145,8 +145,12 @@ def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boo
     return out, diagnostics, gap, np.cumsum(terms) / np.arange(1, terms.size + 1)
 
 
-def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
-               counts: list[int], facts: LogFacts) -> tuple[dict[str, Estimate], Assessment, FloatArray, list[str]]:
+def policy_estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.random.Generator,
+                     counts: list[int], facts: LogFacts,
+                     direct: bool = True) -> tuple[dict[str, Estimate], Assessment, FloatArray, list[str]]:
+    """One policy's estimates (clipped), their assessment, the running DR and notes, over `log`
+    and its `trace` (counts: observations per round). direct=False leaves DM out (it needs the
+    policy's position mass over the whole log: the live leaderboard keeps none)."""
     boot: BootArgs = {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence}
     clusters = np.repeat(np.asarray(log.rounds, dtype=np.int64), counts)
     width = max([len(s) for s in trace.slates] + [1])
@@ -156,7 +160,7 @@ def _estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rng: np.
     out = {"replay": replay_positions(_cat(log.rewards, np.float64), _cat(log.rows, np.int64),
                                       _cat(log.positions, np.int64), np.repeat(padded, counts, axis=0),
                                       clusters=clusters, **boot)}
-    position_level, diagnostics, gap, running = _position_level(log, trace, config, boot, counts)
+    position_level, diagnostics, gap, running = _position_level(log, trace, config, boot, counts, direct)
     out.update(position_level)
     notes: list[str] = []
     if not position_level:
@@ -252,7 +256,8 @@ def summarise(log: RoundLog, traces: list[PolicyTrace], catalog: Catalog, counts
         if not part_rounds:
             raise ValueError(f"{trace.policy}: no round left to evaluate after round {trace.evaluated_from}")
         facts = log_facts(part, config)
-        estimates, assessment, running, extra = _estimates(part, part_trace, config, rng, part_rounds, facts)
+        estimates, assessment, running, extra = policy_estimates(part, part_trace, config, rng, part_rounds,
+                                                                 facts)
         notes.extend(f"{trace.policy}: {note}" for note in extra if f"{trace.policy}: {note}" not in notes)
         counters = {"rounds": len(part_trace.slates), "observations": int(sum(part_rounds)),
                     "matched": int(_cat(part_trace.matched, np.bool_).sum()), "unranked_rounds": trace.unranked_rounds,

@@ -4,11 +4,15 @@ policies) and each policy's side (`PolicyTrace`), aligned round by round."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from online.evaluation.logged import LoggedSlate, RoundSupport
+
+if TYPE_CHECKING:
+    from online.evaluation.round_terms import PolicyRound
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,6 +108,11 @@ class PolicyTrace:
         self.matched.append(matched)
         self.predicted.append(predicted)
         self.slates.append(slate)
+
+    def add_round(self, terms: PolicyRound) -> None:
+        """Append one round's terms (`online.evaluation.round_terms.policy_round`)."""
+        self.add(terms.eval_probs, terms.q_logged, terms.q_expected, terms.matched, terms.predicted, terms.slate_rows,
+                 terms.eval_prefix, terms.supported)
 
     def add_unranked(self, n_observations: int, prefix_length: int | None = None, counted: bool = True) -> None:
         """A round the policy could not rank (or, counted=False, was not evaluated on):

@@ -47,6 +47,7 @@ from streams.worker.records import (
     UnknownScenarioError,
     check_key,
 )
+from streams.worker.shadows import WorkerShadows
 from streams.worker.table_store import AppliedOffsets, TableStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class WorkerCore:
         self.requests = RecentIds(self.store, "requests", recent_requests)
         self.live: dict[tuple[str, str], tuple[float, float]] = {}  # (scenario, policy) -> (exposures, clicks)
         self.events = RecentIds(self.store, "events", recent_events)
+        self.shadows = WorkerShadows(self, FEEDBACK_TOPICS) if config.shadows else None  # docs/worker.md
 
     def store(self, partition: int) -> TableStore:
         """The applied-offsets adapter over the partition's state table."""
@@ -130,6 +132,8 @@ class WorkerCore:
         """Forget cached per-partition state: another worker may have written it."""
         self._routers.clear()
         self._stores.clear()
+        if self.shadows is not None:
+            self.shadows.partitions_changed()
         self.requests.clear()
         self.events.clear()
 
@@ -178,6 +182,8 @@ class WorkerCore:
                                          reason=str(error)[:4096] or type(error).__name__))
                 continue
             self._remember_request(record.partition, request)
+            if self.shadows is not None:  # scored later, never changing what is served
+                self.shadows.on_slate(record.partition, request, slate)
             self.counts.ranked += 1
             self.counts.tally("requests", "ranked")
             slates.append(slate)
@@ -226,6 +232,8 @@ class WorkerCore:
             return [self._dead(record, error)]
         router = self.router(record.partition)
         router.forget(command.user_id)
+        if self.shadows is not None:
+            self.shadows.forget(record.partition, command.user_id)
         store = self.store(record.partition)
         for engine in router.engines.values():  # the acknowledgement, also for a user with no state
             store.tombstone(engine.user_key(command.user_id))
@@ -253,19 +261,25 @@ class WorkerCore:
             decoded.append((record, event))
         router = self.router(records[0].partition)
         by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
+        routed: list[tuple[Record, FeedbackEvent]] = []
         for record, event in decoded:
             engine = router.engine_for(event.scenario)
             if engine is None:
                 dead.append(self._dead(record, UnknownScenarioError(f"scenario {event.scenario!r} is not configured")))
             else:
                 by_engine.setdefault(id(engine), (engine, []))[1].append((record, event))
+                routed.append((record, event))
+        duplicates: set[int] = set()
         for engine, group in by_engine.values():
-            dead.extend(self._learn_engine(store, engine, group))
+            dead.extend(self._learn_engine(store, engine, group, duplicates))
+        if self.shadows is not None:
+            self.shadows.learn(records[0].partition, store, routed, duplicates)
         return dead
 
-    def _learn_engine(self, store: TableStore, engine: Engine,
-                      decoded: Sequence[tuple[Record, FeedbackEvent]]) -> list[DeadLetter]:
-        """Fold one engine's feedback into its states, skipping what each state already holds."""
+    def _learn_engine(self, store: TableStore, engine: Engine, decoded: Sequence[tuple[Record, FeedbackEvent]],
+                      duplicate_ids: set[int] | None = None) -> list[DeadLetter]:
+        """Fold one engine's feedback into its states, skipping what each state already holds;
+        the ids of events skipped as a producer's duplicates are added to `duplicate_ids`."""
         dead: list[DeadLetter] = []
         topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
         global_done = store.offsets_of(engine.global_key)
@@ -292,6 +306,8 @@ class WorkerCore:
             if user_new and global_new and self._seen_before(record.partition, event, seen):
                 done[topic], global_last[topic] = record.offset, record.offset  # passed, never learned
                 duplicates += 1
+                if duplicate_ids is not None:
+                    duplicate_ids.add(id(event))
                 self.counts.tally(record.kind, "skipped")
                 continue
             if user_new:

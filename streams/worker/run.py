@@ -14,6 +14,7 @@ from encoders.scoring import make_scorer
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
 from streams.control import ensure_control_topic
+from streams.leaderboard import ensure_leaderboard_topic
 from streams.outages import quiet_outages
 from streams.settings import StreamSettings
 from streams.state_changelog import state_changelog_topic, worker_app_id
@@ -22,6 +23,7 @@ from streams.worker.app import make_app
 from streams.worker.config import WorkerConfig
 from streams.worker.core import Embed, WorkerCore
 from streams.worker.embedding import WorkerEmbedding
+from streams.worker.leaderboard import add_leaderboard
 from streams.worker.observability import observe
 from streams.worker.partition_state import StateTables
 from streams.worker.preflight import preflight
@@ -86,6 +88,9 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
                             cache_dir=settings.store_dir / "embedding-cache")
     log.info("%s", serving_summary(model, source, embed.description))
     topology = build_worker(settings, model, config, embed, lambda: embed.version)
+    if model.shadows:  # shadow policies publish a live leaderboard (streams/worker/leaderboard.py)
+        ensure_leaderboard_topic(settings)
+        add_leaderboard(topology, settings)
     metrics, health = observe(topology, embed.device)
     if settings.metrics_port:
         try:

@@ -82,7 +82,8 @@ def test_one_scenario_learns_no_offset() -> None:
         ({"scenarios": {"feed": {"filters": {"exclude_shown_within_s": -5}}}},
          "scenarios.feed.filters.exclude_shown_within_s: Input should be greater than 0"),
         ({"engine": {"n_draws": 0}}, "engine.n_draws: Input should be greater than or equal to 1"),
-        ({"scenario": {}}, "scenario: unknown key (known: engine, embedding, scenarios, fallback_scenario)"),
+        ({"scenario": {}},
+         "scenario: unknown key (known: engine, embedding, scenarios, fallback_scenario, shadows, leaderboard)"),
         ({"scenarios": {}}, "scenarios: Dictionary should have at least 1 item"),
         ({"scenarios": {"a": {}}, "fallback_scenario": "b"},
          "fallback_scenario: 'b' is not a declared scenario (declared: a)"),
@@ -128,3 +129,35 @@ def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "empty.toml"
     path.write_text("# nothing\n")
     assert load_config(path) == SlatestreamConfig()
+
+
+def test_shadows_are_off_by_default_and_validated_like_the_rest() -> None:
+    assert SlatestreamConfig().shadows == () and SlatestreamConfig().leaderboard.window_rounds == 2000
+    config = parse_config({
+        "scenarios": {"feed": {}, "ad_slot": {"policy": {"name": "bernoulli_ts"}}},
+        "shadows": [{"name": "explore", "policy": {"name": "linear_ts", "params": {"exploration": 1.0}}},
+                    {"name": "popular", "policy": {"name": "most_popular"}, "scenarios": ["ad_slot"]}],
+        "leaderboard": {"window_rounds": 500, "close_after_s": 5},
+    })
+    from online.shadows import shadow_policy, shadow_scenarios
+
+    explore, popular = config.shadows
+    assert shadow_scenarios(config, explore) == ("feed", "ad_slot") and shadow_scenarios(config, popular) == (
+        "ad_slot",)
+    assert shadow_policy(config, explore).params == LinearTSParams(exploration=1.0,
+                                                                   scenario_offsets=("ad_slot", "feed"))
+    problems = {
+        "shadows.0.name: String should match pattern": {"shadows": [{"name": "a/b", "policy": {}}]},
+        "shadows.0.policy.params.exploration: must be > 0": {
+            "shadows": [{"name": "a", "policy": {"name": "linear_ts", "params": {"exploration": -1}}}]},
+        "shadows.1.name: 'a' names two shadows": {
+            "shadows": [{"name": "a", "policy": {}}, {"name": "a", "policy": {}}]},
+        "shadows.0.scenarios: 'email' is not a declared scenario": {
+            "shadows": [{"name": "a", "policy": {}, "scenarios": ["email"]}]},
+        "shadows.0.polcy: unknown key (known: name, policy, scenarios)": {"shadows": [{"name": "a", "polcy": {}}]},
+        "leaderboard.n_bootstrap: Input should be greater than or equal to 20": {"leaderboard": {"n_bootstrap": 1}},
+    }
+    for message, data in problems.items():
+        with pytest.raises(ConfigError) as error:
+            parse_config(data)
+        assert message in str(error.value), str(error.value)

@@ -97,6 +97,37 @@ def test_evaluate_event_log(tmp_path: Path) -> None:
     assert payload["policies"][0]["metrics"]["provider_exposure_gini"] is not None
 
 
+def test_evaluate_keeps_the_clicks_of_a_replayed_log_with_their_round(tmp_path: Path) -> None:
+    """Requests of two users a second apart, each click 3 s after its request (event-time order, as
+    `slatestream replay` writes): by default an events: log's rounds wait for their clicks; with
+    --attribution-window 0 a round closes at the next request and its clicks are lost."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    events: list[Any] = [Item(item_id=f"i{j}", fields={"title": f"item {j}"}, time=start) for j in range(4)]
+    timed: list[tuple[float, int, Any]] = []
+    for r in range(12):
+        time, user, item = start + timedelta(seconds=r), f"u{r % 2}", f"i{r % 4}"
+        shown = (ShownItem(item_id=item, position=0, propensity=0.25),)
+        timed += [(r, 0, RankRequest(request_id=f"r{r}", user_id=user, k=1, time=time)),
+                  (r + 0.2, 1, Impression(event_id=f"e{r}", request_id=f"r{r}", user_id=user, shown=shown,
+                                          time=time + timedelta(seconds=0.2)))]
+        if r % 2 == 0:
+            timed.append((r + 3, 2, Click(event_id=f"c{r}", request_id=f"r{r}", user_id=user, item_id=item,
+                                          time=time + timedelta(seconds=3))))
+    path = tmp_path / "replayed.jsonl"
+    write_events(path, events + [event for *_, event in sorted(timed, key=lambda t: (t[0], t[1]))])
+    payloads = []
+    for extra in ([], ["--attribution-window", "0"]):
+        out = tmp_path / f"report{len(extra)}"
+        result = CliRunner().invoke(main, ["evaluate", "--data", f"events:{path}", "--policies", "uniform_random",
+                                           "--out", str(out), "--dim", "4", *FAST, *extra])
+        assert result.exit_code == 0, result.output
+        payloads.append(json.loads((out / "evaluation.json").read_text()))
+    kept, lost = payloads
+    assert kept["settings"]["attribution_s"] == 1800.0 and lost["settings"]["attribution_s"] is None
+    assert kept["on_policy"]["value"] == pytest.approx(0.5) and kept["counts"]["stray_feedback"] == 0
+    assert lost["on_policy"]["value"] < 0.1 and lost["counts"]["stray_feedback"] >= 5
+
+
 def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_kind = runner.invoke(main, ["evaluate", "--data", "csv:x", "--out", str(tmp_path)])
