@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from online.events import Click, Impression, RankRequest, ShownItem, Slate, SlateItem, decode_event, encode_event
+from online.events import Click, Impression, RankRequest, ShownItem, Slate, SlateItem, decode_slate_answer, encode_event
 from streams.client import event_key
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
@@ -41,13 +41,15 @@ class SlateReader:
     polled by a thread that records the arrival of every answer by request id.
 
     Slates whose request id starts with `keep_prefix` are also decoded and kept (the
-    freshness probe reads their per-item mean and std).
+    freshness probe reads their per-item mean and std); an answer that is a slate error
+    (`decode_slate_answer`) counts as an arrival and is counted in `errors`.
     """
 
     def __init__(self, settings: StreamSettings, topics: Sequence[str], keep_prefix: str = "fr") -> None:
         self.keep_prefix = keep_prefix
         self.arrivals: dict[str, Arrival] = {}
         self.kept: dict[str, Slate] = {}
+        self.errors = 0
         self.cond = threading.Condition()
         self._consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
                                        fetch_max_wait_ms=20, client_id="latency-bench-reader")
@@ -68,11 +70,13 @@ class SlateReader:
             now = time.time()
             for records in batches.values():
                 for record in records:
-                    request_id = json.loads(record.value)["request_id"]
-                    slate = decode_event(record.value) if request_id.startswith(self.keep_prefix) else None
+                    payload = json.loads(record.value)
+                    request_id = payload["request_id"]
+                    slate = decode_slate_answer(record.value) if request_id.startswith(self.keep_prefix) else None
                     with self.cond:
                         if request_id not in self.arrivals:  # the first answer counts
                             self.arrivals[request_id] = Arrival(now, int(record.timestamp))
+                            self.errors += payload.get("type") == "slate_error"
                             if isinstance(slate, Slate):
                                 self.kept[request_id] = slate
             if batches:

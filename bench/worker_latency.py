@@ -273,6 +273,8 @@ def main() -> None:
           "'readable' = returned by a kafka-python consumer in the bench process")
     worker_total = report_load("worker (Faust, ranking)", worker_run, split=True)
     echo_total = report_load("echo service (aiokafka, no ranking, same broker)", echo_run, split=True)
+    if reader.errors:
+        print(f"  ({reader.errors} answers were slate errors: the request could not be ranked)")
     print(f"in process, same requests (n={len(sample)}), dict table, one at a time:")
     for key, summary in local.items():
         print(f"  {key:28s} {summary.line()}")

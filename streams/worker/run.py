@@ -28,6 +28,7 @@ from streams.worker.observability import observe
 from streams.worker.partition_state import StateTables
 from streams.worker.preflight import preflight
 from streams.worker.service import WorkerService
+from streams.worker.startup_log import StartupLog
 from streams.worker.topology import WorkerTopology
 
 log = logging.getLogger("slatestream.worker")
@@ -80,6 +81,7 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
     from the consumer's metadata ("Ignoring missing topic"), and the worker then waits for
     its partitions until the next metadata refresh (minutes).
     """
+    startup_log = StartupLog(loglevel)  # INFO lines before Faust sets up logging would be lost
     preflight(settings)
     ensure_topics(settings)
     ensure_control_topic(settings)
@@ -91,6 +93,7 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
     if model.shadows:  # shadow policies publish a live leaderboard (streams/worker/leaderboard.py)
         ensure_leaderboard_topic(settings)
         add_leaderboard(topology, settings)
+    startup_log.replay_when_running(topology.app)
     metrics, health = observe(topology, embed.device)
     if settings.metrics_port:
         try:
