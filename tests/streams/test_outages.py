@@ -138,6 +138,10 @@ def test_security_and_other_errors_are_always_written(outages: OutageLog, messag
     record("kafka.net.manager", logging.INFO, "Initializing connection for node_id 1 at 127.0.0.1:9"),
     record("kafka.cluster", logging.WARNING, "No node available for metadata refresh - backoff/retry"),
     record("kafka.net.manager", logging.WARNING, "Bootstrap bootstrap-0 not ready; waiting 1.68 secs"),
+    record("aiokafka.consumer.group_coordinator", logging.ERROR, "OffsetCommit failed for group g due to group "
+           "error ([Error 25] UnknownMemberIdError: g), will rejoin"),
+    record("aiokafka.consumer.group_coordinator", logging.WARNING,
+           "Heartbeat failed: local member_id was not recognized; resetting and re-joining group"),
 ])
 def test_connection_attempts_and_waits_are_dropped_only_during_an_outage(outages: OutageLog,
                                                                          noise: logging.LogRecord) -> None:
