@@ -64,6 +64,14 @@ def describe(config: SlatestreamConfig) -> list[str]:
     lines.append(f"fallback scenario: {config.fallback_scenario or 'none (undeclared scenarios are refused)'}")
     lines.append(f"embedding: {config.embedding.encoder}, d={config.embedding.dim}, device {config.embedding.device}; "
                  f"engine: {config.engine.n_draws} draws, retrieval {config.engine.retrieval_size}")
+    for shadow in config.shadows:
+        params = ", ".join(f"{key}={value}" for key, value in sorted(shadow.policy.params.items())) or "defaults"
+        covered = ", ".join(shadow.scenarios) if shadow.scenarios else "every scenario"
+        lines.append(f"shadow {shadow.name}: policy {shadow.policy.name} ({params}) on {covered}, never served")
+    if config.shadows:
+        board = config.leaderboard
+        lines.append(f"leaderboard: the last {board.window_rounds} rounds within {board.window_s:g} s, "
+                     f"a record every {board.publish_interval_s:g} s on <prefix>leaderboard")
     return lines
 
 

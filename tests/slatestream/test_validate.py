@@ -39,6 +39,16 @@ def test_the_example_configuration_is_described_and_ok() -> None:
     assert "fallback scenario: none" in result.output and result.output.strip().endswith("configuration: ok")
 
 
+def test_shadows_are_described(tmp_path: Path) -> None:
+    config = tmp_path / "shadows.toml"
+    config.write_text('[[shadows]]\nname = "explore"\npolicy = { name = "linear_ts", params = { exploration = 1.0 } }\n'
+                      '[leaderboard]\nwindow_rounds = 5000\n')
+    result = CliRunner().invoke(main, ["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "shadow explore: policy linear_ts (exploration=1.0) on every scenario, never served" in result.output
+    assert "leaderboard: the last 5000 rounds" in result.output
+
+
 def test_a_clean_events_file_passes(tmp_path: Path) -> None:
     data = events_file(tmp_path / "day.jsonl", [RankRequest(request_id="r2", user_id="u2", scenario="ad_slot",
                                                             candidates=("i1", "i2"), time=START)])
