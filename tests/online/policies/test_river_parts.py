@@ -166,3 +166,22 @@ def test_an_empty_join_state_round_trips_through_parts() -> None:
     decoded = policy.decode_global_parts(head, [(name, blob) for name, blob in parts if blob is not None])
     same_state(policy, decoded, state)
     assert policy.encode_global(policy.decode_global(policy.encode_global(state))) == policy.encode_global(state)
+
+
+def test_a_restart_from_parts_learns_on_as_if_uninterrupted() -> None:
+    rng = np.random.default_rng(8)
+    events = [event for step in range(40)
+              for event in shown(step, [int(n) for n in rng.choice(50, 5, replace=False)], 30.0 * step)]
+    whole, halves = engine(InMemoryStore()), InMemoryStore()
+    for first in range(0, len(events), 4):
+        whole.observe(events[first : first + 4])
+    before = engine(halves)
+    for first in range(0, len(events) // 2, 4):
+        before.observe(events[first : first + 4])
+    items = sorted(f"{PREFIX}{name}" for name in before.global_state.weights.to_dict() if name.startswith("i="))
+    assert sorted(key for key, _ in halves.scan_prefix(PREFIX)) == items
+    after = engine(halves)  # a new process: the head and the parts it finds
+    for first in range(len(events) // 2, len(events), 4):
+        after.observe(events[first : first + 4])
+    assert len(after.global_state.weights) > 40
+    same_state(whole.policy, after.global_state, whole.global_state)
