@@ -47,10 +47,10 @@ def test_vectorised_prediction_equals_river() -> None:
     ours = policy.predict(state, user, context)
     rate = state.population.reward_total / state.population.n_exposures
     lin = policy.params.score_scale * (x[:7] @ policy.user_vector(state, user, "feed") - rate)
-    theirs = [state.model.predict_proba_one(policy.features(LabelledExample(
+    theirs = [policy.river_model(state).predict_proba_one(policy.features(LabelledExample(
         "u1", f"i{n}", "feed", 0, np.array([lin[n]]), 0.0, 0.0)))[True] for n in range(7)]
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
-    assert state.model.weights["lin"] != 0.0
+    assert state.weights.to_dict()["lin"] != 0.0
 
 
 def test_positives_learn_at_once_and_negatives_when_the_window_closes() -> None:
@@ -59,7 +59,7 @@ def test_positives_learn_at_once_and_negatives_when_the_window_closes() -> None:
     context = RankContext("u0", "feed", ["i0", "i1"], x[:2])
     np.testing.assert_allclose(policy.predict(policy.init_global(5), None, context), policy.params.prior_ctr)
     after_clicks = policy.predict(state, users["u0"], context)
-    assert state.model.intercept > policy.init_global(5).model.intercept  # only the clicked exposures so far
+    assert state.weights.intercept > policy.init_global(5).weights.intercept  # only the clicked exposures so far
     late = FeedbackBatch.from_rows(["u9"], ["i0"], ["late"], ["feed"], np.zeros(1, dtype=np.int64), np.ones(1),
                                    np.zeros(1), x[:1], np.array([1e6]))
     closed, _ = policy.learn(state, users, late)
@@ -73,7 +73,7 @@ def test_the_default_window_labels_the_simulators_clicks() -> None:
 
 def test_an_exposure_is_labelled_with_the_linear_score_it_was_shown_with() -> None:
     policy = RiverCTR(RiverCTRParams(l2=0.0))
-    start = policy.init_global(2).model.weights["lin"]
+    start = policy.init_global(2).weights.to_dict()["lin"]
     x = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     batch = FeedbackBatch.from_rows(["u"] * 3, ["a", "b", "b"], ["r"] * 3, ["feed"] * 3, np.array([0, 1, -1]),
                                     np.array([1.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]), x, np.array([0.0, 0.0, 1.0]))
@@ -82,18 +82,18 @@ def test_an_exposure_is_labelled_with_the_linear_score_it_was_shown_with() -> No
     assert user is not None and user.reward_total == 1.0 and user.n_exposures == 2.0  # linear TS's sums
     assert state.join.pending.keys() == {("r", "a")}
     np.testing.assert_allclose([p.features[0] for p in state.join.pending.values()], 0.0)  # a new user, no data
-    learned = state.model.weights
+    learned = state.weights.to_dict()
     assert learned["i=b"] > 0 and learned["lin"] == start  # not the score the click itself taught
 
 
 def test_learning_does_not_mutate_the_state_it_starts_from() -> None:
     policy = RiverCTR()
     state, users, x = trained(policy, np.random.default_rng(2))
-    before, iterations = dict(state.model.weights), state.n_iterations
+    before, iterations = state.weights.to_dict(), state.n_iterations
     more = FeedbackBatch.from_rows(["u0"], ["i1"], ["r0"], ["feed"], np.array([-1]), np.zeros(1), np.ones(1), x[:1],
                                    np.array([2.0]))
     later, _ = policy.learn(state, users, more)
-    assert state.model.weights == before and state.n_iterations == iterations
+    assert state.weights.to_dict() == before and state.n_iterations == iterations
     assert later.n_iterations >= iterations
 
 
