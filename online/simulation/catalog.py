@@ -86,7 +86,7 @@ _CATEGORY_PHRASES: dict[str, str] = {
     "scarf": "Wrap it twice for extra warmth",
     "hoodie": "A roomy hood and a kangaroo pocket",
 }
-_TITLES: tuple[str, ...] = (
+TITLE_TEMPLATES: tuple[str, ...] = (
     "{Brand} {Name} {colour} {material} {category}",
     "{Name} {style} {category} in {colour} {material} by {Brand}",
     "{Brand} {style} {category} {Name}, {colour} {material}",
@@ -188,7 +188,7 @@ def _texts(codes: npt.NDArray[np.int64], rng: np.random.Generator) -> tuple[list
     """Title and description of every row of codes int64[n, 5]."""
     n = len(codes)
     names = _names(n, rng)
-    title_of = rng.integers(len(_TITLES), size=n).tolist()
+    title_of = rng.integers(len(TITLE_TEMPLATES), size=n).tolist()
     description_of = rng.integers(len(_DESCRIPTIONS), size=n).tolist()
     phrase_of = rng.integers(3, size=n).tolist()
     titles: list[str] = []
@@ -204,7 +204,7 @@ def _texts(codes: npt.NDArray[np.int64], rng: np.random.Generator) -> tuple[list
             "style_phrase": _STYLE_PHRASES[style][phrase],
             "category_phrase": _CATEGORY_PHRASES[category],
         }
-        titles.append(_sentences(_TITLES[t].format(**values)))
+        titles.append(_sentences(TITLE_TEMPLATES[t].format(**values)))
         descriptions.append(_sentences(_DESCRIPTIONS[d].format(**values)))
     return titles, descriptions
 

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
-from online.simulation.catalog import ATTRIBUTES, VOCABULARIES, Catalog, _names, _sentences
+from online.simulation.catalog import ATTRIBUTES, TITLE_TEMPLATES, VOCABULARIES, Catalog, _names, _sentences
 
 COLOUR_FORMS: dict[str, tuple[str, ...]] = {
     "black": ("black", "jet", "ebony", "onyx"),
@@ -114,14 +114,6 @@ _CATEGORY_PHRASES: dict[str, tuple[str, ...]] = {
     "hoodie": ("A roomy hood and a kangaroo pocket", "Pull the drawstrings tight on breezy days",
                "Lounge in it at home or after training"),
 }
-_TITLES: tuple[str, ...] = (
-    "{Brand} {Name} {colour} {material} {category}",
-    "{Name} {style} {category} in {colour} {material} by {Brand}",
-    "{Brand} {style} {category} {Name}, {colour} {material}",
-    "The {Name}: {colour} {material} {category} from {Brand}",
-    "{colour} {material} {category} {Name} | {Brand}",
-    "{Brand} {Name} {category}, {style} {colour} {material}",
-)
 _DESCRIPTIONS: tuple[str, ...] = (
     "{a_style} {style} {category} in {colour} {material} {style_phrase}. {category_phrase}",
     "{Brand} makes {this} {style} {category} from {material} in {colour}, {style_phrase}. {category_phrase}",
@@ -180,14 +172,14 @@ def paraphrase_texts(codes: npt.NDArray[np.int64], rng: np.random.Generator) -> 
     both its title and its description)."""
     n = len(codes)
     names = _names(n, rng)
-    title_of = rng.integers(len(_TITLES), size=n).tolist()
+    title_of = rng.integers(len(TITLE_TEMPLATES), size=n).tolist()
     description_of = rng.integers(len(_DESCRIPTIONS), size=n).tolist()
     draws = rng.random((n, _DRAWS)).tolist()
     titles: list[str] = []
     descriptions: list[str] = []
     for row, name, t, d, item_draws in zip(codes.tolist(), names, title_of, description_of, draws, strict=True):
         values = _values(row, name, item_draws)
-        titles.append(_sentences(_TITLES[t].format(**values)))
+        titles.append(_sentences(TITLE_TEMPLATES[t].format(**values)))
         descriptions.append(_sentences(_DESCRIPTIONS[d].format(**values)))
     return titles, descriptions
 
