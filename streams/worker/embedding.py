@@ -120,7 +120,11 @@ class WorkerEmbedding:
 
     @property
     def description(self) -> str:
-        return self.encoded.description if self.embedding is None else self.embedding.description
+        if self.embedding is not None:
+            return self.embedding.description
+        encoder = self.encoded.encoder
+        return (f"{encoder.name} (D={encoder.dim}) -> d={self.dim} (projection not settled yet: agreed through "
+                f"the projection topic on the first items) on {self.encoded.device}")
 
     def __call__(self, items: Sequence[Item]) -> npt.NDArray[np.float32]:
         """float32[len(items), dim] unit vectors (the first call may settle the projection)."""
