@@ -84,12 +84,14 @@ def logged_run(config: SimulatorConfig, embed: ItemEmbedding, n: int,
 
 
 def true_ctr(config: SimulatorConfig, embed: ItemEmbedding, policy: Policy[Any, Any], store: StateStore,
-             n: int, start: int, seed: int, learn_from: list[Any] | None = None) -> float:
+             n: int, start: int, seed: int, learn_from: list[Any] | None = None,
+             engine_config: EngineConfig | None = None) -> float:
     """Exact expected clicks per shown item of `policy` (state in `store`, plus `learn_from`
-    events learned once, then fixed) serving requests start..n-1 of the world."""
+    events learned once, then fixed) serving requests start..n-1 of the world, with
+    `engine_config` (default: this bench's ENGINE)."""
     simulator = Simulator(config)
     engine = Engine(policy, OverlayStore(store), Catalog(dim=embed.dim), np.random.default_rng([seed, 99]),
-                    config=ENGINE)
+                    config=engine_config or ENGINE)
     initial = simulator.initial_items()
     engine.add_items(initial, embed(initial))
     expected = shown = 0.0
