@@ -5,11 +5,14 @@ is compared with that policy's true value in the same world: the simulator's exa
 clicks per shown item when the policy serves the same requests itself.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_ground_truth.py [--seeds 5] [--requests 3000] \
-        [--n-draws 64]
+        [--n-draws 64] [--reward-model log_ctr,river]
 
 --n-draws sets the Monte Carlo draws of the logger and of the evaluated policies (the worker's
 default: 64). The logged propensities are shares of them: where a served item's probability times
 n_draws is small their inverse is biased low, which the report sees as a mean weight below 1.
+--reward-model names DR's reward model(s) (`DriverConfig.reward_model`), comma-separated: each
+evaluates the same log against the same truths, and with two the DR errors are compared per
+(seed, policy) (paired).
 
 Evaluated policies, all fixed, so that the online truth is what the estimate targets (a learning
 policy evaluated on a log learns from the logger's feedback, online from its own):
@@ -113,7 +116,7 @@ def first_half_feedback(events: list[Any], n: int) -> list[Any]:
     return [e for e in events if isinstance(e, Impression | Click) and int(e.request_id[1:]) < n // 2]
 
 
-def evaluate_seed(seed: int, n: int, encoder: Any, dim: int) -> list[dict[str, Any]]:
+def evaluate_seed(seed: int, n: int, encoder: Any, dim: int, reward_models: list[str]) -> list[dict[str, Any]]:
     config = SimulatorConfig(horizon=n, seed=seed)
     embed = ItemEmbedding.fitted(encoder, dim, Simulator(config).initial_items(), seed)
     events, snapshot, taken = logged_run(config, embed, n, seed)
@@ -124,7 +127,6 @@ def evaluate_seed(seed: int, n: int, encoder: Any, dim: int) -> list[dict[str, A
         PolicyVariant("most_popular", label=f"most_popular@{n // 2}", freeze_after=n // 2),
         PolicyVariant(make_policy("linear_ts", explore), label=f"linear_ts_explore1@{n // 2}", freeze_after=n // 2),
     ]
-    result = evaluate_log(events, variants, embed, embed.dim, config=DriverConfig(engine=ENGINE, seed=seed))
     half = first_half_feedback(events, n)
     truths = {
         "uniform_random": true_ctr(config, embed, make_policy("uniform_random"), InMemoryStore(), n, 0, seed),
@@ -135,39 +137,36 @@ def evaluate_seed(seed: int, n: int, encoder: Any, dim: int) -> list[dict[str, A
                                                  n, n // 2, seed, copy.copy(half)),
     }
     rows = []
+    for reward_model in reward_models:
+        config = DriverConfig(engine=ENGINE, seed=seed, reward_model=reward_model)  # type: ignore[arg-type]
+        result = evaluate_log(events, variants, embed, embed.dim, config=config)
+        rows += report_seed(seed, reward_model, result, truths)
+    return rows
+
+
+def report_seed(seed: int, reward_model: str, result: Any, truths: dict[str, float]) -> list[dict[str, Any]]:
+    """Print and return one row per evaluated policy of one seed's evaluation."""
+    rows = []
     for evaluation in result.policies:
         truth, read = truths[evaluation.policy], evaluation.assessment.read
         estimate = None if read is None else evaluation.estimates[read]
         dr = evaluation.estimates["dr"]
-        rows.append({"seed": seed, "policy": evaluation.policy, "truth": truth, "read": read, "estimate": estimate,
-                     "dr": dr, "on_policy": result.on_policy.value,
+        rows.append({"seed": seed, "reward_model": reward_model, "policy": evaluation.policy, "truth": truth,
+                     "read": read, "estimate": estimate, "dr": dr, "on_policy": result.on_policy.value,
                      "reasons": [r for v in evaluation.assessment.verdicts.values() for r in v.reasons][:2]})
         shown = "no reliable estimate" if estimate is None else (
             f"{read} {estimate.value:.4f} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] "
             f"err {estimate.value / truth - 1:+.1%} {'covers' if estimate.covers(truth) else 'MISSES'}")
         weights = evaluation.assessment.diagnostics["dr"]
-        print(f"seed {seed} {evaluation.policy:24s} truth {truth:.4f}  {shown}  | dr {dr.value:.4f} "
+        print(f"seed {seed} {reward_model:7s} {evaluation.policy:24s} truth {truth:.4f}  {shown}  | dr {dr.value:.4f} "
               f"[{dr.ci_low:.4f}, {dr.ci_high:.4f}] err {dr.value / truth - 1:+.1%}; ESS {weights.ess:,.0f}, "
               f"mean weight {weights.mean_weight:.2f} [{weights.mean_low:.2f}, {weights.mean_high:.2f}]", flush=True)
     return rows
 
 
-def main() -> None:
-    global ENGINE
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--encoder", choices=["auto", "onnx", "hashing"], default="hashing")
-    parser.add_argument("--n-draws", type=int, default=ENGINE.n_draws)
-    args = parser.parse_args()
-    ENGINE = EngineConfig(n_draws=args.n_draws)
-    encoder = open_encoder(args.encoder)  # type: ignore[arg-type]
-    started = time.perf_counter()
-    rows = [row for seed in range(args.seeds) for row in evaluate_seed(seed, args.requests, encoder, args.dim)]
+def summarise_reads(rows: list[dict[str, Any]]) -> None:
+    """The estimates the report calls reliable: their error, coverage and widths."""
     reliable = [r for r in rows if r["estimate"] is not None]
-    print(f"\n{args.seeds} seeds x {args.requests} requests, logger linear TS (support mix {ENGINE.support_epsilon}, "
-          f"{ENGINE.n_draws} draws), encoder {encoder.name}, d={args.dim}, {time.perf_counter() - started:.0f} s")
     if reliable:
         errors = [abs(r["estimate"].value / r["truth"] - 1) for r in reliable]
         covered = sum(r["estimate"].covers(r["truth"]) for r in reliable)
@@ -183,6 +182,60 @@ def main() -> None:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "
                   f"{r['dr'].value:.4f}): {'; '.join(r['reasons'])}")
+
+
+def dr_errors(rows: list[dict[str, Any]]) -> dict[tuple[int, str], float]:
+    """{(seed, policy): |DR / truth - 1|}."""
+    return {(r["seed"], r["policy"]): abs(r["dr"].value / r["truth"] - 1) for r in rows}
+
+
+def summarise_dr(by_model: dict[str, list[dict[str, Any]]]) -> None:
+    """DR per reward model (every (seed, policy), reliable or not): relative error and coverage,
+    and with two or more models the paired comparison against the first."""
+    for name, rows in by_model.items():
+        errors = list(dr_errors(rows).values())
+        covered = sum(r["dr"].covers(r["truth"]) for r in rows)
+        print(f"DR with reward model {name}: relative error median {float(np.median(errors)):.1%}, max "
+              f"{max(errors):.1%}, mean {float(np.mean(errors)):.1%}; intervals covering the truth {covered} of "
+              f"{len(rows)} = {covered / len(rows):.0%}")
+    names = list(by_model)
+    base = dr_errors(by_model[names[0]])
+    for name in names[1:]:
+        other = dr_errors(by_model[name])
+        ratio = [other[key] / base[key] if base[key] > 0 else float("inf") for key in base]
+        closer = sum(other[key] < base[key] for key in base)
+        print(f"paired, {name} vs {names[0]}: closer to the truth in {closer} of {len(base)} (seed, policy) pairs; "
+              f"ratio of DR relative errors median {float(np.median(ratio)):.2f}; mean error "
+              f"{float(np.mean(list(other.values()))):.2%} vs {float(np.mean(list(base.values()))):.2%}")
+
+
+def main() -> None:
+    global ENGINE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--encoder", choices=["auto", "onnx", "hashing"], default="hashing")
+    parser.add_argument("--n-draws", type=int, default=ENGINE.n_draws)
+    parser.add_argument("--reward-model", default="log_ctr",
+                        help="DR's reward model(s), comma-separated: log_ctr, river, policy (default log_ctr)")
+    args = parser.parse_args()
+    reward_models = [name.strip() for name in args.reward_model.split(",") if name.strip()]
+    for name in reward_models:
+        DriverConfig(reward_model=name)  # type: ignore[arg-type]  # rejects an unknown name now
+    ENGINE = EngineConfig(n_draws=args.n_draws)
+    encoder = open_encoder(args.encoder)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    rows = [row for seed in range(args.seeds)
+            for row in evaluate_seed(seed, args.requests, encoder, args.dim, reward_models)]
+    print(f"\n{args.seeds} seeds x {args.requests} requests, logger linear TS (support mix {ENGINE.support_epsilon}, "
+          f"{ENGINE.n_draws} draws), encoder {encoder.name}, d={args.dim}, {time.perf_counter() - started:.0f} s")
+    by_model = {name: [r for r in rows if r["reward_model"] == name] for name in reward_models}
+    for name, model_rows in by_model.items():
+        print(f"\n--- reward model {name}: the estimates the report reads")
+        summarise_reads(model_rows)
+    print()
+    summarise_dr(by_model)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 random policy's log and compare with the Bernoulli-TS log's own on-policy CTR.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_obd.py [--obd PATH] [--campaign all|men|women] \
-        [--n-draws 100000]
+        [--n-draws 100000] [--reward-model log_ctr|river|policy]
 
 Data: obp 0.4.1 ships a 10,000-row sample of the Open Bandit Dataset per log; without --obd the
 script runs `pip download --no-deps obp==0.4.1` into .data/obp-cache and unzips it there.
@@ -14,7 +14,8 @@ through the project's driver (`online.evaluation.driver.evaluate_log`). Prints e
 estimate, interval, relative error against the BTS log's on-policy CTR and the report's verdict
 (`online.evaluation.assessment`), and the weights' diagnostics. The evaluated policy has no
 support mix (it must be the BTS log's own). Goal (obp paper, small sample): relative error
-<= 0.3 for DR or SNIPS. Printed, not asserted.
+<= 0.3 for DR or SNIPS. Printed, not asserted. --reward-model is DR's (`DriverConfig.reward_model`;
+"river" reads OBD's synthetic users, one per user-feature combination).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--n-draws", type=int, default=100_000, help="Monte Carlo draws of the BTS distribution")
     parser.add_argument("--n-bootstrap", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reward-model", default="log_ctr", choices=["log_ctr", "river", "policy"])
     args = parser.parse_args()
     folder = obp_folder() if args.obd is None else args.obd.resolve().parents[1]
     obd = folder / "dataset" / "obd" if args.obd is None else args.obd
@@ -119,7 +121,8 @@ def main() -> None:
     # the evaluated policy is exactly the BTS log's (no support mix); the random log is uniform
     config = DriverConfig(engine=EngineConfig(n_draws=args.n_draws, support_epsilon=0.0), n_bootstrap=args.n_bootstrap,
                           seed=args.seed, learn_every=10**9, context_free=frozenset({policy.name}),
-                          logging_policy="uniform_random", uniform_log=True)
+                          logging_policy="uniform_random", uniform_log=True,
+                          reward_model=args.reward_model)
     events: list[AnyEvent] = list(obd_events(random_log, items_csv))
     started = time.perf_counter()
     result = evaluate_log(events, [policy, "uniform_random"], item_embed, 2, config=config)

@@ -135,7 +135,7 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
 @click.option("--learn-every", type=int, default=1, show_default=True, help="Rounds per learning batch.")
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
-@click.option("--reward-model", type=click.Choice(["log_ctr", "policy"]), default="log_ctr", show_default=True)
+@click.option("--reward-model", type=click.Choice(["log_ctr", "river", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
 @click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR[@TIME]",
               help="Also evaluate POLICY's fixed learned state from the state store DIR, on the rounds from TIME "

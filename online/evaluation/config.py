@@ -21,7 +21,9 @@ class DriverConfig:
     learn_from: "all" logged feedback, or only what the policy's slate "matched".
     learn_every: rounds per learning batch (1 = learn after every round).
     reward_model: "log_ctr" (shared smoothed CTR per item and position, fitted on the
-        log) or "policy" (the evaluated policy's posterior mean, clipped to [0, 1]).
+        log), "river" (shared river logistic regression over the round's user's linear taste
+        score, item and position, fitted on the log: `online.evaluation.river_reward`) or
+        "policy" (the evaluated policy's posterior mean, clipped to [0, 1]).
     exact_uniform: exact 1/n probabilities for uniform_random.
     context_free: policy names allowed to reuse one Monte Carlo matrix between batches.
     n_bootstrap, confidence: the bootstrap intervals. metric_k: k of NDCG / hit rate / MRR.
@@ -38,7 +40,7 @@ class DriverConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     learn_from: Literal["all", "matched"] = "all"
     learn_every: int = 1
-    reward_model: Literal["log_ctr", "policy"] = "log_ctr"
+    reward_model: Literal["log_ctr", "river", "policy"] = "log_ctr"
     exact_uniform: bool = True
     context_free: frozenset[str] = CONTEXT_FREE
     n_bootstrap: int = 1000
@@ -55,8 +57,8 @@ class DriverConfig:
             raise ValueError(f"learn_from: must be 'all' or 'matched', got {self.learn_from!r}")
         if self.learn_every < 1:
             raise ValueError(f"learn_every: must be >= 1, got {self.learn_every}")
-        if self.reward_model not in ("log_ctr", "policy"):
-            raise ValueError(f"reward_model: must be 'log_ctr' or 'policy', got {self.reward_model!r}")
+        if self.reward_model not in ("log_ctr", "river", "policy"):
+            raise ValueError(f"reward_model: must be 'log_ctr', 'river' or 'policy', got {self.reward_model!r}")
         if self.metric_k < 1:
             raise ValueError(f"metric_k: must be >= 1, got {self.metric_k}")
         if self.max_rounds is not None and self.max_rounds < 1:

@@ -13,8 +13,9 @@ log once, round by round (`online.evaluation.rounds`). For each logged round it 
    logged position is its evaluation probability (IPS, SNIPS, DR, IIPS), the share agreeing with
    the logged slate's prefixes its prefix and joint probabilities (RIPS, SIPS;
    `RequestScores.slate_probabilities`), its posterior mean its predicted CTR (calibration).
-   The reward model of DR (`reward_model.PositionCTRModel`, shared by all policies,
-   predict-then-update) gives q(item, position); DM refits one at the end
+   The reward model of DR (`reward_model.PositionCTRModel`, or with reward_model="river" the
+   contextual `river_reward.RiverRewardModel`; shared by all policies, predict-then-update) gives
+   q(item, position); DM refits one at the end
    (`direct_method`).
 2. learn: the round's impression and clicks (learn_from="all"), or only the logged items
    its own slate reproduced (learn_from="matched", the replay rule), are folded in by
@@ -53,7 +54,8 @@ from online.catalog import Catalog
 from online.engine import Engine, RankError
 from online.evaluation.config import DriverConfig
 from online.evaluation.logged import UNKNOWN_ROW
-from online.evaluation.reward_model import PositionCTRModel
+from online.evaluation.reward_model import PositionCTRModel, RewardModel
+from online.evaluation.river_reward import RiverRewardModel
 from online.evaluation.round_terms import logged_side, policy_round
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores, score_request
@@ -240,7 +242,8 @@ def evaluate_log(
     retriever = None if retriever_for is None else retriever_for(catalog)  # one per catalog, shared
     runs = [_run(index, entry, catalog, feature_map, config, retriever, embed_text)
             for index, entry in enumerate(_variants(policies))]
-    model = PositionCTRModel()
+    model: RewardModel = (RiverRewardModel(lambda: catalog.vectors) if config.reward_model == "river"
+                          else PositionCTRModel())
     log = RoundLog()
     counts = LogCounts()
     for step in iter_log(events, counts, config.max_rounds, config.attribution_s):
@@ -263,7 +266,7 @@ def evaluate_log(
 
 
 def _evaluate_round(
-    round_: LoggedRound, runs: Sequence[_PolicyRun], model: PositionCTRModel, log: RoundLog,
+    round_: LoggedRound, runs: Sequence[_PolicyRun], model: RewardModel, log: RoundLog,
     catalog: Catalog, config: DriverConfig,
 ) -> None:
     side = logged_side(round_, catalog.index, model, config.uniform_log)
@@ -305,4 +308,4 @@ def _evaluate_round(
         run.learn(feedback, 1, config.learn_every)
     known = side.rows != UNKNOWN_ROW
     if known.any():
-        model.update(side.rows[known], side.positions[known], side.rewards[known])
+        model.update(side.rows[known], side.positions[known], side.rewards[known], side.request)

@@ -197,7 +197,7 @@ class LiveWindow:
         self._rounds.append(ClosedRound(pending.time, part, terms))
         known = part.rows != UNKNOWN_ROW
         if known.any():
-            self.model.update(part.rows[known], part.positions[known], part.rewards[known])
+            self.model.update(part.rows[known], part.positions[known], part.rewards[known], part.request)
         self._closed_ids[request_id] = None
         while len(self._closed_ids) > RECENTLY_CLOSED:
             self._closed_ids.popitem(last=False)

@@ -15,11 +15,28 @@ Position matters on OBD (the top slot gets more clicks); items are shrunk toward
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import numpy.typing as npt
 
+from online.events import RankRequest
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+class RewardModel(Protocol):
+    """What DR reads q from (`round_terms`): predict q(item row, position) for a round's request
+    (its user: a contextual model; ignored by `PositionCTRModel`), then fold the round's shown
+    items in. Implementations: `PositionCTRModel`, `online.evaluation.river_reward.RiverRewardModel`."""
+
+    def predict(self, rows: IntArray, n_positions: int, request: RankRequest | None = None) -> FloatArray:
+        """float64[len(rows), n_positions]: q(item row, position) for positions 0..n-1."""
+
+    def update(self, rows: IntArray, positions: IntArray, rewards: FloatArray,
+               request: RankRequest | None = None) -> None:
+        """Fold in shown items: int64[m] rows, int64[m] positions (>= 0), float64[m] rewards."""
 
 
 class PositionCTRModel:
@@ -68,8 +85,9 @@ class PositionCTRModel:
         )
         return out
 
-    def predict(self, rows: IntArray, n_positions: int) -> FloatArray:
-        """float64[len(rows), n_positions]: q(item row, position) for positions 0..n-1."""
+    def predict(self, rows: IntArray, n_positions: int, request: RankRequest | None = None) -> FloatArray:
+        """float64[len(rows), n_positions]: q(item row, position) for positions 0..n-1 (the
+        request is ignored: no user context)."""
         self._grow(int(rows.max()) + 1 if rows.size else 0, n_positions)
         base = self.position_ctr(n_positions)
         shown = self._shown[rows, :n_positions]
@@ -77,7 +95,8 @@ class PositionCTRModel:
         out: FloatArray = (reward + self.item_strength * base[None, :]) / (shown + self.item_strength)
         return out
 
-    def update(self, rows: IntArray, positions: IntArray, rewards: FloatArray) -> None:
+    def update(self, rows: IntArray, positions: IntArray, rewards: FloatArray,
+               request: RankRequest | None = None) -> None:
         """Fold in shown items: int64[m] rows, int64[m] positions (>= 0), float64[m] rewards."""
         if rows.size == 0:
             return

@@ -22,13 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from online.evaluation.logged import UNKNOWN_ROW, LoggedSlate, RoundSupport, logged_slate, round_support, shown_pscores
-from online.evaluation.reward_model import PositionCTRModel
+from online.evaluation.reward_model import RewardModel
 from online.evaluation.rounds import LoggedRound
 from online.evaluation.scoring import RequestScores
+from online.events import RankRequest
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-RewardModelKind = Literal["log_ctr", "policy"]
+RewardModelKind = Literal["log_ctr", "river", "policy"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class LoggedSide:
     catalog row int64[j] (UNKNOWN_ROW when not in the catalog), position int64[j], reward
     float64[j], logging propensity float64[j] (NaN when unknown) and the reward model's q of it
     float64[j]; the served slate when the log holds it consistently (`logged_slate`), what the
-    round says about the logger's support, and the relevance labels {row: reward}."""
+    round says about the logger's support, and the relevance labels {row: reward}; the round's
+    request (the user a contextual reward model predicts and learns for)."""
 
     rows: IntArray
     positions: IntArray
@@ -47,6 +49,7 @@ class LoggedSide:
     slate: LoggedSlate | None
     support: RoundSupport
     relevance: dict[int, float]
+    request: RankRequest | None = None
 
     @property
     def weighted(self) -> IntArray:
@@ -63,7 +66,7 @@ class LoggedSide:
                        q_log=self.q_log[keep], relevance=relevance)
 
 
-def logged_side(round_: LoggedRound, index: Mapping[str, int], model: PositionCTRModel,
+def logged_side(round_: LoggedRound, index: Mapping[str, int], model: RewardModel,
                 uniform_log: bool | None) -> LoggedSide | None:
     """The logged side of `round_` (None when nothing was shown); index: catalog id -> row; q from
     `model` as it stands (before the round's reward is folded in)."""
@@ -80,10 +83,10 @@ def logged_side(round_: LoggedRound, index: Mapping[str, int], model: PositionCT
     width = int(positions.max()) + 1
     q_log = np.zeros(len(shown))
     if known.any():
-        q_log[known] = model.predict(rows[known], width)[np.arange(int(known.sum())), positions[known]]
+        q_log[known] = model.predict(rows[known], width, round_.request)[np.arange(int(known.sum())), positions[known]]
     return LoggedSide(rows, positions, logged_rewards, shown_pscores(shown, slate), q_log, slate,
                       round_support(round_, slate, uniform_log),
-                      {int(r): float(v) for r, v in zip(rows, logged_rewards, strict=True)})
+                      {int(r): float(v) for r, v in zip(rows, logged_rewards, strict=True)}, round_.request)
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,12 @@ class PolicyRound:
                        q_expected=self.q_expected[keep], matched=self.matched[keep], predicted=self.predicted[keep])
 
 
-def policy_round(scores: RequestScores, side: LoggedSide, model: PositionCTRModel,
+def policy_round(scores: RequestScores, side: LoggedSide, model: RewardModel,
                  reward_model: RewardModelKind) -> PolicyRound:
     """The policy's terms for the round (see `PolicyRound`): its position probabilities read at
-    the logged items, q under the shared reward model ("log_ctr") or the policy's own posterior
-    mean clipped to [0, 1] ("policy"), and its prefix probabilities of the logged slate."""
+    the logged items, q under the shared reward `model` for the round's request ("log_ctr",
+    "river") or the policy's own posterior mean clipped to [0, 1] ("policy"), and its prefix
+    probabilities of the logged slate."""
     shown_rows, positions = side.rows, side.positions
     _n, k = scores.probs.shape
     local = {int(row): i for i, row in enumerate(scores.rows.tolist())}
@@ -128,7 +132,7 @@ def policy_round(scores: RequestScores, side: LoggedSide, model: PositionCTRMode
         q_cand = np.repeat(mean[:, None], k, axis=1)
         q_logged = np.where(cand >= 0, mean[np.maximum(cand, 0)], 0.0)
     else:
-        q_cand = model.predict(scores.rows, k)
+        q_cand = model.predict(scores.rows, k, side.request)
         q_logged = side.q_log
     expected_by_position = (scores.probs * q_cand).sum(axis=0)
     q_expected = np.where(positions < k, expected_by_position[np.minimum(positions, k - 1)], 0.0)

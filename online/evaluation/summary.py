@@ -128,7 +128,7 @@ def _position_level(log: RoundLog, trace: PolicyTrace, config: DriverConfig, boo
     out = {"ips": ips(reward, pscore, prob, clusters=unit, **boot),
            "snips": snips(reward, pscore, prob, clusters=unit, **boot),
            "dr": doubly_robust(reward, pscore, prob, q_logged[have], q_expected[have], clusters=unit, **boot)}
-    if direct and config.reward_model == "log_ctr":
+    if direct and config.reward_model != "policy":  # DM refits the counts model ("river" too: DR's alone)
         rows, positions = _cat(log.rows, np.int64), _cat(log.positions, np.int64)
         known = rows != UNKNOWN_ROW
         out["dm"] = direct_method(trace.mass.values, (rows[known], positions[known], rewards[known], clusters[known]),
