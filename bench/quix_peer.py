@@ -112,17 +112,20 @@ def run_peer(broker_url: str, topics: list[str], guarantee: str) -> dict[str, An
         state.set("n", n)
         return n
 
-    app = Application(broker_address=broker_url, consumer_group=f"quix-peer-{uuid.uuid4().hex[:8]}",
-                      auto_offset_reset="earliest", processing_guarantee=guarantee,  # type: ignore[arg-type]
-                      state_dir=tempfile.mkdtemp(prefix="quix-peer-"), loglevel="WARNING",
-                      on_message_processed=on_processed)
-    commit_logger.setLevel(logging.DEBUG)  # Application configures the quixstreams loggers
-    pending.update(end_offsets(broker_url, topics))
-    for name in topics:
-        app.dataframe(app.topic(name, key_deserializer="str", value_deserializer="json")).apply(count, stateful=True)
-    app.run()
+    with tempfile.TemporaryDirectory(prefix="quix-peer-") as state_dir:
+        app = Application(broker_address=broker_url, consumer_group=f"quix-peer-{uuid.uuid4().hex[:8]}",
+                          auto_offset_reset="earliest", processing_guarantee=guarantee,  # type: ignore[arg-type]
+                          state_dir=state_dir, loglevel="WARNING", on_message_processed=on_processed)
+        commit_logger.setLevel(logging.DEBUG)  # Application configures the quixstreams loggers
+        pending.update(end_offsets(broker_url, topics))
+        for name in topics:
+            app.dataframe(app.topic(name, key_deserializer="str", value_deserializer="json")).apply(
+                count, stateful=True)
+        app.run()
     if pending:
         raise RuntimeError(f"the peer stopped before the last record of {sorted(pending)}")
+    if clock.last_commit_at < seen["processed_at"]:
+        raise RuntimeError("quix-streams logged no checkpoint commit after the last record (its log line changed?)")
     return {"records": seen["records"], "seconds": clock.last_commit_at - seen["first_at"],
             "per_s": seen["records"] / (clock.last_commit_at - seen["first_at"]),
             "processed_s": seen["processed_at"] - seen["first_at"], "commits": clock.commits,
