@@ -1,6 +1,7 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
+        [--no-floors] [--peer both|at-least-once|exactly-once|none]
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
@@ -19,6 +20,12 @@ same records (bench/faust_floor.py): a Faust agent with the worker's app setting
 counts, and one that also writes a 4.8 KB table value per record (Faust's cost of keeping
 per-user state in a changelogged table); and, without Kafka, `WorkerCore.learn` over the same
 records in this process (the worker's own work: decode, dedupe, learn; dict state).
+The peer (bench/quix_peer.py, its own process, --peer): a quix-streams 3.28.1 application that
+keeps a per-user counter in its RocksDB state, over the same records from the same broker,
+at-least-once and exactly-once, timed from its first record to its last checkpoint commit;
+prints its records/s and worker / quix. quixstreams is not installed with the project: install
+it for this bench with `.venv/bin/python bench/quix_peer.py --install` (into .data/quix-site);
+without it the bench prints that the peer was skipped and why.
 """
 
 from __future__ import annotations
@@ -191,6 +198,28 @@ def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode
     return result
 
 
+def quix_available() -> bool:
+    """Whether bench/quix_peer.py can import quixstreams (from .data/quix-site); says why not."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), "--check"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        print(f"quix-streams peer SKIPPED: {(done.stdout + done.stderr).strip().splitlines()[-1]}")
+    return done.returncode == 0
+
+
+def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str) -> dict[str, float]:
+    """Run bench/quix_peer.py over the same records (its own process, a fresh consumer group and
+    state); its JSON line."""
+    command = [sys.executable, str(ROOT / "bench" / "quix_peer.py"), ",".join(settings.bootstrap_servers()),
+               *topics, "--guarantee", guarantee]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"records"')]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"quix_peer {guarantee} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30_000)
@@ -200,6 +229,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8_000, help="the worker's --batch-size")
     parser.add_argument("--no-floors", action="store_true",
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
+    parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
+                        help="the quix-streams peer's processing guarantees (needs bench/quix_peer.py --install)")
     parser.add_argument("--profile-worker", type=Path, default=None,
                         help="run the phase-2 worker under cProfile and write its stats here (slower)")
     args = parser.parse_args()
@@ -250,6 +281,9 @@ def main() -> None:
         decode_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback), decode=True))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in (() if args.no_floors else ("count", "table"))}
+        guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
+        peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee)
+                 for guarantee in (guarantees if guarantees and quix_available() else ())}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
     taken, first_at, committed, last_at = window
     if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
@@ -277,6 +311,14 @@ def main() -> None:
         floor = floors[mode]
         print(f"{label}: {floor['per_s']:,.0f} events/s (mean batch {floor['mean_batch']:.0f}); "
               f"worker / this: {worker_rate / floor['per_s']:.2f}")
+    for guarantee, peer in peers.items():
+        if peer["records"] != len(feedback):
+            raise RuntimeError(f"the quix-streams peer ({guarantee}) counted {peer['records']:,} records of "
+                               f"{len(feedback):,}")
+        print(f"quix-streams 3.28.1 peer, {guarantee}, per-user counter in RocksDB state, same records: "
+              f"{peer['records']:,.0f} in {peer['seconds']:.2f} s = {peer['per_s']:,.0f} records/s (first record "
+              f"to its last checkpoint commit; the last record processed at {peer['processed_s']:.2f} s); "
+              f"worker / quix: {worker_rate / peer['per_s']:.2f}")
     print(f"worker counts (last log line): {counts}")
     if batch_lines:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])
