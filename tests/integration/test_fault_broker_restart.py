@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from online.events import Item, RankRequest
-from streams.client import SlatestreamClient
+from streams.client import SlateRequestError, SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
@@ -63,7 +63,7 @@ def knows_a_new_item(settings: StreamSettings, item_id: str, timeout_s: float = 
             try:
                 if [i.item_id for i in client.request_slate(request, timeout_s=5).items] == [item_id]:
                     return True
-            except TimeoutError:
+            except (TimeoutError, SlateRequestError):  # not served yet, or "no candidate is in the catalog" yet
                 continue
     return False
 

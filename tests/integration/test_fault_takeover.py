@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from online.events import Item, RankRequest
-from streams.client import SlatestreamClient
+from streams.client import SlateRequestError, SlatestreamClient
 from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
@@ -51,7 +51,7 @@ def serves_all(client: SlatestreamClient, user: str, items: tuple[str, ...]) -> 
                           k=len(items))
     try:
         return {item.item_id for item in client.request_slate(request, timeout_s=5).items} == set(items)
-    except TimeoutError:
+    except (TimeoutError, SlateRequestError):  # not served yet, or "no candidate is in the catalog" yet
         return False
 
 
