@@ -16,6 +16,7 @@ take plain callables and are built and tested without a broker (tests/streams/wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -220,17 +221,22 @@ class Rebalancer:
 
 
 class _held:
-    """Hold several lanes at once (`BatchLane.held`), yielding what each dropped."""
+    """Hold several lanes at once (`BatchLane.held`), yielding what each dropped. A lane entered
+    is always left again, even when entering a later one fails or is cancelled (a lane left held
+    would take no list for good)."""
 
     def __init__(self, lanes: Sequence[BatchLane], drop: bool) -> None:
-        self.contexts = [lane.held(drop) for lane in lanes]
+        self.lanes, self.drop = lanes, drop
+        self.stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> list[int]:
-        return [await context.__aenter__() for context in self.contexts]
+        async with contextlib.AsyncExitStack() as entering:
+            dropped = [await entering.enter_async_context(lane.held(self.drop)) for lane in self.lanes]
+            self.stack = entering.pop_all()
+        return dropped
 
     async def __aexit__(self, *exc: Any) -> None:
-        for context in reversed(self.contexts):
-            await context.__aexit__(*exc)
+        await self.stack.aclose()
 
 
 async def drive(app: faust.App, lane: BatchLane, handle: Callable[[list[Chunk]], Awaitable[None]]) -> None:

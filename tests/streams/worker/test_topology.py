@@ -2,6 +2,7 @@
 paths, the rebalance handler and the stats report."""
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -198,3 +199,23 @@ def test_feedback_waits_until_the_catalog_is_loaded() -> None:
 
     asyncio.run(scenario())
     assert worker.counts.learned == 1 and not sent.dead
+
+
+def test_holding_several_lanes_leaves_none_held_when_cancelled_while_entering() -> None:
+    """A rebalance handler cancelled while it waits for the second lane must not keep the first:
+    a lane left held would take no list for good."""
+    from streams.worker.topology import _held
+
+    async def scenario() -> tuple[bool, bool]:
+        first, second = BatchLane(["a"]), BatchLane(["b"])
+        async with second.held(drop=False):  # the second lane has a list in hand
+            entering = asyncio.ensure_future(_held([first, second], drop=False).__aenter__())
+            await asyncio.sleep(0.01)
+            first_was_held = first._in_hand.locked()
+            entering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await entering
+        return first_was_held, first._in_hand.locked()
+
+    first_was_held, first_still_held = asyncio.run(scenario())
+    assert first_was_held and not first_still_held
