@@ -246,6 +246,11 @@ async def drive(app: faust.App, lane: BatchLane, handle: Callable[[list[Chunk]],
     try:
         async for batch in lane.batches():
             await handle(batch)
+    except asyncio.CancelledError:  # not an Exception: without this line a lane would end unseen
+        if not app.should_stop:
+            log.error("batch lane of %s cancelled while the worker runs: it takes no more records",
+                      sorted(lane.topics), exc_info=True)
+        raise
     except Exception as error:
         log.exception("batch lane of %s failed", sorted(lane.topics))
         await app.crash(error)

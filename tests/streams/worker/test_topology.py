@@ -219,3 +219,28 @@ def test_holding_several_lanes_leaves_none_held_when_cancelled_while_entering() 
 
     first_was_held, first_still_held = asyncio.run(scenario())
     assert first_was_held and not first_still_held
+
+
+def test_a_lane_cancelled_while_the_worker_runs_says_so(caplog) -> None:
+    """A cancelled lane task ends (CancelledError is no Exception); while the app runs it must not
+    end unseen."""
+    from streams.worker.topology import drive
+
+    class App:
+        should_stop = False
+
+    async def scenario(app: App) -> None:
+        lane = BatchLane(["t"])
+        task = asyncio.ensure_future(drive(app, lane, lambda batch: asyncio.sleep(0)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    running, stopping = App(), App()
+    stopping.should_stop = True
+    with caplog.at_level("ERROR", logger="slatestream.worker"):
+        asyncio.run(scenario(stopping))
+        assert "cancelled while the worker runs" not in caplog.text
+        asyncio.run(scenario(running))
+    assert "batch lane of ['t'] cancelled while the worker runs" in caplog.text
