@@ -164,20 +164,28 @@ def report_seed(seed: int, reward_model: str, result: Any, truths: dict[str, flo
     return rows
 
 
+def print_reliable_goals(rows: list[dict[str, Any]]) -> None:
+    """Over the estimates the report calls reliable (rows whose "estimate" is not None): their
+    relative error, interval coverage and widths against the issue's goals."""
+    reliable = [r for r in rows if r["estimate"] is not None]
+    if not reliable:
+        print(f"reliable: 0 of {len(rows)} (seed, policy) pairs")
+        return
+    errors = [abs(r["estimate"].value / r["truth"] - 1) for r in reliable]
+    covered = sum(r["estimate"].covers(r["truth"]) for r in reliable)
+    widths = [relative_half_width(r["estimate"]) for r in reliable]
+    print(f"reliable: {len(reliable)} of {len(rows)} (seed, policy) pairs; relative error max {max(errors):.1%}, "
+          f"median {float(np.median(errors)):.1%} (goal <= 10%); intervals covering the truth {covered} of "
+          f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%); interval half-widths "
+          f"{min(widths):.0%} to {max(widths):.0%} of the value (median {float(np.median(widths)):.0%})")
+    narrow = [e for e, w in zip(errors, widths, strict=True) if w <= WIDE]
+    print(f"reliable with an interval within +-{WIDE:.0%}: {len(narrow)}"
+          + (f", relative error max {max(narrow):.1%}" if narrow else ""))
+
+
 def summarise_reads(rows: list[dict[str, Any]]) -> None:
     """The estimates the report calls reliable: their error, coverage and widths."""
-    reliable = [r for r in rows if r["estimate"] is not None]
-    if reliable:
-        errors = [abs(r["estimate"].value / r["truth"] - 1) for r in reliable]
-        covered = sum(r["estimate"].covers(r["truth"]) for r in reliable)
-        widths = [relative_half_width(r["estimate"]) for r in reliable]
-        print(f"reliable: {len(reliable)} of {len(rows)} (policy, seed) pairs; relative error max {max(errors):.1%}, "
-              f"median {float(np.median(errors)):.1%} (goal <= 10%); intervals covering the truth {covered} of "
-              f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%); interval half-widths "
-              f"{min(widths):.0%} to {max(widths):.0%} of the value (median {float(np.median(widths)):.0%})")
-        narrow = [e for e, w in zip(errors, widths, strict=True) if w <= WIDE]
-        print(f"reliable with an interval within +-{WIDE:.0%}: {len(narrow)}"
-              + (f", relative error max {max(narrow):.1%}" if narrow else ""))
+    print_reliable_goals(rows)
     for r in rows:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "

@@ -61,7 +61,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
 from bench import evaluation_ground_truth as ground_truth  # noqa: E402
 from bench.worker_latency import wait_counts  # noqa: E402
@@ -74,7 +73,6 @@ from online.policies import make_policy  # noqa: E402
 from online.simulation import Simulator, SimulatorConfig  # noqa: E402
 from online.state import InMemoryStore  # noqa: E402
 from slatestream.options import item_embedding, load_config  # noqa: E402
-from slatestream.reports.evaluation import WIDE, relative_half_width  # noqa: E402
 from streams.client import SlatestreamClient, click_for, impression_for  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
@@ -246,20 +244,7 @@ def compare(report: dict[str, Any], truth: dict[str, float], seed: int) -> list[
 
 def summarise(rows: list[dict[str, Any]], evaluate_s: list[float], rounds: list[int]) -> None:
     """The goals over the estimates the report calls reliable, the flagged ones, evaluate's speed."""
-    reliable = [r for r in rows if r["estimate"] is not None]
-    if reliable:
-        errors = [abs(r["estimate"].value / r["truth"] - 1) for r in reliable]
-        covered = sum(r["estimate"].covers(r["truth"]) for r in reliable)
-        widths = [relative_half_width(r["estimate"]) for r in reliable]
-        print(f"reliable: {len(reliable)} of {len(rows)} (seed, policy) pairs; relative error max {max(errors):.1%}, "
-              f"median {float(np.median(errors)):.1%} (goal <= 10%); intervals covering the truth {covered} of "
-              f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%); interval half-widths "
-              f"{min(widths):.0%} to {max(widths):.0%} of the value (median {float(np.median(widths)):.0%})")
-        narrow = [e for e, w in zip(errors, widths, strict=True) if w <= WIDE]
-        print(f"reliable with an interval within +-{WIDE:.0%}: {len(narrow)}"
-              + (f", relative error max {max(narrow):.1%}" if narrow else ""))
-    else:
-        print(f"reliable: 0 of {len(rows)} (seed, policy) pairs")
+    ground_truth.print_reliable_goals(rows)
     for r in rows:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "
