@@ -9,31 +9,16 @@ estimate lies within 4 of its standard errors (from its 95% interval) of the exa
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import synthetic_world as W
 
 from online.engine import EngineConfig
 from online.evaluation.driver import DriverConfig, evaluate_log
 from online.events import Slate
 
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-W = _load("synthetic_world")
 WORLD = W.World(rel=np.array([0.9, 0.6, 0.4, 0.25, 0.1]), exam=np.array([1.0, 0.6, 0.35]))
 LOGGER, TARGET = np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([6.0, 3.0, 1.5, 1.0, 0.5])
 EPSILON, DRAWS, ROUNDS = 0.05, 1024, 3000

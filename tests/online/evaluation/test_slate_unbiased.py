@@ -10,30 +10,14 @@ measured: it does not shrink with N). Bootstrap intervals cover at close to thei
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import synthetic_world as W
 
 from online.evaluation.slate_estimators import slate_cascade_ips, slate_independent_ips, slate_standard_ips
 
-
-def _load(name: str) -> Any:
-    """A helper module of this folder, loaded by path once (tests are not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-W = _load("synthetic_world")
 LOGGER = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
 TARGET = np.array([6.0, 3.0, 1.5, 1.0, 0.5])
 PBM = W.World(rel=np.array([0.9, 0.6, 0.4, 0.25, 0.1]), exam=np.array([1.0, 0.6, 0.35]))
