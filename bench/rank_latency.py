@@ -3,10 +3,13 @@
     python bench/rank_latency.py [--candidates 1000] [--dim 32] [--draws 64] [--requests 2000]
 
 Engine.rank end to end (user state from rocksdict, posterior, n_draws Thompson draws,
-top-k per draw, Monte Carlo propensities, Slate object). Baseline in the same process:
-the bare floor of any ranker, one numpy matmul of the candidates with a vector plus a
-top-k (no posterior, no propensities, no state). Prints both and their ratio, in wall time
-and in this thread's CPU time (the latter is what other processes on a shared core do not
+top-k per draw, Monte Carlo propensities, Slate object). Two floors in the same process,
+interleaved request by request: the bare floor of any ranker, one numpy matmul of the
+candidates with a vector plus a top-k (no posterior, no propensities, no state); and the
+floor of any m-draw Thompson ranker, the same with m draws as one [m, d + 1] matrix product
+and a top-k per row (no posterior, no propensities, no slate; the draws are a learned
+user's, drawn once). Prints all three and the engine's ratio to each, in wall time and in
+this thread's CPU time (the latter is what other processes on a shared core do not
 inflate).
 """
 
@@ -62,30 +65,64 @@ def main() -> None:
         candidates = rng.choice(n_items, args.candidates, replace=False)
         requests.append(RankRequest(request_id=f"r{n}", user_id=f"u{n % args.users}", k=10, time=now,
                                     candidates=tuple(f"i{i}" for i in candidates)))
-    engine_times: list[float] = []
-    engine_cpu: list[float] = []
-    for request in requests:
-        started, cpu_started = time.perf_counter(), time.thread_time()
-        engine.rank(request)
-        engine_times.append(time.perf_counter() - started)
-        engine_cpu.append(time.thread_time() - cpu_started)
-    theta = rng.standard_normal(args.dim).astype(np.float32)
-    floor_times: list[float] = []
-    floor_cpu: list[float] = []
-    for request in requests:
-        started, cpu_started = time.perf_counter(), time.thread_time()
-        rows = engine.catalog.rows(request.candidates or ())
-        top_k((engine.catalog.vectors[rows] @ theta)[None, :].astype(np.float64), 10)
-        floor_times.append(time.perf_counter() - started)
-        floor_cpu.append(time.thread_time() - cpu_started)
+    timings = time_interleaved(engine, requests, rng, args.dim, args.draws)
     print(f"rank latency, linear TS, {args.candidates} candidates, d={args.dim}, {args.draws} draws, "
           f"{args.requests} requests, rocksdict state")
-    for label, engine_s, floor_s in (("wall", engine_times, floor_times), ("CPU", engine_cpu, floor_cpu)):
-        p50, p99 = percentiles(engine_s)
-        f50, f99 = percentiles(floor_s)
-        print(f"  {label} time: engine.rank p50 {p50:.3f} ms, p99 {p99:.3f} ms; baseline (id lookup + matmul "
-              f"+ top-k only) p50 {f50:.3f} ms, p99 {f99:.3f} ms; ratio p99 engine/baseline {p99 / f99:.1f}x")
+    for clock in ("wall", "CPU"):
+        p50, p99 = percentiles(timings["engine", clock])
+        print(f"  {clock} time: engine.rank p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        for floor, label in (("one", "one-vector floor (id lookup + matmul + top-k)"),
+                             ("draws", f"{args.draws}-draw floor (id lookup + one {args.draws}-row matmul + top-k "
+                                       "per row)")):
+            f50, f99 = percentiles(timings[floor, clock])
+            print(f"    {label}: p50 {f50:.3f} ms, p99 {f99:.3f} ms; engine / floor p50 {p50 / f50:.1f}x, "
+                  f"p99 {p99 / f99:.1f}x")
+    one = percentiles(timings["one", "CPU"])
+    draws = percentiles(timings["draws", "CPU"])
+    print(f"  CPU time: the {args.draws}-draw floor alone is {draws[0] / one[0]:.1f}x (p50) / {draws[1] / one[1]:.1f}x "
+          f"(p99) the one-vector floor")
 
+
+def time_interleaved(engine: Engine, requests: list[RankRequest], rng: np.random.Generator, dim: int,
+                     n_draws: int) -> dict[tuple[str, str], list[float]]:
+    """Per request, in turn: Engine.rank; the one-vector floor (candidate rows looked up, one
+    matmul with a vector, top-k); the n_draws floor (the same with an [n_draws, dim + 1] matrix
+    of draws against the float64 features a Thompson ranker scores, top-k per row). Interleaved
+    so that other processes' load falls on all three alike. {(name, "wall" | "CPU"): seconds}."""
+    theta = rng.standard_normal(dim).astype(np.float32)
+    thetas = posterior_draws(engine, requests[0].user_id, rng, n_draws)
+    steps = {
+        "engine": lambda request: engine.rank(request),
+        "one": lambda request: top_k((engine.catalog.vectors[engine.catalog.rows(request.candidates or ())]
+                                      @ theta)[None, :].astype(np.float64), request.k),
+        "draws": lambda request: top_k(thetas @ with_bias(engine.catalog.vectors[
+            engine.catalog.rows(request.candidates or ())]).T, request.k),
+    }
+    timings: dict[tuple[str, str], list[float]] = {(name, clock): [] for name in steps for clock in ("wall", "CPU")}
+    for request in requests:
+        for name, step in steps.items():
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            step(request)
+            timings[name, "wall"].append(time.perf_counter() - started)
+            timings[name, "CPU"].append(time.thread_time() - cpu_started)
+    return timings
+
+
+def posterior_draws(engine: Engine, user_id: str, rng: np.random.Generator, n_draws: int) -> np.ndarray:
+    """float64[n_draws, d + 1] Thompson draws from one learned user's posterior, mean + exploration
+    * L^-T z, drawn once: the floor scores with draws as alike as the engine's (top-k's shortlist
+    works as well on them) but pays nothing to draw them."""
+    policy = engine.policy
+    assert isinstance(policy, LinearThompsonSampling)
+    mean, factor = policy.posterior(engine.global_state, engine.load_user(user_id))
+    noise = rng.standard_normal((mean.shape[0], n_draws))
+    thetas: np.ndarray = (mean[:, None] + policy.params.exploration * np.linalg.solve(factor.T, noise)).T
+    return np.ascontiguousarray(thetas)
+
+
+def with_bias(vectors: np.ndarray) -> np.ndarray:
+    """float64[n, d + 1]: the vectors float32[n, d] with a constant 1 column, as linear TS scores them."""
+    return np.hstack([vectors.astype(np.float64), np.ones((vectors.shape[0], 1))])
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,7 @@ from online.feedback import RequestContexts, feedback_rows
 from online.objectives import Objectives, Ranking
 from online.objectives.persistence import StoredObjectives
 from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
-from online.propensities import record_propensities, serve, slate_propensities
+from online.propensities import SupportRecord, serve, slate_propensities
 from online.request_text import TextEmbed, text_shift, text_weight
 from online.retrieval import Retriever, numpy_retriever
 from online.slates import build_slate, top_k
@@ -348,11 +348,11 @@ class Engine:
         reasons = None
         if self.objectives is not None:
             reasons = self.objectives.reasons(request, scored.rows, ranking, self.catalog)
-        slate = build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy_version,
-                            request.time, reasons, ranking.ranked, ranking.greedy)
         ranked_ids = None if request.candidates is not None and len(request.candidates) == n else scored.item_ids
-        return record_propensities(slate, slate_propensities(scored.ranking.ranked, served, n, epsilon), ranked_ids,
-                                   epsilon, scored.ranking.ranked.shape[0])
+        return build_slate(request, scored.item_ids, scored.draws, self.policy.name, self.policy_version,
+                           request.time, reasons, ranking.ranked, ranking.greedy,
+                           slate_propensities(scored.ranking.ranked, served, n, epsilon),
+                           SupportRecord(ranked_ids, epsilon, scored.ranking.ranked.shape[0]))
 
     def _remember_context(self, request_id: str, context: Mapping[str, float] | None) -> None:
         self._contexts.remember(request_id, context)

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from online.events import Slate
-
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 SMALLEST_PROBABILITY = float(np.finfo(np.float64).tiny)
@@ -122,20 +120,28 @@ def serve(ranked: IntArray, n_candidates: int, epsilon: float, rng: np.random.Ge
     return uniform, True
 
 
-def record_propensities(slate: Slate, propensities: SlatePropensities, candidates: Sequence[str] | None,
-                        epsilon: float, n_draws: int) -> Slate:
-    """`slate` with each item's marginal and prefix propensity set from `propensities`
-    (float64[L], L = its items; prefix at least SMALLEST_PROBABILITY), its ranked
-    `candidates` (None: the request's), the support mix's `epsilon` and the `n_draws` they
-    were estimated over recorded."""
-    if len(slate.items) != propensities.marginal.shape[0]:
-        raise ValueError(f"propensities: {propensities.marginal.shape[0]} positions for {len(slate.items)} items")
-    prefixes = np.maximum(propensities.prefix, SMALLEST_PROBABILITY).tolist()
-    items = tuple(
-        item.model_copy(update={"propensity": float(marginal), "prefix_propensity": float(prefix)})
-        for item, marginal, prefix in zip(slate.items, propensities.marginal.tolist(), prefixes, strict=True)
-    )
-    update: dict[str, object] = {"items": items, "support_epsilon": epsilon, "n_draws": n_draws}
-    if candidates is not None:
-        update["candidates"] = tuple(candidates)
-    return slate.model_copy(update=update)
+def recorded_probabilities(propensities: SlatePropensities, length: int) -> tuple[list[float], list[float]]:
+    """(marginal, prefix) of a slate of `length` items as the slate records them: floats, each
+    prefix at least SMALLEST_PROBABILITY. ValueError when the propensities have another length."""
+    if propensities.marginal.shape[0] != length:
+        raise ValueError(f"propensities: {propensities.marginal.shape[0]} positions for {length} items")
+    prefixes: list[float] = np.maximum(propensities.prefix, SMALLEST_PROBABILITY).tolist()
+    marginals: list[float] = propensities.marginal.tolist()
+    return marginals, prefixes
+
+
+@dataclass(frozen=True)
+class SupportRecord:
+    """What a slate records of how its propensities were estimated: the ranked `candidates`
+    (None: the request's), the support mix's `epsilon`, the `n_draws` they were estimated over."""
+
+    candidates: Sequence[str] | None
+    epsilon: float
+    n_draws: int
+
+    def fields(self) -> dict[str, object]:
+        """The Slate fields that carry it."""
+        fields: dict[str, object] = {"support_epsilon": self.epsilon, "n_draws": self.n_draws}
+        if self.candidates is not None:
+            fields["candidates"] = tuple(self.candidates)
+        return fields

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from online.events import RankRequest, Slate, SlateItem
 from online.policies.base import ScoreDraws
+from online.propensities import SlatePropensities, SupportRecord, recorded_probabilities
 
 
 def top_k(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
@@ -89,6 +90,8 @@ def build_slate(
     reasons: Sequence[str | None] | None = None,
     ranked: npt.NDArray[np.int64] | None = None,
     greedy: npt.NDArray[np.int64] | None = None,
+    propensities: SlatePropensities | None = None,
+    support: SupportRecord | None = None,
 ) -> Slate:
     """The slate for `request` over candidates `item_ids` (n) from m score draws.
 
@@ -96,7 +99,9 @@ def build_slate(
     draw's top-k by score); its row 0 is served and the share of rows agreeing with it at
     a position is that item's propensity. greedy: int64[k] the slate of the posterior
     mean (default: its top-k); served items outside it are `explored`. reasons: one per
-    served item, in slate order.
+    served item, in slate order. propensities: the served slate's marginal and prefix
+    probabilities (online/propensities.py; default: the marginal share of `ranked`, no
+    prefix); support: what the slate records of how they were estimated.
     """
     k = min(request.k, len(item_ids))
     if ranked is None:
@@ -108,7 +113,12 @@ def build_slate(
     chosen = ranked[0]
     if reasons is not None and len(reasons) != len(chosen):
         raise ValueError(f"reasons: expected {len(chosen)} (one per slate item), got {len(reasons)}")
-    propensities = (ranked == chosen[None, :]).mean(axis=0)
+    marginals: list[float]
+    prefixes: list[float] | list[None]
+    if propensities is None:
+        marginals, prefixes = (ranked == chosen[None, :]).mean(axis=0).tolist(), [None] * len(chosen)
+    else:
+        marginals, prefixes = recorded_probabilities(propensities, len(chosen))
     stds = scores.std_at(chosen)
     greedy_set = set(greedy.tolist())
     items = tuple(
@@ -119,11 +129,13 @@ def build_slate(
             mean=float(scores.mean[index]),
             std=float(stds[position]),
             explored=index not in greedy_set,
-            propensity=float(propensities[position]),
+            propensity=marginals[position],
+            prefix_propensity=prefixes[position],
             reason=None if reasons is None else reasons[position],
         )
         for position, index in enumerate(chosen.tolist())
     )
+    recorded = {} if support is None else support.fields()
     return Slate(
         request_id=request.request_id,
         user_id=request.user_id,
@@ -132,4 +144,5 @@ def build_slate(
         policy=policy_name,
         policy_version=policy_version,
         time=time,
+        **recorded,
     )

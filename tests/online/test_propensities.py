@@ -18,7 +18,7 @@ from online.propensities import (
     SlatePropensities,
     agreement,
     position_matrix,
-    record_propensities,
+    recorded_probabilities,
     serve,
     slate_propensities,
     uniform_prefix,
@@ -118,7 +118,7 @@ def test_tiny_prefix_probabilities_are_recorded_positive() -> None:
     found = slate_propensities(np.zeros((1, 100), dtype=np.int64) + np.arange(100), np.arange(100)[::-1].copy(),
                                10_000, 0.01)
     assert found.prefix[-1] == 0.0  # underflows float64 ...
-    engine = make_engine(3, 0.0)
-    slate = engine.rank(RankRequest(request_id="r", user_id="u", k=2, time=T0))
-    recorded = record_propensities(slate, SlatePropensities(np.array([0.5, 0.5]), np.array([0.5, 0.0])), None, 0.01, 4)
-    assert recorded.items[-1].prefix_propensity == SMALLEST_PROBABILITY  # ... and is recorded as the tiniest float
+    marginal, prefix = recorded_probabilities(SlatePropensities(np.array([0.5, 0.5]), np.array([0.5, 0.0])), 2)
+    assert prefix == [0.5, SMALLEST_PROBABILITY] and marginal == [0.5, 0.5]  # ... and is recorded as the tiniest float
+    with pytest.raises(ValueError, match="3 items"):
+        recorded_probabilities(SlatePropensities(np.array([0.5, 0.5]), np.array([0.5, 0.0])), 3)
