@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from online.policies.base import FloatArray, IntArray
-from online.policies.versioned import Version
+from online.policies.versioned import Version, Versioned
 
 
 class _Table:
@@ -72,11 +72,11 @@ class _Undo:
         return redo
 
 
-class ArmStats:
+class ArmStats(Versioned[_Table]):
     """Per arm (item id): total exposures and rewards, float64. Arms are added on first sight
     and kept. Immutable: `add` returns a new version sharing this one's arrays (module doc)."""
 
-    __slots__ = ("_changed", "_version")
+    __slots__ = ("_changed",)
 
     def __init__(self, ids: Sequence[str] = (), exposures: FloatArray | None = None,
                  rewards: FloatArray | None = None) -> None:
@@ -91,15 +91,6 @@ class ArmStats:
             table.rewards[: len(ids)] = np.zeros(len(ids)) if rewards is None else rewards
         self._version = Version(table)
         self._changed: IntArray = np.arange(len(ids), dtype=np.int64)
-
-    @property
-    def version_id(self) -> int:
-        return self._version.version_id
-
-    @property
-    def derived_from(self) -> int | None:
-        """The version_id of the version `add` made this one from (None: built from scratch)."""
-        return self._version.derived_from
 
     def __len__(self) -> int:
         return self._version.read().n

@@ -70,3 +70,22 @@ class Version(Generic[T]):
         new.derived_from = self.version_id
         self._live, self._parent, self._undo = None, new, undo
         return new
+
+
+class Versioned(Generic[T]):
+    """Base of a value kept as `Version`s: `_version` is the version this object reads."""
+
+    __slots__ = ("_version",)
+
+    _version: Version[T]
+
+    @property
+    def version_id(self) -> int:
+        """This version's id (unique in the process)."""
+        return self._version.version_id
+
+    @property
+    def derived_from(self) -> int | None:
+        """The version_id of the version this one was made from by an update (None: built from
+        scratch)."""
+        return self._version.derived_from

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from online.policies.versioned import Version
+from online.policies.versioned import Version, Versioned
 
 
 class Table:
@@ -59,11 +59,11 @@ class _Undo:
         return redo
 
 
-class Weights:
+class Weights(Versioned[Table]):
     """Named float64 weights, an intercept and a step count. Immutable: `update` returns a new
     version sharing this one's table (module doc). Weights are never removed."""
 
-    __slots__ = ("_changed", "_version")
+    __slots__ = ("_changed",)
 
     def __init__(self, weights: Mapping[str, float], intercept: float, n_iterations: int, part_prefix: str) -> None:
         table = Table(part_prefix)
@@ -72,15 +72,6 @@ class Weights:
         table.intercept, table.n_iterations = float(intercept), int(n_iterations)
         self._version = Version(table)
         self._changed: tuple[str, ...] = tuple(table.weights)
-
-    @property
-    def version_id(self) -> int:
-        return self._version.version_id
-
-    @property
-    def derived_from(self) -> int | None:
-        """The version_id of the version `update` made this one from (None: built from scratch)."""
-        return self._version.derived_from
 
     def read(self) -> Table:
         """This version's table: O(1) for the newest version, else O(changes since). Do not
