@@ -9,13 +9,19 @@ rows sorted by descending score. This module imports no torch (see encoders.scor
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import numpy.typing as npt
 
 from encoders.device import cuda_available
-from encoders.scoring_base import Scorer, TopK, check_candidates, check_queries, check_update, grown_capacity
+from encoders.scoring_base import (
+    CatalogShape,
+    Scorer,
+    TopK,
+    check_candidates,
+    check_queries,
+    check_update,
+    grown_capacity,
+)
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -23,27 +29,15 @@ IntArray = npt.NDArray[np.int64]
 __all__ = ["NumpyScorer", "Scorer", "TopK", "make_scorer"]
 
 
-class NumpyScorer:
+class NumpyScorer(CatalogShape):
     """CPU scorer: float32 matmul (BLAS) + argpartition. Thread-safe (one lock)."""
 
     backend = "numpy"
     device = "cpu"
 
     def __init__(self) -> None:
+        super().__init__()
         self._matrix: FloatArray = np.zeros((0, 0), dtype=np.float32)
-        self._n = 0
-        self._dim: int | None = None
-        self._lock = threading.RLock()
-
-    @property
-    def n_rows(self) -> int:
-        """Current catalogue size n."""
-        return self._n
-
-    @property
-    def dim(self) -> int:
-        """Width d (0 before any matrix is set)."""
-        return self._dim or 0
 
     def set_matrix(self, matrix: npt.ArrayLike) -> None:
         """Replace the catalogue with float32[n, d] (copied)."""

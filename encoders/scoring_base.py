@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -44,6 +45,25 @@ class Scorer(Protocol):
         """Top-k rows per query: (int64[b, k'], float32[b, k']) with k' = min(k, candidates),
         descending scores; `rows` int64[c] restricts the search to those catalogue rows."""
         ...
+
+
+class CatalogShape:
+    """What every scorer keeps of its catalogue's shape: n rows of width d, behind one lock."""
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._dim: int | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def n_rows(self) -> int:
+        """Current catalogue size n."""
+        return self._n
+
+    @property
+    def dim(self) -> int:
+        """Width d (0 before any matrix is set)."""
+        return self._dim or 0
 
 
 def check_queries(queries: npt.ArrayLike, dim: int, k: int) -> FloatArray:

@@ -5,18 +5,16 @@ Imports torch at module level: reach it through `encoders.scoring.make_scorer`.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from encoders.scoring_base import TopK, check_candidates, check_queries, check_update, grown_capacity
+from encoders.scoring_base import CatalogShape, TopK, check_candidates, check_queries, check_update, grown_capacity
 
 MAX_SCORE_ELEMENTS = 1 << 28  # queries are chunked so one score block stays below this
 
 
-class TorchScorer:
+class TorchScorer(CatalogShape):
     """Batched matmul + torch.topk on `device`.
 
     Args:
@@ -27,25 +25,13 @@ class TorchScorer:
     backend = "torch"
 
     def __init__(self, device: str = "cpu", fp16: bool = False) -> None:
+        super().__init__()
         self._device = torch.device(device)
         if self._device.type == "cuda" and self._device.index is None:
             self._device = torch.device("cuda", torch.cuda.current_device())
         self.device = str(self._device)
         self.dtype = torch.float16 if fp16 else torch.float32
         self._matrix = torch.zeros((0, 0), dtype=self.dtype, device=self._device)
-        self._n = 0
-        self._dim: int | None = None
-        self._lock = threading.RLock()
-
-    @property
-    def n_rows(self) -> int:
-        """Current catalogue size n."""
-        return self._n
-
-    @property
-    def dim(self) -> int:
-        """Width d (0 before any matrix is set)."""
-        return self._dim or 0
 
     def _tensor(self, array: npt.NDArray[np.generic]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self._device, non_blocking=False)
