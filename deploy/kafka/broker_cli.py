@@ -17,6 +17,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from broker import DEFAULT_CLI_DIR, MARKER, KafkaBroker, read_state
@@ -48,27 +49,32 @@ def _cli_start(args: argparse.Namespace, keep: bool | None = None) -> int:
 
 def _cli_restart(args: argparse.Namespace) -> int:
     """Stop the broker of --dir (its data kept), then start it again on that data."""
-    directory = Path(args.dir).resolve()
+    stopped = _stop_recorded(Path(args.dir).resolve(), args.timeout, sys.stderr)
+    if stopped is None:
+        return 1
+    print(f"{stopped}, data kept")
+    return _cli_start(args, keep=True)
+
+
+def _stop_recorded(directory: Path, timeout_s: float, complain_to: TextIO) -> str | None:
+    """Stop the broker whose state `directory` records (SIGTERM, SIGKILL after timeout_s) and
+    say how; None, after saying so to `complain_to`, when it records none."""
     state = read_state(directory)
     if state is None:
-        print(f"no broker state in {directory}", file=sys.stderr)
-        return 1
-    clean = terminate(int(str(state["pid"])), args.timeout)
-    print(f"kafka broker pid {state['pid']} stopped ({'SIGTERM' if clean else 'SIGKILL'}), data kept")
-    return _cli_start(args, keep=True)
+        print(f"no broker state in {directory}", file=complain_to)
+        return None
+    clean = terminate(int(str(state["pid"])), timeout_s)
+    return f"kafka broker pid {state['pid']} stopped ({'SIGTERM' if clean else 'SIGKILL'})"
 
 
 def _cli_stop(args: argparse.Namespace) -> int:
     directory = Path(args.dir).resolve()
-    state = read_state(directory)
-    if state is None:
-        print(f"no broker state in {directory}")
+    stopped = _stop_recorded(directory, args.timeout, sys.stdout)
+    if stopped is None:
         return 1
-    clean = terminate(int(str(state["pid"])), args.timeout)
     if not args.keep and (directory / MARKER).exists():
         shutil.rmtree(directory, ignore_errors=True)
-    done = f"kept {directory}" if args.keep else f"removed {directory}"
-    print(f"kafka broker pid {state['pid']} stopped ({'SIGTERM' if clean else 'SIGKILL'}), {done}")
+    print(f"{stopped}, {f'kept {directory}' if args.keep else f'removed {directory}'}")
     return 0
 
 
