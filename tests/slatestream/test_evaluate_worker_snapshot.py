@@ -118,7 +118,8 @@ def worker_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("worker")
     items = catalog()
     encoder = HashingEncoder(dim=256)
-    projection = PcaProjection.fit(encoder.encode([item.text() for item in items]), 8, 0)
+    # the worker's projection: fitted on the first items it saw, not on the log's whole catalogue
+    projection = PcaProjection.fit(encoder.encode([item.text() for item in items[:16]]), 8, 0)
     embed = ItemEmbedding(encoder, 8, projection)
     config = parse_config(tomllib.loads(CONFIG))
     tables = WorkerTables(root / "store")
@@ -141,7 +142,7 @@ def worker_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         store.close()
     tables.stop()
     key = f"{encoder.fingerprint}/d8"
-    save_projection(root / "projection.bin", PublishedProjection(key, projection, 3, len(items), "2026-01-01"),
+    save_projection(root / "projection.bin", PublishedProjection(key, projection, 3, 16, "2026-01-01"),
                     "it.projection")
     (root / "config.toml").write_text(CONFIG)
     return {"root": root, "config": config, "embed": embed, "users_per_partition": {
