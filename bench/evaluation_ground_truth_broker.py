@@ -24,7 +24,7 @@ evaluate.toml is the worker's file with linear TS's exploration set to --explore
 events: default (1,800 s), which keeps a replayed round's clicks (1-60 s after its impression)
 with it. Compared with the truth (bench/evaluation_ground_truth.py's `true_ctr`: the policy serving
 the same requests itself in the same world, exact expected clicks per shown item; the item
-embedding is the one evaluate fits, on the replayed catalog with the same seed):
+embedding is the one evaluate uses: the worker's projection, read from the topic, as its report says):
 
   uniform_random          whole log;        uniform_random@N/2   second half;
   most_popular@N/2        learned on the log's first half (its impressions and clicks), frozen,
@@ -65,6 +65,8 @@ sys.path.insert(0, str(ROOT))
 from bench import evaluation_ground_truth as ground_truth  # noqa: E402
 from bench.worker_latency import wait_counts  # noqa: E402
 from bench.worker_throughput import load_broker  # noqa: E402
+from encoders.embedding import ItemEmbedding  # noqa: E402
+from encoders.projection import PcaProjection  # noqa: E402
 from online.datasets.logs import load_log  # noqa: E402
 from online.engine import EngineConfig  # noqa: E402
 from online.evaluation.bootstrap import Estimate  # noqa: E402
@@ -72,9 +74,10 @@ from online.events import Click, Impression, Item  # noqa: E402
 from online.policies import make_policy  # noqa: E402
 from online.simulation import Simulator, SimulatorConfig  # noqa: E402
 from online.state import InMemoryStore  # noqa: E402
-from slatestream.options import item_embedding, load_config  # noqa: E402
+from slatestream.options import encoder_for, item_embedding, load_config  # noqa: E402
 from streams.client import SlatestreamClient, click_for, impression_for  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
+from streams.projection import read_projection  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.testing import WorkerProcess  # noqa: E402
 from streams.testing.worker_process import worker_env  # noqa: E402
@@ -152,11 +155,13 @@ def run_command(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def truths(events_file: Path, evaluate_config: Path, config: SimulatorConfig, live: LiveRun,
-           seed: int) -> dict[str, float]:
+           seed: int, projection: PcaProjection | None = None) -> dict[str, float]:
     """Each compared policy's true CTR (bench/evaluation_ground_truth.true_ctr), with the item
-    embedding and engine settings `slatestream evaluate` uses on this file and configuration."""
+    embedding and engine settings `slatestream evaluate` uses on this file and configuration: the
+    worker's `projection` when evaluate read it from the topic, else one fitted on the log."""
     settings = load_config(evaluate_config, dim=None, encoder=None, n_draws=None)
-    embed = item_embedding(settings, load_log(f"events:{events_file}").items, seed)
+    embed = (item_embedding(settings, load_log(f"events:{events_file}").items, seed) if projection is None
+             else ItemEmbedding(encoder_for(settings), settings.embedding.dim, projection))
     n, half = config.horizon, config.horizon // 2
     first_half = [e for e in live.feedback if int(e.request_id[1:]) < half]
     try:
@@ -209,7 +214,10 @@ def run_seed(broker: Any, seed: int, args: argparse.Namespace, tmp: Path) -> tup
           flush=True)
     if args.keep:
         shutil.copytree(work / "report", args.keep / f"seed{seed}", dirs_exist_ok=True)
-    return compare(report, truths(events, evaluate_toml, config, live, seed), seed), evaluate_s, rounds
+    used = report["projection"]  # evaluate embeds with the worker's projection, read from the topic
+    served = read_projection(settings, used["key"]) if used["source"] == "topic" else None
+    projection = None if served is None else served.projection
+    return compare(report, truths(events, evaluate_toml, config, live, seed, projection), seed), evaluate_s, rounds
 
 
 def clipped_note(verdict: dict[str, Any]) -> str:

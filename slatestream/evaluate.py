@@ -6,20 +6,25 @@
 --behavior-policy and --campaign), `mind:PATH` (a folder with behaviors.tsv and news.tsv), or
 `events:PATH` (the project's JSON-lines event file, e.g. from `slatestream replay`). The
 configuration (--config or $SLATESTREAM_CONFIG) gives the engine, the item embedding and the
-configured policies' hyperparameters, as the worker serves them. The pure driver
+configured policies' hyperparameters, as the worker serves them; the projection to d is the
+worker's, read from the projection topic, when a broker is configured (--projection:
+`slatestream.evaluate_embedding`), and the report says which one was used. The pure driver
 (`online.evaluation.driver`) does the work; this command writes DIR/evaluation.json,
 DIR/report.md and its PNG plots.
 
 Policies learn along the log (their value is an average over their learning) unless fixed:
-`--snapshot LABEL=POLICY:DIR[@TIME]` evaluates POLICY's learned state read from the state store
-DIR (a RocksDB directory, e.g. `slatestream run --state DIR`), never learning, on the rounds from
-TIME (when the state was taken: it holds the rewards of earlier rounds) on; `--freeze-after N` also
+`--snapshot LABEL=POLICY:DIR[@TIME]` evaluates POLICY's learned state read from DIR, never
+learning, on the rounds from TIME (when the state was taken: it holds the rewards of earlier
+rounds) on: DIR is a worker's data directory (SLATESTREAM_STORE_DIR: every partition, each
+request ranked with its user's partition's state, `slatestream.worker_snapshot`) or a state store
+(a RocksDB directory, e.g. `slatestream run --state DIR`); `--freeze-after N` also
 evaluates each policy frozen after learning on the first N rounds (label POLICY@N), on the rest.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,10 @@ from online.config import CONFIG_ENV, SlatestreamConfig
 from online.datasets.logs import OBD_CAVEAT, LoadedLog, LogSpecError, load_log
 from online.evaluation.config import DriverConfig
 from online.evaluation.driver import PolicyVariant, evaluate_log
+from online.evaluation.snapshots import ShardedSnapshot
 from online.policies.base import Policy
+from online.state import StateStore
+from slatestream.evaluate_embedding import PROJECTION_HELP, evaluation_embedding
 from slatestream.options import (
     DIM_HELP,
     ENCODER_CHOICE,
@@ -38,14 +46,15 @@ from slatestream.options import (
     N_DRAWS_HELP,
     config_option,
     configured,
-    item_embedding,
     load_config,
     policy_names,
     progress,
     retriever_for,
+    stream_settings,
 )
 from slatestream.reports.evaluation import fmt, write_evaluation_report
 from slatestream.store import RocksDictStore
+from slatestream.worker_snapshot import WorkerSnapshotError, open_worker_snapshot, worker_partitions
 
 __all__ = ["OBD_CAVEAT", "evaluate_command", "load_log_or_fail"]
 DEFAULT_POLICIES = "linear_ts,bernoulli_ts,uniform_random"
@@ -85,10 +94,11 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
 
 
 def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_file: bool,
-                      stores: list[RocksDictStore]) -> list[PolicyVariant]:
-    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR[@TIME] (its opened store appended
-    to `stores`, for the caller to close); TIME (ISO 8601 with a zone): when the state was taken,
-    the snapshot is evaluated on the rounds from then on."""
+                      stores: list[Any]) -> list[PolicyVariant]:
+    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR[@TIME] (its opened stores appended
+    to `stores`, for the caller to close); DIR a worker's data directory or a state store; TIME
+    (ISO 8601 with a zone): when the state was taken, the snapshot is evaluated on the rounds from
+    then on."""
     variants = []
     groups = config.policy_groups() if from_file else {}
     for spec in specs:
@@ -106,17 +116,47 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
         if not label or not name or not directory:
             raise click.BadParameter(f"{spec!r}: want LABEL=POLICY:DIR[@TIME]", param_hint="--snapshot")
         policy_names(name, "--snapshot")
-        if not Path(directory).is_dir():
-            raise click.BadParameter(f"{directory}: not a state store directory", param_hint="--snapshot")
-        try:
-            store = RocksDictStore(directory)
-        except Exception as error:  # rocksdict's errors (a lock held by a running worker, ...) name the cause
-            raise click.BadParameter(f"{directory}: cannot open the state store ({error})",
-                                     param_hint="--snapshot") from error
-        stores.append(store)
         policy = config.build_policy(name) if name in groups else name
-        variants.append(PolicyVariant(policy, label=label, state=store, since=since))
+        variants.append(PolicyVariant(policy, label=label, state=open_snapshot(Path(directory), name, stores),
+                                      since=since))
     return variants
+
+
+def open_snapshot(directory: Path, policy: str, stores: list[Any]) -> StateStore | ShardedSnapshot:
+    """The state in `directory`: a worker's data directory (every partition, routed by user as
+    SLATESTREAM_PARTITIONS partitions route them) or a state store; its stores appended to `stores`."""
+    if not directory.is_dir():
+        raise click.BadParameter(f"{directory}: not a state store or worker data directory", param_hint="--snapshot")
+    if worker_partitions(directory):
+        try:
+            sharded, opened = open_worker_snapshot(directory, stream_settings().partitions, policy)
+        except WorkerSnapshotError as error:
+            raise click.BadParameter(str(error), param_hint="--snapshot") from error
+        stores.extend(opened)
+        return sharded
+    try:
+        store = RocksDictStore(directory)
+    except Exception as error:  # rocksdict's errors (a lock held by a running process, ...) name the cause
+        raise click.BadParameter(f"{directory}: cannot open the state store ({error})",
+                                 param_hint="--snapshot") from error
+    stores.append(store)
+    return store
+
+
+def check_snapshot_embeddings(variants: list[PolicyVariant], version: str) -> None:
+    """ClickException when a snapshot's state was learned over other item vectors than this
+    evaluation embeds with (its "<policy>/embedding" key: encoder, d and projection)."""
+    for variant in variants:
+        name = variant.policy if isinstance(variant.policy, str) else variant.policy.name
+        state = variant.state
+        held = state.stores.values() if isinstance(state, ShardedSnapshot) else [state] if state is not None else []
+        for store in held:
+            stored = store.get(f"{name}/embedding")
+            if stored is not None and stored.decode() != version:
+                raise click.ClickException(
+                    f"--snapshot {variant.label}: its state was learned over item vectors {stored.decode()!r}, this "
+                    f"evaluation embeds with {version!r}: --projection topic (the worker's, from the broker) or a "
+                    "FILE from `slatestream projection show --out`, and the encoder and --dim it was learned with")
 
 
 @click.command("evaluate")
@@ -133,13 +173,14 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
 @click.option("--encoder", "encoder_kind", type=ENCODER_CHOICE, default=None, help=ENCODER_HELP)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx file.")
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
+@click.option("--projection", default="auto", metavar="auto|topic|fit|FILE", help=PROJECTION_HELP)
 @click.option("--learn-every", type=int, default=1, show_default=True, help="Rounds per learning batch.")
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "river", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
 @click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR[@TIME]",
-              help="Also evaluate POLICY's fixed learned state from the state store DIR, on the rounds from TIME "
-                   "(when it was taken; default: all) on (repeatable).")
+              help="Also evaluate POLICY's fixed learned state from DIR (a worker's data directory, every partition; "
+                   "or a state store), on the rounds from TIME (when it was taken; default: all) on (repeatable).")
 @click.option("--freeze-after", type=click.IntRange(min=1), default=None,
               help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
 @click.option("--attribution-window", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
@@ -147,43 +188,47 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
                    f"0: until the next request  [default: {EVENTS_ATTRIBUTION_S:g} for events:, else 0]")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
                      seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
-                     model: Path | None, dim: int | None, learn_every: int, learn_from: str, reward_model: str,
-                     n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None,
+                     model: Path | None, dim: int | None, projection: str, learn_every: int, learn_from: str,
+                     reward_model: str, n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None,
                      attribution_window: float | None) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
     learning = chosen_policies(config, policies, configured(config_path))
     names = [p if isinstance(p, str) else p.name for p in learning]
-    stores: list[RocksDictStore] = []
     chosen: list[Policy[Any, Any] | str | PolicyVariant] = [*learning]
     if freeze_after is not None:
         chosen += [PolicyVariant(p, label=f"{name}@{freeze_after}", freeze_after=freeze_after)
                    for p, name in zip(learning, names, strict=True)]
-    chosen += snapshot_variants(config, snapshots, configured(config_path), stores)
-    loaded = load_log_or_fail(data, behavior_policy, campaign)
-    embed = item_embedding(config, loaded.items, seed, model)
-    logging_policy = loaded.logging_policy if loaded.logging_policy in names else None
-    try:
-        driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
-                              learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
-                              n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed, logging_policy=logging_policy,
-                              uniform_log=loaded.uniform,
-                              attribution_s=attribution_window_of(data, attribution_window))
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
-    total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)
-    click.echo(f"{loaded.description}: policies {', '.join(names)}; encoder {embed.description}")
-    try:
-        with progress(total, "round", "evaluate") as advance:
-            result = evaluate_log(loaded.events, chosen, embed, embed.dim, features=loaded.features, config=driver,
-                                  progress=advance, retriever_for=retriever_for(config), embed_text=embed.text)
-    except ValueError as error:  # a snapshot of another dimension, too few rounds after --freeze-after, ...
-        raise click.ClickException(str(error)) from error
-    finally:
-        embed.close()
-        for store in stores:
-            store.close()
-    extra = {"encoder": embed.name, "dim": embed.dim, "behavior_policy": behavior_policy, "campaign": campaign,
+    with ExitStack() as cleanup:
+        stores: list[Any] = []
+        cleanup.callback(lambda: [store.close() for store in stores])
+        fixed = snapshot_variants(config, snapshots, configured(config_path), stores)
+        loaded = load_log_or_fail(data, behavior_policy, campaign)
+        embed, projected = evaluation_embedding(config, projection, loaded.items, seed, model)
+        cleanup.callback(embed.close)
+        check_snapshot_embeddings(fixed, embed.version)
+        logging_policy = loaded.logging_policy if loaded.logging_policy in names else None
+        try:
+            driver = DriverConfig(engine=config.engine, learn_from=learn_from,  # type: ignore[arg-type]
+                                  learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
+                                  n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed,
+                                  logging_policy=logging_policy, uniform_log=loaded.uniform,
+                                  attribution_s=attribution_window_of(data, attribution_window))
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from error
+        total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)
+        click.echo(f"{loaded.description}: policies {', '.join(names)}; encoder {embed.description}; projection "
+                   f"{projected.note}")
+        try:
+            with progress(total, "round", "evaluate") as advance:
+                result = evaluate_log(loaded.events, [*chosen, *fixed], embed, embed.dim, features=loaded.features,
+                                      config=driver, progress=advance, retriever_for=retriever_for(config),
+                                      embed_text=embed.text)
+        except ValueError as error:  # a snapshot of another dimension, too few rounds after --freeze-after, ...
+            raise click.ClickException(str(error)) from error
+    extra = {"encoder": embed.name, "dim": embed.dim, "projection": projected.to_dict(),
+             "behavior_policy": behavior_policy, "campaign": campaign,
              "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults")}
-    report = write_evaluation_report(result, out, loaded.description, loaded.caveats, extra)
+    embedding = f"Item embedding: {embed.description}; projection {projected.note}."
+    report = write_evaluation_report(result, out, loaded.description, [*loaded.caveats, embedding], extra)
     click.echo(f"on-policy CTR {fmt(result.on_policy.value)}; report: {report}")

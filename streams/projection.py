@@ -9,6 +9,10 @@ One partition, kept for ever (delete policy, infinite retention: never compacted
 record of a key stays the first). The header says what the projection was fitted on
 ({"key", "version", "fitted_on", "fitted_at"}); the .npz is `PcaProjection.to_bytes()`.
 
+A projection saved to a file (`save_projection`, `slatestream projection show --out FILE`) is its
+record value with the topic and offset added to the header; `load_projection` reads it back, for
+`slatestream evaluate --projection FILE` away from the broker.
+
 `agree_on_projection(settings, key, fit)`: the first record of `key` in the topic is THE
 projection. A worker that finds none fits one (`fit()`: on the first items it sees), publishes it
 and reads the topic again, adopting the first record of the key, its own or one another worker
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -44,6 +49,7 @@ class PublishedProjection:
     projection: PcaProjection
     offset: int
     fitted_on: int
+    fitted_at: str = ""
 
 
 def projection_topic(settings: StreamSettings) -> str:
@@ -79,7 +85,7 @@ def decode_projection(value: bytes) -> tuple[dict[str, object], PcaProjection]:
         length = int.from_bytes(value[:4], "little")
         header = json.loads(value[4 : 4 + length])
         projection = PcaProjection.from_bytes(value[4 + length :])
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError, OSError, EOFError) as error:
         raise ProjectionError(f"not a projection record: {error}") from error
     if not isinstance(header, dict) or header.get("version") != projection.version:
         raise ProjectionError("a projection record whose header does not match its projection")
@@ -104,10 +110,33 @@ def read_projection(settings: StreamSettings, key: str, *, timeout_s: float = 30
                 for record in records:
                     if record.key == key.encode() and record.value is not None:
                         header, projection = decode_projection(record.value)
-                        return PublishedProjection(key, projection, int(record.offset), int(str(header["fitted_on"])))
+                        return PublishedProjection(key, projection, int(record.offset), int(str(header["fitted_on"])),
+                                                   str(header.get("fitted_at", "")))
         return None
     finally:
         consumer.close(autocommit=False)
+
+
+def save_projection(path: Path, found: PublishedProjection, topic: str) -> None:
+    """Write `found` (read from `topic`) to a file: its record value, the header holding the
+    topic and offset as well (written whole to a temporary file, then renamed)."""
+    header = json.dumps({"key": found.key, "version": found.projection.version, "fitted_on": found.fitted_on,
+                         "fitted_at": found.fitted_at, "topic": topic, "offset": found.offset}).encode()
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(len(header).to_bytes(4, "little") + header + found.projection.to_bytes())
+    partial.replace(path)
+
+
+def load_projection(path: Path) -> tuple[PublishedProjection, str]:
+    """(the projection, the topic it was read from) of a file `save_projection` wrote;
+    ProjectionError when it is not one, OSError when it cannot be read."""
+    header, projection = decode_projection(path.read_bytes())
+    try:
+        found = PublishedProjection(str(header["key"]), projection, int(str(header["offset"])),
+                                    int(str(header["fitted_on"])), str(header.get("fitted_at", "")))
+    except (KeyError, ValueError) as error:
+        raise ProjectionError(f"{path}: not a saved projection (its header lacks {error})") from error
+    return found, str(header.get("topic", ""))
 
 
 def publish_projection(settings: StreamSettings, key: str, projection: PcaProjection, fitted_on: int) -> int:

@@ -36,7 +36,9 @@ round's logged clicks, at each learning batch (`Engine.observe_objectives`), as 
 loop would; intra-list
 diversity and the exposure Gini in the metrics are those of its own slates.
 
-Fixed policies (`PolicyVariant(state=..., since=...)`, `freeze_after`): `online.evaluation.snapshots`.
+Fixed policies (`PolicyVariant(state=..., since=...)`, `freeze_after`): `online.evaluation.snapshots`;
+a `ShardedSnapshot` state (the worker's partitions) gets an Engine per shard, and each request is
+scored by its user's shard's Engine (one random generator for all of them).
 Estimates, their assessment and metrics come from `online.evaluation.summary`.
 """
 
@@ -59,7 +61,7 @@ from online.evaluation.river_reward import RiverRewardModel
 from online.evaluation.round_terms import logged_side, policy_round
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores, score_request
-from online.evaluation.snapshots import OverlayStore, check_snapshot
+from online.evaluation.snapshots import OverlayStore, ShardedSnapshot, check_sharded_snapshot, check_snapshot
 from online.evaluation.summary import EvaluationResult, summarise
 from online.evaluation.traces import PolicyTrace, RoundLog
 from online.events import Click, Impression, Item, RankRequest, ShownItem
@@ -81,16 +83,17 @@ Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 class PolicyVariant:
     """A policy evaluated under slate objectives and filters (None: plain ranking), named
     `label` in the result (default: the policy's name); learning along the log (default), a
-    fixed snapshot (`state`: a store of its learned state, shard: which global shard to read;
-    never learns; evaluated on the rounds whose request is at or after `since`, the time it was
-    taken: its state holds the rewards of earlier rounds), or frozen after learning on the first
+    fixed snapshot (`state`: a store of its learned state, shard: which global shard to read; or
+    a `ShardedSnapshot`, each request ranked with its user's shard's state; never learns;
+    evaluated on the rounds whose request is at or after `since`, the time it was taken: its
+    state holds the rewards of earlier rounds), or frozen after learning on the first
     `freeze_after` evaluated rounds (evaluated on the rest): `online.evaluation.snapshots`."""
 
     policy: Policy[Any, Any] | str
     objectives: ObjectiveSettings | None = None
     filters: FilterSettings | None = None
     label: str | None = None
-    state: StateStore | None = None
+    state: StateStore | ShardedSnapshot | None = None
     shard: str = ""
     freeze_after: int | None = None
     since: datetime | None = None
@@ -116,15 +119,29 @@ class _PolicyRun:
     matched_pairs: set[tuple[str, str]] = field(default_factory=set)
     freeze_after: int | None = None
     since: datetime | None = None
+    shards: dict[str, Engine] | None = None
+    shard_of: Callable[[str], str] | None = None
+    shard_caches: dict[str, dict[bytes, tuple[FloatArray, IntArray]]] = field(default_factory=dict)
+
+    def engine_for(self, user_id: str) -> Engine:
+        """The Engine that ranks for `user_id`: its shard's, for a sharded snapshot."""
+        if self.shards is None or self.shard_of is None:
+            return self.engine
+        shard = self.shard_of(user_id)
+        engine = self.shards.get(shard)
+        if engine is None:
+            raise RankError(f"snapshot: user {user_id!r} belongs to shard {shard!r}, which the snapshot lacks")
+        return engine
 
     def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
         """The policy's answer to a request (`scoring.score_request`: `Engine.score`, the serving
         step): the slate it would serve (support mix included) and the probabilities of all its
         draws; context-free policies reuse one Monte Carlo matrix between learning batches."""
-        engine = self.engine
+        engine = self.engine_for(request.user_id)
         exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
         reuse = engine.policy.name in config.context_free and not exact
-        return score_request(engine, request, exact=exact, cache=self.cache if reuse else None)
+        cache = self.cache if self.shards is None else self.shard_caches.setdefault(engine.shard, {})
+        return score_request(engine, request, exact=exact, cache=cache if reuse else None)
 
     def waits(self, position: int, round_: LoggedRound) -> bool:
         """Whether the round at `position` among the evaluated rounds comes before this
@@ -155,8 +172,14 @@ class _PolicyRun:
         """Learn what is buffered: the objectives' memory from the policy's own slates, the
         policy from the logged feedback."""
         if self.own_buffer:
-            self.engine.observe_objectives(self.own_buffer)
+            by_engine: dict[int, tuple[Engine, list[Impression | Click]]] = {}
+            for event in self.own_buffer:
+                engine = self.engine_for(event.user_id)
+                by_engine.setdefault(id(engine), (engine, []))[1].append(event)
+            for engine, events in by_engine.values():
+                engine.observe_objectives(events)
             self.cache.clear()
+            self.shard_caches.clear()
         self.own_buffer = []
         if self.buffer and not self.trace.frozen:
             result = self.engine.observe(self.buffer, feed_objectives=False)
@@ -207,12 +230,22 @@ def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, Poli
          features: FeatureMap, config: DriverConfig, retriever: Retriever | None,
          embed_text: TextEmbed | None) -> _PolicyRun:
     policy, label, objectives, variant = entry
-    store: StateStore = InMemoryStore() if variant.state is None else OverlayStore(variant.state)
-    engine = Engine(policy, store, catalog, np.random.default_rng([config.seed, index]), features, config.engine,
-                    retriever, shard=variant.shard, objectives=objectives, embed_text=embed_text)
+    rng = np.random.default_rng([config.seed, index])
+
+    def engine_over(store: StateStore, shard: str) -> Engine:
+        return Engine(policy, store, catalog, rng, features, config.engine, retriever, shard=shard,
+                      objectives=objectives, embed_text=embed_text)
+
+    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None, snapshot=variant.state is not None)
+    if isinstance(variant.state, ShardedSnapshot):
+        stores = sorted(variant.state.stores.items())
+        shards = {shard: engine_over(OverlayStore(store), shard) for shard, store in stores}
+        check_sharded_snapshot(shards)
+        return _PolicyRun(next(iter(shards.values())), trace, since=variant.since, shards=shards,
+                          shard_of=variant.state.shard_of)
+    engine = engine_over(InMemoryStore() if variant.state is None else OverlayStore(variant.state), variant.shard)
     if variant.state is not None:
         check_snapshot(engine)
-    trace = PolicyTrace(label, policy.version, frozen=variant.state is not None, snapshot=variant.state is not None)
     return _PolicyRun(engine, trace, freeze_after=variant.freeze_after, since=variant.since)
 
 

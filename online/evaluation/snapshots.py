@@ -8,12 +8,15 @@ frozen=True)` evaluates that state and never learns (its Engine reads the snapsh
 objectives' memory it keeps while serving never writes to the snapshot);
 `PolicyVariant(freeze_after=N)` learns on the log's first N evaluated rounds and is evaluated,
 frozen, on the rest. A snapshot is any `StateStore`: the RocksDB directory `slatestream run
---state DIR` writes, or one exported from the worker's state changelog.
+--state DIR` writes, or one exported from the worker's state changelog; or a `ShardedSnapshot`,
+the worker's state as it keeps it, one store per Kafka partition with its own population state,
+each request ranked with the state of its user's partition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,15 +24,31 @@ from online.engine import Engine
 from online.state import InMemoryStore, StateStore
 
 
+@dataclass(frozen=True)
+class ShardedSnapshot:
+    """A policy's state kept in shards, as the worker keeps it: `stores` maps each shard (a Kafka
+    partition, "0", "1", ...) to a store of its users' states and its own population state
+    ("<policy>/global/<shard>"); `shard_of(user_id)` names the shard that serves a user (the
+    partition its requests are keyed to). The evaluation ranks each request as the worker does:
+    with the global and user state of the user's shard."""
+
+    stores: Mapping[str, StateStore]
+    shard_of: Callable[[str], str]
+
+    def __post_init__(self) -> None:
+        if not self.stores:
+            raise ValueError("a sharded snapshot needs at least one shard")
+
+
 class OverlayStore:
     """A StateStore that reads `base` and writes to memory: what it writes shadows the base,
     what it deletes hides it; the base is never written."""
 
-    atomic_put_many = True
-    """Its writes go to memory, all of a put_many at once; a global state the base holds in parts
-    (a rocksdict directory) is read in parts (online.engine.Engine._load_global)."""
-
     def __init__(self, base: StateStore) -> None:
+        # Its writes go to memory, all of a put_many at once; a global state is read the way the
+        # base holds it: in parts where the base's put_many is atomic (a rocksdict directory),
+        # whole where it is not (the worker's tables; online.engine.Engine._load_global)
+        self.atomic_put_many = bool(getattr(base, "atomic_put_many", False))
         self.base = base
         self._top = InMemoryStore()
         self._deleted: set[str] = set()
@@ -78,3 +97,15 @@ def check_snapshot(engine: Engine) -> None:
         raise ValueError(f"snapshot: {engine.policy.name} was learned over {np.asarray(vector).shape[0]} features, "
                          f"this evaluation builds {engine.feature_dim}: use the encoder, dimension and configuration "
                          "it was learned with")
+
+
+def check_sharded_snapshot(engines: Mapping[str, Engine]) -> None:
+    """`check_snapshot` over the shards holding a global state (a partition that never learned
+    ranks with the policy's prior, as the worker does); ValueError when none holds one."""
+    present = [engine for engine in engines.values() if engine.store.get(engine.global_key) is not None]
+    if not present:
+        names = ", ".join(sorted(engines))
+        policy = next(iter(engines.values())).policy.name
+        raise ValueError(f"snapshot: no shard ({names}) holds a {policy!r} global state: not a state of {policy!r}")
+    for engine in present:
+        check_snapshot(engine)
