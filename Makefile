@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/slatestream demo --out reports/demo
 
-## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included), less the
-## quarantined test of a known open bug (docs/reliability.md, "Open"; run it with -m quarantine).
+## Lint, type-check, purity check, then the whole test suite (a real Kafka broker included), less any
+## test marked quarantine (a known open bug, docs/reliability.md "Open"; none at present).
 test: $(STAMP) lint typecheck purity deploy-check
 	$(BIN)/python -m pytest -q -m "not quarantine"
 

@@ -16,6 +16,11 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    Faust's read-offset, gap and commit bookkeeping (`_read_offset`, `_add_gap`,
    `_commit_every`, `_n_acked`) done once per chunk, and acked as runs of offsets
    (`ack_offsets`: `_committed_offset`, `_acked_index`, `_acked`, `_waiting_for_ack`).
+   Records a fetch brought and nothing took (the flow stopped, a rebalance began, the partition
+   was paused or revoked meanwhile) are fetched again (`_fetch_again`, `rewind_positions`: the
+   consumer's `_thread` and its `_ensure_consumer`; changelogs, `_is_changelog_tp`, are left to
+   Faust's recovery), where Faust drops them and counts on its seek to the committed offsets,
+   which moves no partition that has none.
 2. **The app's transport and producer** (`SlatestreamApp._new_transport`, `_new_producer`):
    the consumer above, and a producer buffer bound of 20,000 queued messages (every table write
    queues one; Faust stalls every stream above 100).
@@ -37,10 +42,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.streams import _current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -126,34 +133,77 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                                   ) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's `Consumer.getmany`, except that each partition's records of a lane topic go
         to the lane as one chunk, as aiokafka parsed them (no `ConsumerMessage`, no step per
-        record); the other records are yielded as Faust does (round robin, as messages)."""
+        record); the other records are yielded as Faust does (round robin, as messages).
+
+        Unlike Faust's, no fetched record is lost: what is not handed on (the flow stopped, a
+        rebalance began, the partition was paused or revoked since the fetch) is fetched again
+        (`_fetch_again`), not left behind the partition's position."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
         if not self.flow_active:
+            await self._fetch_again(first_offsets(records.items()))
             try:  # as Faust's getmany: seek back to the committed offsets
                 await self.perform_seek()
             except Exception as error:
                 self.log.warning(f"exception performing seek when flow not active {error}")
             return
+
+        def taking(tp: Any) -> bool:
+            return active_partitions is None or tp in active_partitions or tp in self._buffered_partitions
+
         others: dict[Any, Any] = {}
-        for tp, fetched in records.items():
+        not_taken: dict[Any, int] = {}
+        fetches = list(records.items())
+        for index, (tp, fetched) in enumerate(fetches):
             lane = lanes.get(tp.topic)
             if lane is None:
                 others[tp] = fetched
-            elif fetched and (active_partitions is None or tp in active_partitions
-                              or tp in self._buffered_partitions):
-                if not await self._to_lane(lane, tp, fetched, generation_id):
-                    return  # a rebalance began: Faust cancels the rest of the fetch too
+            elif fetched and not taking(tp):
+                not_taken[tp] = fetched[0].offset
+            elif fetched and not await self._to_lane(lane, tp, fetched, generation_id):
+                # a rebalance began: Faust cancels the rest of the fetch too
+                await self._fetch_again({**not_taken, **first_offsets(fetches[index:])})
+                return
+        taken = dict.fromkeys(others, 0)  # records of each partition handed on or skipped
         to_message = self._to_message
         for tp, record in self.scheduler.iterate(others):  # Faust's loop (lane partitions skip its
             # track_tp_end_offset: the monitor's lag figures for lane topics are not kept)
-            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+            if not self._flowing(generation_id):
                 break
-            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+            taken[tp] += 1
+            if taking(tp):
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 yield tp, to_message(tp, record)
+            else:
+                not_taken.setdefault(tp, record.offset)
+        for tp, fetched in others.items():
+            if taken[tp] < len(fetched):
+                not_taken.setdefault(tp, fetched[taken[tp]].offset)
+        await self._fetch_again(not_taken)
+
+    async def _fetch_again(self, firsts: dict[Any, int]) -> None:
+        """Fetch each partition's records again from offset `firsts[tp]`, the first one not
+        handed on (`rewind_positions`, in the consumer's thread; changelog partitions are left to
+        Faust's recovery). Faust drops such records and relies on the seek to the committed
+        offsets after a rebalance, which leaves a partition without a committed offset at its
+        position past them: a worker that took over partitions its dead peer never committed
+        lost every record fetched while its flow was stopped (docs/reliability.md)."""
+        firsts = {tp: offset for tp, offset in firsts.items() if not self._is_changelog_tp(tp)}
+        if not firsts:
+            return
+        thread = self._thread
+        try:
+            moved = await thread.call_thread(rewind_positions, thread._ensure_consumer(), firsts)
+        except Exception as error:
+            self.log.warning("records fetched and not taken (%s) could not be fetched again: %r",
+                             _partitions(firsts), error)
+            return
+        if moved:
+            self.log.info("fetched again, records not taken (flow stopped, paused or revoked): %s",
+                          ", ".join(f"{tp.topic}[{tp.partition}] {before}->{after}"
+                                    for tp, (before, after) in sorted(moved.items())))
 
     def _flowing(self, generation_id: int) -> bool:
         """False once a rebalance began (flow stopped) or happened (new generation) since
@@ -237,6 +287,38 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                     self.log.info("batch lane dropped %d waiting records (redelivered after the rebalance)",
                                   dropped)
         await super().wait_empty()
+
+
+def first_offsets(fetches: Iterable[tuple[Any, Sequence[Any]]]) -> dict[Any, int]:
+    """{partition: offset of its first record} of (partition, records) pairs (empty ones left out)."""
+    return {tp: fetched[0].offset for tp, fetched in fetches if fetched}
+
+
+def _partitions(offsets: Mapping[Any, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
+
+
+async def rewind_positions(consumer: Any, firsts: Mapping[Any, int]) -> dict[Any, tuple[int, int]]:
+    """Move each partition of `firsts` that `consumer` (an AIOKafkaConsumer, called in its own
+    thread) still has assigned and whose position lies past `firsts[tp]` back to it; never
+    forward: a position at or before it delivers those records anyway (a reset by a new
+    assignment, a seek to the committed offset), and moving back only delivers records again,
+    which the worker skips by their offsets. Returns {partition: (old position, new position)}
+    of those moved."""
+    assigned = consumer.assignment()
+    moved: dict[Any, tuple[int, int]] = {}
+    for tp, first in firsts.items():
+        partition = TopicPartition(tp.topic, tp.partition)
+        if partition not in assigned:
+            continue  # its next owner reads it from the committed offset
+        try:
+            position = await consumer.position(partition)
+        except IllegalStateError:
+            continue  # revoked meanwhile
+        if position > first:
+            consumer.seek(partition, first)
+            moved[partition] = (position, first)
+    return moved
 
 
 class BatchDrainTransport(faust_aiokafka.Transport):

@@ -4,6 +4,7 @@ import faust
 import pytest
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
 from streams.settings import StreamSettings
@@ -18,7 +19,8 @@ from streams.worker.faust_private import (
 PRIVATE_NAMES = {
     FaustConsumer: ("_drain_messages", "_wait_next_records", "_read_offset", "_add_gap", "_n_acked",
                     "_committed_offset", "_acked_index", "_acked", "_waiting_for_ack", "_buffered_partitions",
-                    "_to_message", "_get_active_partitions", "_commit_every"),
+                    "_to_message", "_get_active_partitions", "_commit_every", "_thread", "_is_changelog_tp"),
+    AIOKafkaConsumerThread: ("_ensure_consumer",),
     faust.App: ("_new_transport", "_new_producer"),
     RocksDBStore: ("_db_for_partition", "offset_key"),
     FaustProducer: ("_ensure_producer",),
@@ -32,6 +34,7 @@ def test_the_private_names_are_those_of_the_one_checked_faust_version(tmp_path) 
     assert faust.__version__ == FAUST_VERSION
     check_faust_version()
     consumer = make_app(StreamSettings(broker_url="kafka://127.0.0.1:1", store_dir=tmp_path)).consumer
+    assert isinstance(consumer._thread, AIOKafkaConsumerThread)
     for owner, names in PRIVATE_NAMES.items():
         for name in names:
             assert hasattr(consumer if owner is FaustConsumer else owner, name), f"{owner!r}.{name} is gone"
@@ -162,10 +165,12 @@ def test_a_fetch_splits_into_lane_chunks_and_faust_messages_for_the_other_topics
 
     from streams.worker.lanes import records
 
-    async def scenario() -> tuple[list[tuple[str, int]], list[int], list[int]]:
+    async def scenario() -> tuple[list[tuple[str, int]], list[int], list[int], list[tuple[str, int, int]]]:
         consumer, lane = lane_consumer(tmp_path, "t.impressions")
         lane_tp, other_tp, idle_tp = (TopicPartition("t.impressions", 0), TopicPartition("t.items", 0),
                                       TopicPartition("t.impressions", 1))
+        kafka = FakeKafkaConsumer({lane_tp: 7, other_tp: 8, idle_tp: 10})
+        consumer._thread = FakeConsumerThread(kafka)
 
         async def fetch(timeout: float):  # type: ignore[no-untyped-def]
             return {lane_tp: fetched("t.impressions", 0, 5, 6), other_tp: fetched("t.items", 0, 7),
@@ -178,7 +183,135 @@ def test_a_fetch_splits_into_lane_chunks_and_faust_messages_for_the_other_topics
                                                                                             {"t.impressions": lane})]
         lane.fetched()
         batch = await lane.batches().__anext__()
-        return yielded, [r.offset for r in records(batch)], [lane.waiting]
+        return yielded, [r.offset for r in records(batch)], [lane.waiting], kafka.seeks
 
-    yielded, to_lane, waiting = asyncio.run(scenario())
+    yielded, to_lane, waiting, seeks = asyncio.run(scenario())
     assert yielded == [("t.items", 7)] and to_lane == [5, 6] and waiting == [0]
+    assert seeks == [("t.impressions", 1, 9)]  # the paused partition's record is fetched again, not lost
+
+
+class FakeKafkaConsumer:
+    """aiokafka's consumer as `rewind_positions` sees it: the assignment, each partition's
+    position (the offset of the next record it delivers), seeks."""
+
+    def __init__(self, positions: dict) -> None:  # type: ignore[type-arg]
+        self.positions = dict(positions)
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def assignment(self) -> set:  # type: ignore[type-arg]
+        return set(self.positions)
+
+    async def position(self, tp):  # type: ignore[no-untyped-def]
+        return self.positions[tp]
+
+    def seek(self, tp, offset: int) -> None:  # type: ignore[no-untyped-def]
+        self.seeks.append((tp.topic, tp.partition, offset))
+        self.positions[tp] = offset
+
+
+class FakeConsumerThread:
+    """Faust's consumer thread, running what it is handed at once."""
+
+    def __init__(self, kafka: FakeKafkaConsumer) -> None:
+        self.kafka = kafka
+
+    def _ensure_consumer(self) -> FakeKafkaConsumer:
+        return self.kafka
+
+    async def call_thread(self, fun, *args):  # type: ignore[no-untyped-def]
+        return await fun(*args)
+
+
+def test_a_partition_is_moved_back_to_its_first_record_not_taken_never_forward() -> None:
+    import asyncio
+
+    from aiokafka import TopicPartition
+    from aiokafka.errors import IllegalStateError
+
+    from streams.worker.faust_private import rewind_positions
+
+    past, before, revoked_meanwhile, gone = (TopicPartition("t.clicks", p) for p in range(4))
+    kafka = FakeKafkaConsumer({past: 10, before: 3, revoked_meanwhile: 0})
+
+    async def position(tp):  # type: ignore[no-untyped-def]
+        if tp == revoked_meanwhile:
+            raise IllegalStateError("not assigned")
+        return kafka.positions[tp]
+
+    kafka.position = position  # type: ignore[method-assign]
+    moved = asyncio.run(rewind_positions(kafka, {past: 4, before: 5, revoked_meanwhile: 0, gone: 0}))
+    assert moved == {past: (10, 4)} and kafka.seeks == [("t.clicks", 0, 4)]
+
+
+def test_a_fetch_that_returns_after_the_flow_stopped_is_fetched_again_where_no_offset_is_committed(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The takeover stall (docs/reliability.md): a fetch that returns once a rebalance stopped the
+    flow is dropped, as Faust drops it, and Faust's seek to the committed offsets afterwards moves
+    only partitions with a committed offset (aiokafka's seek_to_committed). A partition the dead
+    peer never committed kept its position past the dropped records: they were never learned."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    async def scenario() -> tuple[list[tuple[str, int, int]], list[object], int]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        lane_tp, other_tp = TopicPartition("t.impressions", 2), TopicPartition("t.items", 2)
+        kafka = FakeKafkaConsumer({lane_tp: 7, other_tp: 8})
+        consumer._thread = FakeConsumerThread(kafka)
+
+        async def fetch(timeout: float):  # type: ignore[no-untyped-def]
+            consumer.stop_flow()  # a rebalance began while the fetch waited
+            return {lane_tp: fetched("t.impressions", 2, 5, 6), other_tp: fetched("t.items", 2, 7)}, {lane_tp}
+
+        async def seek_to_committed_offsets() -> None:  # none is committed: aiokafka seeks nothing
+            return None
+
+        consumer._wait_next_records = fetch
+        consumer.perform_seek = seek_to_committed_offsets
+        yielded = [message async for _, message in consumer._getmany_past_lanes(1.0, {"t.impressions": lane})]
+        return kafka.seeks, yielded, lane.waiting
+
+    seeks, yielded, waiting = asyncio.run(scenario())
+    assert yielded == [] and waiting == 0
+    assert sorted(seeks) == [("t.impressions", 2, 5), ("t.items", 2, 7)]
+
+
+def test_what_a_rebalance_cut_off_in_a_fetch_is_fetched_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A rebalance that begins while one partition's chunk is handed over (a commit awaited) or
+    between two messages of the other topics: the rest of the fetch is dropped, and fetched again."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    async def scenario(stop_at: str) -> tuple[list[tuple[str, int, int]], list[int], int]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        first, second, items = (TopicPartition("t.impressions", 0), TopicPartition("t.impressions", 1),
+                                TopicPartition("t.items", 0))
+        kafka = FakeKafkaConsumer({first: 3, second: 12, items: 23})
+        consumer._thread = FakeConsumerThread(kafka)
+        consumer.highwater = lambda tp: 30
+        consumer.assignment = lambda: {first, second, items}
+
+        async def fetch(timeout: float):  # type: ignore[no-untyped-def]
+            return ({first: fetched("t.impressions", 0, 1, 2), second: fetched("t.impressions", 1, 10, 11),
+                     items: fetched("t.items", 0, 20, 21, 22)}, {first, second, items})
+
+        consumer._wait_next_records = fetch
+        if stop_at == "hand-over":
+            consumer._commit_every, consumer._n_acked = 1, 1  # the first hand-over commits first
+
+            async def commit_during_which_a_revocation_starts(*_: object, **__: object) -> bool:
+                consumer.stop_flow()
+                return True
+
+            consumer.commit = commit_during_which_a_revocation_starts
+        yielded = []
+        async for _, message in consumer._getmany_past_lanes(1.0, {"t.impressions": lane}):
+            yielded.append(message.offset)
+            if stop_at == "messages":
+                consumer.stop_flow()
+        return sorted(kafka.seeks), yielded, lane.waiting
+
+    assert asyncio.run(scenario("hand-over")) == (
+        [("t.impressions", 0, 1), ("t.impressions", 1, 10), ("t.items", 0, 20)], [], 0)
+    assert asyncio.run(scenario("messages")) == ([("t.items", 0, 21)], [20], 4)
