@@ -8,16 +8,15 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from streams.settings import StreamSettings
-from streams.testing.worker_process import die_with_parent, worker_env
+from streams.testing.child_process import ChildProcess
+from streams.testing.worker_process import worker_env
 
 
 def free_port() -> int:
@@ -27,29 +26,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class GatewayProcess:
+class GatewayProcess(ChildProcess):
     """One gateway subprocess (python -m slatestream gateway --port PORT ARGS) on 127.0.0.1."""
 
     def __init__(self, settings: StreamSettings, log_path: Path, args: tuple[str, ...] = (),
                  port: int | None = None) -> None:
+        super().__init__(log_path)
         self.settings = settings
-        self.log_path = log_path
         self.args = args
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "slatestream", "gateway", "--port", str(self.port), *self.args],
-                env=worker_env(self.settings, self.log_path.parent / "gateway-store"), stdout=out,
-                stderr=subprocess.STDOUT, preexec_fn=die_with_parent,  # only a prctl call: safe between fork and exec
-            )
+        self._spawn([sys.executable, "-m", "slatestream", "gateway", "--port", str(self.port), *self.args],
+                    worker_env(self.settings, self.log_path.parent / "gateway-store"))
         return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Block until GET /healthz answers 200; RuntimeError with the log tail otherwise."""
@@ -70,18 +61,4 @@ class GatewayProcess:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM, SIGKILL after timeout_s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout_s)
-
-    def __enter__(self) -> GatewayProcess:
-        return self.start() if self.process is None else self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
+        super().stop(timeout_s)

@@ -13,30 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 from streams.settings import StreamSettings
+from streams.testing.child_process import ChildProcess
 
 READY = b"Worker ready"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def die_with_parent() -> None:
-    """`preexec_fn` for a child process: on Linux, the kernel sends it SIGKILL when the process
-    that started it dies, however it dies (a benchmark killed by SIGTERM runs no `__exit__`, and
-    its workers used to keep spinning on a broker that was gone). Elsewhere it does nothing."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        parent = os.getppid()
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
 
 
 def worker_env(settings: StreamSettings, store_dir: Path, metrics_port: int = 0) -> dict[str, str]:
@@ -55,7 +39,7 @@ def worker_env(settings: StreamSettings, store_dir: Path, metrics_port: int = 0)
     }
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """One worker subprocess (python -m slatestream worker ARGS); with `profile_path`, run
     under cProfile, which writes its stats there when the worker stops (not on kill)."""
 
@@ -65,24 +49,16 @@ class WorkerProcess:
         self.metrics_port = metrics_port
         self.profile_path = profile_path
         self.store_dir = store_dir
-        self.log_path = log_path
         self.args = args
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(log_path)
         self._ready_before = 0
 
     def start(self) -> WorkerProcess:
         self._ready_before = self.log_path.read_bytes().count(READY) if self.log_path.exists() else 0
-        with self.log_path.open("ab") as out:
-            profiler = () if self.profile_path is None else ("-m", "cProfile", "-o", str(self.profile_path))
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, *profiler, "-m", "slatestream", "worker", *self.args],
-                env=worker_env(self.settings, self.store_dir, self.metrics_port), stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,  # only a prctl call: safe between fork and exec
-            )
+        profiler = () if self.profile_path is None else ("-m", "cProfile", "-o", str(self.profile_path))
+        self._spawn([sys.executable, *profiler, "-m", "slatestream", "worker", *self.args],
+                    worker_env(self.settings, self.store_dir, self.metrics_port))
         return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until this run logged "Worker ready"; RuntimeError with the log tail otherwise."""
@@ -101,26 +77,3 @@ class WorkerProcess:
         if not lines:
             return {}
         return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", lines[-1].split("by_reason")[0])}
-
-    def kill(self) -> None:
-        """SIGKILL: no commit, no flush, no shutdown (a crash)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """SIGTERM (clean shutdown), SIGKILL after timeout_s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start() if self.process is None else self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
