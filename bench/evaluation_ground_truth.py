@@ -4,7 +4,7 @@ policy through `Engine.rank` (linear TS with the support mix: the code the worke
 is compared with that policy's true value in the same world: the simulator's exact expected
 clicks per shown item when the policy serves the same requests itself.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_ground_truth.py [--seeds 5] [--requests 3000] \
+    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_ground_truth.py [--seeds 5] [--first-seed 0] [--requests 3000] \
         [--n-draws 64] [--reward-model log_ctr,river] [--precision 0.10]
 
 --n-draws sets the Monte Carlo draws of the logger and of the evaluated policies (the worker's
@@ -239,6 +239,7 @@ def main() -> None:
     global ENGINE, RULE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--encoder", choices=["auto", "onnx", "hashing"], default="hashing")
@@ -256,7 +257,7 @@ def main() -> None:
     encoder = open_encoder(args.encoder)  # type: ignore[arg-type]
     started = time.perf_counter()
     rows = [row for seed in range(args.seeds)
-            for row in evaluate_seed(seed, args.requests, encoder, args.dim, reward_models)]
+            for row in evaluate_seed(seed + args.first_seed, args.requests, encoder, args.dim, reward_models)]
     print(f"\n{args.seeds} seeds x {args.requests} requests, logger linear TS (support mix {ENGINE.support_epsilon}, "
           f"{ENGINE.n_draws} draws), encoder {encoder.name}, d={args.dim}, {time.perf_counter() - started:.0f} s")
     by_model = {name: [r for r in rows if r["reward_model"] == name] for name in reward_models}
