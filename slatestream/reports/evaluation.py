@@ -131,7 +131,7 @@ def _closest(evaluation: PolicyEvaluation) -> str:
             estimate = evaluation.estimates[name]
             return (f" The closest: **{name} = {interval(estimate)}**, sound but ±"
                     f"{relative_half_width(estimate):.0%} wide: enough to rule out values outside its interval, "
-                    "not to rank policies closer than that")
+                    "not to rank policies closer than that.")
     return ""
 
 
