@@ -4,8 +4,8 @@ policy through `Engine.rank` (linear TS with the support mix: the code the worke
 is compared with that policy's true value in the same world: the simulator's exact expected
 clicks per shown item when the policy serves the same requests itself.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_ground_truth.py [--seeds 5] [--requests 3000] \
-        [--n-draws 64] [--reward-model log_ctr,river]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/evaluation_ground_truth.py [--seeds 5] [--first-seed 0] [--requests 3000] \
+        [--n-draws 64] [--reward-model log_ctr,river] [--precision 0.10]
 
 --n-draws sets the Monte Carlo draws of the logger and of the evaluated policies (the worker's
 default: 64). The logged propensities are shares of them: where a served item's probability times
@@ -25,7 +25,9 @@ The requests carry the simulator's 100 candidates each; clicks follow its positi
 so the per-position estimators apply. Prints per (seed, policy) the truth, the estimate the
 report says to read (or none) with its interval, DR, and the verdicts; then, over the estimates
 the report calls reliable, the largest relative error and the share of intervals covering the
-truth (goals: <= 10% and >= 90%), and the unreliable ones flagged.
+truth (goals: <= 10% and >= 90%), and the unreliable ones flagged with their reasons; and per
+policy DR's interval half-width and the requests that would bring it within --precision (the
+reliability rule's precision target, `ReliabilityRule.precision`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import numpy as np
 from encoders.embedding import ItemEmbedding, open_encoder
 from online.catalog import Catalog
 from online.engine import Engine, EngineConfig
+from online.evaluation.assessment import PRECISION, ReliabilityRule, relative_half_width
 from online.evaluation.driver import DriverConfig, PolicyVariant, evaluate_log
 from online.evaluation.snapshots import OverlayStore
 from online.events import Click, Impression
@@ -55,8 +58,8 @@ from online.policies.base import Policy
 from online.policies.linear_ts import LinearTSParams
 from online.simulation import Simulator, SimulatorConfig
 from online.state import InMemoryStore, StateStore
-from slatestream.reports.evaluation import WIDE, relative_half_width
 
+RULE = ReliabilityRule()  # --precision sets its precision
 ENGINE = EngineConfig()  # the defaults the worker serves with: 64 draws, support mix 0.05 (--n-draws sets draws)
 
 
@@ -138,7 +141,8 @@ def evaluate_seed(seed: int, n: int, encoder: Any, dim: int, reward_models: list
     }
     rows = []
     for reward_model in reward_models:
-        config = DriverConfig(engine=ENGINE, seed=seed, reward_model=reward_model)  # type: ignore[arg-type]
+        config = DriverConfig(engine=ENGINE, seed=seed, reward_model=reward_model,  # type: ignore[arg-type]
+                              reliability=RULE)
         result = evaluate_log(events, variants, embed, embed.dim, config=config)
         rows += report_seed(seed, reward_model, result, truths)
     return rows
@@ -153,14 +157,17 @@ def report_seed(seed: int, reward_model: str, result: Any, truths: dict[str, flo
         dr = evaluation.estimates["dr"]
         rows.append({"seed": seed, "reward_model": reward_model, "policy": evaluation.policy, "truth": truth,
                      "read": read, "estimate": estimate, "dr": dr, "on_policy": result.on_policy.value,
-                     "reasons": [r for v in evaluation.assessment.verdicts.values() for r in v.reasons][:2]})
+                     "reasons": [f"{name}: {r}" for name in ("dr", "replay") if name in evaluation.assessment.verdicts
+                                 for r in evaluation.assessment.verdicts[name].reasons]})
         shown = "no reliable estimate" if estimate is None else (
             f"{read} {estimate.value:.4f} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] "
             f"err {estimate.value / truth - 1:+.1%} {'covers' if estimate.covers(truth) else 'MISSES'}")
         weights = evaluation.assessment.diagnostics["dr"]
         print(f"seed {seed} {reward_model:7s} {evaluation.policy:24s} truth {truth:.4f}  {shown}  | dr {dr.value:.4f} "
-              f"[{dr.ci_low:.4f}, {dr.ci_high:.4f}] err {dr.value / truth - 1:+.1%}; ESS {weights.ess:,.0f}, "
-              f"mean weight {weights.mean_weight:.2f} [{weights.mean_low:.2f}, {weights.mean_high:.2f}]", flush=True)
+              f"[{dr.ci_low:.4f}, {dr.ci_high:.4f}] err {dr.value / truth - 1:+.1%} ±{relative_half_width(dr):.0%}; "
+              f"ESS {weights.ess:,.0f} ({weights.ess_share:.1%}), largest round {weights.max_round_share:.1%} "
+              f"(weight {weights.max_weight:.3g}), mean weight {weights.mean_weight:.2f} [{weights.mean_low:.2f}, "
+              f"{weights.mean_high:.2f}]", flush=True)
     return rows
 
 
@@ -178,18 +185,29 @@ def print_reliable_goals(rows: list[dict[str, Any]]) -> None:
           f"median {float(np.median(errors)):.1%} (goal <= 10%); intervals covering the truth {covered} of "
           f"{len(reliable)} = {covered / len(reliable):.0%} (goal >= 90%); interval half-widths "
           f"{min(widths):.0%} to {max(widths):.0%} of the value (median {float(np.median(widths)):.0%})")
-    narrow = [e for e, w in zip(errors, widths, strict=True) if w <= WIDE]
-    print(f"reliable with an interval within +-{WIDE:.0%}: {len(narrow)}"
-          + (f", relative error max {max(narrow):.1%}" if narrow else ""))
+    within = sum(e <= RULE.precision for e in errors)
+    print(f"reliable within {RULE.precision:.0%} of the truth: {within} of {len(reliable)}")
 
 
-def summarise_reads(rows: list[dict[str, Any]]) -> None:
-    """The estimates the report calls reliable: their error, coverage and widths."""
+def print_dr_widths(rows: list[dict[str, Any]], n: int) -> None:
+    """Per policy, DR's interval half-width over its value (median over seeds) and the requests
+    that would bring it to the precision target (it shrinks as 1 / sqrt(rounds))."""
+    for policy in dict.fromkeys(r["policy"] for r in rows):
+        widths = [relative_half_width(r["dr"]) for r in rows if r["policy"] == policy]
+        width = float(np.median(widths))
+        print(f"DR width {policy:24s} ±{width:.0%} (median of {len(widths)}); about "
+              f"{n * (width / RULE.precision) ** 2:,.0f} requests would reach ±{RULE.precision:.0%}")
+
+
+def summarise_reads(rows: list[dict[str, Any]], n: int) -> None:
+    """The estimates the report calls reliable: their error, coverage and widths; the flagged
+    ones with DR's error and reasons; DR's widths per policy."""
     print_reliable_goals(rows)
     for r in rows:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "
-                  f"{r['dr'].value:.4f}): {'; '.join(r['reasons'])}")
+                  f"{r['dr'].value:.4f}, err {r['dr'].value / r['truth'] - 1:+.1%}): {'; '.join(r['reasons'])}")
+    print_dr_widths(rows, n)
 
 
 def dr_errors(rows: list[dict[str, Any]]) -> dict[tuple[int, str], float]:
@@ -218,16 +236,20 @@ def summarise_dr(by_model: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def main() -> None:
-    global ENGINE
+    global ENGINE, RULE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--encoder", choices=["auto", "onnx", "hashing"], default="hashing")
     parser.add_argument("--n-draws", type=int, default=ENGINE.n_draws)
     parser.add_argument("--reward-model", default="log_ctr",
                         help="DR's reward model(s), comma-separated: log_ctr, river, policy (default log_ctr)")
+    parser.add_argument("--precision", type=float, default=PRECISION,
+                        help="the reliability rule's precision target (interval half-width / value)")
     args = parser.parse_args()
+    RULE = ReliabilityRule(precision=args.precision)
     reward_models = [name.strip() for name in args.reward_model.split(",") if name.strip()]
     for name in reward_models:
         DriverConfig(reward_model=name)  # type: ignore[arg-type]  # rejects an unknown name now
@@ -235,13 +257,13 @@ def main() -> None:
     encoder = open_encoder(args.encoder)  # type: ignore[arg-type]
     started = time.perf_counter()
     rows = [row for seed in range(args.seeds)
-            for row in evaluate_seed(seed, args.requests, encoder, args.dim, reward_models)]
+            for row in evaluate_seed(seed + args.first_seed, args.requests, encoder, args.dim, reward_models)]
     print(f"\n{args.seeds} seeds x {args.requests} requests, logger linear TS (support mix {ENGINE.support_epsilon}, "
           f"{ENGINE.n_draws} draws), encoder {encoder.name}, d={args.dim}, {time.perf_counter() - started:.0f} s")
     by_model = {name: [r for r in rows if r["reward_model"] == name] for name in reward_models}
     for name, model_rows in by_model.items():
         print(f"\n--- reward model {name}: the estimates the report reads")
-        summarise_reads(model_rows)
+        summarise_reads(model_rows, args.requests)
     print()
     summarise_dr(by_model)
 

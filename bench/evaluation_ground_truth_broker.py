@@ -202,7 +202,8 @@ def run_seed(broker: Any, seed: int, args: argparse.Namespace, tmp: Path) -> tup
                                "--out", str(events)], env)
     evaluate_s, _ = run_command(["evaluate", "--data", f"events:{events}", "--config", str(evaluate_toml),
                                  "--policies", "uniform_random,most_popular,linear_ts", "--freeze-after",
-                                 str(args.requests // 2), "--seed", str(seed), "--out", str(work / "report")], env)
+                                 str(args.requests // 2), "--seed", str(seed), "--precision", str(args.precision),
+                                 "--out", str(work / "report")], env)
     report = json.loads((work / "report" / "evaluation.json").read_text())
     log = report["counts"]
     rounds = int(log["rounds"])
@@ -245,7 +246,8 @@ def compare(report: dict[str, Any], truth: dict[str, float], seed: int) -> list[
             + clipped_note(assessment["verdicts"].get(read, {})))
         weights = assessment["diagnostics"]["dr"]
         print(f"seed {seed} {label:22s} truth {value:.4f}  {shown}  | dr {dr.value:.4f} [{dr.ci_low:.4f}, "
-              f"{dr.ci_high:.4f}] err {dr.value / value - 1:+.1%}; ESS {weights['ess']:,.0f}, mean weight "
+              f"{dr.ci_high:.4f}] err {dr.value / value - 1:+.1%} ±{ground_truth.relative_half_width(dr):.0%}; ESS "
+              f"{weights['ess']:,.0f}, largest round {weights['max_round_share']:.1%}, mean weight "
               f"{weights['mean_weight']:.2f} [{weights['mean_low']:.2f}, {weights['mean_high']:.2f}]", flush=True)
     return rows
 
@@ -256,7 +258,8 @@ def summarise(rows: list[dict[str, Any]], evaluate_s: list[float], rounds: list[
     for r in rows:
         if r["estimate"] is None:
             print(f"flagged unreliable: seed {r['seed']} {r['policy']} (truth {r['truth']:.4f}, DR "
-                  f"{r['dr'].value:.4f}): {r['why']}")
+                  f"{r['dr'].value:.4f}, err {r['dr'].value / r['truth'] - 1:+.1%}): {r['why']}")
+    ground_truth.print_dr_widths(rows, max(rounds))
     total_s, total_rounds = sum(evaluate_s), sum(rounds)
     print(f"slatestream evaluate (3 policies + 3 frozen variants, 1,000 bootstrap resamples): "
           f"{', '.join(f'{s:.1f}' for s in evaluate_s)} s wall for {', '.join(f'{n:,}' for n in rounds)} rounds = "
@@ -272,8 +275,11 @@ def main() -> None:
     parser.add_argument("--n-draws", type=int, default=64, help="engine.n_draws in both files (the default: 64)")
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--explore", type=float, default=1.0, help="linear TS's exploration in evaluate's file")
+    parser.add_argument("--precision", type=float, default=ground_truth.PRECISION,
+                        help="evaluate's --precision: the reliability rule's precision target")
     parser.add_argument("--keep", type=Path, default=None, help="copy each seed's evaluate report under this folder")
     args = parser.parse_args()
+    ground_truth.RULE = ground_truth.ReliabilityRule(precision=args.precision)
     if args.seeds < 1 or args.requests < 60:
         parser.error("--seeds >= 1 and --requests >= 60")
     started = time.perf_counter()

@@ -144,7 +144,9 @@ class LeaderboardConfig(BaseModel):
     `window_rounds` rounds within `window_s` seconds of event time of the newest; a round enters
     the window `close_after_s` seconds after its impression reached the worker (its clicks count
     until then); a leaderboard record every `publish_interval_s` seconds; `n_bootstrap`
-    resamples per interval; at most `max_pending` served slates wait for their impression."""
+    resamples per interval; at most `max_pending` served slates wait for their impression; a
+    shadow's estimate is reliable only when its interval's half-width is within `precision` of
+    its value (`online.evaluation.assessment.ReliabilityRule`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -154,6 +156,7 @@ class LeaderboardConfig(BaseModel):
     publish_interval_s: float = Field(default=30.0, gt=0.0, allow_inf_nan=False)
     n_bootstrap: int = Field(default=200, ge=20, le=100_000)
     max_pending: int = Field(default=20_000, ge=1)
+    precision: float = Field(default=0.10, gt=0.0)
 
 
 class ScenarioConfig(BaseModel):

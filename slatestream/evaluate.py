@@ -33,6 +33,7 @@ import click
 
 from online.config import CONFIG_ENV, SlatestreamConfig
 from online.datasets.logs import OBD_CAVEAT, LoadedLog, LogSpecError, load_log
+from online.evaluation.assessment import PRECISION, ReliabilityRule
 from online.evaluation.config import DriverConfig
 from online.evaluation.driver import PolicyVariant, evaluate_log
 from online.evaluation.snapshots import ShardedSnapshot
@@ -186,11 +187,14 @@ def check_snapshot_embeddings(variants: list[PolicyVariant], version: str) -> No
 @click.option("--attribution-window", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help=f"Seconds of event time a round keeps collecting its impression and clicks, past later requests; "
                    f"0: until the next request  [default: {EVENTS_ATTRIBUTION_S:g} for events:, else 0]")
+@click.option("--precision", type=click.FloatRange(min=0, min_open=True), default=PRECISION, show_default=True,
+              help="An estimate is called reliable only when its 95% interval's half-width is at most this share of "
+                   "its value (inf: any width).")
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
                      seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
                      model: Path | None, dim: int | None, projection: str, learn_every: int, learn_from: str,
                      reward_model: str, n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None,
-                     attribution_window: float | None) -> None:
+                     attribution_window: float | None, precision: float) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
     learning = chosen_policies(config, policies, configured(config_path))
@@ -213,7 +217,8 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
                                   learn_every=learn_every, reward_model=reward_model,  # type: ignore[arg-type]
                                   n_bootstrap=n_bootstrap, max_rounds=max_rounds, seed=seed,
                                   logging_policy=logging_policy, uniform_log=loaded.uniform,
-                                  attribution_s=attribution_window_of(data, attribution_window))
+                                  attribution_s=attribution_window_of(data, attribution_window),
+                                  reliability=ReliabilityRule(precision=precision))
         except ValueError as error:
             raise click.BadParameter(str(error)) from error
         total = loaded.rounds if max_rounds is None or loaded.rounds is None else min(loaded.rounds, max_rounds)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from online.engine import EngineConfig
+from online.evaluation.assessment import ReliabilityRule
 
 CONTEXT_FREE = frozenset({"bernoulli_ts", "most_popular", "epsilon_greedy", "uniform_random"})
 """Registered policies whose draws ignore the user, the context and the features."""
@@ -35,6 +36,9 @@ class DriverConfig:
     attribution_s: seconds of event time a round keeps collecting its impression and clicks
         (None: until the next request; `online.evaluation.rounds.iter_log`). A replayed live log
         needs it: other users' requests come between a request and its clicks.
+    reliability: which estimates are called reliable (`online.evaluation.assessment
+        .ReliabilityRule`; its `precision`: the largest interval half-width, as a share of the
+        value, of a reliable estimate).
     """
 
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -51,6 +55,7 @@ class DriverConfig:
     logging_policy: str | None = None
     uniform_log: bool | None = None
     attribution_s: float | None = None
+    reliability: ReliabilityRule = field(default_factory=ReliabilityRule)
 
     def __post_init__(self) -> None:
         if self.learn_from not in ("all", "matched"):
@@ -70,6 +75,8 @@ class DriverConfig:
         """Every setting as plain JSON values (the engine's flattened in), for reports."""
         values: dict[str, Any] = {"n_draws": self.engine.n_draws, "support_epsilon": self.engine.support_epsilon}
         for key, value in vars(self).items():
-            if key != "engine":
+            if key == "reliability":
+                values["precision"] = self.reliability.precision
+            elif key != "engine":
                 values[key] = sorted(value) if isinstance(value, frozenset) else value
         return values

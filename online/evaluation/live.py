@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from online.config import LeaderboardConfig
 from online.engine import Engine
-from online.evaluation.assessment import Assessment
+from online.evaluation.assessment import Assessment, ReliabilityRule
 from online.evaluation.bootstrap import Estimate, bootstrap_ratio
 from online.evaluation.config import DriverConfig
 from online.evaluation.logged import UNKNOWN_ROW, RoundSupport
@@ -301,15 +301,18 @@ def _window_log(rounds: Sequence[ClosedRound], labels: Sequence[str],
 
 
 def standings(rounds: Sequence[ClosedRound], labels: Sequence[str], versions: Mapping[str, str], *,
-              n_bootstrap: int = 200, confidence: float = 0.95, seed: int = 0) -> Standings:
+              n_bootstrap: int = 200, confidence: float = 0.95, seed: int = 0,
+              rule: ReliabilityRule | None = None) -> Standings:
     """The leaderboard of `rounds` (a `LiveWindow.rounds()` snapshot) for the shadows `labels`
-    (versions: label -> policy version); intervals from `n_bootstrap` resamples of rounds."""
+    (versions: label -> policy version); intervals from `n_bootstrap` resamples of rounds; an
+    estimate's verdict follows `rule` (default `ReliabilityRule()`: reliable only within ±10%)."""
     if not rounds:
         return Standings(0, 0, None, None, None, [ShadowStanding(label, versions.get(label, ""), None, {}, None, 0)
                                                   for label in labels])
     log, traces = _window_log(rounds, labels, versions)
     counts = [len(rows) for rows in log.rows]
-    config = DriverConfig(n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    config = DriverConfig(n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,
+                          reliability=rule or ReliabilityRule())
     facts = log_facts(log, config)
     rewards = np.concatenate(log.rewards)
     clusters = np.repeat(np.arange(len(counts)), counts)

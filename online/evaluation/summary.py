@@ -20,7 +20,13 @@ import numpy.typing as npt
 
 import online.evaluation.metrics as metrics
 from online.catalog import Catalog
-from online.evaluation.assessment import Assessment, LogFacts, WeightDiagnostics, assess, weight_diagnostics
+from online.evaluation.assessment import (
+    Assessment,
+    LogFacts,
+    WeightDiagnostics,
+    assess,
+    weight_diagnostics,
+)
 from online.evaluation.bootstrap import BootArgs, Estimate, bootstrap_ratio
 from online.evaluation.config import DriverConfig
 from online.evaluation.direct_method import DM_MODEL, direct_method
@@ -171,7 +177,7 @@ def policy_estimates(log: RoundLog, trace: PolicyTrace, config: DriverConfig, rn
     notes.extend(slate_notes if position_level else [])
     known = [s for s in trace.supported if s is not None]
     support = (float(np.mean(known)) if known else None, len(known) / max(len(trace.supported), 1))
-    clipped, assessment = assess(out, diagnostics, support, gap, facts)
+    clipped, assessment = assess(out, diagnostics, support, gap, facts, config.reliability)
     return clipped, assessment, running, notes
 
 

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from online.evaluation.assessment import MIN_ESS, MIN_SUPPORT, Verdict, WeightDiagnostics
+from online.evaluation.assessment import (
+    READ_ORDER,
+    ReliabilityRule,
+    Verdict,
+    WeightDiagnostics,
+    relative_half_width,
+)
 from online.evaluation.bootstrap import Estimate
 from online.evaluation.summary import EvaluationResult, PolicyEvaluation
 from slatestream.reports.plots import pyplot
@@ -27,15 +33,7 @@ LEARNING_NOTE = ("A learning policy learns along the log, so its value is an ave
                  "of one state.")
 
 
-WIDE = 0.10
-"""An interval whose half-width exceeds this share of the value is called too wide to rank with."""
-
-
-def relative_half_width(estimate: Estimate) -> float:
-    """Half the interval's width over the value (inf at 0, NaN without an interval)."""
-    if estimate.value == 0:
-        return math.inf
-    return (estimate.ci_high - estimate.ci_low) / 2 / abs(estimate.value)
+__all__ = ["relative_half_width", "write_evaluation_report"]
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -124,19 +122,30 @@ def _kind(evaluation: PolicyEvaluation) -> str:
             "time it was taken)")
 
 
+def _closest(evaluation: PolicyEvaluation) -> str:
+    """The first estimate of READ_ORDER whose only fault is its width, shown with its interval
+    (sound, but not to the precision target), or ""."""
+    for name in READ_ORDER:
+        verdict = evaluation.assessment.verdicts.get(name)
+        if verdict is not None and verdict.imprecise and len(verdict.reasons) == 1:
+            estimate = evaluation.estimates[name]
+            return (f" The closest: **{name} = {interval(estimate)}**, sound but ±"
+                    f"{relative_half_width(estimate):.0%} wide: enough to rule out values outside its interval, "
+                    "not to rank policies closer than that.")
+    return ""
+
+
 def _reading(result: EvaluationResult) -> list[str]:
     lines = ["## Which estimate to read", ""]
     for evaluation in result.policies:
         assessment = evaluation.assessment
         head = f"- **{evaluation.policy}** ({_kind(evaluation)})"
         if assessment.read is None:
-            lines.append(f"{head}: no reliable estimate — {assessment.why.removeprefix('no reliable estimate: ')}.")
+            lines.append(f"{head}: no reliable estimate — {assessment.why.removeprefix('no reliable estimate: ')}."
+                         + _closest(evaluation))
         else:
             estimate = evaluation.estimates[assessment.read]
-            width = relative_half_width(estimate)
-            wide = (f" Its interval spans ±{width:.0%} of the value: too wide to rank policies that differ by less"
-                    if width > WIDE else "")
-            lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.{wide}")
+            lines.append(f"{head}: read **{assessment.read} = {interval(estimate)}** — {assessment.why}.")
     epsilon = result.settings.get("support_epsilon", 0.0)
     mix = (f" Each policy is evaluated as it would serve, with the support mix (support_epsilon = {epsilon}: that "
            "share of its slates uniformly random), which its value includes." if epsilon else "")
@@ -164,8 +173,8 @@ def _estimate_table(result: EvaluationResult) -> tuple[list[str], list[str]]:
 
 def _diagnostics_table(result: EvaluationResult) -> list[str]:
     """One row per policy and set of weights (IPS, SNIPS and DR share theirs)."""
-    lines = ["| policy | estimators | n | effective sample size | largest weight | mean weight [95%] | "
-             "support (known in) | at Monte Carlo floor |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| policy | estimators | n | effective sample size | largest weight | largest round's share | "
+             "mean weight [95%] | support (known in) | at Monte Carlo floor |", "|---|---|---|---|---|---|---|---|---|"]
     for evaluation in result.policies:
         assessment = evaluation.assessment
         support = ("unknown" if assessment.support is None
@@ -176,6 +185,7 @@ def _diagnostics_table(result: EvaluationResult) -> list[str]:
         for d, names in groups.items():
             floor = "—" if d.floor_share is None else f"{d.floor_share:.0%}"
             lines.append(f"| {evaluation.policy} | {', '.join(names)} | {d.n:,} | {d.ess:,.1f} | {d.max_weight:.3g} | "
+                         f"{d.max_round_share:.1%} | "
                          f"{d.mean_weight:.3f} [{d.mean_low:.3f}, {d.mean_high:.3f}] | {support} | {floor} |")
     gaps = [f"- {e.policy}: DR − DM = {interval(e.assessment.dr_minus_dm)} (DR's correction of the reward model)"
             for e in result.policies if e.assessment.dr_minus_dm is not None]
@@ -210,6 +220,16 @@ def _header(result: EvaluationResult, description: str, caveats: Sequence[str]) 
     return lines
 
 
+def _rule_text(rule: ReliabilityRule) -> str:
+    return (f"Weights w = pi_e / pi_0 of each weighted estimator. Reliable needs support in >= {rule.min_support:.0%} "
+            f"of the rounds where it is known, an effective sample size >= {rule.min_ess:.0f} and >= "
+            f"{rule.min_ess_share:.0%} of the observations, no round carrying more than {rule.max_round_share:.0%} of "
+            "the total weight, a mean weight near 1 (its expectation under full support) and, for slate_rips / "
+            "slate_sips, logged prefix propensities above the Monte Carlo floor; DR is dominated by the reward model "
+            "when its weights fail these. DM is read only where a reliable DR shows no significant DR − DM. Every "
+            f"estimate also needs an interval within ±{rule.precision:.0%} of its value (`--precision`).")
+
+
 def write_evaluation_report(result: EvaluationResult, out_dir: Path, description: str,
                             caveats: Sequence[str] = (), extra: dict[str, Any] | None = None) -> Path:
     """Write evaluation.json, estimates.png, ctr_over_log.png and report.md; return report.md."""
@@ -226,10 +246,7 @@ def write_evaluation_report(result: EvaluationResult, out_dir: Path, description
         "never as a plain number; why:", "",
         *table, "", *footnotes, "",
         "## Diagnostics", "",
-        f"Weights w = pi_e / pi_0 of each weighted estimator. Reliable needs support in >= {MIN_SUPPORT:.0%} of the "
-        f"rounds where it is known, an effective sample size >= {MIN_ESS:.0f}, a mean weight near 1 (its expectation "
-        "under full support) and, for slate_rips / slate_sips, logged prefix propensities above the Monte Carlo "
-        "floor. DM is read only where a reliable DR shows no significant DR − DM.", "",
+        _rule_text(ReliabilityRule(precision=result.settings.get("precision", ReliabilityRule().precision))), "",
         *_diagnostics_table(result), "",
         "## Metrics on the policies' own slates", "", *_metric_table(result), "",
         *[f"- {note}" for note in result.notes], "",

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from online.evaluation.assessment import ReliabilityRule
 from streams.leaderboard import LEADERBOARD_VERSION, leaderboard_topic
 from streams.settings import StreamSettings
 from streams.worker.shadows import WorkerShadows, build_standings
@@ -61,7 +62,8 @@ def add_leaderboard(topology: WorkerTopology, settings: StreamSettings) -> None:
             shadows.tick()
             snapshot, versions = shadows.snapshot(), shadows.versions()
             loop = asyncio.get_running_loop()
-            scenarios = await loop.run_in_executor(None, build_standings, snapshot, versions, config.n_bootstrap)
+            scenarios = await loop.run_in_executor(None, build_standings, snapshot, versions, config.n_bootstrap, 0,
+                                                   ReliabilityRule(precision=config.precision))
             record = leaderboard_record(shadows, key, sorted(topology.rebalancer.assigned), scenarios)
             await topic.send(key=key.encode(), value=json.dumps(record, allow_nan=False).encode())
         except Exception:  # the leaderboard never stops the worker

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
 from online.engine import Engine, RankError
+from online.evaluation.assessment import ReliabilityRule
 from online.evaluation.live import ClosedRound, LiveWindow, score_shadow, standings
 from online.events import RankRequest, Slate
 from online.features import FeatureMap
@@ -249,11 +250,12 @@ class WorkerShadows:
 
 
 def build_standings(snapshot: dict[str, tuple[list[ClosedRound], tuple[str, ...], dict[str, Any]]],
-                    versions: dict[str, str], n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
+                    versions: dict[str, str], n_bootstrap: int, seed: int = 0,
+                    rule: ReliabilityRule | None = None) -> dict[str, Any]:
     """{scenario: standings record} of a `WorkerShadows.snapshot` (pure; the costly part: one
-    bootstrap per estimate and shadow)."""
+    bootstrap per estimate and shadow); rule: `standings`'."""
     out: dict[str, Any] = {}
     for scenario, (rounds, labels, counts) in snapshot.items():
-        board = standings(rounds, labels, versions, n_bootstrap=n_bootstrap, seed=seed)
+        board = standings(rounds, labels, versions, n_bootstrap=n_bootstrap, seed=seed,  rule=rule)
         out[scenario] = {**board.to_dict(), "counts": counts}
     return out

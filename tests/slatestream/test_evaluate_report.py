@@ -59,11 +59,11 @@ def write_log(path: Path, epsilon: float, rounds: int = 400) -> None:
     write_events(path, events)
 
 
-def evaluate(tmp_path: Path, epsilon: float) -> tuple[dict[str, Any], str]:
+def evaluate(tmp_path: Path, epsilon: float, *options: str) -> tuple[dict[str, Any], str]:
     write_log(tmp_path / "log.jsonl", epsilon)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["evaluate", "--data", f"events:{tmp_path / 'log.jsonl'}", "--policies",
-                                       "uniform_random", "--out", str(out), *FAST])
+                                       "uniform_random", "--out", str(out), *FAST, *options])
     assert result.exit_code == 0, result.output
     return json.loads((out / "evaluation.json").read_text()), (out / "report.md").read_text()
 
@@ -82,11 +82,20 @@ def test_a_policy_without_support_gets_no_plain_number(tmp_path: Path) -> None:
 
 
 def test_a_uniformly_random_log_reads_dr_and_replay(tmp_path: Path) -> None:
-    payload, report = evaluate(tmp_path, epsilon=1.0)
+    payload, report = evaluate(tmp_path, 1.0, "--precision", "0.5")  # a short log: intervals of ±20-40%
     assessment = payload["policies"][0]["assessment"]
-    assert assessment["read"] == "dr"
+    assert assessment["read"] == "dr" and payload["settings"]["precision"] == 0.5
     assert assessment["verdicts"]["replay"]["reliable"] and assessment["support"] == 1.0
     assert "read **dr = " in report
+
+
+def test_an_estimate_wider_than_the_precision_target_is_flagged_with_its_width(tmp_path: Path) -> None:
+    payload, report = evaluate(tmp_path, 1.0)  # the default target ±10%: this log's intervals are wider
+    assessment = payload["policies"][0]["assessment"]
+    assert assessment["read"] is None
+    dr = assessment["verdicts"]["dr"]
+    assert not dr["reliable"] and dr["imprecise"] and dr["reasons"][-1].startswith("imprecise: its interval spans ±")
+    assert "The closest: **dr = " in report and "wider than the precision target ±10%" in report
 
 
 def test_snapshot_and_freeze_after_from_the_command_line(tmp_path: Path) -> None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from online.evaluation.assessment import LogFacts, assess, weight_diagnostics
+import numpy as np
+import pytest
+
+from online.evaluation.assessment import (
+    MIN_ESS,
+    Assessment,
+    LogFacts,
+    ReliabilityRule,
+    assess,
+    weight_diagnostics,
+)
 from online.evaluation.bootstrap import Estimate
+from online.evaluation.estimators import doubly_robust, ips, snips
 from online.evaluation.logged import LoggedSlate, RoundSupport
 from online.evaluation.slate_summary import floor_mask
 from online.propensities import uniform_prefix
@@ -15,9 +26,11 @@ FACTS = LogFacts(uniform=True, r_max=1.0, slate_length=3)
 
 
 def estimates(dr: float = 0.05, replay_matches: int = 500) -> dict[str, Estimate]:
-    return {"dr": Estimate("dr", dr, dr - 0.01, dr + 0.01, 1000), "snips": Estimate("snips", 0.05, 0.04, 0.06, 1000),
-            "ips": Estimate("ips", 0.05, 0.04, 0.06, 1000), "dm": Estimate("dm", 0.05, 0.045, 0.055, 1000),
-            "replay": Estimate("replay_positions", 0.05 if replay_matches else float("nan"), 0.03, 0.07,
+    """Estimates whose intervals are within ±8% of their values (DR's: ±0.004 around `dr`)."""
+    return {"dr": Estimate("dr", dr, dr - 0.004, dr + 0.004, 1000),
+            "snips": Estimate("snips", 0.05, 0.046, 0.054, 1000), "ips": Estimate("ips", 0.05, 0.046, 0.054, 1000),
+            "dm": Estimate("dm", 0.05, 0.047, 0.053, 1000),
+            "replay": Estimate("replay_positions", 0.05 if replay_matches else float("nan"), 0.046, 0.054,
                                replay_matches)}
 
 
@@ -114,3 +127,78 @@ def test_many_logged_propensities_at_the_floor_make_rips_and_sips_unreliable() -
     _, assessment = assess(slate_estimates, {"slate_rips": found}, (1.0, 1.0), None, FACTS)
     assert "40% of logged prefix propensities rest on the served draw alone" in assessment.verdicts[
         "slate_rips"].reasons[0]
+
+
+# --- Seeded synthetic logs through the estimators: which policies the rule may call reliable ---
+
+N_ITEMS, K, EPSILON = 50, 5, 0.05
+"""The logger shows item l at position l, except in a share EPSILON of rounds (the support mix),
+where each position shows an item drawn uniformly from N_ITEMS; clicks ~ Bernoulli(rel[item])."""
+
+
+def synthetic_assessment(policy: str, rounds: int, seed: int, rule: ReliabilityRule | None = None) -> Assessment:
+    """The assessment of `policy` ("uniform": each position uniform over the items; "heavy":
+    item K + l at position l, which only the support mix ever shows) on a seeded log of
+    `rounds` rounds of K positions, from IPS, SNIPS and DR (reward model: the logged mean)."""
+    rng = np.random.default_rng(seed)
+    rel = rng.uniform(0.2, 0.6, N_ITEMS)
+    mixed = rng.random(rounds) < EPSILON
+    items = np.where(mixed[:, None], rng.integers(0, N_ITEMS, (rounds, K)), np.arange(K)[None, :]).ravel()
+    positions = np.tile(np.arange(K), rounds)
+    pscores = (1 - EPSILON) * (items == positions) + EPSILON / N_ITEMS
+    probs = np.full(items.size, 1 / N_ITEMS) if policy == "uniform" else (items == K + positions).astype(float)
+    rewards = (rng.random(items.size) < rel[items]).astype(float)
+    clusters = np.repeat(np.arange(rounds), K)
+    boot = {"rng": np.random.default_rng([seed, 1]), "n_bootstrap": 200, "confidence": 0.95}
+    q = np.full(items.size, rewards.mean())
+    found = {"ips": ips(rewards, pscores, probs, clusters=clusters, **boot),
+             "snips": snips(rewards, pscores, probs, clusters=clusters, **boot),
+             "dr": doubly_robust(rewards, pscores, probs, q, q, clusters=clusters, **boot)}
+    weights = weight_diagnostics(probs / pscores, clusters, boot)
+    gap = Estimate("dr_minus_dm", found["dr"].value - q[0], -1.0, 1.0, items.size)
+    _, assessment = assess(found, dict.fromkeys(found, weights), (1.0, 1.0), gap,
+                           LogFacts(uniform=False, r_max=1.0, slate_length=K), rule)
+    return assessment
+
+
+def test_a_policy_far_from_the_logger_is_flagged_though_its_weights_pass_the_old_floors() -> None:
+    assessment = synthetic_assessment("heavy", rounds=20_000, seed=3)  # weights 1/(EPSILON/N_ITEMS) = 1000
+    weights = assessment.diagnostics["dr"]
+    assert weights.max_weight == pytest.approx(N_ITEMS / EPSILON)
+    assert weights.ess >= MIN_ESS and abs(weights.mean_low - 1) < 0.5  # the old rule's checks pass
+    assert weights.ess_share < 0.01
+    for name in ("ips", "snips", "dr"):
+        verdict = assessment.verdicts[name]
+        assert not verdict.reliable, name
+        assert any("of the 100,000 observations" in r for r in verdict.reasons), verdict.reasons
+    assert assessment.read is None and "dominated by the reward model" in " ".join(assessment.verdicts["dr"].reasons)
+
+
+def test_one_round_carrying_a_large_share_of_the_weight_is_flagged() -> None:
+    """300 rounds: the ~15 support-mix rounds carry all the uniform policy's weight, each ~7%."""
+    assessment = synthetic_assessment("uniform", rounds=300, seed=3)
+    weights = assessment.diagnostics["dr"]
+    assert weights.ess >= MIN_ESS and weights.max_round_share > 0.02
+    assert any(r.startswith("one round carries") for r in assessment.verdicts["dr"].reasons)
+    loose = synthetic_assessment("uniform", 300, 3, ReliabilityRule(max_round_share=1.0, precision=math.inf))
+    assert not any(r.startswith("one round carries") for r in loose.verdicts["dr"].reasons)
+
+
+def test_a_well_supported_policy_with_enough_rounds_is_reliable() -> None:
+    assessment = synthetic_assessment("uniform", rounds=20_000, seed=3)
+    weights = assessment.diagnostics["dr"]
+    assert weights.ess_share >= 0.01 and weights.max_round_share <= 0.02
+    assert assessment.read == "dr" and all(assessment.verdicts[n].reliable for n in ("ips", "snips", "dr"))
+    assert "largest round" in assessment.why
+
+
+def test_an_interval_wider_than_the_precision_target_is_flagged_with_the_rounds_it_needs() -> None:
+    assessment = synthetic_assessment("uniform", rounds=1_500, seed=3)
+    dr = assessment.verdicts["dr"]
+    assert not dr.reliable and dr.imprecise and len(dr.reasons) == 1, dr.reasons  # its weights hold
+    assert dr.reasons[0].startswith("imprecise: its interval spans ±")
+    assert "x the rounds would reach it" in dr.reasons[0]
+    assert assessment.read is None and "precision target ±10%" in assessment.why
+    assert synthetic_assessment("uniform", 1_500, 3, ReliabilityRule(precision=0.5)).read == "dr"
+    with pytest.raises(ValueError, match="precision"):
+        ReliabilityRule(precision=0.0)

@@ -4,6 +4,7 @@ driver over the same rounds, feedback joined in any order, the window bounded.""
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from encoders.hashing import HashingEncoder
 from online.catalog import Catalog
 from online.config import LeaderboardConfig
 from online.engine import Engine, EngineConfig
+from online.evaluation.assessment import ReliabilityRule
 from online.evaluation.driver import DriverConfig, PolicyVariant, evaluate_log
 from online.evaluation.live import LiveWindow, score_shadow, standings
 from online.evaluation.rounds import Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
@@ -194,7 +196,8 @@ def test_standings_rank_reliable_shadows_first_and_flag_the_rest(log: list[Any])
         for event in round_.feedback():
             window.observe(event)
         window.close_due()
-    board = standings(window.rounds(), ["broken", "uniform"], {"uniform": "u1"}, n_bootstrap=100)
+    board = standings(window.rounds(), ["broken", "uniform"], {"uniform": "u1"}, n_bootstrap=100,
+                      rule=ReliabilityRule(precision=math.inf, max_round_share=0.1))  # a short window
     assert [s.name for s in board.shadows] == ["uniform", "broken"]
     uniform, broken = board.shadows
     assert uniform.read is not None and uniform.value is not None
@@ -206,5 +209,10 @@ def test_standings_rank_reliable_shadows_first_and_flag_the_rest(log: list[Any])
     record = json.loads(json.dumps(board.to_dict(), allow_nan=False))  # finite or null, never NaN
     assert record["shadows"][0]["estimate"]["value"] == pytest.approx(uniform.value)
     assert record["shadows"][1]["estimates"]["dr"]["reliable"] is False
+    strict = standings(window.rounds(), ["uniform"], {}, n_bootstrap=100).shadows[0]  # the default rule
+    assert strict.read is None and strict.assessment is not None
+    reasons = strict.assessment.verdicts["dr"].reasons
+    assert any("of the total weight" in r for r in reasons), reasons  # 13 support-mix rounds of 260 carry it
+    assert any("precision target ±10%" in r for r in reasons), reasons
     empty = standings([], ["uniform"], {}).to_dict()
     assert empty["rounds"] == 0 and empty["shadows"][0]["why"] == "no round in the window yet"
