@@ -147,17 +147,21 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
 
 
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None) -> float:
+                     prepare=None, clock=time.perf_counter) -> float:
     """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
     Kafka): the worker's own work, ranking every request first so clicks are known.
     `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
-    `prepare(core)` runs after the ranking, before the timed learning."""
+    `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
+    seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
+    request was ranked and every feedback record learned (a rate of dead letters measures
+    nothing the worker is for)."""
     from kafka.partitioner.default import murmur2
 
     encoder = HashingEncoder(dim=32)
     config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
     core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
-    core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
+    core.add_items([Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
+                    for n, item in enumerate(workload.items)])
     next_offset: dict[tuple[str, int], int] = {}
 
     def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
@@ -172,14 +176,18 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
         prepare(core)
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
-    started = time.perf_counter()
+    started = clock()
     for start in range(0, len(feedback), batch):
         groups: dict[int, list[Record]] = {}
         for one in feedback[start : start + batch]:
             groups.setdefault(one.partition, []).append(one)
         for group in groups.values():
             core.learn(group)
-    return time.perf_counter() - started
+    seconds = clock() - started
+    counts = core.counts
+    if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
+        raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
+    return seconds
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
