@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -128,7 +129,8 @@ def grouped_sums(
         if sorted_counts[first] != width:  # rows past a group's count are zeroed
             xs[np.arange(width)[None, :] >= counts[members][:, None]] = 0.0
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        np.take(products, packed, axis=1, out=sorted_gram[first:last])
+        # mode="clip": with the default "raise" numpy buffers `out` (~70x slower here); every index is in range
+        np.take(products, packed, axis=1, out=sorted_gram[first:last], mode="clip")
         first = last
     gram = np.zeros((n_groups, len(rows)))
     gram[by_count] = sorted_gram
@@ -147,16 +149,29 @@ def packed_gram(x: FloatArray, exposure: FloatArray) -> FloatArray:
     return full
 
 
+class UserSums(NamedTuple):
+    """What `add_user_sums` gives: the U new states, `change` float64[D(D+1)/2 + D] (the total
+    change of the sums, Gram triangle then response, to add to the population), and the new
+    states stacked: `sums` [U, D(D+1)/2 + D] (float32 when rounded to it, else float64; each
+    state holds its row as float64), `n_exposures` and `reward_totals` float64[U] (what an
+    encoder of the U states reads, without stacking them again)."""
+
+    states: list[LinearStats]
+    change: FloatArray
+    sums: npt.NDArray[np.floating]
+    n_exposures: FloatArray
+    reward_totals: FloatArray
+
+
 def add_user_sums(
     states: Sequence[LinearStats | None], gram: FloatArray, response: FloatArray, exposures: FloatArray,
     rewards: FloatArray, float32: bool,
-) -> tuple[list[LinearStats], FloatArray]:
+) -> UserSums:
     """Each user's sums plus its batch increment, for U users at once.
 
     states: the U users' current sums (None: unseen); gram float64[U, D(D+1)/2], response
     float64[U, D], exposures and rewards float64[U]: the increments (`grouped_sums`).
-    Returns the U new states and float64[D(D+1)/2 + D], the total change of the sums (Gram
-    triangle then response) to add to the population. With `float32` every new sum is
+    Returns the new states, stacked too (`UserSums`). With `float32` every new sum is
     rounded to the nearest float32 value (still held as float64), so a float32 codec stores
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
@@ -172,8 +187,8 @@ def add_user_sums(
         change = np.concatenate([gram.sum(axis=0), response.sum(axis=0)])
     exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
     rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
-    updated = stats_of_rows(np.concatenate([new_gram, new_response], axis=1), exposures_after, rewards_after)
-    return updated, change
+    sums = np.concatenate([new_gram, new_response], axis=1)
+    return UserSums(stats_of_rows(sums, exposures_after, rewards_after), change, sums, exposures_after, rewards_after)
 
 
 def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) -> tuple[FloatArray, FloatArray]:

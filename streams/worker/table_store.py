@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 _MAGIC = b"SSOF"
 _ENTRY = struct.Struct("<Bq")
+_EMPTY_HEADER = _MAGIC + b"\x00"
 
 AppliedOffsets = dict[int, int]
 """topic index (see `TOPIC_INDEX`) -> offset of the last event folded into a value."""
@@ -24,8 +25,10 @@ AppliedOffsets = dict[int, int]
 
 def wrap(offsets: AppliedOffsets, inner: bytes) -> bytes:
     """Prefix a state blob with the offsets it includes."""
-    entries = b"".join(_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items()))
-    return _MAGIC + bytes([len(offsets)]) + entries + inner
+    if not offsets:
+        return _EMPTY_HEADER + inner
+    entries = b"".join([_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items())])
+    return b"".join((_MAGIC, bytes((len(offsets),)), entries, inner))
 
 
 def unwrap(value: bytes) -> tuple[AppliedOffsets, bytes]:
@@ -97,9 +100,12 @@ class TableStore:
         return [self.get(key) for key in keys]
 
     def put(self, key: str, value: bytes) -> None:
-        if key not in self._known:
+        known = self._known.get(key)
+        if known is None:
             self.get(key)  # its offsets were dropped (or never read): merge with what is stored
-        offsets = {**self._known.get(key, {}), **self._staged.pop(key, {})}
+            known = self._known.get(key, {})
+        staged = self._staged.pop(key, None)
+        offsets = {**known, **staged} if staged else dict(known)
         self._remember(key, offsets, absent=False)
         self.table[key.encode()] = wrap(offsets, value)
 
