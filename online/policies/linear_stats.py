@@ -176,18 +176,18 @@ def add_user_sums(
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
     """
-    old_gram, old_response = stacked_sums(states, gram.shape[1], response.shape[1])
-    new_gram, new_response = gram + old_gram, response + old_response
+    packed = gram.shape[1]
+    old = stacked_rows(states, packed, response.shape[1])  # [U, D(D+1)/2 + D]: each row a Gram triangle, a response
+    increment = np.concatenate([gram, response], axis=1)
     if float32:
-        new_gram, new_response = new_gram.astype(np.float32), new_response.astype(np.float32)
-        # what the sums changed by, exact in float64 (old_* are overwritten, no longer needed)
-        change = np.concatenate([np.subtract(new_gram, old_gram, out=old_gram).sum(axis=0),
-                                 np.subtract(new_response, old_response, out=old_response).sum(axis=0)])
+        sums: npt.NDArray[np.floating] = (increment + old).astype(np.float32)
+        # what the sums changed by, exact in float64 (old is overwritten, no longer needed)
+        change = np.subtract(sums, old, out=old).sum(axis=0)
     else:
-        change = np.concatenate([gram.sum(axis=0), response.sum(axis=0)])
+        sums = np.add(increment, old, out=old)
+        change = increment.sum(axis=0)
     exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
     rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
-    sums = np.concatenate([new_gram, new_response], axis=1)
     return UserSums(stats_of_rows(sums, exposures_after, rewards_after), change, sums, exposures_after, rewards_after)
 
 
@@ -198,6 +198,16 @@ def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) ->
     grams = np.concatenate([no_gram if state is None else state.gram_upper for state in states])
     responses = np.concatenate([no_response if state is None else state.response for state in states])
     return grams.reshape(len(states), packed), responses.reshape(len(states), dim)
+
+
+def stacked_rows(states: Sequence[LinearStats | None], packed: int, dim: int) -> FloatArray:
+    """float64[U, D(D+1)/2 + D]: per state its Gram triangle then its response (zeros for None),
+    from one concatenation of 2U vectors."""
+    zeros = np.zeros(packed), np.zeros(dim)
+    parts: list[FloatArray] = []
+    for state in states:
+        parts += zeros if state is None else (state.gram_upper, state.response)
+    return np.concatenate(parts).reshape(len(states), packed + dim)
 
 
 def stats_of_rows(
