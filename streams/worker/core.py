@@ -264,8 +264,11 @@ class WorkerCore:
         router = self.router(records[0].partition)
         by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
         routed: list[tuple[Record, FeedbackEvent]] = []
+        engines: dict[str, Engine | None] = {}  # per scenario, looked up once per batch
         for record, event in decoded:
-            engine = router.engine_for(event.scenario)
+            scenario = event.scenario
+            engine = engines[scenario] if scenario in engines else engines.setdefault(scenario,
+                                                                                     router.engine_for(scenario))
             if engine is None:
                 dead.append(self._dead(record, UnknownScenarioError(f"scenario {event.scenario!r} is not configured")))
             else:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 _MAGIC = b"SSOF"
 _ENTRY = struct.Struct("<Bq")
 _EMPTY_HEADER = _MAGIC + b"\x00"
+_TWO_ENTRIES = struct.Struct("<4sBBqBq")
 
 AppliedOffsets = dict[int, int]
 """topic index (see `TOPIC_INDEX`) -> offset of the last event folded into a value."""
@@ -27,6 +28,9 @@ def wrap(offsets: AppliedOffsets, inner: bytes) -> bytes:
     """Prefix a state blob with the offsets it includes."""
     if not offsets:
         return _EMPTY_HEADER + inner
+    if len(offsets) == 2:  # impressions and clicks, the usual case: one pack
+        (first, first_offset), (second, second_offset) = sorted(offsets.items())
+        return _TWO_ENTRIES.pack(_MAGIC, 2, first, first_offset, second, second_offset) + inner
     entries = b"".join([_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items())])
     return b"".join((_MAGIC, bytes((len(offsets),)), entries, inner))
 
