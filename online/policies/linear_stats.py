@@ -129,7 +129,7 @@ def grouped_sums(
         if sorted_counts[first] != width:  # rows past a group's count are zeroed
             xs[np.arange(width)[None, :] >= counts[members][:, None]] = 0.0
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        # mode="clip": with the default "raise" numpy buffers `out` (~70x slower here); every index is in range
+        # mode="clip": with the default "raise" numpy buffers `out` (0.25 vs 0.14 ms a block); every index is in range
         np.take(products, packed, axis=1, out=sorted_gram[first:last], mode="clip")
         first = last
     gram = np.zeros((n_groups, len(rows)))
