@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
         [--no-floors] [--peer both|at-least-once|exactly-once|none]
+    OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
@@ -147,17 +148,21 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
 
 
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None) -> float:
+                     prepare=None, clock=time.perf_counter) -> float:
     """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
     Kafka): the worker's own work, ranking every request first so clicks are known.
     `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
-    `prepare(core)` runs after the ranking, before the timed learning."""
+    `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
+    seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
+    request was ranked and every feedback record learned (a rate of dead letters measures
+    nothing the worker is for)."""
     from kafka.partitioner.default import murmur2
 
     encoder = HashingEncoder(dim=32)
     config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
     core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
-    core.add_items([Record("items", "items", 0, n, None, encode_event(item)) for n, item in enumerate(workload.items)])
+    core.add_items([Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
+                    for n, item in enumerate(workload.items)])
     next_offset: dict[tuple[str, int], int] = {}
 
     def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
@@ -172,14 +177,18 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
         prepare(core)
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
-    started = time.perf_counter()
+    started = clock()
     for start in range(0, len(feedback), batch):
         groups: dict[int, list[Record]] = {}
         for one in feedback[start : start + batch]:
             groups.setdefault(one.partition, []).append(one)
         for group in groups.values():
             core.learn(group)
-    return time.perf_counter() - started
+    seconds = clock() - started
+    counts = core.counts
+    if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
+        raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
+    return seconds
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
@@ -220,6 +229,16 @@ def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str) -> di
     return result
 
 
+def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
+    """`in_process_learn` `runs` times (4 partitions, batches of 2,000), each in CPU seconds."""
+    events = len(workload.feedback())
+    rates = [events / in_process_learn(workload, 4, 2_000, clock=time.process_time) for _ in range(runs)]
+    print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
+          f"batches of 2,000, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
+          + f" (median {sorted(rates)[len(rates) // 2]:,.0f})")
+    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30_000)
@@ -231,12 +250,18 @@ def main() -> None:
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
                         help="the quix-streams peer's processing guarantees (needs bench/quix_peer.py --install)")
+    parser.add_argument("--learn-only", type=int, default=0, metavar="RUNS",
+                        help="no broker: time WorkerCore.learn in process RUNS times in CPU seconds (pin it: "
+                             "OMP_NUM_THREADS=1 taskset -c 0) and exit")
     parser.add_argument("--profile-worker", type=Path, default=None,
                         help="run the phase-2 worker under cProfile and write its stats here (slower)")
     args = parser.parse_args()
-    broker_module = load_broker()
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
                              click_rate=0.5, seed=0)
+    if args.learn_only:
+        learn_only(workload, args.learn_only)
+        return
+    broker_module = load_broker()
     feedback = workload.feedback()
     worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
     with broker_module.KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:

@@ -70,27 +70,96 @@ def build_feedback_batch(
     the request contexts an impression brings, for the features of later rows of its request
     (only read when the feature map uses a context).
     """
-    find = index.get
     uses_context = not isinstance(features, ItemFeatures)
+    columns = _known_columns(events, index.get)
+    rejected: list[tuple[FeedbackEvent, str]] = []
+    if columns is not None:  # every item known (the usual case): no per-event lists
+        kept = events
+        contexts = _contexts(events, uses_context, remember, recall)
+    else:
+        kept, rejected, contexts, columns = _columns_rejecting(events, index.get, uses_context, remember, recall)
+    items, rows, positions, counts, rewards = columns
+    codes: dict[str, int] = {}
+    event_users = [codes.setdefault(user, len(codes)) for user in map(_USER, kept)]
+    request_ids = list(map(_REQUEST, kept))
+    times = np.fromiter(map(datetime.timestamp, map(_TIME, kept)), dtype=np.float64, count=len(kept))
+    position_index = np.array(positions, dtype=np.int64)
+    batch = FeedbackBatch(
+        tuple(codes), np.repeat(np.array(event_users, dtype=np.int64), counts), tuple(items),
+        tuple(_repeat(request_ids, counts)), tuple(_repeat(map(_SCENARIO, kept), counts)), position_index,
+        (position_index >= 0).astype(np.float64), np.repeat(rewards, counts),
+        _row_features(vectors[np.array(rows, dtype=np.int64)], features, contexts, counts), np.repeat(times, counts),
+    )
+    return batch, rejected
+
+
+Columns = tuple[list[str], list[int], list[int], list[int], list[float]]
+"""Per row: item ids, catalog rows, positions (-1: a click); per kept event: rows, reward."""
+
+
+def _known_columns(events: Sequence[FeedbackEvent], find: Callable[[str], int | None]) -> Columns | None:
+    """The columns of every event, or None when some item is not in the catalog."""
+    items: list[str] = []
+    positions: list[int] = []
+    counts: list[int] = []
+    rewards: list[float] = []
+    for event in events:  # only what differs between impressions and clicks
+        if event.type == "impression":
+            shown = event.shown
+            items += map(_ITEM, shown)
+            positions += map(_POSITION, shown)
+            counts.append(len(shown))
+            rewards.append(0.0)
+        else:
+            items.append(event.item_id)
+            positions.append(-1)
+            counts.append(1)
+            rewards.append(event.reward)
+    rows = list(map(find, items))
+    return None if None in rows else (items, rows, positions, counts, rewards)  # type: ignore[return-value]
+
+
+def _contexts(events: Sequence[FeedbackEvent], uses_context: bool, remember: Callable[[str, Mapping[str, float]], None],
+              recall: Callable[[str], Context]) -> list[Context]:
+    """Remember each impression's context, in order; each event's context when the features use
+    them (an impression's own, else its request's), else []."""
+    contexts: list[Context] = []
+    for event in events:
+        if event.type == "impression":
+            if event.context is not None:
+                remember(event.request_id, event.context)
+            if uses_context:
+                contexts.append(recall(event.request_id) if event.context is None else event.context)
+        elif uses_context:
+            contexts.append(recall(event.request_id))
+    return contexts
+
+
+def _columns_rejecting(
+    events: Sequence[FeedbackEvent], find: Callable[[str], int | None], uses_context: bool,
+    remember: Callable[[str, Mapping[str, float]], None], recall: Callable[[str], Context],
+) -> tuple[Sequence[FeedbackEvent], list[tuple[FeedbackEvent, str]], list[Context], Columns]:
+    """(kept events, rejected events with a reason, contexts as `_contexts` of the kept, their
+    columns): an event naming an item not in the catalog is rejected whole."""
     rejected: list[tuple[FeedbackEvent, str]] = []
     keep: list[bool] = []  # per event
     contexts: list[Context] = []  # per kept event, when the features use them
     counts: list[int] = []  # rows per kept event
     rewards: list[float] = []  # per kept event
     items: list[str] = []  # per row
-    rows: list[int | None] = []
+    rows: list[int] = []
     positions: list[int] = []
-    for event in events:  # only what differs between impressions and clicks
+    for event in events:
         if event.type == "impression":
-            item_ids = [s.item_id for s in event.shown]
+            item_ids = list(map(_ITEM, event.shown))
             found = list(map(find, item_ids))
             if None in found:
                 rejected.append((event, f"unknown item id {item_ids[found.index(None)]!r}"))
                 keep.append(False)
                 continue
-            rows += found
+            rows += found  # type: ignore[arg-type]
             items += item_ids
-            positions += [s.position for s in event.shown]
+            positions += map(_POSITION, event.shown)
             counts.append(len(item_ids))
             rewards.append(0.0)
             if event.context is not None:
@@ -111,22 +180,11 @@ def build_feedback_batch(
             if uses_context:
                 contexts.append(recall(event.request_id))
         keep.append(True)
-    kept = list(compress(events, keep)) if rejected else events
-    codes: dict[str, int] = {}
-    event_users = [codes.setdefault(user, len(codes)) for user in map(_USER, kept)]
-    request_ids = list(map(_REQUEST, kept))
-    times = np.fromiter(map(datetime.timestamp, map(_TIME, kept)), dtype=np.float64, count=len(kept))
-    position_index = np.array(positions, dtype=np.int64)
-    batch = FeedbackBatch(
-        tuple(codes), np.repeat(np.array(event_users, dtype=np.int64), counts), tuple(items),
-        tuple(_repeat(request_ids, counts)), tuple(_repeat(map(_SCENARIO, kept), counts)), position_index,
-        (position_index >= 0).astype(np.float64), np.repeat(rewards, counts),
-        _row_features(vectors[np.array(rows, dtype=np.int64)], features, contexts, counts), np.repeat(times, counts),
-    )
-    return batch, rejected
+    return list(compress(events, keep)), rejected, contexts, (items, rows, positions, counts, rewards)
 
 
-_USER, _REQUEST, _SCENARIO, _TIME = (attrgetter(name) for name in ("user_id", "request_id", "scenario", "time"))
+_USER, _REQUEST, _SCENARIO, _TIME, _ITEM, _POSITION = (
+    attrgetter(name) for name in ("user_id", "request_id", "scenario", "time", "item_id", "position"))
 
 
 def _row_features(

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from online.codec import StateCodecError
 from online.policies.base import FloatArray
@@ -111,10 +112,11 @@ def _user_record(dim: int, version: int) -> np.dtype[np.void]:
                      ("sums", _sum_dtype("linear_ts.user", version), (width,))])
 
 
-def encode_users(dim: int, grams: FloatArray, responses: FloatArray, n_exposures: FloatArray,
-                 reward_totals: FloatArray, float32: bool) -> list[bytes]:
-    """U user blobs at once, byte for byte what encode_stats gives for each: grams float64[U,
-    D(D+1)/2] packed Gram triangles, responses float64[U, D], counts float64[U]."""
+def encode_users(dim: int, grams: npt.NDArray[np.floating], responses: npt.NDArray[np.floating],
+                 n_exposures: FloatArray, reward_totals: FloatArray, float32: bool) -> list[bytes]:
+    """U user blobs at once, byte for byte what encode_stats gives for each: grams [U,
+    D(D+1)/2] packed Gram triangles, responses [U, D] (float64, or float32 holding the values
+    a float32 blob stores), counts float64[U]."""
     version = FLOAT32_USER_VERSION if float32 else 2
     records = np.empty(len(grams), dtype=_user_record(dim, version))
     records["magic"], records["version"], records["kind"], records["dim"] = _MAGIC, version, 1, dim

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -128,7 +129,8 @@ def grouped_sums(
         if sorted_counts[first] != width:  # rows past a group's count are zeroed
             xs[np.arange(width)[None, :] >= counts[members][:, None]] = 0.0
         products = np.matmul(xs.transpose(0, 2, 1), xs).reshape(len(members), -1)
-        np.take(products, packed, axis=1, out=sorted_gram[first:last])
+        # mode="clip": with the default "raise" numpy buffers `out` (0.25 vs 0.14 ms a block); every index is in range
+        np.take(products, packed, axis=1, out=sorted_gram[first:last], mode="clip")
         first = last
     gram = np.zeros((n_groups, len(rows)))
     gram[by_count] = sorted_gram
@@ -147,33 +149,46 @@ def packed_gram(x: FloatArray, exposure: FloatArray) -> FloatArray:
     return full
 
 
+class UserSums(NamedTuple):
+    """What `add_user_sums` gives: the U new states, `change` float64[D(D+1)/2 + D] (the total
+    change of the sums, Gram triangle then response, to add to the population), and the new
+    states stacked: `sums` [U, D(D+1)/2 + D] (float32 when rounded to it, else float64; each
+    state holds its row as float64), `n_exposures` and `reward_totals` float64[U] (what an
+    encoder of the U states reads, without stacking them again)."""
+
+    states: list[LinearStats]
+    change: FloatArray
+    sums: npt.NDArray[np.floating]
+    n_exposures: FloatArray
+    reward_totals: FloatArray
+
+
 def add_user_sums(
     states: Sequence[LinearStats | None], gram: FloatArray, response: FloatArray, exposures: FloatArray,
     rewards: FloatArray, float32: bool,
-) -> tuple[list[LinearStats], FloatArray]:
+) -> UserSums:
     """Each user's sums plus its batch increment, for U users at once.
 
     states: the U users' current sums (None: unseen); gram float64[U, D(D+1)/2], response
     float64[U, D], exposures and rewards float64[U]: the increments (`grouped_sums`).
-    Returns the U new states and float64[D(D+1)/2 + D], the total change of the sums (Gram
-    triangle then response) to add to the population. With `float32` every new sum is
+    Returns the new states, stacked too (`UserSums`). With `float32` every new sum is
     rounded to the nearest float32 value (still held as float64), so a float32 codec stores
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
     """
-    old_gram, old_response = stacked_sums(states, gram.shape[1], response.shape[1])
-    new_gram, new_response = gram + old_gram, response + old_response
+    packed = gram.shape[1]
+    old = stacked_rows(states, packed, response.shape[1])  # [U, D(D+1)/2 + D]: each row a Gram triangle, a response
+    increment = np.concatenate([gram, response], axis=1)
     if float32:
-        new_gram, new_response = new_gram.astype(np.float32), new_response.astype(np.float32)
-        # what the sums changed by, exact in float64 (old_* are overwritten, no longer needed)
-        change = np.concatenate([np.subtract(new_gram, old_gram, out=old_gram).sum(axis=0),
-                                 np.subtract(new_response, old_response, out=old_response).sum(axis=0)])
+        sums: npt.NDArray[np.floating] = (increment + old).astype(np.float32)
+        # what the sums changed by, exact in float64 (old is overwritten, no longer needed)
+        change = np.subtract(sums, old, out=old).sum(axis=0)
     else:
-        change = np.concatenate([gram.sum(axis=0), response.sum(axis=0)])
+        sums = np.add(increment, old, out=old)
+        change = increment.sum(axis=0)
     exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
     rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
-    updated = stats_of_rows(np.concatenate([new_gram, new_response], axis=1), exposures_after, rewards_after)
-    return updated, change
+    return UserSums(stats_of_rows(sums, exposures_after, rewards_after), change, sums, exposures_after, rewards_after)
 
 
 def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) -> tuple[FloatArray, FloatArray]:
@@ -183,6 +198,16 @@ def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) ->
     grams = np.concatenate([no_gram if state is None else state.gram_upper for state in states])
     responses = np.concatenate([no_response if state is None else state.response for state in states])
     return grams.reshape(len(states), packed), responses.reshape(len(states), dim)
+
+
+def stacked_rows(states: Sequence[LinearStats | None], packed: int, dim: int) -> FloatArray:
+    """float64[U, D(D+1)/2 + D]: per state its Gram triangle then its response (zeros for None),
+    from one concatenation of 2U vectors."""
+    zeros = np.zeros(packed), np.zeros(dim)
+    parts: list[FloatArray] = []
+    for state in states:
+        parts += zeros if state is None else (state.gram_upper, state.response)
+    return np.concatenate(parts).reshape(len(states), packed + dim)
 
 
 def stats_of_rows(

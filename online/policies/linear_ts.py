@@ -35,6 +35,7 @@ model: theta_pop is the pooled posterior mean and responses are plain reward sum
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -47,6 +48,7 @@ from online.policies.linear_codec import decode_stats, decode_users, encode_stat
 from online.policies.linear_stats import (
     LinearStats,
     PopulationStats,
+    UserSums,
     add_user_sums,
     grouped_sums,
     packed_gram,
@@ -108,6 +110,9 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         # batches shares one population state).
         self._population_memo: tuple[LinearStats, FloatArray, dict[str, FloatArray]] | None = None
         self._posterior_memo: tuple[LinearStats, LinearStats | None, FloatArray, FloatArray] | None = None
+        # The last learn's new user states, stacked: encoding exactly those (the engine saves
+        # them next) reads the stacked sums instead of gathering every state again.
+        self._learned_memo: UserSums | None = None
 
     def init_global(self, feature_dim: int) -> PopulationStats:
         return PopulationStats.empty(feature_dim)
@@ -261,7 +266,8 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
             raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
             rewards = raw.astype(np.float64)
         states = [user_states.get(user_id) for user_id in batch.users]
-        new_states, change = add_user_sums(states, gram, response, exposures, rewards, self._float32)
+        learned = self._learned_memo = add_user_sums(states, gram, response, exposures, rewards, self._float32)
+        new_states, change = learned.states, learned.change
         packed = gram.shape[1]
         pooled_response = change[packed:]
         if predicted is not None:  # the pooled sums hold raw rewards
@@ -307,7 +313,12 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         if not states:
             return []
         dim = states[0].dim
-        grams, responses = stacked_sums(states, dim * (dim + 1) // 2, dim)
+        packed = dim * (dim + 1) // 2
+        memo = self._learned_memo
+        if memo is not None and len(memo.states) == len(states) and all(map(operator.is_, memo.states, states)):
+            return encode_users(dim, memo.sums[:, :packed], memo.sums[:, packed:], memo.n_exposures,
+                                memo.reward_totals, self._float32)
+        grams, responses = stacked_sums(states, packed, dim)
         n_exposures = np.fromiter((s.n_exposures for s in states), dtype=np.float64, count=len(states))
         reward_totals = np.fromiter((s.reward_total for s in states), dtype=np.float64, count=len(states))
         return encode_users(dim, grams, responses, n_exposures, reward_totals, self._float32)

@@ -9,6 +9,7 @@ DeadLetter with its reason; nothing stops the worker. `counts` proves in = out.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 
 from online.catalog import Catalog
 from online.config import DEFAULT_SCENARIO, SlatestreamConfig
-from online.engine import Engine, RankError
+from online.engine import Engine, ObserveResult, RankError
 from online.events import (
     Click,
     EventDecodeError,
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
+TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
 
 
 class WorkerCore:
@@ -262,8 +264,11 @@ class WorkerCore:
         router = self.router(records[0].partition)
         by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
         routed: list[tuple[Record, FeedbackEvent]] = []
+        engines: dict[str, Engine | None] = {}  # per scenario, looked up once per batch
         for record, event in decoded:
-            engine = router.engine_for(event.scenario)
+            scenario = event.scenario
+            engine = engines[scenario] if scenario in engines else engines.setdefault(scenario,
+                                                                                     router.engine_for(scenario))
             if engine is None:
                 dead.append(self._dead(record, UnknownScenarioError(f"scenario {event.scenario!r} is not configured")))
             else:
@@ -279,69 +284,97 @@ class WorkerCore:
     def _learn_engine(self, store: TableStore, engine: Engine, decoded: Sequence[tuple[Record, FeedbackEvent]],
                       duplicate_ids: set[int] | None = None) -> list[DeadLetter]:
         """Fold one engine's feedback into its states, skipping what each state already holds;
-        the ids of events skipped as a producer's duplicates are added to `duplicate_ids`."""
-        dead: list[DeadLetter] = []
-        topic_of = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
+        the ids of events skipped as a producer's duplicates are added to `duplicate_ids`.
+        Per record only dictionary lookups: each user's key, applied offsets and recent event
+        ids are looked up once per batch (`_user_offsets`, `RecentIds.of`)."""
+        partition = records_partition(decoded)
         global_done = store.offsets_of(engine.global_key)
         user_events: list[FeedbackEvent] = []
         global_events: list[FeedbackEvent] = []
         replayed: set[str] = set()
         skipped = duplicates = 0
-        seen: dict[str, list[tuple[str, float]]] = {}  # per user, the event ids this batch learns
-        user_done: dict[str, AppliedOffsets] = {}  # per user key, as of this batch
+        seen: dict[str, tuple[dict[str, float], dict[str, float]]] = {}  # per user: (this batch's ids, recent ids)
+        user_done: dict[str, tuple[str, AppliedOffsets]] = {}  # per user id: (its key, offsets as of this batch)
         global_last: AppliedOffsets = {}
         for record, event in decoded:
-            topic = topic_of[record.kind]
-            user_key = engine.user_key(event.user_id)
-            done = user_done.get(user_key)
-            if done is None:
-                # A user with no value starts at the partition's watermark: an event the
-                # population already holds was learned before the user's state was deleted.
-                stored = store.applied_offsets(user_key)
-                done = user_done[user_key] = dict(global_done if stored is None else stored)
-                if stored is None:
-                    store.stage_offsets(user_key, global_done)
-            user_new = record.offset > done.get(topic, -1)
-            global_new = record.offset > global_done.get(topic, -1)
-            if user_new and global_new and self._seen_before(record.partition, event, seen):
-                done[topic], global_last[topic] = record.offset, record.offset  # passed, never learned
-                duplicates += 1
-                if duplicate_ids is not None:
-                    duplicate_ids.add(id(event))
-                self.counts.tally(record.kind, "skipped")
-                continue
+            topic, offset, user_id = TOPIC_INDEX[record.kind], record.offset, event.user_id
+            slot = user_done.get(user_id)
+            if slot is None:
+                slot = user_done[user_id] = self._user_offsets(store, engine.user_key(user_id), global_done)
+            done = slot[1]
+            user_new, global_new = offset > done.get(topic, -1), offset > global_done.get(topic, -1)
+            if user_new and global_new:
+                ids = seen.get(user_id)
+                if ids is None:
+                    ids = seen[user_id] = ({}, self.events.of(partition, user_id))
+                if event.event_id in ids[1] or event.event_id in ids[0]:  # a producer's duplicate
+                    done[topic], global_last[topic] = offset, offset  # passed, never learned
+                    duplicates += 1
+                    if duplicate_ids is not None:
+                        duplicate_ids.add(id(event))
+                    self.counts.tally(record.kind, "skipped")
+                    continue
+                ids[0][event.event_id] = event.time.timestamp()
             if user_new:
                 user_events.append(event)
-                done[topic] = record.offset
+                done[topic] = offset
             if global_new:
                 global_events.append(event)
-                global_last[topic] = record.offset
+                global_last[topic] = offset
             if not (user_new or global_new):
                 skipped += 1
                 self.counts.tally(record.kind, "skipped")
             if not (user_new and global_new):
-                replayed.update(engine.user_keys(event.user_id))  # the user's state and recent items
-        for user_id, ids in seen.items():
-            self.events.add(records_partition(decoded), user_id, ids)
-        for user_key, done in user_done.items():
+                replayed.update(engine.user_keys(user_id))  # the user's state and recent items
+        for user_id, (ids, _) in seen.items():
+            self.events.add(partition, user_id, list(ids.items()))
+        for user_key, done in user_done.values():
             store.stage_offsets(user_key, done)
         if global_last:
             store.stage_offsets(engine.global_key, global_last)
-        same = [id(e) for e in user_events] == [id(e) for e in global_events]
+        same = len(user_events) == len(global_events) and all(map(operator.is_, user_events, global_events))
         result = engine.observe(user_events, None if same else global_events)
         if replayed:  # resend what the local store may hold that the changelog lost in a crash
             for key in {*replayed, engine.global_key}:
                 store.touch(key)
-        record_of = {id(event): record for record, event in decoded}
-        rejected = {id(event) for event, _ in result.rejected}
-        for event, reason in result.rejected:
-            dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
-        for event in user_events if same else {id(e): e for e in [*user_events, *global_events]}.values():
-            if id(event) not in rejected:
-                self.counts.tally(record_of[id(event)].kind, "learned")
-                self._live(event, engine.policy.name)
+        dead = self._count_learned(decoded, user_events if same else [*user_events, *global_events], result,
+                                   engine.policy.name)
         self.counts.skipped_duplicates += skipped + duplicates
         self.counts.learned += len(decoded) - len(result.rejected) - skipped - duplicates
+        return dead
+
+    @staticmethod
+    def _user_offsets(store: TableStore, user_key: str, global_done: AppliedOffsets) -> tuple[str, AppliedOffsets]:
+        """(user_key, a copy of the offsets its value holds). A user with no value starts at the
+        partition's watermark (staged now): an event the population already holds was learned
+        before the user's state was deleted."""
+        stored = store.applied_offsets(user_key)
+        if stored is None:
+            store.stage_offsets(user_key, global_done)
+        return user_key, dict(global_done if stored is None else stored)
+
+    def _count_learned(self, decoded: Sequence[tuple[Record, FeedbackEvent]], learned: Sequence[FeedbackEvent],
+                       result: ObserveResult, policy: str) -> list[DeadLetter]:
+        """Tally the events an observe learned (`learned`: each event once, or twice when in both
+        the user and the population lists: counted once) and dead-letter those it rejected."""
+        dead: list[DeadLetter] = []
+        rejected: set[int] = set()
+        if result.rejected:
+            record_of = {id(event): record for record, event in decoded}
+            rejected = {id(event) for event, _ in result.rejected}
+            for event, reason in result.rejected:
+                dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
+        counted: set[int] = set()
+        by_kind = dict.fromkeys(FEEDBACK_TOPICS, 0)
+        for event in learned:
+            key = id(event)
+            if key in rejected or key in counted:
+                continue
+            counted.add(key)
+            by_kind["impressions" if event.type == "impression" else "clicks"] += 1
+            self._live(event, policy)
+        for kind, n in by_kind.items():
+            self.counts.tally(kind, "learned", n)
         return dead
 
     def _live(self, event: FeedbackEvent, policy: str) -> None:
@@ -351,15 +384,6 @@ class WorkerCore:
             self.live[event.scenario, policy] = (exposures + len(event.shown), clicks)
         else:
             self.live[event.scenario, policy] = (exposures, clicks + event.reward)
-
-    def _seen_before(self, partition: int, event: FeedbackEvent, seen: dict[str, list[tuple[str, float]]]) -> bool:
-        """Whether the event's id was learned before for its user (by its event id: a producer's
-        duplicate under a new offset); if not, it is noted as learned by this batch."""
-        batch = seen.setdefault(event.user_id, [])
-        if event.event_id in self.events.of(partition, event.user_id) or any(event.event_id == i for i, _ in batch):
-            return True
-        batch.append((event.event_id, event.time.timestamp()))
-        return False
 
     def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
         """Embed item records into the catalog; returns (item, catalog table value) pairs."""

@@ -16,7 +16,13 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 
+import msgspec
+
 from online.state import StateStore
+
+_ENCODE = msgspec.json.Encoder().encode
+"""JSON of a list of (id, time) pairs, ~10x faster than json.dumps (the values read back equal:
+both write the shortest repr that round-trips a float; msgspec leaves out the spaces)."""
 
 
 class RecentIds:
@@ -61,7 +67,7 @@ class RecentIds:
             known[one] = time_s
         while len(known) > self.capacity:
             del known[next(iter(known))]
-        self.store_of(partition).put(self.key(user_id), json.dumps(list(known.items())).encode())
+        self.store_of(partition).put(self.key(user_id), _ENCODE(list(known.items())))
 
     def clear(self) -> None:
         """Forget the decoded lists (after a rebalance other workers may have written them)."""

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 _MAGIC = b"SSOF"
 _ENTRY = struct.Struct("<Bq")
+_EMPTY_HEADER = _MAGIC + b"\x00"
+_TWO_ENTRIES = struct.Struct("<4sBBqBq")
 
 AppliedOffsets = dict[int, int]
 """topic index (see `TOPIC_INDEX`) -> offset of the last event folded into a value."""
@@ -24,8 +26,13 @@ AppliedOffsets = dict[int, int]
 
 def wrap(offsets: AppliedOffsets, inner: bytes) -> bytes:
     """Prefix a state blob with the offsets it includes."""
-    entries = b"".join(_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items()))
-    return _MAGIC + bytes([len(offsets)]) + entries + inner
+    if not offsets:
+        return _EMPTY_HEADER + inner
+    if len(offsets) == 2:  # impressions and clicks, the usual case: one pack
+        (first, first_offset), (second, second_offset) = sorted(offsets.items())
+        return _TWO_ENTRIES.pack(_MAGIC, 2, first, first_offset, second, second_offset) + inner
+    entries = b"".join([_ENTRY.pack(topic, offset) for topic, offset in sorted(offsets.items())])
+    return b"".join((_MAGIC, bytes((len(offsets),)), entries, inner))
 
 
 def unwrap(value: bytes) -> tuple[AppliedOffsets, bytes]:
@@ -97,9 +104,12 @@ class TableStore:
         return [self.get(key) for key in keys]
 
     def put(self, key: str, value: bytes) -> None:
-        if key not in self._known:
+        known = self._known.get(key)
+        if known is None:
             self.get(key)  # its offsets were dropped (or never read): merge with what is stored
-        offsets = {**self._known.get(key, {}), **self._staged.pop(key, {})}
+            known = self._known.get(key, {})
+        staged = self._staged.pop(key, None)
+        offsets = {**known, **staged} if staged else dict(known)
         self._remember(key, offsets, absent=False)
         self.table[key.encode()] = wrap(offsets, value)
 
