@@ -11,21 +11,9 @@ from online.events import Click, Impression, Item, ShownItem
 from online.policies.arm_table import ArmStats
 from online.policies.arms import BernoulliThompsonSampling, encode_arms
 from online.state import InMemoryStore
+from tests.online.stores import CountingStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class CountingStore(InMemoryStore):
-    """An in-memory store that records the keys of every put_many."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        items = list(items)
-        self.batches.append([key for key, _ in items])
-        super().put_many(items)
 
 
 class WholeStore:

@@ -1,7 +1,6 @@
 """river_ctr learns on a persistent weight table and stores its item weights one part each:
 the same values as a whole river model, older states untouched, only changed parts written."""
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -16,22 +15,10 @@ from online.policies.delayed_join import DelayedJoin, LabelledExample
 from online.policies.linear_stats import LinearStats
 from online.policies.river_ctr import RiverCTR, RiverCTRParams, RiverState
 from online.state import InMemoryStore
+from tests.online.stores import CountingStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PREFIX = "river_ctr/global#"
-
-
-class CountingStore(InMemoryStore):
-    """An in-memory store that records the keys of every put_many."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        items = list(items)
-        self.batches.append([key for key, _ in items])
-        super().put_many(items)
 
 
 def engine(store: InMemoryStore, n_items: int = 50) -> Engine:
