@@ -89,6 +89,9 @@ class StreamSettings(BaseSettings):
             (state values are ~5 KB; Faust's 16 KB default sends three per batch).
         producer_linger_ms: how long the worker's producer waits to fill a batch, ms (0: send
             what accumulated while the previous request was in flight; slates wait for nothing).
+        consumer_max_fetch_bytes: the most one fetch brings of one partition, bytes (Faust's
+            1 MiB default left the feedback lane waiting between batches: with 8 MiB the consumer
+            thread has the next batch fetched while the lane learns the last; README).
         request_ttl_s: the longest a click may follow its request (event times), seconds;
             at least the attribution window. Later clicks are dead-lettered.
         metrics_port, metrics_host: where the worker serves /metrics, /healthz, /readyz and
@@ -119,6 +122,7 @@ class StreamSettings(BaseSettings):
     attribution_window_s: float = Field(default=1800.0, gt=0.0)
     producer_max_batch_bytes: int = Field(default=1_000_000, ge=16_384, le=16_000_000)
     producer_linger_ms: int = Field(default=0, ge=0, le=1000)
+    consumer_max_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=65_536, le=256 * 1024 * 1024)
     request_ttl_s: float = Field(default=86_400.0, gt=0.0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - the worker's endpoints are for the cluster's probes and scrapers

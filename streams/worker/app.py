@@ -50,4 +50,5 @@ def make_app(settings: StreamSettings) -> SlatestreamApp:
         stream_wait_empty=False,
         producer_max_batch_size=settings.producer_max_batch_bytes,
         producer_linger=settings.producer_linger_ms / 1000,
+        consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
     )
