@@ -40,7 +40,6 @@ from bench.scale_support import (  # noqa: E402
     free_port,
     load_broker,
     metric_value,
-    partition_of,
     percentiles,
     settle_projection,
     simulator_items,
@@ -53,7 +52,7 @@ from streams.client import event_key  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.testing import WorkerProcess, publish  # noqa: E402
-from streams.topics import TopicNames, ensure_topics  # noqa: E402
+from streams.topics import TopicNames, ensure_topics, partition_of  # noqa: E402
 
 DIM = 32
 GOAL_S = 2.0

@@ -22,7 +22,6 @@ from types import ModuleType
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
-from kafka.partitioner.default import murmur2
 
 from encoders.base import Encoder
 from encoders.projection import PcaProjection
@@ -145,11 +144,6 @@ def metric_value(metrics: str, name: str) -> float:
     if found is None:
         raise KeyError(f"no sample {name} in the metrics")
     return float(found[1])
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition of a record keyed `key` (Kafka's default murmur2 partitioner)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def assigned_partitions(log_text: str) -> set[int]:

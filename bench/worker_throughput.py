@@ -156,7 +156,7 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
     seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
     request was ranked and every feedback record learned (a rate of dead letters measures
     nothing the worker is for)."""
-    from kafka.partitioner.default import murmur2
+    from streams.topics import partition_of
 
     encoder = HashingEncoder(dim=32)
     config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
@@ -166,7 +166,7 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
     next_offset: dict[tuple[str, int], int] = {}
 
     def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
-        partition = (murmur2(event.user_id.encode()) & 0x7FFFFFFF) % partitions
+        partition = partition_of(event.user_id, partitions)
         offset = next_offset[kind, partition] = next_offset.get((kind, partition), -1) + 1
         return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from itertools import chain, compress, repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -73,11 +73,12 @@ def build_feedback_batch(
     uses_context = not isinstance(features, ItemFeatures)
     columns = _known_columns(events, index.get)
     rejected: list[tuple[FeedbackEvent, str]] = []
-    if columns is not None:  # every item known (the usual case): no per-event lists
-        kept = events
-        contexts = _contexts(events, uses_context, remember, recall)
-    else:
-        kept, rejected, contexts, columns = _columns_rejecting(events, index.get, uses_context, remember, recall)
+    kept = events
+    if columns is None:  # some item unknown (rare): its events are rejected whole, the rest as usual
+        kept, rejected = _reject_unknown_items(events, index.get)
+        columns = _known_columns(kept, index.get)
+        assert columns is not None
+    contexts = _contexts(kept, uses_context, remember, recall)
     items, rows, positions, counts, rewards = columns
     codes: dict[str, int] = {}
     event_users = [codes.setdefault(user, len(codes)) for user in map(_USER, kept)]
@@ -135,52 +136,21 @@ def _contexts(events: Sequence[FeedbackEvent], uses_context: bool, remember: Cal
     return contexts
 
 
-def _columns_rejecting(
-    events: Sequence[FeedbackEvent], find: Callable[[str], int | None], uses_context: bool,
-    remember: Callable[[str, Mapping[str, float]], None], recall: Callable[[str], Context],
-) -> tuple[Sequence[FeedbackEvent], list[tuple[FeedbackEvent, str]], list[Context], Columns]:
-    """(kept events, rejected events with a reason, contexts as `_contexts` of the kept, their
-    columns): an event naming an item not in the catalog is rejected whole."""
+def _reject_unknown_items(
+    events: Sequence[FeedbackEvent], find: Callable[[str], int | None],
+) -> tuple[list[FeedbackEvent], list[tuple[FeedbackEvent, str]]]:
+    """(kept events in order, rejected events with a reason): an event naming an item not in the
+    catalog is rejected whole."""
+    kept: list[FeedbackEvent] = []
     rejected: list[tuple[FeedbackEvent, str]] = []
-    keep: list[bool] = []  # per event
-    contexts: list[Context] = []  # per kept event, when the features use them
-    counts: list[int] = []  # rows per kept event
-    rewards: list[float] = []  # per kept event
-    items: list[str] = []  # per row
-    rows: list[int] = []
-    positions: list[int] = []
     for event in events:
-        if event.type == "impression":
-            item_ids = list(map(_ITEM, event.shown))
-            found = list(map(find, item_ids))
-            if None in found:
-                rejected.append((event, f"unknown item id {item_ids[found.index(None)]!r}"))
-                keep.append(False)
-                continue
-            rows += found  # type: ignore[arg-type]
-            items += item_ids
-            positions += map(_POSITION, event.shown)
-            counts.append(len(item_ids))
-            rewards.append(0.0)
-            if event.context is not None:
-                remember(event.request_id, event.context)
-            if uses_context:
-                contexts.append(recall(event.request_id) if event.context is None else event.context)
+        item_ids = list(map(_ITEM, event.shown)) if event.type == "impression" else [event.item_id]
+        unknown = next((item for item in item_ids if find(item) is None), None)
+        if unknown is None:
+            kept.append(event)
         else:
-            row = find(event.item_id)
-            if row is None:
-                rejected.append((event, f"unknown item id {event.item_id!r}"))
-                keep.append(False)
-                continue
-            rows.append(row)
-            items.append(event.item_id)
-            positions.append(-1)
-            counts.append(1)
-            rewards.append(event.reward)
-            if uses_context:
-                contexts.append(recall(event.request_id))
-        keep.append(True)
-    return list(compress(events, keep)), rejected, contexts, (items, rows, positions, counts, rewards)
+            rejected.append((event, f"unknown item id {unknown!r}"))
+    return kept, rejected
 
 
 _USER, _REQUEST, _SCENARIO, _TIME, _ITEM, _POSITION = (

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
-from kafka.partitioner import murmur2
 from rocksdict import AccessType, Options, Rdict
 
 from online.evaluation.snapshots import ShardedSnapshot
+from streams.topics import partition_of
 from streams.worker.table_store import unwrap
 
 TABLES_DIR = Path("v1") / "tables"
@@ -38,12 +38,6 @@ ROUTING_SAMPLE = 50
 
 class WorkerSnapshotError(ValueError):
     """A worker data directory that cannot be evaluated as it is (the message says why)."""
-
-
-def partition_of(user_id: str, partitions: int) -> int:
-    """The partition of a record keyed by `user_id` among `partitions` (murmur2, as kafka-python,
-    aiokafka and the Java clients' default partitioner)."""
-    return int((murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions)
 
 
 def worker_partitions(directory: Path) -> dict[int, Path]:

@@ -27,8 +27,16 @@ from typing import Any
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError, for_code
+from kafka.partitioner import murmur2
 
 from streams.settings import StreamSettings
+
+
+def partition_of(key: str | bytes, partitions: int) -> int:
+    """The partition of a record keyed by `key` (a str as its UTF-8 bytes) among `partitions`:
+    murmur2, as kafka-python's, aiokafka's and the Java clients' default partitioner."""
+    return int((murmur2(key.encode() if isinstance(key, str) else key) & 0x7FFFFFFF) % partitions)
+
 
 ITEMS_TOPIC_CONFIG: Mapping[str, str] = {"cleanup.policy": "compact"}
 """The catalog topic keeps the latest version of every item (a changelog of the catalog)."""

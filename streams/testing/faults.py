@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.partitioner.default import murmur2
 
 from online.config import SlatestreamConfig
 from online.events import Click, Impression, Item, RankRequest, encode_event
@@ -33,7 +32,7 @@ from streams.client import event_key
 from streams.settings import StreamSettings
 from streams.state_changelog import ChangelogEntry, live_values
 from streams.testing.tables import SharedTables
-from streams.topics import TopicNames, create_topics
+from streams.topics import TopicNames, create_topics, partition_of
 from streams.worker.core import WorkerCore
 from streams.worker.records import Record
 from streams.worker.table_store import unwrap
@@ -125,11 +124,6 @@ def read_topic(settings: StreamSettings, topic: str, timeout_s: float = 60.0) ->
         return records
     finally:
         consumer.close(autocommit=False)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition of a keyed record (murmur2, as kafka-python and the Java clients)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def reference_state(settings: StreamSettings, model: SlatestreamConfig, requests: Sequence[RankRequest],

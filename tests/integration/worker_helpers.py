@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from kafka.partitioner.default import murmur2
 
 from online.events import RankRequest
 from streams.client import SlatestreamClient
@@ -18,11 +17,6 @@ def poll(condition: Callable[[], bool], timeout_s: float, what: str, interval_s:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}"
         time.sleep(interval_s)
-
-
-def partition_of(user_id: str, partitions: int) -> int:
-    """The partition of a user-keyed record (the Java/kafka-python murmur2 default)."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 def slate_means(client: SlatestreamClient, request_id: str, user_id: str, candidates: tuple[str, ...],

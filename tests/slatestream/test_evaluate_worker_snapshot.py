@@ -35,7 +35,7 @@ from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate
 from slatestream.cli import main
 from slatestream.worker_snapshot import open_worker_snapshot
 from streams.projection import PublishedProjection, save_projection
-from streams.testing.faults import partition_of
+from streams.topics import partition_of
 from streams.worker.core import Record, WorkerCore
 from streams.worker.partition_state import PartitionTable
 
