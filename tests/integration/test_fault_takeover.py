@@ -29,10 +29,10 @@ from streams.testing.faults import (
     status,
     worker_model,
 )
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics, partition_of
 
 from .test_worker_guarantee import count_slates
-from .worker_helpers import partition_of, poll
+from .worker_helpers import poll
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

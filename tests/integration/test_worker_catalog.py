@@ -16,9 +16,9 @@ from streams.projection import read_projection
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
 from streams.testing import WorkerProcess, publish
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, partition_of
 
-from .worker_helpers import partition_of, poll
+from .worker_helpers import poll
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from streams.control import ensure_control_topic
 from streams.settings import StreamSettings
 from streams.state_changelog import caught_up, feedback_progress, read_changelog
 from streams.testing import WorkerProcess, make_workload, publish, worker_env
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, partition_of
 
-from .worker_helpers import partition_of, poll, slate_means
+from .worker_helpers import poll, slate_means
 
 WORKER_ARGS = ("--encoder", "hashing", "--dim", "16", "--n-draws", "8")
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
