@@ -36,6 +36,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,6 +67,11 @@ from streams.testing import (  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.core import Record, WorkerCore  # noqa: E402
 from streams.worker.table_store import unwrap  # noqa: E402
+from slatestream.heap import SWITCH, keep_freed_memory  # noqa: E402
+
+HEAP = "on" if keep_freed_memory() else "off"
+"""Whether this process (the in-process baseline) has the heap tuning that `slatestream worker`
+applies (slatestream/heap.py; SLATESTREAM_HEAP_TUNING=off: neither has it)."""
 
 
 def load_broker():  # type: ignore[no-untyped-def]
@@ -234,8 +240,30 @@ def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
     events = len(workload.feedback())
     rates = [events / in_process_learn(workload, 4, 2_000, clock=time.process_time) for _ in range(runs)]
     print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
-          f"batches of 2,000, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
+          f"batches of 2,000, heap tuning {HEAP}, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
           + f" (median {sorted(rates)[len(rates) // 2]:,.0f})")
+    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+
+
+def learn_heap_pairs(runs: int) -> None:
+    """`runs` pairs of learn-only runs, each in a fresh process, without then with the heap
+    tuning (slatestream/heap.py; the setting cannot be undone inside one process): the median
+    of each and the pair-by-pair ratios."""
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    arguments = [arg for arg in sys.argv[1:] if arg not in ("--heap", "both")]
+    arguments[arguments.index("--learn-only") + 1] = "1"
+    for _ in range(runs):
+        for mode in ("off", "on"):
+            done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True,
+                                  check=True, env={**os.environ, SWITCH: mode})
+            line = next(line for line in done.stdout.splitlines() if "per CPU second" in line)
+            rates[mode].append(float(line.rsplit("(median ", 1)[1].rstrip(")").replace(",", "")))
+    ratios = [on / off for off, on in zip(rates["off"], rates["on"], strict=True)]
+    for mode, values in rates.items():
+        print(f"heap tuning {mode}: " + ", ".join(f"{rate:,.0f}" for rate in values)
+              + f" events per CPU second (median {sorted(values)[len(values) // 2]:,.0f})")
+    print("on / off, pair by pair: " + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+          + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 
@@ -255,7 +283,14 @@ def main() -> None:
                              "OMP_NUM_THREADS=1 taskset -c 0) and exit")
     parser.add_argument("--profile-worker", type=Path, default=None,
                         help="run the phase-2 worker under cProfile and write its stats here (slower)")
+    parser.add_argument("--heap", choices=("both",), default=None,
+                        help="with --learn-only: pairs of fresh processes without and with the heap tuning "
+                             "(slatestream/heap.py; SLATESTREAM_HEAP_TUNING=off turns it off for the worker and "
+                             "this process alike)")
     args = parser.parse_args()
+    if args.heap and args.learn_only:
+        learn_heap_pairs(args.learn_only)
+        return
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
                              click_rate=0.5, seed=0)
     if args.learn_only:
@@ -327,7 +362,7 @@ def main() -> None:
           f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
           f"worker / this: {worker_rate / decode_rate:.2f}")
     core_rate = len(feedback) / core_s
-    print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000: {core_rate:,.0f} events/s; "
+    print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: {core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):

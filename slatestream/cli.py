@@ -32,7 +32,10 @@ def main() -> None:
     # of them far slower on few cores (measured ~30x on 2 cores), so use one BLAS thread.
     from threadpoolctl import threadpool_limits
 
+    from slatestream.heap import keep_freed_memory
+
     threadpool_limits(limits=1, user_api="blas")
+    keep_freed_memory()  # each batch's arrays reuse freed heap pages (slatestream/heap.py)
 
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,

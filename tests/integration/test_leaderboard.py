@@ -65,6 +65,9 @@ def test_a_shadow_is_scored_live_and_its_leaderboard_printed(kafka_settings: Str
         for item in items:
             client.publish(item)
         client.flush()
+        # every round's slate must rank the catalog the shadow scores it on: a request served before
+        # the last item is embedded logs fewer candidates than the shadow ranks (an unsupported round)
+        poll(lambda: worker.counts().get("items", 0) == len(items), 60, "every item in the worker's catalog")
         for n in range(ROUNDS):  # users like the odd items (red shoes)
             slate = client.request_slate(RankRequest(request_id=f"r{n}", user_id=f"u{n % 6}", candidates=candidates,
                                                      k=4), timeout_s=60)
