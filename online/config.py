@@ -146,7 +146,10 @@ class LeaderboardConfig(BaseModel):
     until then); a leaderboard record every `publish_interval_s` seconds; `n_bootstrap`
     resamples per interval; at most `max_pending` served slates wait for their impression; a
     shadow's estimate is reliable only when its interval's half-width is within `precision` of
-    its value (`online.evaluation.assessment.ReliabilityRule`)."""
+    its value (`online.evaluation.assessment.ReliabilityRule`), and its difference from the
+    served policy counts as none ("tied") within ±`precision` of the served value; a shadow is
+    called better or worse when that difference's interval clears 0 by more than
+    `min_difference` of the served value (`online.evaluation.versus`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -157,6 +160,7 @@ class LeaderboardConfig(BaseModel):
     n_bootstrap: int = Field(default=200, ge=20, le=100_000)
     max_pending: int = Field(default=20_000, ge=1)
     precision: float = Field(default=0.10, gt=0.0)
+    min_difference: float = Field(default=0.02, ge=0.0, allow_inf_nan=False)
 
 
 class ScenarioConfig(BaseModel):

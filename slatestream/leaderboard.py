@@ -26,6 +26,21 @@ def _time(seconds: float | None) -> str:
     return "?" if seconds is None else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _versus(versus: dict[str, Any]) -> str:
+    """'better: +0.0040 [+0.0010, +0.0070] vs served (+12% [+3%, +21%])'."""
+    difference, relative = versus.get("difference") or {}, versus.get("relative") or {}
+    if difference.get("value") is None:
+        return f"{versus.get('verdict')}: no difference"
+    low, high = difference.get("ci_low"), difference.get("ci_high")
+    span = "" if low is None or high is None else f" [{low:+.4f}, {high:+.4f}]"
+    shares = ""
+    if relative.get("value") is not None:
+        share_span = ("" if relative.get("ci_low") is None or relative.get("ci_high") is None
+                      else f" [{relative['ci_low']:+.0%}, {relative['ci_high']:+.0%}]")
+        shares = f" ({relative['value']:+.0%}{share_span})"
+    return f"{versus.get('verdict')}: {difference['value']:+.4f}{span} vs served{shares}"
+
+
 def _shadow_lines(rank: int, shadow: dict[str, Any]) -> list[str]:
     read = shadow.get("read")
     diagnostics = shadow.get("diagnostics", {}).get(read or "dr", {})
@@ -33,13 +48,20 @@ def _shadow_lines(rank: int, shadow: dict[str, Any]) -> list[str]:
     weights = (f"ESS {diagnostics.get('ess', 0):,.0f}, largest weight {diagnostics.get('max_weight', 0):.3g}"
                if diagnostics else "no weights")
     where = f"support {support:.0%}" if support is not None else "support unknown"
+    unranked = shadow.get("unranked_rounds")
+    tail = f"; {weights}; {where}" + (f"; {unranked} rounds unranked" if unranked else "")
+    versus = shadow.get("versus_served")
+    place = f"{rank}." if rank else "-."
+    if versus is not None:  # a record with the comparison (`online.evaluation.versus`)
+        dr = shadow.get("estimates", {}).get("dr")
+        value = f"{read.upper()} {_interval(shadow.get('estimate'))}" if read else f"DR {_interval(dr)}"
+        return [f"  {place} {shadow['name']:<16} {_versus(versus)}; {value}{tail}",
+                f"      {versus.get('reason', '')}"]
     if read is None:
         dr = shadow.get("estimates", {}).get("dr")
         shown = f"unreliable (DR {_interval(dr)})" if dr else "no estimate"
         return [f"  -. {shadow['name']:<16} {shown}; {weights}; {where}", f"      {shadow.get('why', '')}"]
-    unranked = shadow.get("unranked_rounds")
-    return [f"  {rank}. {shadow['name']:<16} {read.upper()} {_interval(shadow.get('estimate'))}; {weights}; {where}"
-            + (f"; {unranked} rounds unranked" if unranked else "")]
+    return [f"  {rank}. {shadow['name']:<16} {read.upper()} {_interval(shadow.get('estimate'))}{tail}"]
 
 
 def format_record(record: dict[str, Any], scenario: str | None = None, now: datetime | None = None) -> list[str]:
@@ -60,8 +82,10 @@ def format_record(record: dict[str, Any], scenario: str | None = None, now: date
         lines.append(f"  served, on-policy CTR   {_interval(board.get('on_policy'))}")
         rank = 0
         for shadow in board.get("shadows", []):
-            rank += shadow.get("read") is not None
-            lines.extend(_shadow_lines(rank, shadow))
+            versus = shadow.get("versus_served")
+            ranked = shadow.get("read") is not None if versus is None else versus.get("verdict") != "unreliable"
+            rank += ranked
+            lines.extend(_shadow_lines(rank if ranked else 0, shadow))
     return lines
 
 

@@ -48,6 +48,7 @@ from online.evaluation.rounds import LoggedRound
 from online.evaluation.scoring import RequestScores, score_request
 from online.evaluation.summary import log_facts, policy_estimates
 from online.evaluation.traces import PolicyTrace, RoundLog
+from online.evaluation.versus import MIN_DIFFERENCE, Comparison, judge, paired_difference
 from online.events import Click, Impression, RankRequest, ShownItem, Slate
 from online.policies.arms import UniformRandom
 from online.wire import FeedbackEvent, WireClick, WireImpression
@@ -219,8 +220,9 @@ class LiveWindow:
 @dataclass(frozen=True)
 class ShadowStanding:
     """A shadow's place: the estimate to read (None: none is reliable) and why, every estimate
-    (clipped to the reward range) with its verdict in `assessment`, and the rounds it could not
-    rank."""
+    (clipped to the reward range) with its verdict in `assessment`, the rounds it could not
+    rank, and `versus`: its difference from the served policy over the same rounds with the
+    verdict on it (`online.evaluation.versus`; None without a round with propensities)."""
 
     name: str
     version: str
@@ -228,6 +230,7 @@ class ShadowStanding:
     estimates: dict[str, Estimate]
     assessment: Assessment | None
     unranked_rounds: int
+    versus: Comparison | None = None
 
     @property
     def value(self) -> float | None:
@@ -237,8 +240,9 @@ class ShadowStanding:
 @dataclass(frozen=True)
 class Standings:
     """One scenario's leaderboard over its window: rounds and shown items in it, their event-time
-    span (unix s), the served policies' on-policy CTR with its interval, and the shadows, the
-    reliable ones first by the value of the estimate to read, then the unreliable."""
+    span (unix s), the served policies' on-policy CTR with its interval, and the shadows: those
+    comparable with the served policy first, by their difference from it (largest first), then
+    the rest by the value of their estimate to read."""
 
     rounds: int
     observations: int
@@ -268,7 +272,15 @@ def _standing_dict(standing: ShadowStanding) -> dict[str, Any]:
             "diagnostics": {} if assessment is None else {k: asdict(v) for k, v in assessment.diagnostics.items()},
             "dr_minus_dm": None if assessment is None or assessment.dr_minus_dm is None
             else asdict(assessment.dr_minus_dm),
-            "unranked_rounds": standing.unranked_rounds}
+            "unranked_rounds": standing.unranked_rounds,
+            "versus_served": None if standing.versus is None else _versus_dict(standing.versus)}
+
+
+def _versus_dict(versus: Comparison) -> dict[str, Any]:
+    relative = versus.relative
+    return {"difference": asdict(versus.difference), "served": versus.served,
+            "relative": {"value": relative[0], "ci_low": relative[1], "ci_high": relative[2]},
+            "verdict": versus.verdict, "reason": versus.reason, "rounds_needed": versus.rounds_needed}
 
 
 def _json(value: Any) -> Any:
@@ -300,12 +312,41 @@ def _window_log(rounds: Sequence[ClosedRound], labels: Sequence[str],
     return log, traces
 
 
+def _rank(standing: ShadowStanding) -> tuple[bool, float, bool, float]:
+    """Comparable with the served policy first, by difference (largest first); then by value."""
+    versus = standing.versus
+    comparable = versus is not None and versus.verdict != "unreliable"
+    return (not comparable, -(versus.difference.value if comparable and versus is not None else 0.0),
+            standing.value is None, -(standing.value or 0.0))
+
+
+def _versus(log: RoundLog, trace: PolicyTrace, assessment: Assessment, config: DriverConfig,
+            rng: np.random.Generator, counts: list[int], min_difference: float) -> Comparison | None:
+    """The shadow of `trace` against the served policy over the window's items with a logging
+    propensity (`online.evaluation.versus`); None when there is none."""
+    rewards, pscores = np.concatenate(log.rewards), np.concatenate(log.pscores)
+    have = np.isfinite(pscores)
+    if not have.any():
+        return None
+    clusters = np.repeat(np.arange(len(counts)), counts)[have]
+    probs, q_logged, q_expected = (np.concatenate(trace.eval_probs)[have], np.concatenate(trace.q_logged)[have],
+                                   np.concatenate(trace.q_expected)[have])
+    reward = rewards[have]
+    reward_max = max(1.0, float(rewards.max()))
+    difference = paired_difference(reward, probs / pscores[have], q_logged, q_expected, clusters,
+                                   {"rng": rng, "n_bootstrap": config.n_bootstrap, "confidence": config.confidence},
+                                   reward_max)
+    return judge(difference, float(reward.mean()), assessment.verdicts.get("dr"), config.reliability, min_difference)
+
+
 def standings(rounds: Sequence[ClosedRound], labels: Sequence[str], versions: Mapping[str, str], *,
               n_bootstrap: int = 200, confidence: float = 0.95, seed: int = 0,
-              rule: ReliabilityRule | None = None) -> Standings:
+              rule: ReliabilityRule | None = None, min_difference: float = MIN_DIFFERENCE) -> Standings:
     """The leaderboard of `rounds` (a `LiveWindow.rounds()` snapshot) for the shadows `labels`
     (versions: label -> policy version); intervals from `n_bootstrap` resamples of rounds; an
-    estimate's verdict follows `rule` (default `ReliabilityRule()`: reliable only within ±10%)."""
+    estimate's verdict follows `rule` (default `ReliabilityRule()`: reliable only within ±10%);
+    each shadow's difference from the served policy is judged by `online.evaluation.versus.judge`
+    (`rule.precision`: the tie zone; `min_difference`: the margin to call a side)."""
     if not rounds:
         return Standings(0, 0, None, None, None, [ShadowStanding(label, versions.get(label, ""), None, {}, None, 0)
                                                   for label in labels])
@@ -327,8 +368,10 @@ def standings(rounds: Sequence[ClosedRound], labels: Sequence[str], versions: Ma
         trace = traces[label]
         estimates, assessment, _, _ = policy_estimates(log, trace, config, np.random.default_rng([seed, 1000 + index]),
                                                        counts, facts, direct=False)
+        versus = _versus(log, trace, assessment, config, np.random.default_rng([seed, 2000 + index]), counts,
+                         min_difference)
         board.append(ShadowStanding(label, trace.version, assessment.read, estimates, assessment,
-                                    trace.unranked_rounds))
-    board.sort(key=lambda s: (s.value is None, -(s.value or 0.0)))
+                                    trace.unranked_rounds, versus))
+    board.sort(key=_rank)
     times = [found.time for found in rounds]
     return Standings(len(rounds), int(rewards.size), min(times), max(times), on_policy, board)

@@ -38,7 +38,8 @@ def leaderboard_record(shadows: WorkerShadows, worker: str, partitions: list[int
     return {"version": LEADERBOARD_VERSION, "worker": worker, "time": datetime.now(UTC).isoformat(),
             "partitions": partitions, "shadows": asdict(shadows.counts),
             "settings": {"window_rounds": settings.window_rounds, "window_s": settings.window_s,
-                         "close_after_s": settings.close_after_s, "n_bootstrap": settings.n_bootstrap},
+                         "close_after_s": settings.close_after_s, "n_bootstrap": settings.n_bootstrap,
+                         "precision": settings.precision, "min_difference": settings.min_difference},
             "scenarios": scenarios}
 
 
@@ -63,7 +64,7 @@ def add_leaderboard(topology: WorkerTopology, settings: StreamSettings) -> None:
             snapshot, versions = shadows.snapshot(), shadows.versions()
             loop = asyncio.get_running_loop()
             scenarios = await loop.run_in_executor(None, build_standings, snapshot, versions, config.n_bootstrap, 0,
-                                                   ReliabilityRule(precision=config.precision))
+                                                   ReliabilityRule(precision=config.precision), config.min_difference)
             record = leaderboard_record(shadows, key, sorted(topology.rebalancer.assigned), scenarios)
             await topic.send(key=key.encode(), value=json.dumps(record, allow_nan=False).encode())
         except Exception:  # the leaderboard never stops the worker

@@ -29,6 +29,7 @@ from online.config import SlatestreamConfig
 from online.engine import Engine, RankError
 from online.evaluation.assessment import ReliabilityRule
 from online.evaluation.live import ClosedRound, LiveWindow, score_shadow, standings
+from online.evaluation.versus import MIN_DIFFERENCE
 from online.events import RankRequest, Slate
 from online.features import FeatureMap
 from online.request_text import TextEmbed
@@ -251,11 +252,12 @@ class WorkerShadows:
 
 def build_standings(snapshot: dict[str, tuple[list[ClosedRound], tuple[str, ...], dict[str, Any]]],
                     versions: dict[str, str], n_bootstrap: int, seed: int = 0,
-                    rule: ReliabilityRule | None = None) -> dict[str, Any]:
+                    rule: ReliabilityRule | None = None, min_difference: float = MIN_DIFFERENCE) -> dict[str, Any]:
     """{scenario: standings record} of a `WorkerShadows.snapshot` (pure; the costly part: one
-    bootstrap per estimate and shadow); rule: `standings`'."""
+    bootstrap per estimate and shadow); rule, min_difference: `standings`'."""
     out: dict[str, Any] = {}
     for scenario, (rounds, labels, counts) in snapshot.items():
-        board = standings(rounds, labels, versions, n_bootstrap=n_bootstrap, seed=seed,  rule=rule)
+        board = standings(rounds, labels, versions, n_bootstrap=n_bootstrap, seed=seed, rule=rule,
+                          min_difference=min_difference)
         out[scenario] = {**board.to_dict(), "counts": counts}
     return out

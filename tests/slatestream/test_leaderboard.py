@@ -37,8 +37,12 @@ def test_the_record_prints_each_scenario_with_the_reliable_first_and_the_rest_fl
                                 rule=ReliabilityRule(precision=math.inf, max_round_share=0.1))  # a short log
     record = json.loads(json.dumps(leaderboard_record(shadows, "host:/store", [0], scenarios)))
     board = record["scenarios"]["default"]
-    board["shadows"][1]["read"] = None  # as if unreliable: printed with its DR and the reason
-    board["shadows"][1]["why"] = "no reliable estimate: effective sample size 12 < 30"
+    versus = board["shadows"][0]["versus_served"]
+    assert versus["verdict"] in ("better", "worse", "tied", "undecided", "unreliable")
+    assert set(versus["difference"]) >= {"value", "ci_low", "ci_high"} and versus["served"] > 0
+    board["shadows"][1]["read"] = None  # as if unreliable, in a record from before the comparison:
+    board["shadows"][1]["why"] = "no reliable estimate: effective sample size 12 < 30"  # DR and the reason
+    del board["shadows"][1]["versus_served"]
     later = datetime.fromisoformat(record["time"]) + timedelta(seconds=7)
     lines = format_record(record, now=later.astimezone(UTC))
     assert lines[0].startswith("worker host:/store: published") and "(7 s ago)" in lines[0]
@@ -46,7 +50,11 @@ def test_the_record_prints_each_scenario_with_the_reliable_first_and_the_rest_fl
     assert lines[1].startswith("scenario default: 300 rounds, 1,200 shown items")
     assert lines[2].startswith("  served, on-policy CTR   0.")
     first, second = board["shadows"][0]["name"], board["shadows"][1]["name"]
+    difference = versus["difference"]
     assert lines[3].startswith(f"  1. {first}") and "support 100%" in lines[3]
+    assert f"{versus['verdict']}: {difference['value']:+.4f} [{difference['ci_low']:+.4f}, " in lines[3]
+    assert " vs served (" in lines[3] and lines[4].strip() == versus["reason"]
+    del lines[4]
     assert lines[4].startswith(f"  -. {second}") and "unreliable (DR 0." in lines[4]
     assert lines[5].strip() == "no reliable estimate: effective sample size 12 < 30"
     assert format_record(record, scenario="other", now=later) == lines[:1]
