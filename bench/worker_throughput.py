@@ -55,6 +55,7 @@ from encoders.hashing import HashingEncoder  # noqa: E402
 from online.config import SlatestreamConfig  # noqa: E402
 from online.events import Impression, encode_event  # noqa: E402
 from online.wire import decode_feedback_fast  # noqa: E402
+from slatestream.heap import SWITCH, keep_freed_memory  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.state_changelog import state_changelog_topic, topic_end_offsets  # noqa: E402
@@ -67,7 +68,6 @@ from streams.testing import (  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.core import Record, WorkerCore  # noqa: E402
 from streams.worker.table_store import unwrap  # noqa: E402
-from slatestream.heap import SWITCH, keep_freed_memory  # noqa: E402
 
 HEAP = "on" if keep_freed_memory() else "off"
 """Whether this process (the in-process baseline) has the heap tuning that `slatestream worker`
@@ -362,7 +362,8 @@ def main() -> None:
           f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
           f"worker / this: {worker_rate / decode_rate:.2f}")
     core_rate = len(feedback) / core_s
-    print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: {core_rate:,.0f} events/s; "
+    print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: "
+          f"{core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
