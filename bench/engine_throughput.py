@@ -23,6 +23,7 @@ from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, ShownItem
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore, StateStore
+from slatestream.heap import keep_freed_memory
 from slatestream.store import RocksDictStore
 
 USER_CACHE = 0
@@ -82,6 +83,7 @@ def main() -> None:
     global USER_CACHE
     USER_CACHE = args.user_cache
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    heap = "on" if keep_freed_memory() else "off"  # as `slatestream run` (SLATESTREAM_HEAP_TUNING=off: off)
     events = make_events(args.events, args.users, 2000, seed=0)
 
     def store() -> StateStore:
@@ -90,7 +92,7 @@ def main() -> None:
     batched, batched_cpu = measure(events, args.batch, store(), args.dim)
     single, single_cpu = measure(events[: args.baseline_events], 1, store(), args.dim)
     print(f"engine observe, linear TS, d={args.dim}, store={args.store}, "
-          f"{args.users} users, user cache {args.user_cache}, impressions (10 items) + clicks")
+          f"{args.users} users, user cache {args.user_cache}, heap tuning {heap}, impressions (10 items) + clicks")
     print(f"  batched ({args.batch}/batch): {batched:,.0f} events/s ({batched_cpu:,.0f} per CPU second)")
     print(f"  baseline one event per call: {single:,.0f} events/s ({single_cpu:,.0f} per CPU second)")
     print(f"  ratio batched/baseline: {batched / single:.1f}x")
