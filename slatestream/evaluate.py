@@ -13,19 +13,20 @@ worker's, read from the projection topic, when a broker is configured (--project
 DIR/report.md and its PNG plots.
 
 Policies learn along the log (their value is an average over their learning) unless fixed:
-`--snapshot LABEL=POLICY:DIR[@TIME]` evaluates POLICY's learned state read from DIR, never
-learning, on the rounds from TIME (when the state was taken: it holds the rewards of earlier
-rounds) on: DIR is a worker's data directory (SLATESTREAM_STORE_DIR: every partition, each
-request ranked with its user's partition's state, `slatestream.worker_snapshot`) or a state store
-(a RocksDB directory, e.g. `slatestream run --state DIR`); `--freeze-after N` also
-evaluates each policy frozen after learning on the first N rounds (label POLICY@N), on the rest.
+`--snapshot LABEL=POLICY:DIR[,DIR...][@TIME]` evaluates POLICY's learned state read from DIR,
+never learning, on the rounds from TIME (when the state was taken: it holds the rewards of earlier
+rounds) on: DIR is a worker's data directory (SLATESTREAM_STORE_DIR, each request ranked with its
+user's partition's state, `slatestream.worker_snapshot`; several: a deployment's workers, together
+holding every partition) or a state store (a RocksDB directory, e.g. `slatestream run --state
+DIR`); POLICY `routed` ranks each request with its scenario's policy, as the worker routes it
+(`slatestream.evaluate_snapshots`); `--freeze-after N` also evaluates each policy frozen after
+learning on the first N rounds (label POLICY@N), on the rest.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,9 @@ from online.datasets.logs import OBD_CAVEAT, LoadedLog, LogSpecError, load_log
 from online.evaluation.assessment import PRECISION, ReliabilityRule
 from online.evaluation.config import DriverConfig
 from online.evaluation.driver import PolicyVariant, evaluate_log
-from online.evaluation.snapshots import ShardedSnapshot
 from online.policies.base import Policy
-from online.state import StateStore
 from slatestream.evaluate_embedding import PROJECTION_HELP, evaluation_embedding
+from slatestream.evaluate_snapshots import SNAPSHOT_METAVAR, check_snapshot_embeddings, snapshot_variants
 from slatestream.options import (
     DIM_HELP,
     ENCODER_CHOICE,
@@ -51,11 +51,8 @@ from slatestream.options import (
     policy_names,
     progress,
     retriever_for,
-    stream_settings,
 )
 from slatestream.reports.evaluation import fmt, write_evaluation_report
-from slatestream.store import RocksDictStore
-from slatestream.worker_snapshot import WorkerSnapshotError, open_worker_snapshot, worker_partitions
 
 __all__ = ["OBD_CAVEAT", "evaluate_command", "load_log_or_fail"]
 DEFAULT_POLICIES = "linear_ts,bernoulli_ts,uniform_random"
@@ -94,72 +91,6 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
     return [config.build_policy(name) if name in groups else name for name in policy_names(policies)]
 
 
-def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_file: bool,
-                      stores: list[Any]) -> list[PolicyVariant]:
-    """A fixed `PolicyVariant` per --snapshot LABEL=POLICY:DIR[@TIME] (its opened stores appended
-    to `stores`, for the caller to close); DIR a worker's data directory or a state store; TIME
-    (ISO 8601 with a zone): when the state was taken, the snapshot is evaluated on the rounds from
-    then on."""
-    variants = []
-    groups = config.policy_groups() if from_file else {}
-    for spec in specs:
-        label, _, rest = spec.partition("=")
-        name, _, directory = rest.partition(":")
-        since = None
-        if "@" in directory:
-            directory, _, taken = directory.rpartition("@")
-            try:
-                since = datetime.fromisoformat(taken)
-            except ValueError as error:
-                raise click.BadParameter(f"{taken!r}: not an ISO 8601 time", param_hint="--snapshot") from error
-            if since.tzinfo is None:
-                raise click.BadParameter(f"{taken!r}: give a timezone (e.g. Z)", param_hint="--snapshot")
-        if not label or not name or not directory:
-            raise click.BadParameter(f"{spec!r}: want LABEL=POLICY:DIR[@TIME]", param_hint="--snapshot")
-        policy_names(name, "--snapshot")
-        policy = config.build_policy(name) if name in groups else name
-        variants.append(PolicyVariant(policy, label=label, state=open_snapshot(Path(directory), name, stores),
-                                      since=since))
-    return variants
-
-
-def open_snapshot(directory: Path, policy: str, stores: list[Any]) -> StateStore | ShardedSnapshot:
-    """The state in `directory`: a worker's data directory (every partition, routed by user as
-    SLATESTREAM_PARTITIONS partitions route them) or a state store; its stores appended to `stores`."""
-    if not directory.is_dir():
-        raise click.BadParameter(f"{directory}: not a state store or worker data directory", param_hint="--snapshot")
-    if worker_partitions(directory):
-        try:
-            sharded, opened = open_worker_snapshot(directory, stream_settings().partitions, policy)
-        except WorkerSnapshotError as error:
-            raise click.BadParameter(str(error), param_hint="--snapshot") from error
-        stores.extend(opened)
-        return sharded
-    try:
-        store = RocksDictStore(directory)
-    except Exception as error:  # rocksdict's errors (a lock held by a running process, ...) name the cause
-        raise click.BadParameter(f"{directory}: cannot open the state store ({error})",
-                                 param_hint="--snapshot") from error
-    stores.append(store)
-    return store
-
-
-def check_snapshot_embeddings(variants: list[PolicyVariant], version: str) -> None:
-    """ClickException when a snapshot's state was learned over other item vectors than this
-    evaluation embeds with (its "<policy>/embedding" key: encoder, d and projection)."""
-    for variant in variants:
-        name = variant.policy if isinstance(variant.policy, str) else variant.policy.name
-        state = variant.state
-        held = state.stores.values() if isinstance(state, ShardedSnapshot) else [state] if state is not None else []
-        for store in held:
-            stored = store.get(f"{name}/embedding")
-            if stored is not None and stored.decode() != version:
-                raise click.ClickException(
-                    f"--snapshot {variant.label}: its state was learned over item vectors {stored.decode()!r}, this "
-                    f"evaluation embeds with {version!r}: --projection topic (the worker's, from the broker) or a "
-                    "FILE from `slatestream projection show --out`, and the encoder and --dim it was learned with")
-
-
 @click.command("evaluate")
 @click.option("--data", required=True, help="obd:PATH (obp's obd folder), mind:PATH or events:PATH.")
 @click.option("--policies", default=None,
@@ -179,9 +110,11 @@ def check_snapshot_embeddings(variants: list[PolicyVariant], version: str) -> No
 @click.option("--learn-from", type=click.Choice(["all", "matched"]), default="all", show_default=True)
 @click.option("--reward-model", type=click.Choice(["log_ctr", "river", "policy"]), default="log_ctr", show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
-@click.option("--snapshot", "snapshots", multiple=True, metavar="LABEL=POLICY:DIR[@TIME]",
-              help="Also evaluate POLICY's fixed learned state from DIR (a worker's data directory, every partition; "
-                   "or a state store), on the rounds from TIME (when it was taken; default: all) on (repeatable).")
+@click.option("--snapshot", "snapshots", multiple=True, metavar=SNAPSHOT_METAVAR,
+              help="Also evaluate POLICY's fixed learned state from DIR (a state store, or a worker's data directory; "
+                   "several, comma-separated: a deployment's workers, together every partition), on the rounds from "
+                   "TIME (when it was taken; default: all) on; POLICY routed: each request with its scenario's policy, "
+                   "as the worker routes it (repeatable).")
 @click.option("--freeze-after", type=click.IntRange(min=1), default=None,
               help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
 @click.option("--attribution-window", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
@@ -226,14 +159,15 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
                    f"{projected.note}")
         try:
             with progress(total, "round", "evaluate") as advance:
-                result = evaluate_log(loaded.events, [*chosen, *fixed], embed, embed.dim, features=loaded.features,
-                                      config=driver, progress=advance, retriever_for=retriever_for(config),
-                                      embed_text=embed.text)
+                result = evaluate_log(loaded.events, [*chosen, *fixed.variants], embed, embed.dim,
+                                      features=loaded.features, config=driver, progress=advance,
+                                      retriever_for=retriever_for(config), embed_text=embed.text)
         except ValueError as error:  # a snapshot of another dimension, too few rounds after --freeze-after, ...
             raise click.ClickException(str(error)) from error
     extra = {"encoder": embed.name, "dim": embed.dim, "projection": projected.to_dict(),
              "behavior_policy": behavior_policy, "campaign": campaign,
-             "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults")}
+             "config": str(config_path or os.environ.get(CONFIG_ENV) or "defaults"), "snapshots": fixed.sources}
     embedding = f"Item embedding: {embed.description}; projection {projected.note}."
-    report = write_evaluation_report(result, out, loaded.description, [*loaded.caveats, embedding], extra)
+    report = write_evaluation_report(result, out, loaded.description, [*loaded.caveats, embedding, *fixed.notes],
+                                     extra)
     click.echo(f"on-policy CTR {fmt(result.on_policy.value)}; report: {report}")

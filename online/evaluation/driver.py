@@ -38,7 +38,9 @@ diversity and the exposure Gini in the metrics are those of its own slates.
 
 Fixed policies (`PolicyVariant(state=..., since=...)`, `freeze_after`): `online.evaluation.snapshots`;
 a `ShardedSnapshot` state (the worker's partitions) gets an Engine per shard, and each request is
-scored by its user's shard's Engine (one random generator for all of them).
+scored by its user's shard's Engine (one random generator for all of them); a `RoutedSnapshot`
+(`PolicyVariant(ROUTED, ...)`) gets a `ScenarioRouter` per shard, and each request is scored by the
+Engine its scenario routes to, as the worker serves it.
 Estimates, their assessment and metrics come from `online.evaluation.summary`.
 """
 
@@ -61,7 +63,15 @@ from online.evaluation.river_reward import RiverRewardModel
 from online.evaluation.round_terms import logged_side, policy_round
 from online.evaluation.rounds import AnyEvent, Feedback, ItemBatch, LogCounts, LoggedRound, iter_log
 from online.evaluation.scoring import RequestScores, score_request
-from online.evaluation.snapshots import OverlayStore, ShardedSnapshot, check_sharded_snapshot, check_snapshot
+from online.evaluation.snapshots import (
+    ROUTED,
+    OverlayStore,
+    RoutedSnapshot,
+    ShardedSnapshot,
+    check_sharded_snapshot,
+    check_snapshot,
+    routed_request,
+)
 from online.evaluation.summary import EvaluationResult, summarise
 from online.evaluation.traces import PolicyTrace, RoundLog
 from online.events import Click, Impression, Item, RankRequest, ShownItem
@@ -72,6 +82,7 @@ from online.policies.arms import UniformRandom
 from online.policies.base import Policy
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
+from online.scenarios import ScenarioRouter
 from online.state import InMemoryStore, StateStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,13 +98,15 @@ class PolicyVariant:
     a `ShardedSnapshot`, each request ranked with its user's shard's state; never learns;
     evaluated on the rounds whose request is at or after `since`, the time it was taken: its
     state holds the rewards of earlier rounds), or frozen after learning on the first
-    `freeze_after` evaluated rounds (evaluated on the rest): `online.evaluation.snapshots`."""
+    `freeze_after` evaluated rounds (evaluated on the rest): `online.evaluation.snapshots`.
+    `PolicyVariant(ROUTED, state=RoutedSnapshot(...))`: the snapshot ranked as the worker routes
+    scenarios (each its configured policy and objectives; none given here)."""
 
     policy: Policy[Any, Any] | str
     objectives: ObjectiveSettings | None = None
     filters: FilterSettings | None = None
     label: str | None = None
-    state: StateStore | ShardedSnapshot | None = None
+    state: StateStore | ShardedSnapshot | RoutedSnapshot | None = None
     shard: str = ""
     freeze_after: int | None = None
     since: datetime | None = None
@@ -103,6 +116,10 @@ class PolicyVariant:
             raise ValueError("freeze_after: must be >= 1, and a snapshot (state) is fixed from the start")
         if self.since is not None and (self.state is None or self.since.tzinfo is None):
             raise ValueError("since: the time a snapshot (state) was taken, timezone-aware")
+        if (self.policy == ROUTED) != isinstance(self.state, RoutedSnapshot) or (
+                self.policy == ROUTED and (self.objectives is not None or self.filters is not None)):
+            raise ValueError(f"policy {ROUTED!r}: the policy of a RoutedSnapshot state, which brings its scenarios' "
+                             "policies and objectives")
 
 
 @dataclass
@@ -122,25 +139,40 @@ class _PolicyRun:
     shards: dict[str, Engine] | None = None
     shard_of: Callable[[str], str] | None = None
     shard_caches: dict[str, dict[bytes, tuple[FloatArray, IntArray]]] = field(default_factory=dict)
+    routers: dict[str, ScenarioRouter] | None = None
 
-    def engine_for(self, user_id: str) -> Engine:
-        """The Engine that ranks for `user_id`: its shard's, for a sharded snapshot."""
-        if self.shards is None or self.shard_of is None:
+    def engine_for(self, user_id: str, scenario: str) -> Engine:
+        """The Engine that ranks for `user_id` in `scenario`: its shard's, for a sharded snapshot;
+        the one its scenario routes to, for a routed one (RankError: a scenario not configured)."""
+        if self.shard_of is None:
             return self.engine
         shard = self.shard_of(user_id)
-        engine = self.shards.get(shard)
+        if self.routers is not None:
+            routed = self._router(shard).engine_for(scenario)
+            if routed is None:
+                raise RankError(f"snapshot: scenario {scenario!r} is not configured")
+            return routed
+        engine = None if self.shards is None else self.shards.get(shard)
         if engine is None:
             raise RankError(f"snapshot: user {user_id!r} belongs to shard {shard!r}, which the snapshot lacks")
         return engine
+
+    def _router(self, shard: str) -> ScenarioRouter:
+        router = None if self.routers is None else self.routers.get(shard)
+        if router is None:
+            raise RankError(f"snapshot: shard {shard!r} is not in the snapshot")
+        return router
 
     def scores(self, request: RankRequest, config: DriverConfig) -> RequestScores:
         """The policy's answer to a request (`scoring.score_request`: `Engine.score`, the serving
         step): the slate it would serve (support mix included) and the probabilities of all its
         draws; context-free policies reuse one Monte Carlo matrix between learning batches."""
-        engine = self.engine_for(request.user_id)
+        engine = self.engine_for(request.user_id, request.scenario)
+        if self.routers is not None and self.shard_of is not None:
+            request = routed_request(self._router(self.shard_of(request.user_id)), request)
         exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
         reuse = engine.policy.name in config.context_free and not exact
-        cache = self.cache if self.shards is None else self.shard_caches.setdefault(engine.shard, {})
+        cache = self.cache if self.shard_of is None else self.shard_caches.setdefault(engine.global_key, {})
         return score_request(engine, request, exact=exact, cache=cache if reuse else None)
 
     def waits(self, position: int, round_: LoggedRound) -> bool:
@@ -159,9 +191,9 @@ class _PolicyRun:
     def remember_own_slate(self, round_: LoggedRound, slate_ids: Sequence[str]) -> None:
         """Queue the slate this policy would have served (and the round's logged clicks) for
         the objectives' memory, applied with the next learning batch."""
-        if self.engine.objectives is None or not slate_ids:
-            return
         request = round_.request
+        if self.engine_for(request.user_id, request.scenario).objectives is None or not slate_ids:
+            return
         shown = tuple(ShownItem(item_id=item, position=p) for p, item in enumerate(slate_ids))
         self.own_buffer.append(Impression(
             event_id=f"{request.request_id}-own", request_id=request.request_id, user_id=request.user_id,
@@ -174,7 +206,7 @@ class _PolicyRun:
         if self.own_buffer:
             by_engine: dict[int, tuple[Engine, list[Impression | Click]]] = {}
             for event in self.own_buffer:
-                engine = self.engine_for(event.user_id)
+                engine = self.engine_for(event.user_id, event.scenario)
                 by_engine.setdefault(id(engine), (engine, []))[1].append(event)
             for engine, events in by_engine.values():
                 engine.observe_objectives(events)
@@ -207,13 +239,19 @@ def _matched_feedback(
     return [impression.model_copy(update={"shown": kept}), *clicks]
 
 
-def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> list[tuple[Policy[Any, Any], str,
-                                                                                      Objectives | None,
-                                                                                      PolicyVariant]]:
-    """(policy object, label, objectives or None, variant) per entry; labels must be distinct."""
-    out: list[tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant]] = []
+Entry = tuple[Policy[Any, Any] | None, str, Objectives | None, PolicyVariant]
+"""(policy object, label, objectives or None, variant) of one evaluated policy; no policy object
+for a routed snapshot (its configuration builds one per scenario group)."""
+
+
+def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> list[Entry]:
+    """An `Entry` per policy; labels must be distinct."""
+    out: list[Entry] = []
     for entry in policies:
         variant = entry if isinstance(entry, PolicyVariant) else PolicyVariant(entry)
+        if isinstance(variant.state, RoutedSnapshot):
+            out.append((None, variant.label or ROUTED, None, variant))
+            continue
         policy = make_policy(variant.policy) if isinstance(variant.policy, str) else variant.policy
         plain = variant.objectives is None and variant.filters is None
         out.append((policy, variant.label or policy.name,
@@ -226,11 +264,13 @@ def _variants(policies: Sequence[Policy[Any, Any] | str | PolicyVariant]) -> lis
     return out
 
 
-def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, PolicyVariant], catalog: Catalog,
-         features: FeatureMap, config: DriverConfig, retriever: Retriever | None,
-         embed_text: TextEmbed | None) -> _PolicyRun:
+def _run(index: int, entry: Entry, catalog: Catalog, features: FeatureMap, config: DriverConfig,
+         retriever: Retriever | None, embed_text: TextEmbed | None) -> _PolicyRun:
     policy, label, objectives, variant = entry
     rng = np.random.default_rng([config.seed, index])
+    if isinstance(variant.state, RoutedSnapshot):
+        return _routed_run(label, variant.state, variant.since, rng, catalog, features, retriever, embed_text)
+    assert policy is not None  # only a routed snapshot has none
 
     def engine_over(store: StateStore, shard: str) -> Engine:
         return Engine(policy, store, catalog, rng, features, config.engine, retriever, shard=shard,
@@ -247,6 +287,17 @@ def _run(index: int, entry: tuple[Policy[Any, Any], str, Objectives | None, Poli
     if variant.state is not None:
         check_snapshot(engine)
     return _PolicyRun(engine, trace, freeze_after=variant.freeze_after, since=variant.since)
+
+
+def _routed_run(label: str, snapshot: RoutedSnapshot, since: datetime | None, rng: np.random.Generator,
+                catalog: Catalog, features: FeatureMap, retriever: Retriever | None,
+                embed_text: TextEmbed | None) -> _PolicyRun:
+    """A routed snapshot's run: the worker's engines of every shard (`RoutedSnapshot.routers`)."""
+    routers = snapshot.routers(catalog, rng, features, retriever, embed_text)
+    engines = next(iter(routers.values())).engines
+    version = ",".join(f"{name}:{engines[name].policy.version}" for name in sorted(engines))
+    return _PolicyRun(next(iter(engines.values())), PolicyTrace(label, version, frozen=True, snapshot=True),
+                      since=since, shard_of=snapshot.shards()[1], routers=routers)
 
 
 def evaluate_log(

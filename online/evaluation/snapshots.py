@@ -10,7 +10,10 @@ objectives' memory it keeps while serving never writes to the snapshot);
 frozen, on the rest. A snapshot is any `StateStore`: the RocksDB directory `slatestream run
 --state DIR` writes, or one exported from the worker's state changelog; or a `ShardedSnapshot`,
 the worker's state as it keeps it, one store per Kafka partition with its own population state,
-each request ranked with the state of its user's partition.
+each request ranked with the state of its user's partition. `PolicyVariant(ROUTED,
+state=RoutedSnapshot(config, state))` ranks each request as the worker routes it: with the
+Engine of its scenario's policy (`online.scenarios.ScenarioRouter` over the configuration), each
+reading its own keys.
 """
 
 from __future__ import annotations
@@ -20,8 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from online.catalog import Catalog
+from online.config import SlatestreamConfig
 from online.engine import Engine
+from online.events import RankRequest
+from online.features import FeatureMap
+from online.request_text import TextEmbed
+from online.retrieval import Retriever
+from online.scenarios import ScenarioRouter
 from online.state import InMemoryStore, StateStore
+
+ROUTED = "routed"
+"""The policy of a `PolicyVariant` whose `RoutedSnapshot` state ranks each request with the Engine
+its scenario routes to."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,44 @@ class ShardedSnapshot:
     def __post_init__(self) -> None:
         if not self.stores:
             raise ValueError("a sharded snapshot needs at least one shard")
+
+
+@dataclass(frozen=True)
+class RoutedSnapshot:
+    """A snapshot ranked as the worker routes scenarios: `config` (the worker's configuration)
+    names each scenario's policy, hyperparameters, engine settings and objectives; `state` (a
+    store, or a `ShardedSnapshot`) holds every such policy's keys. A request is ranked by the
+    Engine of its scenario's policy (its shard's, for a sharded state), with its scenario's slate
+    size when the request names no k."""
+
+    config: SlatestreamConfig
+    state: StateStore | ShardedSnapshot
+
+    def shards(self) -> tuple[dict[str, StateStore], Callable[[str], str]]:
+        """(shard -> store, user id -> shard): one shard "" for a plain store."""
+        if isinstance(self.state, ShardedSnapshot):
+            return dict(self.state.stores), self.state.shard_of
+        return {"": self.state}, lambda user_id: ""
+
+    def routers(self, catalog: Catalog, rng: np.random.Generator, features: FeatureMap | None = None,
+                retriever: Retriever | None = None, embed_text: TextEmbed | None = None) -> dict[str, ScenarioRouter]:
+        """shard -> a ScenarioRouter over its overlaid store (the worker's engines of that shard, one
+        per configured policy; `rng` shared by all), checked by `check_routed_snapshot`."""
+        stores, _ = self.shards()
+        routers = {shard: ScenarioRouter(self.config, OverlayStore(store), catalog, rng, features=features,
+                                         retriever=retriever, shard=shard, embed_text=embed_text)
+                   for shard, store in sorted(stores.items())}
+        check_routed_snapshot(routers)
+        return routers
+
+
+def routed_request(router: ScenarioRouter, request: RankRequest) -> RankRequest:
+    """The request with its scenario's slate size when it names no k (as the worker shapes it;
+    its candidates are kept: the evaluation ranks what the logger ranked)."""
+    settings = router.scenario_settings(request.scenario)
+    if settings is None or "k" in request.model_fields_set:
+        return request
+    return request.model_copy(update={"k": settings.slate_size})
 
 
 class OverlayStore:
@@ -107,5 +159,19 @@ def check_sharded_snapshot(engines: Mapping[str, Engine]) -> None:
         names = ", ".join(sorted(engines))
         policy = next(iter(engines.values())).policy.name
         raise ValueError(f"snapshot: no shard ({names}) holds a {policy!r} global state: not a state of {policy!r}")
+    for engine in present:
+        check_snapshot(engine)
+
+
+def check_routed_snapshot(routers: Mapping[str, ScenarioRouter]) -> None:
+    """`check_snapshot` over every Engine (of every shard) holding a global state (a policy or
+    partition that never learned ranks with the prior, as the worker does); ValueError when none
+    holds one."""
+    engines = [engine for router in routers.values() for engine in router.engines.values()]
+    present = [engine for engine in engines if engine.store.get(engine.global_key) is not None]
+    if not present:
+        policies = sorted({engine.policy.name for engine in engines})
+        raise ValueError(f"snapshot: no shard holds a global state of the configured policies {policies}: not a "
+                         "state of this configuration")
     for engine in present:
         check_snapshot(engine)

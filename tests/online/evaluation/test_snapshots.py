@@ -52,6 +52,63 @@ def test_overlay_store_never_writes_its_base() -> None:
     assert (base.get("a"), base.get("b"), base.get("c")) == (b"1", b"2", None)
 
 
+class NonAtomicStore:
+    """A StateStore whose put_many is not atomic (it says nothing, as the worker's tables)."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryStore()
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def get_many(self, keys: Any) -> list[bytes | None]:
+        return self.inner.get_many(keys)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.inner.put(key, value)
+
+    def put_many(self, items: Any) -> None:
+        for key, value in items:
+            self.inner.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def scan_prefix(self, prefix: str) -> Any:
+        return self.inner.scan_prefix(prefix)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("base_kind", ["atomic", "not_atomic"])
+def test_overlay_store_reads_and_writes_a_global_state_as_its_base_holds_it(base_kind: str) -> None:
+    """bernoulli_ts keeps its global state in parts where put_many is atomic, whole elsewhere. An
+    overlay says what its base says: over an atomic base it reads the head and its parts (read
+    whole, the head alone holds no arm); over one that is not, what it writes (objectives'
+    memory, a learning step) stays one value, as the base would hold it."""
+    base: Any = InMemoryStore() if base_kind == "atomic" else NonAtomicStore()
+    atomic = base_kind == "atomic"
+    events = DRIVER.uniform_log(300, CTR, seed=15)
+    items = [e for e in events if isinstance(e, Item)]
+    feedback = [e for e in events if e.type in ("impression", "click")]
+    learner = Engine(BernoulliThompsonSampling(), base, Catalog(dim=8), np.random.default_rng(0))
+    learner.add_items(items, DRIVER.embed(items))
+    learner.observe(feedback[: len(feedback) // 2])
+    parts_prefix = f"{learner.global_key}#"
+    assert any(True for _ in base.scan_prefix(parts_prefix)) == atomic  # the base holds it as its put_many allows
+    overlay = OverlayStore(base)
+    assert overlay.atomic_put_many == atomic
+    reader = Engine(BernoulliThompsonSampling(), overlay, Catalog(dim=8), np.random.default_rng(0))
+    ids = [item.item_id for item in items]
+    for got, want in zip(reader.global_state.lookup(ids), learner.global_state.lookup(ids), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert reader.global_state.lookup(ids)[0].sum() > 0
+    reader.add_items(items, DRIVER.embed(items))
+    reader.observe(feedback[len(feedback) // 2 :])  # into the overlay's memory only
+    assert any(True for _ in overlay.scan_prefix(parts_prefix)) == atomic
+
+
 def trained_snapshot() -> InMemoryStore:
     """bernoulli_ts state after 3,000 uniformly random rounds of the same world."""
     events = DRIVER.uniform_log(3000, CTR, seed=11)
