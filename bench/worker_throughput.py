@@ -69,9 +69,10 @@ from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.core import Record, WorkerCore  # noqa: E402
 from streams.worker.table_store import unwrap  # noqa: E402
 
-HEAP = "on" if keep_freed_memory() else "off"
-"""Whether this process (the in-process baseline) has the heap tuning that `slatestream worker`
-applies (slatestream/heap.py; SLATESTREAM_HEAP_TUNING=off: neither has it)."""
+HEAP = "on" if os.environ.get(SWITCH) == "on" and keep_freed_memory() else "off"
+"""Whether this process (the in-process baseline) has the heap tuning (slatestream/heap.py):
+only with SLATESTREAM_HEAP_TUNING=on, as `--heap both` sets it; `slatestream worker` runs
+without it, so the baseline does too."""
 
 
 def load_broker():  # type: ignore[no-untyped-def]

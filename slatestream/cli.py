@@ -24,9 +24,14 @@ from slatestream.sweep import sweep_command
 from slatestream.validate import validate_command
 from slatestream.worker import worker_command
 
+SERVICES = frozenset({"worker", "gateway"})
+"""Commands left with glibc's malloc defaults: the heap tuning showed no gain through the broker
+(docs/operations.md, "Memory: the heap tuning")."""
+
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """slatestream: a streaming, online-learning slate recommender."""
     # The core does many small (D ~ 33) linear-algebra calls; threaded BLAS makes each
     # of them far slower on few cores (measured ~30x on 2 cores), so use one BLAS thread.
@@ -35,7 +40,8 @@ def main() -> None:
     from slatestream.heap import keep_freed_memory
 
     threadpool_limits(limits=1, user_api="blas")
-    keep_freed_memory()  # each batch's arrays reuse freed heap pages (slatestream/heap.py)
+    if context.invoked_subcommand not in SERVICES:
+        keep_freed_memory()  # each batch's arrays reuse freed heap pages (slatestream/heap.py)
 
 
 for _command in (demo_command, run_command, worker_command, evaluate_command, sweep_command, replay_command,

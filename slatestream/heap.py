@@ -5,13 +5,16 @@ stacked sums). glibc serves allocations above its mmap threshold (128 KiB at sta
 dynamically up to 32 MiB) with fresh `mmap`s and trims freed memory at the top of the heap
 beyond 128 KiB, so each batch touches new pages: ~60,000 minor page faults per 45,000
 feedback events in `WorkerCore.learn`, about one page of zeroing per event. With the
-thresholds below the same learning takes ~8,000 faults and 12-20% less CPU (measured with
-`OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 5
---heap both`); the process keeps up to `TRIM_THRESHOLD` of freed memory instead of returning it.
+thresholds below the same learning takes ~8,000 faults and 1.16x the events per CPU second
+(`OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 5
+--heap both`; figures in docs/operations.md); the process keeps up to `TRIM_THRESHOLD` of freed
+memory instead of returning it.
 
-`keep_freed_memory()` runs at the start of every `slatestream` command (slatestream.cli). It
-does nothing where the C library is not glibc, when `SLATESTREAM_HEAP_TUNING=off`, or when the
-operator tunes malloc through the environment already (MALLOC_*_ or GLIBC_TUNABLES): theirs wins.
+`keep_freed_memory()` runs at the start of every `slatestream` command but the worker and the
+gateway (slatestream.cli): through the broker, ten interleaved pairs of worker runs showed no gain
+(docs/operations.md). It does nothing where the C library is not glibc, when
+`SLATESTREAM_HEAP_TUNING=off`, or when the operator tunes malloc through the environment already
+(MALLOC_*_ or GLIBC_TUNABLES): theirs wins.
 """
 
 from __future__ import annotations

@@ -44,3 +44,19 @@ def test_freed_arrays_are_reused_without_page_faults() -> None:
     # (~5,300 faults here); tuned, the freed heap is reused (0 here)
     assert counts["off"][1] > 2_000, counts
     assert counts["on"][1] < counts["off"][1] / 20, counts
+
+
+@pytest.mark.parametrize(("command", "tuned"), [("run", True), ("evaluate", True), ("worker", False),
+                                                ("gateway", False)])
+def test_every_command_but_the_services_tunes_the_heap(monkeypatch: pytest.MonkeyPatch, command: str,
+                                                         tuned: bool) -> None:
+    from click.testing import CliRunner
+
+    import slatestream.heap
+    from slatestream.cli import main
+
+    calls: list[bool] = []
+    monkeypatch.setattr(slatestream.heap, "keep_freed_memory", lambda: calls.append(True) or True)
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert calls == ([True] if tuned else [])
