@@ -68,7 +68,6 @@ from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
-from online.policies.arms import UniformRandom
 from online.policies.base import Policy
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
@@ -138,7 +137,7 @@ class _PolicyRun:
         step): the slate it would serve (support mix included) and the probabilities of all its
         draws; context-free policies reuse one Monte Carlo matrix between learning batches."""
         engine = self.engine_for(request.user_id)
-        exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
+        exact = config.exact_uniform and engine.ranks_uniformly(request)
         reuse = engine.policy.name in config.context_free and not exact
         cache = self.cache if self.shards is None else self.shard_caches.setdefault(engine.shard, {})
         return score_request(engine, request, exact=exact, cache=cache if reuse else None)
