@@ -6,6 +6,7 @@ verdict on its difference from the served policy (`online.evaluation.versus`).
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/leaderboard_verdicts.py --served uniform_random \\
         --shadows same=uniform_random,beta=bernoulli_ts,linear=linear_ts --seeds 0,1,2 --world small
     ... --served bernoulli_ts --shadows same=bernoulli_ts,linear=linear_ts,uniform=uniform_random --world full
+    ... --served linear_ts --shadows same=linear_ts --seeds $(seq -s, 0 39)   # an identical shadow over 40 seeds
 
 world small: 300 items, 100 users, 20 candidates, k = 5; full: the simulator's default (2,400 items,
 100 candidates, k = 10). Every engine learns all feedback; hashing encoder, d = 16.
@@ -83,6 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     shadows = dict(pair.split("=", 1) for pair in args.shadows.split(","))
     tally: Counter[tuple[str, str]] = Counter()
+    shares: dict[str, list[float]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         found = board(args.served, shadows, seed, args.world, args.warm_up)
         assert found.on_policy is not None
@@ -94,11 +96,15 @@ def main() -> None:
             d, (share, low, high) = versus.difference, versus.relative
             old = "reliable" if standing.read else "unreliable"
             tally[(standing.name, versus.verdict)] += 1
+            tally[(standing.name, "interval holds 0")] += d.covers(0.0)
+            shares.setdefault(standing.name, []).append(share)
             tally[(standing.name, f"old board: {old}")] += 1
             print(f"  {standing.name:<8} {versus.verdict:<10} {d.value:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] "
                   f"({share:+.0%} [{low:+.0%}, {high:+.0%}]); old board: {old}; {versus.reason}")
     for (name, what), count in sorted(tally.items()):
         print(f"{name}: {what} x{count}")
+    for name, found in sorted(shares.items()):
+        print(f"{name}: mean difference {np.mean(found):+.2%} of the served value over {len(found)} seeds")
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ class LeaderboardConfig(BaseModel):
     n_bootstrap: int = Field(default=200, ge=20, le=100_000)
     max_pending: int = Field(default=20_000, ge=1)
     precision: float = Field(default=0.10, gt=0.0)
-    min_difference: float = Field(default=0.02, ge=0.0, allow_inf_nan=False)
+    min_difference: float = Field(default=0.01, ge=0.0, allow_inf_nan=False)
 
 
 class ScenarioConfig(BaseModel):

@@ -31,6 +31,7 @@ from online.features import FeatureMap, ItemFeatures
 from online.feedback import RequestContexts, feedback_rows
 from online.objectives import Objectives, Ranking
 from online.objectives.persistence import StoredObjectives
+from online.policies.arms import UniformRandom
 from online.policies.base import FeedbackBatch, Policy, RankContext, ScoreDraws
 from online.propensities import SupportRecord, serve, slate_propensities
 from online.request_text import TextEmbed, text_shift, text_weight
@@ -332,16 +333,26 @@ class Engine:
                              self.policy.user_evidence(user_state))
         return (weight * self.embed_text(request.context_text)).astype(np.float32)
 
+    def ranks_uniformly(self, request: RankRequest) -> bool:
+        """Whether this engine's answer to `request` is a uniformly random ranking of its
+        candidates: a `uniform_random` policy with no objectives and no request-text shift."""
+        return (type(self.policy) is UniformRandom and self.objectives is None
+                and (not request.context_text or self.embed_text is None or self.config.text_weight <= 0))
+
     def rank(self, request: RankRequest) -> Slate:
         """The slate for a request: `score`, then draw 0's slate (or, with probability
         `config.support_epsilon`, a uniformly random ranking) with its reasons and its
         propensities: marginal and prefix, the share of draws agreeing with it mixed with the
         uniform ranking's exact probabilities (online/propensities.py), and the candidates it
-        ranked. RankError when nothing can be ranked."""
+        ranked. A uniformly random procedure (`ranks_uniformly`) records its exact probabilities
+        (1/n, 1/(n (n-1) ...)) and support_epsilon 1.0: the slate is a uniform ranking whichever
+        branch served it. RankError when nothing can be ranked."""
         scored = self.score(request)
         self._remember_context(request.request_id, request.context)
         epsilon, n = self.config.support_epsilon, len(scored.item_ids)
         served, uniform = serve(scored.ranking.ranked, n, epsilon, self.rng)
+        if self.ranks_uniformly(request):
+            epsilon = 1.0  # recorded only: the same draws served, its exact probabilities recorded
         ranking = scored.ranking
         if uniform:  # build_slate serves row 0
             ranking = Ranking(np.vstack([served[None, :], ranking.ranked[1:]]), ranking.greedy)

@@ -78,7 +78,6 @@ from online.events import Click, Impression, Item, RankRequest, ShownItem
 from online.features import FeatureMap, ItemFeatures
 from online.objectives import FilterSettings, Objectives, ObjectiveSettings
 from online.policies import make_policy
-from online.policies.arms import UniformRandom
 from online.policies.base import Policy
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
@@ -170,7 +169,7 @@ class _PolicyRun:
         engine = self.engine_for(request.user_id, request.scenario)
         if self.routers is not None and self.shard_of is not None:
             request = routed_request(self._router(self.shard_of(request.user_id)), request)
-        exact = config.exact_uniform and type(engine.policy) is UniformRandom and engine.objectives is None
+        exact = config.exact_uniform and engine.ranks_uniformly(request)
         reuse = engine.policy.name in config.context_free and not exact
         cache = self.cache if self.shard_of is None else self.shard_caches.setdefault(engine.global_key, {})
         return score_request(engine, request, exact=exact, cache=cache if reuse else None)

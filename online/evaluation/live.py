@@ -50,7 +50,6 @@ from online.evaluation.summary import log_facts, policy_estimates
 from online.evaluation.traces import PolicyTrace, RoundLog
 from online.evaluation.versus import MIN_DIFFERENCE, Comparison, judge, paired_difference
 from online.events import Click, Impression, RankRequest, ShownItem, Slate
-from online.policies.arms import UniformRandom
 from online.wire import FeedbackEvent, WireClick, WireImpression
 
 FloatArray = npt.NDArray[np.float64]
@@ -64,8 +63,7 @@ def score_shadow(engine: Engine, request: RankRequest, slate: Slate) -> RequestS
     policy; RankError when none of them can be ranked."""
     if request.candidates is None and slate.candidates is not None:
         request = request.model_copy(update={"candidates": slate.candidates})
-    exact = type(engine.policy) is UniformRandom and engine.objectives is None
-    return score_request(engine, request, exact=exact)
+    return score_request(engine, request, exact=engine.ranks_uniformly(request))
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,10 @@ def make_engine(n_items: int, epsilon: float, retrieval_size: int = 200,
 def test_rank_records_prefix_propensities_candidates_and_the_mix() -> None:
     engine = make_engine(6, 0.05)
     slate = engine.rank(RankRequest(request_id="r", user_id="u", k=3, time=T0))
-    assert slate.support_epsilon == 0.05 and slate.n_draws == 16
+    # a uniformly random procedure whichever branch served it: its exact probabilities, epsilon 1
+    assert slate.support_epsilon == 1.0 and slate.n_draws == 16
+    np.testing.assert_allclose([i.prefix_propensity for i in slate.items], uniform_prefix(6, 3))
+    assert [i.propensity for i in slate.items] == [1 / 6] * 3
     assert slate.candidates == tuple(f"i{j}" for j in range(6))  # retrieved: recorded
     prefixes = [i.prefix_propensity for i in slate.items]
     assert all(p is not None for p in prefixes)
