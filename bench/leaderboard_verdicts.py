@@ -26,14 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from encoders.hashing import HashingEncoder
-from online.catalog import Catalog
 from online.config import LeaderboardConfig
-from online.engine import Engine, RankError
 from online.evaluation.assessment import ReliabilityRule
-from online.evaluation.live import LiveWindow, Standings, score_shadow, standings
-from online.policies import make_policy
-from online.simulation import Simulator, SimulatorConfig
-from online.state import InMemoryStore
+from online.evaluation.live import Standings, standings
+from online.simulation import SimulatorConfig
+from online.simulation.shadow_window import shadow_window_rounds
 
 ENCODER = HashingEncoder(dim=16)
 
@@ -44,33 +41,8 @@ def board(served: str, shadows: dict[str, str], seed: int, world_name: str, warm
     horizon = warm_up + settings.window_rounds
     world = (SimulatorConfig(n_items=300, n_users=100, n_candidates=20, k=5, seed=seed, horizon=horizon)
              if world_name == "small" else SimulatorConfig(seed=seed, horizon=horizon))
-    simulator, catalog = Simulator(world), Catalog(dim=16)
-    engine = Engine(make_policy(served), InMemoryStore(), catalog, np.random.default_rng([seed, 1]))
-    engines = {label: Engine(make_policy(name), InMemoryStore(), catalog, np.random.default_rng([seed, 2, i]))
-               for i, (label, name) in enumerate(shadows.items())}
-    items = simulator.initial_items()
-    catalog.upsert(items, ENCODER.encode([i.text() for i in items]))
-    window = LiveWindow(list(shadows), settings)
-    for _ in range(horizon):
-        request, arrived = simulator.next_request()
-        if arrived:
-            catalog.upsert(arrived, ENCODER.encode([i.text() for i in arrived]))
-        slate = engine.rank(request)
-        scores = {}
-        for label, shadow in engines.items():
-            try:
-                scores[label] = score_shadow(shadow, request, slate)
-            except RankError:
-                scores[label] = None
-        window.open(request, slate, catalog.index, scores)
-        outcome = simulator.respond(request, slate)
-        feedback = [outcome.impression, *outcome.clicks]
-        for event in feedback:
-            window.observe(event)
-        window.close_due()
-        for learner in [engine, *engines.values()]:
-            learner.observe(feedback)
-    return standings(window.rounds(), list(shadows), {}, n_bootstrap=settings.n_bootstrap, seed=seed,
+    rounds = shadow_window_rounds(served, shadows, world, ENCODER.encode, 16, settings)
+    return standings(rounds, list(shadows), {}, n_bootstrap=settings.n_bootstrap, seed=seed,
                      rule=ReliabilityRule(precision=settings.precision), min_difference=settings.min_difference)
 
 

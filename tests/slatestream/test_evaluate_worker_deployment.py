@@ -14,10 +14,8 @@ is reproduced by `routed` and not by either policy forced on every request.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,24 +43,13 @@ from slatestream.worker_snapshot import (
     open_worker_snapshots,
 )
 from streams.projection import PublishedProjection, save_projection
+from streams.testing.modules import load_module
 from streams.topics import partition_of
 from streams.worker.core import WorkerCore
 from streams.worker.partition_state import PartitionTable
 from streams.worker.table_store import wrap
 
-
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ONE = _load("worker_snapshot_test_helpers", Path(__file__).with_name("test_evaluate_worker_snapshot.py"))
+ONE = load_module("worker_snapshot_test_helpers", Path(__file__).with_name("test_evaluate_worker_snapshot.py"))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARTITIONS = 4
 SEED = 1

@@ -3,8 +3,6 @@ after learning on a prefix of the log."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,20 +18,9 @@ from online.events import Item, RankRequest
 from online.policies.arms import BernoulliThompsonSampling
 from online.policies.linear_ts import LinearThompsonSampling
 from online.state import InMemoryStore
+from streams.testing.modules import load_module
 
-
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-DRIVER = _load("driver_test_helpers", Path(__file__).with_name("test_driver.py"))
+DRIVER = load_module("driver_test_helpers", Path(__file__).with_name("test_driver.py"))
 CTR = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.6])
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = DriverConfig(n_bootstrap=300, engine=EngineConfig(n_draws=256))

@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 
 from encoders.hashing import HashingEncoder
-from online.catalog import Catalog
 from online.config import LeaderboardConfig
-from online.engine import Engine
 from online.evaluation.assessment import ReliabilityRule, Verdict
 from online.evaluation.bootstrap import Estimate
-from online.evaluation.live import ClosedRound, LiveWindow, Standings, score_shadow, standings
+from online.evaluation.live import ClosedRound, Standings, standings
 from online.evaluation.versus import judge
-from online.policies import make_policy
-from online.simulation import Simulator, SimulatorConfig
-from online.state import InMemoryStore
+from online.simulation import SimulatorConfig
+from online.simulation.shadow_window import shadow_window_rounds
 
 ENCODER = HashingEncoder(dim=16)
 WARM_UP = 300
@@ -36,33 +33,13 @@ def board(served: str, shadows: dict[str, str], seed: int) -> Standings:
 
 
 def window_rounds(served: str, shadows: dict[str, str], seed: int) -> list[ClosedRound]:
-    """The default window's rounds of `board` (see there)."""
+    """The default window's rounds of `board` (see there): the small world, after WARM_UP rounds."""
     settings = LeaderboardConfig(close_after_s=0.0)
     world = SimulatorConfig(n_items=300, n_users=100, n_candidates=20, k=5, seed=seed,
                             horizon=WARM_UP + settings.window_rounds)
-    simulator, catalog = Simulator(world), Catalog(dim=16)
-    engine = Engine(make_policy(served), InMemoryStore(), catalog, np.random.default_rng([seed, 1]))
-    engines = {label: Engine(make_policy(name), InMemoryStore(), catalog, np.random.default_rng([seed, 2, i]))
-               for i, (label, name) in enumerate(shadows.items())}
-    items = simulator.initial_items()
-    catalog.upsert(items, ENCODER.encode([i.text() for i in items]))
-    window = LiveWindow(list(shadows), settings)
-    for _ in range(world.horizon):
-        request, arrived = simulator.next_request()
-        if arrived:
-            catalog.upsert(arrived, ENCODER.encode([i.text() for i in arrived]))
-        slate = engine.rank(request)
-        window.open(request, slate, catalog.index, {label: score_shadow(e, request, slate) for label, e in
-                                                    engines.items()})
-        outcome = simulator.respond(request, slate)
-        feedback = [outcome.impression, *outcome.clicks]
-        for event in feedback:
-            window.observe(event)
-        window.close_due()
-        for learner in [engine, *engines.values()]:
-            learner.observe(feedback)
-    assert len(window.rounds()) == settings.window_rounds
-    return window.rounds()
+    rounds = shadow_window_rounds(served, shadows, world, ENCODER.encode, 16, settings)
+    assert len(rounds) == settings.window_rounds
+    return rounds
 
 
 def comparison(found: Standings, label: str) -> Any:
