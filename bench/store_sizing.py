@@ -45,9 +45,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def family(key: bytes) -> str:
-    """"linear_ts/user/u1" -> "linear_ts/user/<id>"; keys without a user id kept whole up to a digit."""
+    """"linear_ts/user/u1" -> "linear_ts/user/<id>" (and "requests/<id>", "events/<id>", the recent
+    request and event ids kept per user); keys without a user id kept whole up to a digit."""
     text = key.decode()
-    for marker in ("/user/", "requests/"):
+    for marker in ("/user/", "requests/", "events/"):
         if marker in text:
             return text[: text.index(marker) + len(marker)] + "<id>"
     return text.rstrip("0123456789") + "<n>"

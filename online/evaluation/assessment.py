@@ -24,9 +24,12 @@ An estimate is unreliable when (reasons listed in `Verdict.reasons`; thresholds 
   reward model);
 - DM: DR is unreliable (the reward model cannot be checked), or DR - DM is significant (the
   reward model is biased for this policy);
-- any estimator: it is imprecise, its interval's half-width over the value above `precision`
-  (10% by default: an estimate called reliable is within about that of the truth; the reason
-  says how many times the rounds would reach it). `Verdict.imprecise` marks this reason.
+- any estimator not already biased by one of the reasons above (no support, a mean weight off 1,
+  replay on a log known not to be uniform, DM with a biased reward model: more rounds would not
+  help, so its width is moot and left out): it is imprecise, its interval's half-width over the
+  value above `precision` (10% by default: an estimate called reliable is within about that of the
+  truth; the reason says how many times the rounds would reach it). `Verdict.imprecise` marks this
+  reason, always the last.
 Estimates are clipped to the reward range (per shown item [0, r_max], per slate [0, L r_max]);
 `Verdict.clipped_from` keeps the raw value. The estimate to read is the first reliable one of
 DR, SNIPS, IPS, replay (DR: unbiased with the lowest variance when the weights hold).
@@ -129,7 +132,8 @@ def relative_half_width(estimate: Estimate) -> float:
 class Verdict:
     """reliable: whether to believe the estimate; reasons: why not (empty when reliable);
     clipped_from: the raw value when it lay outside the reward range; imprecise: its interval
-    is wider than the precision target (one of the reasons)."""
+    is wider than the precision target (then the last of the reasons; never set when another
+    reason says the estimate is biased)."""
 
     reliable: bool
     reasons: tuple[str, ...] = ()
@@ -165,16 +169,18 @@ class LogFacts:
 
 
 def _weight_reasons(name: str, diagnostics: WeightDiagnostics | None, support: float | None,
-                    rule: ReliabilityRule) -> list[str]:
+                    rule: ReliabilityRule) -> tuple[list[str], bool]:
+    """The reasons against a weighted estimate, and whether one of them says it is biased."""
     reasons: list[str] = []
     if support is not None and support < rule.min_support:
         reasons.append(f"no support in {1 - support:.0%} of rounds (the log never ranked what the policy ranks)")
     if diagnostics is None:
-        return reasons
+        return reasons, bool(reasons)
     tolerance = rule.mean_weight_tolerance
     if diagnostics.mean_high < 1 - tolerance or diagnostics.mean_low > 1 + tolerance:
         reasons.append(f"mean weight {diagnostics.mean_weight:.2f} [{diagnostics.mean_low:.2f}, "
                        f"{diagnostics.mean_high:.2f}], not 1: mass where the log has none, or wrong propensities")
+    biased = bool(reasons)  # no support, or a mean weight off 1
     if diagnostics.ess < rule.min_ess:
         reasons.append(f"effective sample size {diagnostics.ess:.0f} < {rule.min_ess:.0f}: the estimate rests on a "
                        "few rounds")
@@ -190,7 +196,7 @@ def _weight_reasons(name: str, diagnostics: WeightDiagnostics | None, support: f
             diagnostics.floor_share > rule.max_floor_share):
         reasons.append(f"{diagnostics.floor_share:.0%} of logged prefix propensities rest on the served draw alone "
                        "(too few Monte Carlo draws: inverse biased low)")
-    return reasons
+    return reasons, biased
 
 
 def _replay_reasons(estimate: Estimate, facts: LogFacts, rule: ReliabilityRule) -> list[str]:
@@ -229,9 +235,11 @@ def _clip(estimate: Estimate, top: float) -> tuple[Estimate, float | None]:
     return replace(estimate, value=value, ci_low=low, ci_high=high), raw
 
 
-def _verdict(reasons: list[str], estimate: Estimate, raw: float | None, rule: ReliabilityRule) -> Verdict:
-    """The verdict of `estimate` (clipped) with the structural `reasons`, plus its precision."""
-    imprecise = _precision_reason(estimate, rule) if math.isfinite(estimate.value) else None
+def _verdict(reasons: list[str], estimate: Estimate, raw: float | None, rule: ReliabilityRule,
+             biased: bool = False) -> Verdict:
+    """The verdict of `estimate` (clipped) with the structural `reasons`, plus its precision
+    unless one of them says the estimate is `biased` (then its width is moot)."""
+    imprecise = _precision_reason(estimate, rule) if math.isfinite(estimate.value) and not biased else None
     if imprecise is not None:
         reasons = [*reasons, imprecise]
     return Verdict(not reasons, tuple(reasons), raw, imprecise is not None)
@@ -250,32 +258,32 @@ def assess(estimates: dict[str, Estimate], diagnostics: dict[str, WeightDiagnost
         top = facts.r_max * (facts.slate_length if name.startswith("slate_") else 1)
         clipped[name], clipped_from[name] = _clip(estimate, top)
         if name == "replay":
-            reasons = _replay_reasons(estimate, facts, rule)
+            reasons, biased = _replay_reasons(estimate, facts, rule), facts.uniform is False
         elif name == "dm":
             continue  # after DR, which checks it
         else:
-            reasons = _weight_reasons(name, diagnostics.get(name), support[0], rule)
+            reasons, biased = _weight_reasons(name, diagnostics.get(name), support[0], rule)
             if name == "dr" and reasons:
                 reasons.append("dominated by the reward model: its correction rests on these weights")
-        verdicts[name] = _verdict(reasons, clipped[name], clipped_from[name], rule)
+        verdicts[name] = _verdict(reasons, clipped[name], clipped_from[name], rule, biased)
     if "dm" in estimates:
-        verdicts["dm"] = _verdict(_dm_reasons(verdicts.get("dr"), dr_minus_dm), clipped["dm"],
-                                  clipped_from.get("dm"), rule)
+        dm_reasons, biased = _dm_reasons(verdicts.get("dr"), dr_minus_dm)
+        verdicts["dm"] = _verdict(dm_reasons, clipped["dm"], clipped_from.get("dm"), rule, biased)
     read = next((name for name in READ_ORDER if name in verdicts and verdicts[name].reliable), None)
     assessment = Assessment(support[0], support[1], diagnostics, dr_minus_dm, verdicts, read,
                             _why(read, verdicts, diagnostics, support, dr_minus_dm))
     return clipped, assessment
 
 
-def _dm_reasons(dr: Verdict | None, gap: Estimate | None) -> list[str]:
-    """DM's reasons besides its precision: no reliable DR to check the reward model with, or a
-    DR - DM that excludes 0."""
+def _dm_reasons(dr: Verdict | None, gap: Estimate | None) -> tuple[list[str], bool]:
+    """DM's reasons besides its precision (no reliable DR to check the reward model with, or a
+    DR - DM that excludes 0), and whether they say it is biased (the latter)."""
     if dr is None or not dr.reliable or gap is None:
-        return ["the reward model alone: unchecked, as no reliable DR tests it"]
+        return ["the reward model alone: unchecked, as no reliable DR tests it"], False
     if not gap.ci_low <= 0.0 <= gap.ci_high:
         return [f"the reward model is biased here: DR - DM = {gap.value:+.4f} [{gap.ci_low:+.4f}, "
-                f"{gap.ci_high:+.4f}] excludes 0"]
-    return []
+                f"{gap.ci_high:+.4f}] excludes 0"], True
+    return [], False
 
 
 def _why(read: str | None, verdicts: dict[str, Verdict], diagnostics: dict[str, WeightDiagnostics],

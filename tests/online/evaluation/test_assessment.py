@@ -84,6 +84,23 @@ def test_replay_needs_a_uniform_log_and_matches() -> None:
     assert "no matches" in no_match.verdicts["replay"].reasons
 
 
+def test_a_biased_estimate_is_not_also_called_imprecise() -> None:
+    wide = {**estimates(), "replay": Estimate("replay_positions", 0.05, 0.03, 0.07, 500),  # ±40%
+            "dm": Estimate("dm", 0.05, 0.03, 0.07, 1000)}
+    gap = Estimate("dr_minus_dm", -0.02, -0.03, -0.01, 1000)
+    _, biased = assess(wide, diagnostics(np.ones(1000)), (1.0, 1.0), gap,
+                       LogFacts(uniform=False, r_max=1.0, slate_length=3))
+    for name, reason in (("replay", "not uniformly random: replay is biased"), ("dm", "reward model is biased")):
+        verdict = biased.verdicts[name]
+        assert not verdict.reliable and not verdict.imprecise, verdict
+        assert len(verdict.reasons) == 1 and reason in verdict.reasons[0], verdict.reasons
+    _, unbiased = assess(wide, diagnostics(np.ones(1000)), (1.0, 1.0), GAP_ZERO, FACTS)  # the same widths
+    for name in ("replay", "dm"):
+        verdict = unbiased.verdicts[name]
+        assert verdict.imprecise and len(verdict.reasons) == 1, verdict.reasons
+        assert verdict.reasons[0].startswith("imprecise: its interval spans ±40%")
+
+
 def test_dm_is_unreliable_when_dr_shows_the_reward_model_biased() -> None:
     gap = Estimate("dr_minus_dm", -0.02, -0.03, -0.01, 1000)
     _, assessment = assess(estimates(), diagnostics(np.ones(1000)), (1.0, 1.0), gap, FACTS)
