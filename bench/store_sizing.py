@@ -7,7 +7,8 @@ Runs `WorkerCore` (the worker's own code path, over a dict table) on a seeded wo
 catalog, then for every user `--visits` requests (10 of the catalog's items each, k = 10), an
 impression of the slate with its propensities and one click. Prints the mean key + value bytes
 per user of each key family of the state table (`linear_ts/user/<id>`: the learned state with its
-applied-offsets header; `requests/<id>`: the recent requests clicks are checked against; `events/<id>`: the recent event ids duplicates are checked against;
+applied-offsets header; `requests/<id>`: the recent requests clicks are checked against;
+`events/<id>`: the recent event ids producers' duplicates are checked against;
 `<policy>/objectives/user/<id>` with --filters: the filters' memory), the per-partition keys, and
 the catalog table's bytes per item. These are the values Faust's changelog and each partition's
 RocksDB hold (before RocksDB's own overhead and compression).
