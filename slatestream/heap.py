@@ -20,7 +20,6 @@ gateway (slatestream.cli): through the broker, ten interleaved pairs of worker r
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -48,10 +47,7 @@ def keep_freed_memory() -> bool:
     (see the module doc for when it is not)."""
     if not tuning_wanted() or platform.libc_ver()[0] != "glibc":
         return False
-    path = ctypes.util.find_library("c")
-    if path is None:
-        return False
-    mallopt = ctypes.CDLL(path).mallopt
+    mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols, glibc's among them (no ldconfig lookup)
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     applied = [mallopt(option, value) for option, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
                                                            (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
