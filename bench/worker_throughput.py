@@ -38,6 +38,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -237,12 +238,22 @@ def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str) -> di
 
 
 def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
-    """`in_process_learn` `runs` times (4 partitions, batches of 2,000), each in CPU seconds."""
+    """`in_process_learn` `runs` times (4 partitions, batches of 2,000), each in CPU seconds, with
+    the minor page faults of each timed learning (the process's own count)."""
     events = len(workload.feedback())
-    rates = [events / in_process_learn(workload, 4, 2_000, clock=time.process_time) for _ in range(runs)]
+    rates, faults, before = [], [], []
+
+    def count_faults(core: WorkerCore) -> None:  # runs right before the timed learning
+        before.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+    for _ in range(runs):
+        seconds = in_process_learn(workload, 4, 2_000, clock=time.process_time, prepare=count_faults)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[-1])
+        rates.append(events / seconds)
     print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
           f"batches of 2,000, heap tuning {HEAP}, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
           + f" (median {sorted(rates)[len(rates) // 2]:,.0f})")
+    print("minor page faults while learning: " + ", ".join(f"{count:,}" for count in faults))
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 
@@ -251,6 +262,7 @@ def learn_heap_pairs(runs: int) -> None:
     tuning (slatestream/heap.py; the setting cannot be undone inside one process): the median
     of each and the pair-by-pair ratios."""
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    faults: dict[str, list[str]] = {"off": [], "on": []}
     arguments = [arg for arg in sys.argv[1:] if arg not in ("--heap", "both")]
     arguments[arguments.index("--learn-only") + 1] = "1"
     for _ in range(runs):
@@ -259,10 +271,13 @@ def learn_heap_pairs(runs: int) -> None:
                                   check=True, env={**os.environ, SWITCH: mode})
             line = next(line for line in done.stdout.splitlines() if "per CPU second" in line)
             rates[mode].append(float(line.rsplit("(median ", 1)[1].rstrip(")").replace(",", "")))
+            faults[mode].append(next(line for line in done.stdout.splitlines() if "page faults" in line)
+                                .rsplit(": ", 1)[1])
     ratios = [on / off for off, on in zip(rates["off"], rates["on"], strict=True)]
     for mode, values in rates.items():
         print(f"heap tuning {mode}: " + ", ".join(f"{rate:,.0f}" for rate in values)
-              + f" events per CPU second (median {sorted(values)[len(values) // 2]:,.0f})")
+              + f" events per CPU second (median {sorted(values)[len(values) // 2]:,.0f}); minor page faults "
+              + ", ".join(faults[mode]))
     print("on / off, pair by pair: " + ", ".join(f"{ratio:.2f}" for ratio in ratios)
           + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))

@@ -3,9 +3,9 @@
 The learning path allocates a few arrays of 0.5-2 MB per batch (a batch's rows, its users'
 stacked sums). glibc serves allocations above its mmap threshold (128 KiB at start, raised
 dynamically up to 32 MiB) with fresh `mmap`s and trims freed memory at the top of the heap
-beyond 128 KiB, so each batch touches new pages: ~60,000 minor page faults per 45,000
-feedback events in `WorkerCore.learn`, about one page of zeroing per event. With the
-thresholds below the same learning takes ~8,000 faults and 1.16x the events per CPU second
+beyond 128 KiB, so each batch touches new pages: 47,000-85,000 minor page faults per 45,078
+feedback events in `WorkerCore.learn`, one or two pages of zeroing per event. With the
+thresholds below the same learning takes ~9,500 faults and 1.16x the events per CPU second
 (`OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 5
 --heap both`; figures in docs/operations.md); the process keeps up to `TRIM_THRESHOLD` of freed
 memory instead of returning it.
