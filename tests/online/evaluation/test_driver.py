@@ -237,6 +237,7 @@ def test_uniform_random_evaluated_on_its_own_served_log_weighs_every_item_exactl
     to 5%, the weights' standard deviation about 1)."""
     from online.policies import make_policy
     from online.simulation import Simulator, SimulatorConfig
+    from online.simulation.served_log import served_log
 
     encoder = HashingEncoder(dim=16)
 
@@ -244,23 +245,14 @@ def test_uniform_random_evaluated_on_its_own_served_log_weighs_every_item_exactl
         return encoder.encode([i.text() for i in items])
 
     world = SimulatorConfig(n_items=300, n_users=100, n_candidates=20, k=5, seed=3, horizon=600)
-    simulator = Simulator(world)
     engine = Engine(make_policy("uniform_random"), InMemoryStore(), Catalog(dim=16), np.random.default_rng([3, 1]))
-    items = simulator.initial_items()
-    engine.add_items(items, vectors(items))
-    events: list[Any] = list(items)
-    for _ in range(world.horizon):
-        request, arrived = simulator.next_request()
-        if arrived:
-            engine.add_items(arrived, vectors(arrived))
-            events += arrived
-        slate = engine.rank(request)
+
+    def recorded_exactly(request: RankRequest, slate: Slate) -> None:
         n = len(request.candidates or ())
         assert slate.support_epsilon == 1.0 and [i.propensity for i in slate.items] == [1.0 / n] * len(slate.items)
         assert [i.prefix_propensity for i in slate.items] == pytest.approx(uniform_prefix(n, len(slate.items)))
-        outcome = simulator.respond(request, slate)
-        events += [request, slate, outcome.impression, *outcome.clicks]
-        engine.observe([outcome.impression, *outcome.clicks])
+
+    events = served_log(Simulator(world), engine, vectors, world.horizon, on_slate=recorded_exactly)
     result = evaluate_log(events, ["uniform_random"], vectors, 16, config=DriverConfig(seed=3, n_bootstrap=50))
     on_policy, estimates = result.on_policy.value, result.policies[0].estimates
     assert estimates["ips"].value == pytest.approx(on_policy, rel=1e-9)

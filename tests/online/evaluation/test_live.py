@@ -23,6 +23,7 @@ from online.events import Click, Impression, Item, ShownItem
 from online.policies import make_policy
 from online.policies.linear_ts import LinearTSParams
 from online.simulation import Simulator, SimulatorConfig
+from online.simulation.served_log import served_log
 from online.state import InMemoryStore
 
 ENCODER = HashingEncoder(dim=8)
@@ -44,21 +45,8 @@ class Clock:
 @pytest.fixture(scope="module")
 def log() -> list[Any]:
     """A linear TS logger (support mix 0.05, 64 draws) serving the simulator, as the worker does."""
-    simulator = Simulator(WORLD)
     engine = Engine(make_policy("linear_ts"), InMemoryStore(), Catalog(dim=8), np.random.default_rng(1))
-    items = simulator.initial_items()
-    engine.add_items(items, embed(items))
-    events: list[Any] = list(items)
-    for _ in range(WORLD.horizon):
-        request, arrived = simulator.next_request()
-        if arrived:
-            engine.add_items(arrived, embed(arrived))
-            events += arrived
-        slate = engine.rank(request)
-        outcome = simulator.respond(request, slate)
-        events += [request, slate, outcome.impression, *outcome.clicks]
-        engine.observe([outcome.impression, *outcome.clicks])
-    return events
+    return served_log(Simulator(WORLD), engine, embed, WORLD.horizon)
 
 
 def shadow_policy() -> Any:
