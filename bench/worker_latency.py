@@ -60,7 +60,7 @@ from bench.latency_support import (  # noqa: E402
 from bench.worker_throughput import load_broker  # noqa: E402
 from encoders.hashing import HashingEncoder  # noqa: E402
 from online.config import SlatestreamConfig  # noqa: E402
-from online.events import Item, RankRequest, decode_event, encode_event  # noqa: E402
+from online.events import Item, RankRequest, Slate, decode_event, encode_event  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.testing import (  # noqa: E402
@@ -142,13 +142,16 @@ def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str,
     config = SlatestreamConfig(embedding={"dim": DIM}).with_engine(n_draws=n_draws)  # `slatestream worker --n-draws N`
     core = WorkerCore(config, SharedTables(), embed, DIM, 0)
 
-    def records(kind: str, events) -> list[Record]:  # type: ignore[no-untyped-def]
-        return [Record(kind, kind, 0, n, None, encode_event(e)) for n, e in enumerate(events)]
+    def record(kind: str, n: int, event) -> Record:  # type: ignore[no-untyped-def]
+        key = event.item_id if kind == "items" else event.user_id  # the keys the worker checks
+        return Record(kind, kind, 0, n, key.encode(), encode_event(event))
 
-    core.add_items(records("items", workload.items))
-    core.rank(records("requests", workload.requests))
-    core.learn([Record("impressions" if e.type == "impression" else "clicks", "", 0, n, None, encode_event(e))
+    core.add_items([record("items", n, item) for n, item in enumerate(workload.items)])
+    core.rank([record("requests", n, request) for n, request in enumerate(workload.requests)])
+    core.learn([record("impressions" if e.type == "impression" else "clicks", n, e)
                 for n, e in enumerate(workload.feedback())])
+    if core.counts.dead_lettered:  # a baseline that dead-letters measures nothing the worker does
+        raise RuntimeError(f"the in-process baseline dead-lettered records: {core.counts}")
     times: dict[str, list[float]] = {"decode_event(RankRequest)": [], "Engine.rank": [],
                                      "encode_event(Slate)": [], "WorkerCore.rank + encode": []}
     engine = core.engine(0)
@@ -161,7 +164,9 @@ def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str,
         t2 = time.perf_counter()
         encode_event(slate)
         t3 = time.perf_counter()
-        slates, _ = core.rank([Record("requests", "", 0, n, None, value)])
+        slates, _ = core.rank([Record("requests", "requests", 0, n, request.user_id.encode(), value)])
+        if not isinstance(slates[0], Slate):
+            raise RuntimeError(f"the in-process baseline could not rank a request: {slates[0]}")
         encode_event(slates[0])
         t4 = time.perf_counter()
         for key, spent in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):

@@ -12,8 +12,9 @@ class WorkerConfig:
     """Runtime settings of a worker.
 
     Requests and feedback come through batch lanes (streams.worker.lanes): what one fetch
-    brought, at most `request_batch_size` requests (ranked one by one, each slate sent as
-    soon as it is ready) or `batch_size` feedback records (learned per partition). A list only
+    brought, at most `request_batch_size` requests (ranked one by one; those ranked within
+    `request_group_s` of each other made durable by one acknowledged flush, then answered)
+    or `batch_size` feedback records (learned per partition). A list only
     fills up under a backlog; then several events of one user fall in one partition's share and
     share that user's state read, Gram update and write, so larger lists learn faster, but each
     partition's share holds the event loop (~50 us per record: requests wait up to ~100 ms
@@ -36,6 +37,7 @@ class WorkerConfig:
     batch_wait_s: float = 0.05
     item_batch_size: int = 500
     request_batch_size: int = 64
+    request_group_s: float = 0.005
     flush_interval_s: float = 0.5
     flush_max_keys: int = 20_000
     empty_catalog_wait_s: float = 10.0
@@ -44,5 +46,5 @@ class WorkerConfig:
     def __post_init__(self) -> None:
         if min(self.batch_size, self.item_batch_size, self.request_batch_size, self.flush_max_keys) < 1:
             raise ValueError(f"WorkerConfig: batch sizes and flush_max_keys must be >= 1: {self}")
-        if min(self.batch_wait_s, self.flush_interval_s, self.empty_catalog_wait_s) < 0:
+        if min(self.batch_wait_s, self.flush_interval_s, self.empty_catalog_wait_s, self.request_group_s) < 0:
             raise ValueError(f"WorkerConfig: times must be >= 0: {self}")

@@ -64,11 +64,13 @@ def to_record(kind: str, message: Any) -> Record:
 
 @dataclass
 class BatchStats:
-    """A path's batches since start: how many, records in them, seconds spent processing."""
+    """A path's batches since start: how many, records in them, seconds spent processing, and
+    (the request path) the groups answered after one acknowledged flush each."""
 
     batches: int = 0
     records: int = 0
     busy_s: float = 0.0
+    groups: int = 0
 
     def add(self, records: int, seconds: float) -> None:
         self.batches += 1
@@ -77,7 +79,8 @@ class BatchStats:
 
     def __str__(self) -> str:
         mean = self.records / self.batches if self.batches else 0.0
-        return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy"
+        groups = f", {self.groups} answered groups" if self.groups else ""
+        return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy{groups}"
 
 
 @dataclass
@@ -114,18 +117,22 @@ async def wait_until_caught_up(catalog: CatalogFollower, log_every_s: float = 10
 
 
 class RequestPath:
-    """Rank request records one by one, each slate sent as soon as it is ready, and only once
-    the request is durable: the changelog record of the user's recent requests acknowledged by
+    """Rank request records one by one and answer them in groups, each answer only once its
+    request is durable: the changelog records of the users' recent requests acknowledged by
     Kafka (a click answers a slate, so a worker that takes the partition over knows the click's
-    request, docs/worker.md)."""
+    request, docs/worker.md). A group is the requests of a lane's list ranked within `group_s`
+    of the first: one acknowledged flush makes them all durable, then their slates go out in
+    order. A lone request waits one broker round trip, as before; under a backlog n requests
+    wait one round trip instead of n (each waited its own: ~1,000 requests/s at most)."""
 
     def __init__(self, core: WorkerCore, catalog: CatalogFollower, send_slate: SendSlate, send_dead: SendDead,
                  flush: Flush, stats: BatchStats, empty_catalog_wait_s: float,
-                 observe: Callable[[Slate, float], None] | None = None) -> None:
+                 observe: Callable[[Slate, float], None] | None = None, group_s: float = 0.005) -> None:
         self.core, self.catalog, self.stats = core, catalog, stats
         self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
         self.empty_catalog_wait_s = empty_catalog_wait_s
         self.observe = observe or (lambda slate, seconds: None)
+        self.group_s = group_s
 
     async def wait_for_catalog(self) -> None:
         """At start-up, let the catalog follower load the catalog before the first request is ranked."""
@@ -137,17 +144,31 @@ class RequestPath:
     async def handle(self, messages: Sequence[Any]) -> None:
         started = time.perf_counter()
         await self.wait_for_catalog()
+        slates: list[Slate | SlateError] = []
+        dead: list[DeadLetter] = []
+        group_started = time.perf_counter()
         for message in messages:
             ranking = time.perf_counter()
-            slates, dead = self.core.rank([to_record("requests", message)])
-            for slate in slates:
+            ranked, refused = self.core.rank([to_record("requests", message)])
+            for slate in ranked:
                 if isinstance(slate, Slate):
                     self.observe(slate, time.perf_counter() - ranking)
-            await self.flush(acknowledged=any(isinstance(slate, Slate) for slate in slates))
-            for slate in slates:
-                await self.send_slate(slate)
-            await self.send_dead(dead)
+            slates.extend(ranked)
+            dead.extend(refused)
+            if time.perf_counter() - group_started >= self.group_s:
+                await self._answer(slates, dead)
+                slates, dead, group_started = [], [], time.perf_counter()
+        if slates or dead:
+            await self._answer(slates, dead)
         self.stats.add(len(messages), time.perf_counter() - started)
+
+    async def _answer(self, slates: Sequence[Slate | SlateError], dead: Sequence[DeadLetter]) -> None:
+        """Make a group's requests durable (one acknowledged flush), then send its answers in order."""
+        await self.flush(acknowledged=any(isinstance(slate, Slate) for slate in slates))
+        for slate in slates:
+            await self.send_slate(slate)
+        await self.send_dead(dead)
+        self.stats.groups += 1
 
 
 class FeedbackPath:
@@ -315,7 +336,7 @@ class WorkerTopology:
         topology = cls(
             app, core, tables, catalog, request_lane, feedback_lane, commit,
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
-                        config.empty_catalog_wait_s),
+                        config.empty_catalog_wait_s, group_s=config.request_group_s),
             FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
             Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush), stats)
         topology._declare(raw_topic(names.items), catalog_topic, settings, config, send_dead)

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from online.events import RankRequest, Slate, SlateError, encode_event
 from streams.dead_letter import DeadLetter
 from streams.worker.catalog import CatalogFollower
+from streams.worker.core import WorkerCore
 from streams.worker.lanes import BatchLane, GroupCommit
 from streams.worker.topology import (
     BatchStats,
@@ -45,16 +46,20 @@ class Sent:
         self.dead: list[DeadLetter] = []
         self.flushes = 0
         self.acknowledged = 0
+        self.order: list[str] = []  # "flush", "ack" (an acknowledged flush), request ids, "dead"
 
     async def slate(self, slate: Slate | SlateError) -> None:
         self.slates.append(slate)
+        self.order.append(slate.request_id)
 
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self.dead.extend(letters)
+        self.order.extend("dead" for _ in letters)
 
     async def flush(self, acknowledged: bool = False) -> int:
         self.flushes += 1
         self.acknowledged += acknowledged
+        self.order.append("ack" if acknowledged else "flush")
         return 0
 
 
@@ -85,18 +90,34 @@ def test_the_catalog_follower_loads_items_another_worker_embedded() -> None:
     assert follower.applied == 6 and follower.bad == 1  # a bad value is counted and skipped, a tombstone ignored
 
 
-def test_the_request_path_ranks_each_request_sends_its_slate_and_flushes() -> None:
-    worker, sent = core({}), Sent()
-    stats = BatchStats()
+def request_path(worker: WorkerCore, sent: Sent, group_s: float) -> RequestPath:
     follower = caught_up(CatalogFollower(worker, "t.catalog"), catalog_of_another_worker())
-    path = RequestPath(worker, follower, sent.slate, sent.dead_letters, sent.flush, stats, empty_catalog_wait_s=0.0)
+    return RequestPath(worker, follower, sent.slate, sent.dead_letters, sent.flush, BatchStats(),
+                       empty_catalog_wait_s=0.0, group_s=group_s)
+
+
+def three_requests_and_a_bad_one() -> list[Message]:
     requests = [message("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", k=3, time=T0)))
                 for n in range(3)]
-    asyncio.run(path.handle([*requests, message("requests", 3, b"not json")]))
-    assert [slate.request_id for slate in sent.slates] == ["r0", "r1", "r2"]
-    assert [letter.offset for letter in sent.dead] == [3] and sent.flushes == 4
-    assert sent.acknowledged == 3  # each slate waits for its request's changelog record
-    assert stats.batches == 1 and stats.records == 4 and worker.counts.balanced()
+    return [*requests, message("requests", 3, b"not json")]
+
+
+def test_the_request_path_answers_a_group_of_requests_after_one_acknowledged_flush() -> None:
+    worker, sent = core({}), Sent()
+    path = request_path(worker, sent, group_s=60.0)
+    asyncio.run(path.handle(three_requests_and_a_bad_one()))
+    assert sent.order == ["ack", "r0", "r1", "r2", "dead"]  # no answer before its request is durable
+    assert [letter.offset for letter in sent.dead] == [3]
+    assert path.stats.batches == 1 and path.stats.records == 4 and path.stats.groups == 1
+    assert worker.counts.balanced()
+
+
+def test_with_no_group_time_each_request_waits_for_its_own_flush() -> None:
+    worker, sent = core({}), Sent()
+    path = request_path(worker, sent, group_s=0.0)
+    asyncio.run(path.handle(three_requests_and_a_bad_one()))
+    assert sent.order == ["ack", "r0", "ack", "r1", "ack", "r2", "flush", "dead"]  # a dead request: nothing to ack
+    assert path.stats.groups == 4 and worker.counts.balanced()
 
 
 def test_the_request_path_waits_for_an_empty_catalog_then_answers_with_the_error() -> None:
