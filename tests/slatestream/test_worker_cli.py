@@ -1,0 +1,40 @@
+"""`slatestream worker`'s runtime options reach the WorkerConfig it runs with."""
+
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import streams.worker.preflight
+import streams.worker.run
+from slatestream.cli import main
+from streams.worker.config import WorkerConfig
+
+
+@pytest.fixture()
+def started(monkeypatch: pytest.MonkeyPatch) -> list[WorkerConfig]:
+    """The WorkerConfigs `run_worker` was called with (no broker, no worker started)."""
+    calls: list[WorkerConfig] = []
+    monkeypatch.delenv("SLATESTREAM_CONFIG", raising=False)
+    monkeypatch.setattr(streams.worker.preflight, "preflight", lambda settings: None)
+
+    def run_worker(settings: Any, model: Any, runtime: WorkerConfig, *rest: Any) -> None:
+        calls.append(runtime)
+
+    monkeypatch.setattr(streams.worker.run, "run_worker", run_worker)
+    return calls
+
+
+def test_the_request_group_time_is_given_in_milliseconds(started: list[WorkerConfig]) -> None:
+    result = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-group-ms", "2.5",
+                                       "--batch-size", "100"])
+    assert result.exit_code == 0, result.output
+    [runtime] = started
+    assert runtime.request_group_s == pytest.approx(0.0025) and runtime.batch_size == 100
+
+
+def test_the_default_groups_five_milliseconds_and_a_negative_time_is_refused(started: list[WorkerConfig]) -> None:
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing"]).exit_code == 0
+    assert started[0].request_group_s == pytest.approx(0.005)
+    refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-group-ms", "-1"])
+    assert refused.exit_code == 2 and "--request-group-ms" in refused.output and len(started) == 1
