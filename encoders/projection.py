@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,8 @@ class PcaProjection:
             deterministic.
         explained_variance: float32[d], variance along each component (descending).
         explained_variance_ratio: float32[d], share of the total variance of the fit data.
+
+    The arrays are made read-only: the projection never changes, so its `version` is hashed once.
     """
 
     mean: FloatArray
@@ -41,6 +44,8 @@ class PcaProjection:
         if self.mean.shape != (width,) or self.explained_variance.shape != (d,):
             raise ValueError(f"mean/explained_variance shapes {self.mean.shape}, "
                              f"{self.explained_variance.shape} do not match components {self.components.shape}")
+        for array in (self.mean, self.components, self.explained_variance, self.explained_variance_ratio):
+            array.flags.writeable = False
 
     @property
     def dim(self) -> int:
@@ -52,9 +57,10 @@ class PcaProjection:
         """Input width D."""
         return int(self.components.shape[1])
 
-    @property
+    @cached_property
     def version(self) -> str:
-        """12 hex chars of sha256 over mean and components: changes iff the projection does."""
+        """12 hex chars of sha256 over mean and components: changes iff the projection does
+        (hashed on first use: every slate's policy version names it, ~50 us a hash at 384 x 32)."""
         digest = hashlib.sha256(self.mean.astype("<f4").tobytes())
         digest.update(self.components.astype("<f4").tobytes())
         return digest.hexdigest()[:12]

@@ -106,3 +106,12 @@ def test_a_rows_vector_does_not_depend_on_its_batch() -> None:
     in_sevens = np.vstack([projection.transform(embeddings[i : i + 7]) for i in range(0, 300, 7)])
     np.testing.assert_array_equal(whole, one_by_one)
     np.testing.assert_array_equal(whole, in_sevens)
+
+
+def test_the_version_is_hashed_once_over_arrays_that_cannot_change() -> None:
+    projection = PcaProjection.fit(np.random.default_rng(3).standard_normal((40, 12)), 4, seed=0)
+    first = projection.version
+    assert projection.__dict__["version"] == first  # kept: every slate names it
+    with pytest.raises(ValueError, match="read-only"):
+        projection.components[0, 0] += 1.0  # a change the kept version would not see
+    assert PcaProjection.from_bytes(projection.to_bytes()).version == first
