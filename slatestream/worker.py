@@ -27,6 +27,7 @@ from slatestream.options import (
     encoder_for,
     load_config,
 )
+from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka client imported
 
 
 @click.command("worker")
@@ -42,7 +43,8 @@ from slatestream.options import (
 @click.option("--batch-size", type=int, default=8_000, show_default=True,
               help="Most impressions, clicks and control records learned in one batch (under a backlog, "
                    "a partition's share holds the event loop ~50 us per record).")
-@click.option("--request-group-ms", type=click.FloatRange(min=0.0), default=5.0, show_default=True,
+@click.option("--request-group-ms", type=click.FloatRange(min=0.0), default=WorkerConfig.request_group_s * 1000.0,
+              show_default=True,
               help="Requests ranked within this many milliseconds of each other share one acknowledged "
                    "changelog flush before their slates are sent (0: each request waits its own).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -65,7 +67,6 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
     settings = stream_settings()
     try:
         preflight(settings)  # before Faust and the encoder load: a wrong password is named in seconds
-        from streams.worker.config import WorkerConfig
         from streams.worker.run import run_worker
 
         runtime = WorkerConfig(batch_size=batch_size, request_group_s=request_group_ms / 1000.0, seed=seed)

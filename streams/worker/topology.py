@@ -127,7 +127,8 @@ class RequestPath:
 
     def __init__(self, core: WorkerCore, catalog: CatalogFollower, send_slate: SendSlate, send_dead: SendDead,
                  flush: Flush, stats: BatchStats, empty_catalog_wait_s: float,
-                 observe: Callable[[Slate, float], None] | None = None, group_s: float = 0.005) -> None:
+                 observe: Callable[[Slate, float], None] | None = None,
+                 group_s: float = WorkerConfig.request_group_s) -> None:
         self.core, self.catalog, self.stats = core, catalog, stats
         self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
         self.empty_catalog_wait_s = empty_catalog_wait_s
