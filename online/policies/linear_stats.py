@@ -94,13 +94,25 @@ def grouped_sums(
     group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
     reward: FloatArray, chunk: int = 512,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per-group sufficient statistics (`grouped_rows`, its rows split): packed Gram
+    triangles float64[G, D(D+1)/2], responses float64[G, D] (views of one array), exposure
+    totals and reward totals float64[G]."""
+    rows, exposures, rewards = grouped_rows(group, n_groups, x, exposure, reward, chunk)
+    packed = rows.shape[1] - x.shape[1]
+    return rows[:, :packed], rows[:, packed:], exposures, rewards
+
+
+def grouped_rows(
+    group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
+    reward: FloatArray, chunk: int = 512,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per-group sufficient statistics in a few vectorised calls.
 
     group: int64[m] in [0, n_groups); x: float64[m, D]; exposure, reward: float64[m].
-    Returns packed Gram triangles float64[G, D(D+1)/2], responses float64[G, D],
-    exposure totals and reward totals float64[G]. The exposure rows of groups with about the
-    same row count w are gathered, by group, into blocks float[c, w, D] (at most 25% zero
-    padding; none when the counts are equal, as with slates of one size) and
+    Returns the rows float64[G, D(D+1)/2 + D] (per group its packed Gram triangle, then its
+    response), exposure totals and reward totals float64[G]. The exposure rows of groups with
+    about the same row count w are gathered, by group, into blocks float[c, w, D] (at most 25%
+    zero padding; none when the counts are equal, as with slates of one size) and
     multiplied with one batched matmul per block instead of one small matmul per group.
     Reward rows only touch the responses.
     """
@@ -132,14 +144,13 @@ def grouped_sums(
         # mode="clip": with the default "raise" numpy buffers `out` (0.25 vs 0.14 ms a block); every index is in range
         np.take(products, packed, axis=1, out=sorted_gram[first:last], mode="clip")
         first = last
-    gram = np.zeros((n_groups, len(rows)))
-    gram[by_count] = sorted_gram
+    sums = np.zeros((n_groups, len(rows) + dim))
+    sums[by_count, : len(rows)] = sorted_gram
     paid = np.flatnonzero(reward)
-    response = np.zeros((n_groups, dim))
-    np.add.at(response, group[paid], x[paid] * reward[paid][:, None])
+    np.add.at(sums[:, len(rows) :], group[paid], x[paid] * reward[paid][:, None])
     totals_e = np.bincount(group, weights=exposure, minlength=n_groups).astype(np.float64)
     totals_r = np.bincount(group, weights=reward, minlength=n_groups).astype(np.float64)
-    return gram, response, totals_e, totals_r
+    return sums, totals_e, totals_r
 
 
 def packed_gram(x: FloatArray, exposure: FloatArray) -> FloatArray:
@@ -164,28 +175,28 @@ class UserSums(NamedTuple):
 
 
 def add_user_sums(
-    states: Sequence[LinearStats | None], gram: FloatArray, response: FloatArray, exposures: FloatArray,
-    rewards: FloatArray, float32: bool,
+    states: Sequence[LinearStats | None], increments: FloatArray, exposures: FloatArray, rewards: FloatArray,
+    float32: bool,
 ) -> UserSums:
     """Each user's sums plus its batch increment, for U users at once.
 
-    states: the U users' current sums (None: unseen); gram float64[U, D(D+1)/2], response
-    float64[U, D], exposures and rewards float64[U]: the increments (`grouped_sums`).
+    states: the U users' current sums (None: unseen); increments float64[U, D(D+1)/2 + D]
+    (per user a packed Gram triangle, then a response: `grouped_rows`; used as scratch space,
+    so its values are lost), exposures and rewards float64[U]: the increments.
     Returns the new states, stacked too (`UserSums`). With `float32` every new sum is
     rounded to the nearest float32 value (still held as float64), so a float32 codec stores
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
     """
-    packed = gram.shape[1]
-    old = stacked_rows(states, packed, response.shape[1])  # [U, D(D+1)/2 + D]: each row a Gram triangle, a response
-    increment = np.concatenate([gram, response], axis=1)
+    dim = int((np.sqrt(8 * increments.shape[1] + 9) - 3) / 2)  # the D with D(D+1)/2 + D columns
+    old = stacked_rows(states, dim * (dim + 1) // 2, dim)  # [U, D(D+1)/2 + D], as increments
     if float32:
-        sums: npt.NDArray[np.floating] = (increment + old).astype(np.float32)
+        sums: npt.NDArray[np.floating] = np.add(increments, old, out=increments).astype(np.float32)
         # what the sums changed by, exact in float64 (old is overwritten, no longer needed)
         change = np.subtract(sums, old, out=old).sum(axis=0)
     else:
-        sums = np.add(increment, old, out=old)
-        change = increment.sum(axis=0)
+        change = increments.sum(axis=0)
+        sums = np.add(increments, old, out=old)
     exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
     rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
     return UserSums(stats_of_rows(sums, exposures_after, rewards_after), change, sums, exposures_after, rewards_after)

@@ -50,6 +50,7 @@ from online.policies.linear_stats import (
     PopulationStats,
     UserSums,
     add_user_sums,
+    grouped_rows,
     grouped_sums,
     packed_gram,
     stacked_sums,
@@ -259,16 +260,16 @@ class LinearThompsonSampling(Policy[LinearStats, LinearStats]):
         x = batch.features
         predicted = self._offset_predictions(global_state, batch)
         user_rewards = batch.rewards if predicted is None else batch.rewards - predicted
-        gram, response, exposures, rewards = grouped_sums(
+        increments, exposures, rewards = grouped_rows(
             batch.user_index, len(batch.users), x, batch.exposures, user_rewards
         )
         if predicted is not None:  # reward totals count raw rewards (the responses hold residuals)
             raw = np.bincount(batch.user_index, weights=batch.rewards, minlength=len(batch.users))
             rewards = raw.astype(np.float64)
         states = [user_states.get(user_id) for user_id in batch.users]
-        learned = self._learned_memo = add_user_sums(states, gram, response, exposures, rewards, self._float32)
+        learned = self._learned_memo = add_user_sums(states, increments, exposures, rewards, self._float32)
         new_states, change = learned.states, learned.change
-        packed = gram.shape[1]
+        packed = increments.shape[1] - x.shape[1]
         pooled_response = change[packed:]
         if predicted is not None:  # the pooled sums hold raw rewards
             pooled_response = pooled_response + x.T @ predicted

@@ -248,8 +248,8 @@ class WorkerCore:
         dead: list[DeadLetter] = []
         decoded: list[tuple[Record, FeedbackEvent]] = []
         store = self.store(records[0].partition)
+        self.counts.received += len(records)
         for record in records:
-            self.counts.received += 1
             try:
                 event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
                 if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
@@ -326,8 +326,8 @@ class WorkerCore:
                 self.counts.tally(record.kind, "skipped")
             if not (user_new and global_new):
                 replayed.update(engine.user_keys(user_id))  # the user's state and recent items
-        for user_id, (ids, _) in seen.items():
-            self.events.add(partition, user_id, list(ids.items()))
+        for user_id, (ids, known) in seen.items():
+            self.events.extend(partition, user_id, known, ids)
         for user_key, done in user_done.values():
             store.stage_offsets(user_key, done)
         if global_last:
@@ -338,7 +338,7 @@ class WorkerCore:
             for key in {*replayed, engine.global_key}:
                 store.touch(key)
         dead = self._count_learned(decoded, user_events if same else [*user_events, *global_events], result,
-                                   engine.policy.name)
+                                   engine.policy.name, distinct=same)
         self.counts.skipped_duplicates += skipped + duplicates
         self.counts.learned += len(decoded) - len(result.rejected) - skipped - duplicates
         return dead
@@ -354,9 +354,10 @@ class WorkerCore:
         return user_key, dict(global_done if stored is None else stored)
 
     def _count_learned(self, decoded: Sequence[tuple[Record, FeedbackEvent]], learned: Sequence[FeedbackEvent],
-                       result: ObserveResult, policy: str) -> list[DeadLetter]:
-        """Tally the events an observe learned (`learned`: each event once, or twice when in both
-        the user and the population lists: counted once) and dead-letter those it rejected."""
+                       result: ObserveResult, policy: str, distinct: bool) -> list[DeadLetter]:
+        """Tally the events an observe learned (`learned`: each event once when `distinct`, else
+        some twice, in both the user and the population lists: counted once) and dead-letter
+        those it rejected."""
         dead: list[DeadLetter] = []
         rejected: set[int] = set()
         if result.rejected:
@@ -364,26 +365,29 @@ class WorkerCore:
             rejected = {id(event) for event, _ in result.rejected}
             for event, reason in result.rejected:
                 dead.append(self._dead(record_of[id(event)], UnknownItemError(reason)))
-        counted: set[int] = set()
-        by_kind = dict.fromkeys(FEEDBACK_TOPICS, 0)
-        for event in learned:
-            key = id(event)
-            if key in rejected or key in counted:
-                continue
-            counted.add(key)
-            by_kind["impressions" if event.type == "impression" else "clicks"] += 1
-            self._live(event, policy)
-        for kind, n in by_kind.items():
-            self.counts.tally(kind, "learned", n)
+        if rejected or not distinct:
+            learned = list({id(event): event for event in learned if id(event) not in rejected}.values())
+        self._live(learned, policy)
         return dead
 
-    def _live(self, event: FeedbackEvent, policy: str) -> None:
-        """Count a learned event in `live`: (exposures, clicks) per (scenario, policy)."""
-        exposures, clicks = self.live.get((event.scenario, policy), (0.0, 0.0))
-        if event.type == "impression":
-            self.live[event.scenario, policy] = (exposures + len(event.shown), clicks)
-        else:
-            self.live[event.scenario, policy] = (exposures, clicks + event.reward)
+    def _live(self, events: Sequence[FeedbackEvent], policy: str) -> None:
+        """Count learned events (each once): per topic in `counts`, and (exposures, clicks) per
+        (scenario, policy) in `live`, summed per scenario over the batch first."""
+        exposures: dict[str, float] = {}
+        clicks: dict[str, float] = {}
+        n_clicks = 0
+        for event in events:
+            if event.type == "impression":
+                exposures[event.scenario] = exposures.get(event.scenario, 0.0) + len(event.shown)
+            else:
+                clicks[event.scenario] = clicks.get(event.scenario, 0.0) + event.reward
+                n_clicks += 1
+        for scenario in exposures.keys() | clicks.keys():
+            before_exposures, before_clicks = self.live.get((scenario, policy), (0.0, 0.0))
+            self.live[scenario, policy] = (before_exposures + exposures.get(scenario, 0.0),
+                                           before_clicks + clicks.get(scenario, 0.0))
+        self.counts.tally("impressions", "learned", len(events) - n_clicks)
+        self.counts.tally("clicks", "learned", n_clicks)
 
     def add_items(self, records: Sequence[Record]) -> tuple[list[tuple[Item, bytes]], list[DeadLetter]]:
         """Embed item records into the catalog; returns (item, catalog table value) pairs."""

@@ -61,11 +61,17 @@ class RecentIds:
 
     def add(self, partition: int, user_id: str, ids: list[tuple[str, float]]) -> None:
         """Remember ids with their event times (newest last), trim, and write the user's list."""
-        known = self.of(partition, user_id)
-        for one, time_s in ids:
-            known.pop(one, None)
-            known[one] = time_s
-        while len(known) > self.capacity:
+        self.extend(partition, user_id, self.of(partition, user_id), dict(ids))
+
+    def extend(self, partition: int, user_id: str, known: dict[str, float], new: dict[str, float]) -> None:
+        """`add` for a caller that holds the user's list already (`known`, what `of` returned
+        for this partition and user): add `new` {id: event time, epoch s} (newest last) to it,
+        trim, and write it, without looking the user up again."""
+        if not new.keys().isdisjoint(known):  # an id seen again moves to the newest end
+            for one in new:
+                known.pop(one, None)
+        known.update(new)
+        for _ in range(len(known) - self.capacity):
             del known[next(iter(known))]
         self.store_of(partition).put(self.key(user_id), _ENCODE(list(known.items())))
 

@@ -107,6 +107,31 @@ def test_replayed_records_do_not_count_twice() -> None:
     assert ours_g.n_exposures == theirs_g.n_exposures == 24
 
 
+def test_a_replay_where_the_population_lags_the_user_counts_each_learned_event_once() -> None:
+    """The changelog kept the user's state but an older population (2 of the user's 5
+    impressions, none of its 3 clicks): on replay, impressions 2-4 and clicks 0-2 are learned
+    by the population alone and the rest by both, yet each is counted once, per topic and in
+    the live exposures and clicks."""
+    impressions, clicks = feedback(8)
+    replayed: dict[bytes, bytes] = {}
+    second = core(replayed)
+    second.add_items(items())
+    rank_all(second, 8)
+    second.learn(impressions[:2])
+    older_population = replayed[b"linear_ts/global/0"]
+    second.learn([*impressions[2:5], *clicks[:3]])
+    replayed[b"linear_ts/global/0"] = older_population
+    restarted = core(replayed)
+    restarted.add_items(items())
+    rank_all(restarted, 8)
+    dead = restarted.learn([*impressions, *clicks])
+    assert not dead and restarted.counts.balanced()
+    counts = restarted.counts
+    assert counts.by_topic[("impressions", "learned")] == 6 and counts.by_topic[("clicks", "learned")] == 8
+    assert counts.learned == 14 and counts.skipped_duplicates == 2
+    assert restarted.live == {("default", "linear_ts"): (18.0, 8.0)}
+
+
 def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_lettered() -> None:
     config = parse_config({"scenarios": {
         "feed": {"slate_size": 3, "policy": {"name": "linear_ts"}},

@@ -33,3 +33,15 @@ def test_lists_written_by_json_dumps_still_read() -> None:
     store = InMemoryStore()
     store.put("events/u2", json.dumps([["a", 1.5], ["b", 1767225600.123456]]).encode())
     assert RecentIds(lambda _: store, "events", capacity=4).of(0, "u2") == {"a": 1.5, "b": 1767225600.123456}
+
+
+def test_extending_a_held_list_moves_repeated_ids_to_the_newest_end_and_keeps_capacity() -> None:
+    """`extend` with the list `of` returned: an id already there moves to the newest end with
+    its new time, the oldest are dropped past capacity, and a fresh reader reads the same."""
+    store = InMemoryStore()
+    ids = RecentIds(lambda _: store, "events", capacity=4)
+    ids.add(0, "u1", [("a", 1.0), ("b", 2.0), ("c", 3.0)])
+    held = ids.of(0, "u1")
+    ids.extend(0, "u1", held, {"a": 4.0, "d": 5.0, "e": 6.0})
+    assert list(held.items()) == [("c", 3.0), ("a", 4.0), ("d", 5.0), ("e", 6.0)]
+    assert list(RecentIds(lambda _: store, "events", capacity=4).of(0, "u1").items()) == list(held.items())
