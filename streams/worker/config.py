@@ -27,7 +27,7 @@ class WorkerConfig:
     the last value of each key it wrote to the changelog and acks the records those writes
     came from when no record waits, or `flush_interval_s` after the last flush, or once
     `flush_max_keys` keys wait; a user hit by several batches in between costs one changelog
-    record. Ranking reads the partition's RocksDB, written at once (but the request lane's
+    record. Ranking reads the partition's table, which sees every write at once (but the request lane's
     flush before each group of slates sends the feedback lane's waiting writes too).
 
     `seed` seeds each partition's random generator (with the partition number).

@@ -5,9 +5,16 @@ buffer (`send_soon`, a FutureMessage, the buffer's ebb/flow), which caps a worke
 writes a ~5 KB user state per event at ~3,000 writes/s on 2 cores (bench/faust_floor.py).
 The worker still declares the Faust table, so Faust creates its changelog topic, opens one
 RocksDB per assigned partition and recovers it from the changelog on assignment; but it
-reads and writes that partition's RocksDB directly (`PartitionTable`) and sends the
-changelog itself at each flush (`StateTables.flush`, called by the worker's group commit,
-streams.worker.lanes.GroupCommit), in aiokafka record batches:
+reads that partition's RocksDB directly (`PartitionTable`), and at each flush
+(`StateTables.flush`, called by the worker's group commit, streams.worker.lanes.GroupCommit)
+writes what changed since the last flush to it in one write batch and sends the changelog
+itself, in aiokafka record batches:
+
+- a key written several times between two flushes is written to the RocksDB once (reads
+  see every write at once: the pending writes are read first); the worker learning a
+  backlog writes a user's state and recent event ids once a batch, so with ~3 batches a
+  flush this is a third of the RocksDB writes, and the RocksDB never holds a value whose
+  changelog record was not handed to the producer yet;
 
 - only the last value of each key written since the last flush is sent (a user written by
   five batches in between, or the population state written once per batch, is sent once),
@@ -37,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Protocol
 
-from rocksdict import WriteOptions
+from rocksdict import WriteBatch, WriteOptions
 
 from streams.worker.faust_private import aiokafka_producer, partition_db, persisted_offset_key
 
@@ -55,51 +62,72 @@ class PartitionTables(Protocol):
 
 
 class PartitionTable(MutableMapping[bytes, bytes]):
-    """One partition's RocksDB (a rocksdict `Rdict` opened raw by Faust), recording each
-    write and delete for the changelog (`pending`: key -> value, None for a delete)."""
+    """One partition's RocksDB (a rocksdict `Rdict` opened raw by Faust), written back at each
+    flush: a write or delete is only recorded (`pending`: key -> value, None for a delete;
+    reads see it at once), and `take_pending` writes what was recorded to the RocksDB in one
+    write batch, once per key, before its changelog records are sent. A user written by five
+    batches between two flushes costs one RocksDB write, and the RocksDB never holds a write
+    whose changelog record was not handed over yet."""
 
     def __init__(self, db: Any, hidden_keys: frozenset[bytes]) -> None:
         self.db = db
         self.hidden_keys = hidden_keys
         self.pending: dict[bytes, bytes | None] = {}
+        self.write_options = _without_wal()
 
     def _record(self, key: bytes, value: bytes | None) -> None:
         self.pending.pop(key, None)  # re-insert: the changelog keeps the order of last writes
         self.pending[key] = value
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self.db.get(key)
+        value = self.get(key)
         if value is None:
             raise KeyError(key)
-        return bytes(value)
+        return value
 
     def get(self, key: bytes, default: Any = None) -> Any:
-        value = self.db.get(key)
+        value = self.pending.get(key, _NOT_PENDING)
+        if value is _NOT_PENDING:
+            value = self.db.get(key)
         return default if value is None else bytes(value)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.db.put(key, value)
         self._record(key, value)
 
     def __delitem__(self, key: bytes) -> None:
-        if self.db.get(key) is None:
+        if self.get(key) is None:
             raise KeyError(key)
-        self.db.delete(key)
         self._record(key, Tombstone)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes) and key not in self.hidden_keys and self.db.get(key) is not None
+        return isinstance(key, bytes) and key not in self.hidden_keys and self.get(key) is not None
 
     def __iter__(self) -> Iterator[bytes]:
-        return (bytes(key) for key in self.db.keys() if bytes(key) not in self.hidden_keys)
+        """The keys in RocksDB's (bytewise) order, pending writes and deletes included."""
+        written = {key for key, value in self.pending.items() if value is not None}
+        keys = {bytes(key) for key in self.db.keys()} - self.pending.keys() | written
+        return iter(sorted(keys - self.hidden_keys))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def take_pending(self) -> dict[bytes, bytes | None]:
-        """The changelog records written since the last call, emptied."""
+        """The changelog records written since the last call, emptied, after writing them to the
+        RocksDB (one write batch, without the write-ahead log)."""
         pending, self.pending = self.pending, {}
+        if pending:
+            batch = WriteBatch(raw_mode=True)
+            for key, value in pending.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            self.db.write(batch, self.write_options)
         return pending
+
+
+_NOT_PENDING = object()
+"""What `PartitionTable.pending.get` returns for a key with no pending write."""
 
 
 class ChangelogSendError(RuntimeError):

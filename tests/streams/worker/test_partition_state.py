@@ -67,11 +67,14 @@ def test_writes_go_to_the_partitions_db_and_each_key_is_sent_once_in_last_write_
     p1[b"user/b"] = b"3"
     del p0[b"user/a"]
     p0[b"global/0"] = b"g2"
-    assert store.dbs[0].get(b"user/a") is None and store.dbs[0].get(b"global/0") == b"g2"
-    assert store.dbs[1].get(b"user/b") == b"3"
+    # reads see every write at once; the RocksDBs get them at the flush
     assert p0.get(b"user/a") is None and b"global/0" in p0 and list(p0) == [b"global/0"]
+    assert p0[b"global/0"] == b"g2" and p1[b"user/b"] == b"3"
+    assert store.dbs[0].get(b"global/0") is None and store.dbs[1].get(b"user/b") is None
 
     assert asyncio.run(_flush_and_settle(state)) == 3
+    assert store.dbs[0].get(b"user/a") is None and store.dbs[0].get(b"global/0") == b"g2"
+    assert store.dbs[1].get(b"user/b") == b"3"
     assert send.sent == [("app-state-changelog", b"user/a", None, 0), ("app-state-changelog", b"global/0", b"g2", 0),
                          ("app-state-changelog", b"user/b", b"3", 1)]
     # the last record's offset per partition is Faust's persisted offset; the key stays hidden
@@ -126,6 +129,31 @@ def test_a_partition_table_is_a_mutable_mapping(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         table[b"b"]
     assert table.take_pending() == {b"a": b"1"} and table.take_pending() == {}
+
+
+def test_pending_writes_and_deletes_read_first_and_reach_the_db_once_per_key_at_take(tmp_path: Path) -> None:
+    """Between two takes a key's last write (or delete) is what reads, membership, iteration
+    and length see; `take_pending` writes each key once to the RocksDB (deletes included) and
+    hands the records over in last-write order."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    db = Rdict(str(tmp_path / "db"), options=options)
+    db[b"old"], db[b"kept"] = b"0", b"k"
+    table = PartitionTable(db, frozenset({b"hidden"}))
+    db[b"hidden"] = b"offset"
+    for value in (b"1", b"2", b"3"):
+        table[b"new"] = value
+    del table[b"old"]
+    table[b"old"] = b"again"
+    del table[b"old"]
+    assert table.get(b"new") == b"3" and b"old" not in table and table.get(b"old", b"none") == b"none"
+    assert list(table) == [b"kept", b"new"] and len(table) == 2 and b"hidden" not in table
+    with pytest.raises(KeyError):
+        del table[b"old"]
+    assert db.get(b"new") is None and db.get(b"old") == b"0"  # nothing written yet
+    assert table.take_pending() == {b"new": b"3", b"old": None}
+    assert db.get(b"new") == b"3" and db.get(b"old") is None and db.get(b"kept") == b"k"
+    assert list(table) == [b"kept", b"new"] and table.take_pending() == {}
 
 
 class FakeBatch:
@@ -214,10 +242,12 @@ def test_partition_writes_skip_the_write_ahead_log_and_survive_a_clean_close(tmp
     wal_before = sum(f.stat().st_size for f in (tmp_path / "p0").glob("*.log"))
     for n in range(50):
         part[f"k{n}".encode()] = b"x" * 4_800
+    asyncio.run(_flush_and_settle(state))  # the flush writes them to the RocksDB
     assert sum(f.stat().st_size for f in (tmp_path / "p0").glob("*.log")) == wal_before
     store.dbs.pop(0).close()
     reopened = store._db_for_partition(0)
-    assert bytes(reopened[b"k49"]) == b"x" * 4_800 and sum(1 for _ in reopened.keys()) == 50
+    assert bytes(reopened[b"k49"]) == b"x" * 4_800
+    assert sum(1 for key in reopened.keys() if key != OFFSET_KEY) == 50 and reopened.get(OFFSET_KEY) == b"49"
 
 
 def test_pending_keys_counts_each_key_written_since_the_last_flush_once(tmp_path: Path) -> None:
