@@ -13,8 +13,8 @@ itself, in aiokafka record batches:
 - a key written several times between two flushes is written to the RocksDB once (reads
   see every write at once: the pending writes are read first); the worker learning a
   backlog writes a user's state and recent event ids once a batch, so with ~3 batches a
-  flush this is a third of the RocksDB writes, and the RocksDB never holds a value whose
-  changelog record was not handed to the producer yet;
+  flush this is a third of the RocksDB writes; until a clean stop writes what is still
+  pending, the RocksDB holds no value whose changelog record was not handed to the producer;
 
 - only the last value of each key written since the last flush is sent (a user written by
   five batches in between, or the population state written once per batch, is sent once),
@@ -66,8 +66,8 @@ class PartitionTable(MutableMapping[bytes, bytes]):
     flush: a write or delete is only recorded (`pending`: key -> value, None for a delete;
     reads see it at once), and `take_pending` writes what was recorded to the RocksDB in one
     write batch, once per key, before its changelog records are sent. A user written by five
-    batches between two flushes costs one RocksDB write, and the RocksDB never holds a write
-    whose changelog record was not handed over yet."""
+    batches between two flushes costs one RocksDB write, and until a clean stop
+    (`flush_to_disk`) the RocksDB holds no write whose changelog record was not handed over."""
 
     def __init__(self, db: Any, hidden_keys: frozenset[bytes]) -> None:
         self.db = db
@@ -115,15 +115,28 @@ class PartitionTable(MutableMapping[bytes, bytes]):
         """The changelog records written since the last call, emptied, after writing them to the
         RocksDB (one write batch, without the write-ahead log)."""
         pending, self.pending = self.pending, {}
-        if pending:
-            batch = WriteBatch(raw_mode=True)
-            for key, value in pending.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            self.db.write(batch, self.write_options)
+        self._write(pending)
         return pending
+
+    def flush_to_disk(self) -> None:
+        """A clean stop's last writes: the pending writes to the RocksDB too (they stay pending
+        for the changelog: if the stop never sends them, their source records were not acked,
+        and the restart's replay resends the values the local store holds) and the memtable to
+        its files (the writes skip the write-ahead log)."""
+        self._write(self.pending)
+        self.db.flush(True)
+
+    def _write(self, records: dict[bytes, bytes | None]) -> None:
+        """Write records (None: a delete) to the RocksDB in one write batch, without the WAL."""
+        if not records:
+            return
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db.write(batch, self.write_options)
 
 
 _NOT_PENDING = object()
@@ -178,13 +191,14 @@ class StateTables:
         return part
 
     def flush_to_disk(self) -> int:
-        """Write every open partition's memtable to its files (the writes skip the write-ahead
-        log, so a clean stop must flush them or the next start replays the whole changelog);
-        returns how many partitions were flushed."""
+        """Write every open partition's pending writes and memtable to its files
+        (`PartitionTable.flush_to_disk`: the writes skip the write-ahead log, so a clean stop
+        must flush them or the next start replays the whole changelog); returns how many
+        partitions were flushed."""
         flushed = 0
         for part in self._partitions.values():
             try:
-                part.db.flush(True)
+                part.flush_to_disk()
             except Exception as error:  # a partition Faust closed already
                 log.info("state: a partition not flushed at shutdown: %s", error)
                 continue

@@ -92,7 +92,7 @@ class DeploymentTables:
 
     def move(self, partition: int, to: str) -> None:
         part = self.for_partition(partition)
-        part.db.flush(True)
+        part.flush_to_disk()  # as the old owner lets go: its pending writes, then its memtable
         part.db.close()
         target = self.path(partition, to)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +102,7 @@ class DeploymentTables:
 
     def stop(self) -> None:
         for part in self.parts.values():
-            part.db.flush(True)
+            part.flush_to_disk()  # as the worker stops: its pending writes, then its memtable
             part.db.close()
 
 

@@ -67,7 +67,7 @@ class WorkerTables:
     def stop(self) -> None:
         """A clean stop: flush every memtable, close."""
         for part in self.parts.values():
-            part.db.flush(True)
+            part.flush_to_disk()  # as the worker stops: its pending writes, then its memtable
             part.db.close()
 
 

@@ -282,3 +282,20 @@ def test_a_partition_that_cannot_be_handed_over_fails_this_and_every_later_flush
     with pytest.raises(ChangelogSendError):
         asyncio.run(_flush_and_settle(state))
     assert [key for _, key, _, _ in send.sent] == [b"a"]
+
+
+def test_a_clean_stop_writes_the_pending_writes_to_disk_and_keeps_them_for_the_changelog(tmp_path: Path) -> None:
+    """`flush_to_disk` (the worker's shutdown): what is pending reaches the RocksDB's files, so
+    a snapshot of the stopped worker's directory holds it, and a later flush still sends it."""
+    state, store, send = tables(tmp_path)
+    part = state.for_partition(0)
+    part[b"user/a"] = b"1"
+    del part[b"user/a"]
+    part[b"global/0"] = b"g"
+    assert state.flush_to_disk() == 1
+    store.dbs.pop(0).close()
+    reopened = store._db_for_partition(0)
+    assert reopened.get(b"global/0") == b"g" and reopened.get(b"user/a") is None
+    part.db = reopened
+    assert asyncio.run(_flush_and_settle(state)) == 2
+    assert [(key, value) for _, key, value, _ in send.sent] == [(b"user/a", None), (b"global/0", b"g")]
