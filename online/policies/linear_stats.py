@@ -188,7 +188,7 @@ def add_user_sums(
     it exactly; the change is then new - old (exact in float64), so the population remains
     the sum of the stored user states and unlearning one stays exact.
     """
-    dim = int((np.sqrt(8 * increments.shape[1] + 9) - 3) / 2)  # the D with D(D+1)/2 + D columns
+    dim = row_dim(increments.shape[1])
     old = stacked_rows(states, dim * (dim + 1) // 2, dim)  # [U, D(D+1)/2 + D], as increments
     if float32:
         sums: npt.NDArray[np.floating] = np.add(increments, old, out=increments).astype(np.float32)
@@ -200,6 +200,11 @@ def add_user_sums(
     exposures_after = np.array([0.0 if state is None else state.n_exposures for state in states]) + exposures
     rewards_after = np.array([0.0 if state is None else state.reward_total for state in states]) + rewards
     return UserSums(stats_of_rows(sums, exposures_after, rewards_after), change, sums, exposures_after, rewards_after)
+
+
+def row_dim(width: int) -> int:
+    """The D of rows of `width` = D(D+1)/2 + D columns (a packed Gram triangle, then a response)."""
+    return int((np.sqrt(8 * width + 9) - 3) / 2)
 
 
 def stacked_sums(states: Sequence[LinearStats | None], packed: int, dim: int) -> tuple[FloatArray, FloatArray]:
@@ -227,7 +232,7 @@ def stats_of_rows(
     """One LinearStats per row of sums [U, D(D+1)/2 + D] (a packed Gram triangle, then a
     response; any float dtype) with its counts float64[U]. Each state owns a float64 copy of
     its row (one allocation): a state kept in a cache must not keep a batch's array alive."""
-    dim = int((np.sqrt(8 * sums.shape[1] + 9) - 3) / 2)  # the D with D(D+1)/2 + D columns
+    dim = row_dim(sums.shape[1])
     packed = dim * (dim + 1) // 2
     states = []
     for row, exposures, rewards in zip(sums, n_exposures.tolist(), reward_totals.tolist(), strict=True):
