@@ -1,7 +1,7 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
-        [--no-floors] [--peer both|at-least-once|exactly-once|none]
+        [--no-floors] [--peer both|at-least-once|exactly-once|none] [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
@@ -27,6 +27,9 @@ at-least-once and exactly-once, timed from its first record to its last checkpoi
 prints its records/s and worker / quix. quixstreams is not installed with the project: install
 it for this bench with `.venv/bin/python bench/quix_peer.py --install` (into .data/quix-site);
 without it the bench prints that the peer was skipped and why.
+Where the broker's log and the stores live decides much of the worker's figure on a VM disk (the
+worker's changelog is most of what the broker writes): --broker-dir and --store-dir place them
+(default: the system's temporary directory), and the bench prints each one's filesystem.
 """
 
 from __future__ import annotations
@@ -215,6 +218,19 @@ def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode
     return result
 
 
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem `path` is on ("tmpfs", "ext4", ...), from /proc/mounts (the
+    longest mount point above it); "unknown" where that file is missing."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    resolved = str(path.resolve())
+    above = [(point, kind) for point, kind in mounts
+             if resolved == point or resolved.startswith(point.rstrip("/") + "/")]
+    return max(above, key=lambda mount: len(mount[0]))[1] if above else "unknown"
+
+
 def quix_available() -> bool:
     """Whether bench/quix_peer.py can import quixstreams (from .data/quix-site); says why not."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), "--check"], capture_output=True,
@@ -224,12 +240,13 @@ def quix_available() -> bool:
     return done.returncode == 0
 
 
-def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str) -> dict[str, float]:
+def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str, state_parent: Path) -> dict[str, float]:
     """Run bench/quix_peer.py over the same records (its own process, a fresh consumer group and
-    state); its JSON line."""
+    state, made under `state_parent`); its JSON line."""
     command = [sys.executable, str(ROOT / "bench" / "quix_peer.py"), ",".join(settings.bootstrap_servers()),
                *topics, "--guarantee", guarantee]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
+                          env={**os.environ, "TMPDIR": str(state_parent)})
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"records"')]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"quix_peer {guarantee} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -294,6 +311,12 @@ def main() -> None:
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
                         help="the quix-streams peer's processing guarantees (needs bench/quix_peer.py --install)")
+    parser.add_argument("--broker-dir", type=Path, default=None,
+                        help="make the broker's data directory (its log) under this directory (default: the "
+                             "system's temporary directory, TMPDIR); /dev/shm puts it on tmpfs")
+    parser.add_argument("--store-dir", type=Path, default=None,
+                        help="make the worker's store and the quix-streams peer's state under this directory "
+                             "(default: the system's temporary directory)")
     parser.add_argument("--learn-only", type=int, default=0, metavar="RUNS",
                         help="no broker: time WorkerCore.learn in process RUNS times in CPU seconds (pin it: "
                              "OMP_NUM_THREADS=1 taskset -c 0) and exit")
@@ -315,7 +338,11 @@ def main() -> None:
     broker_module = load_broker()
     feedback = workload.feedback()
     worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
-    with broker_module.KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+    with (tempfile.TemporaryDirectory(dir=args.broker_dir) as broker_tmp,
+          broker_module.KafkaBroker(data_dir=Path(broker_tmp) / "broker") as broker,
+          tempfile.TemporaryDirectory(dir=args.store_dir) as tmp):
+        print(f"broker's log under {broker_tmp} ({filesystem_of(Path(broker_tmp))}), worker store and peer state "
+              f"under {tmp} ({filesystem_of(Path(tmp))})")
         settings = StreamSettings(broker_url=broker.url, topic_prefix="bench.", partitions=4,
                                   broker_session_timeout_s=6.0)
         names = TopicNames.from_settings(settings)
@@ -358,7 +385,7 @@ def main() -> None:
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in (() if args.no_floors else ("count", "table"))}
         guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
-        peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee)
+        peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp))
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
     taken, first_at, committed, last_at = window

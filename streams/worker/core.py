@@ -38,7 +38,7 @@ from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.worker.partition_state import PartitionTables
-from streams.worker.recent_ids import RecentIds
+from streams.worker.recent_ids import RecentIds, id_key
 from streams.worker.records import (
     Counts,
     KeyMismatchError,
@@ -200,7 +200,7 @@ class WorkerCore:
     def _known_request(self, partition: int, click: Click | WireClick) -> bool:
         """Whether the click's request is among its user's recent requests and the click
         came at most `request_ttl_s` after it (event times)."""
-        sent = self.requests.of(partition, click.user_id).get(click.request_id)
+        sent = self.requests.time_of(partition, click.user_id, click.request_id)
         return sent is not None and sent >= click.time.timestamp() - self.request_ttl_s
 
     def learn(self, records: Sequence[Record]) -> list[DeadLetter]:
@@ -293,7 +293,7 @@ class WorkerCore:
         global_events: list[FeedbackEvent] = []
         replayed: set[str] = set()
         skipped = duplicates = 0
-        seen: dict[str, tuple[dict[str, float], dict[str, float]]] = {}  # per user: (this batch's ids, recent ids)
+        seen: dict[str, tuple[dict[int, float], dict[int, float]]] = {}  # per user: (this batch's ids, recent ids)
         user_done: dict[str, tuple[str, AppliedOffsets]] = {}  # per user id: (its key, offsets as of this batch)
         global_last: AppliedOffsets = {}
         for record, event in decoded:
@@ -307,14 +307,15 @@ class WorkerCore:
                 ids = seen.get(user_id)
                 if ids is None:
                     ids = seen[user_id] = ({}, self.events.of(partition, user_id))
-                if event.event_id in ids[1] or event.event_id in ids[0]:  # a producer's duplicate
+                event_key = id_key(event.event_id)
+                if event_key in ids[1] or event_key in ids[0]:  # a producer's duplicate
                     done[topic], global_last[topic] = offset, offset  # passed, never learned
                     duplicates += 1
                     if duplicate_ids is not None:
                         duplicate_ids.add(id(event))
                     self.counts.tally(record.kind, "skipped")
                     continue
-                ids[0][event.event_id] = event.time.timestamp()
+                ids[0][event_key] = event.time.timestamp()
             if user_new:
                 user_events.append(event)
                 done[topic] = offset

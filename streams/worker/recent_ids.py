@@ -2,27 +2,68 @@
 
 The worker keeps two: each user's recent requests ("requests/<user>": what a click is checked
 against) and the event ids of each user's recent impressions and clicks ("events/<user>": a
-producer's duplicates, sent again with new offsets, are not learned twice). Each is a JSON list
-[[id, event time in epoch seconds], ...], in the order they came, at most `capacity` per user (a
-count, not an event-time window: one event stamped far in the future must not push the others
-out), written through to the partition's table (so it is
-changelogged with the state and follows the partition); decoded lists of the
+producer's duplicates, sent again with new offsets, are not learned twice). Each holds at most
+`capacity` ids per user, in the order they came (a count, not an event-time window: one event
+stamped far in the future must not push the others out), written through to the partition's
+table (so it is changelogged with the state and follows the partition); decoded lists of the
 `max_users` most recently used users stay in memory.
+
+An id is kept as its 64-bit BLAKE2b digest (`id_key`), not as its text: a stored list is
+b"RIDS\\x01" | n x u64 digest | n x f64 event time (epoch s), little-endian, 16 bytes an id
+whatever the id's length (producers' ids are up to 256 characters: the JSON lists this replaced
+took ~30 bytes an id for the bench's "e123456" ids, ~60 for UUIDs and up to ~270 for the longest,
+and every one of them went to the changelog at each flush). Two distinct ids of one user's 64
+share a digest with probability ~64 / 2^64 per lookup (a new event then taken for a duplicate, or
+a click for an unknown request accepted); BLAKE2b is a cryptographic hash, so a producer cannot
+choose an id to collide with another's. Lists stored as JSON [[id, time], ...] by earlier
+versions still read (their ids digested on reading) and are rewritten in the binary form at the
+user's next write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 from collections import OrderedDict
-from collections.abc import Callable
-
-import msgspec
+from collections.abc import Callable, Iterable
+from functools import cache
 
 from online.state import StateStore
 
-_ENCODE = msgspec.json.Encoder().encode
-"""JSON of a list of (id, time) pairs, ~10x faster than json.dumps (the values read back equal:
-both write the shortest repr that round-trips a float; msgspec leaves out the spaces)."""
+MAGIC = b"RIDS\x01"
+"""The first bytes of a stored list in the binary form (a JSON list starts with "[")."""
+
+_ENTRY_BYTES = 16  # a u64 digest and an f64 time
+
+
+def id_key(identifier: str) -> int:
+    """The 64-bit BLAKE2b digest (an int in [0, 2^64)) an id is kept and looked up as."""
+    return int.from_bytes(hashlib.blake2b(identifier.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little")
+
+
+@cache
+def _layout(count: int) -> struct.Struct:
+    """count digests then count times, little-endian."""
+    return struct.Struct(f"<{count}Q{count}d")
+
+
+def encode_ids(known: dict[int, float]) -> bytes:
+    """The stored value of {digest: event time, epoch s} (oldest first): MAGIC + 16 bytes an id."""
+    return MAGIC + _layout(len(known)).pack(*known.keys(), *known.values())
+
+
+def decode_ids(value: bytes) -> dict[int, float]:
+    """{digest: event time, epoch s}, oldest first, of a stored value (binary, or an earlier
+    version's JSON [[id, time], ...]); ValueError if it is neither."""
+    if value[:1] == b"[":
+        return {id_key(str(i)): float(t) for i, t in json.loads(value)}
+    count, rest = divmod(len(value) - len(MAGIC), _ENTRY_BYTES)
+    if value[: len(MAGIC)] != MAGIC or rest or count < 0:
+        raise ValueError(f"not a stored list of recent ids ({len(value)} bytes starting {value[:8]!r})")
+    fields = _layout(count).unpack_from(value, len(MAGIC))
+    return dict(zip(fields[:count], fields[count:], strict=True))
 
 
 class RecentIds:
@@ -41,39 +82,44 @@ class RecentIds:
         self.prefix = prefix
         self.capacity = capacity
         self.max_users = max_users
-        self._users: OrderedDict[tuple[int, str], dict[str, float]] = OrderedDict()
+        self._users: OrderedDict[tuple[int, str], dict[int, float]] = OrderedDict()
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}/{user_id}"
 
-    def of(self, partition: int, user_id: str) -> dict[str, float]:
-        """The user's ids {id: event time, epoch s}, oldest first (read from the store once)."""
+    def of(self, partition: int, user_id: str) -> dict[int, float]:
+        """The user's ids {`id_key` digest: event time, epoch s}, oldest first (read from the
+        store once)."""
         slot = (partition, user_id)
         known = self._users.get(slot)
         if known is None:
             value = self.store_of(partition).get(self.key(user_id))
-            known = self._users[slot] = {} if value is None else {str(i): float(t) for i, t in json.loads(value)}
+            known = self._users[slot] = {} if value is None else decode_ids(value)
             if len(self._users) > self.max_users:
                 self._users.popitem(last=False)
         else:
             self._users.move_to_end(slot)
         return known
 
-    def add(self, partition: int, user_id: str, ids: list[tuple[str, float]]) -> None:
-        """Remember ids with their event times (newest last), trim, and write the user's list."""
-        self.extend(partition, user_id, self.of(partition, user_id), dict(ids))
+    def time_of(self, partition: int, user_id: str, identifier: str) -> float | None:
+        """The event time (epoch s) the user's list holds for an id; None if it is not there."""
+        return self.of(partition, user_id).get(id_key(identifier))
 
-    def extend(self, partition: int, user_id: str, known: dict[str, float], new: dict[str, float]) -> None:
+    def add(self, partition: int, user_id: str, ids: Iterable[tuple[str, float]]) -> None:
+        """Remember ids with their event times (newest last), trim, and write the user's list."""
+        self.extend(partition, user_id, self.of(partition, user_id), {id_key(i): t for i, t in ids})
+
+    def extend(self, partition: int, user_id: str, known: dict[int, float], new: dict[int, float]) -> None:
         """`add` for a caller that holds the user's list already (`known`, what `of` returned
-        for this partition and user): add `new` {id: event time, epoch s} (newest last) to it,
-        trim, and write it, without looking the user up again."""
+        for this partition and user): add `new` {`id_key` digest: event time, epoch s} (newest
+        last) to it, trim, and write it, without looking the user up again."""
         if not new.keys().isdisjoint(known):  # an id seen again moves to the newest end
             for one in new:
                 known.pop(one, None)
         known.update(new)
         for _ in range(len(known) - self.capacity):
             del known[next(iter(known))]
-        self.store_of(partition).put(self.key(user_id), _ENCODE(list(known.items())))
+        self.store_of(partition).put(self.key(user_id), encode_ids(known))
 
     def clear(self) -> None:
         """Forget the decoded lists (after a rebalance other workers may have written them)."""

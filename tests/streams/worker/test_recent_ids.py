@@ -1,38 +1,60 @@
-"""RecentIds' stored lists: JSON that reads back to the same ids and times, old values included."""
+"""RecentIds' stored lists: 16 bytes an id in the binary form, read back to the same digests and
+times, and lists an earlier version stored as JSON still read."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
 from online.state import InMemoryStore
-from streams.worker.recent_ids import RecentIds
+from streams.worker.recent_ids import MAGIC, RecentIds, decode_ids, id_key
 
 
-def test_written_lists_read_back_equal_and_as_json_dumps_would_read() -> None:
-    """Seeded ids (unicode, quotes, backslashes) and times (fractions, large, tiny): the stored
-    value is JSON whose values equal json.dumps' of the same list, and a fresh reader (no
-    memory) gets the same {id: time}, in order, capacity kept."""
+def test_written_lists_read_back_equal_at_16_bytes_an_id_whatever_its_length() -> None:
+    """Seeded ids (unicode, quotes, backslashes, up to the 256 characters an id may have) and
+    times (fractions, large, tiny): the stored value is MAGIC + 16 bytes an id, and a fresh
+    reader (no memory) gets the same {digest: time}, in order, capacity kept."""
     rng = np.random.default_rng(3)
     store = InMemoryStore()
     writer = RecentIds(lambda _: store, "events", capacity=16)
-    ids = [(f"e{i}-\u00e9\"\\{int(rng.integers(1 << 40))}", float(rng.choice([1.0, 1e-7, 1e12])) * rng.random())
-           for i in range(40)]
+    ids = [(f"e{i}-\u00e9\"\\{int(rng.integers(1 << 40))}" * int(rng.integers(1, 12)),
+            float(rng.choice([1.0, 1e-7, 1e12])) * rng.random()) for i in range(40)]
+    assert max(len(i) for i, _ in ids) > 200
     for start in range(0, 40, 7):
         writer.add(0, "u1", ids[start : start + 7])
     raw = store.get("events/u1")
-    assert raw is not None
-    kept = ids[-16:]
-    assert json.loads(raw) == json.loads(json.dumps([list(pair) for pair in kept]))
+    assert raw is not None and raw.startswith(MAGIC) and len(raw) == len(MAGIC) + 16 * 16
+    kept = [(id_key(i), t) for i, t in ids[-16:]]
     reader = RecentIds(lambda _: store, "events", capacity=16)
     assert list(reader.of(0, "u1").items()) == kept
+    assert reader.time_of(0, "u1", ids[-1][0]) == ids[-1][1]
+    assert reader.time_of(0, "u1", ids[0][0]) is None  # dropped past capacity
 
 
-def test_lists_written_by_json_dumps_still_read() -> None:
+def test_distinct_ids_get_distinct_digests_and_the_same_id_the_same_one() -> None:
+    """Digests are stable (not Python's per-process hash): a fixed id's value is pinned, and
+    100,000 distinct ids give 100,000 digests in [0, 2^64)."""
+    assert id_key("e1") == int.from_bytes(bytes.fromhex("1b5d5e51f54f0f04"), "little")
+    digests = {id_key(f"r{n}") for n in range(100_000)}
+    assert len(digests) == 100_000 and max(digests) < 1 << 64 and min(digests) >= 0
+
+
+def test_lists_an_earlier_version_wrote_as_json_still_read_and_are_rewritten_binary() -> None:
     store = InMemoryStore()
     store.put("events/u2", json.dumps([["a", 1.5], ["b", 1767225600.123456]]).encode())
-    assert RecentIds(lambda _: store, "events", capacity=4).of(0, "u2") == {"a": 1.5, "b": 1767225600.123456}
+    ids = RecentIds(lambda _: store, "events", capacity=4)
+    assert ids.of(0, "u2") == {id_key("a"): 1.5, id_key("b"): 1767225600.123456}
+    ids.add(0, "u2", [("c", 2.5)])
+    assert decode_ids(store.get("events/u2") or b"") == {id_key("a"): 1.5, id_key("b"): 1767225600.123456,
+                                                          id_key("c"): 2.5}
+
+
+@pytest.mark.parametrize("value", [b"RIDS\x01" + b"\x00" * 15, b"RIDX\x01" + b"\x00" * 16, b"RID", b""])
+def test_a_value_that_is_neither_form_is_refused(value: bytes) -> None:
+    with pytest.raises(ValueError, match="not a stored list of recent ids"):
+        decode_ids(value)
 
 
 def test_extending_a_held_list_moves_repeated_ids_to_the_newest_end_and_keeps_capacity() -> None:
@@ -42,6 +64,6 @@ def test_extending_a_held_list_moves_repeated_ids_to_the_newest_end_and_keeps_ca
     ids = RecentIds(lambda _: store, "events", capacity=4)
     ids.add(0, "u1", [("a", 1.0), ("b", 2.0), ("c", 3.0)])
     held = ids.of(0, "u1")
-    ids.extend(0, "u1", held, {"a": 4.0, "d": 5.0, "e": 6.0})
-    assert list(held.items()) == [("c", 3.0), ("a", 4.0), ("d", 5.0), ("e", 6.0)]
+    ids.extend(0, "u1", held, {id_key("a"): 4.0, id_key("d"): 5.0, id_key("e"): 6.0})
+    assert list(held.items()) == [(id_key("c"), 3.0), (id_key("a"), 4.0), (id_key("d"), 5.0), (id_key("e"), 6.0)]
     assert list(RecentIds(lambda _: store, "events", capacity=4).of(0, "u1").items()) == list(held.items())
