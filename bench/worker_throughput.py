@@ -218,11 +218,11 @@ def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode
     return result
 
 
-def filesystem_of(path: Path) -> str:
-    """The type of the filesystem `path` is on ("tmpfs", "ext4", ...), from /proc/mounts (the
-    longest mount point above it); "unknown" where that file is missing."""
+def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
+    """The type of the filesystem `path` is on ("tmpfs", "ext4", ...), from the mount table (the
+    longest mount point above it); "unknown" where the table is missing or lists none above it."""
     try:
-        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+        mounts = [line.split()[1:3] for line in mounts_file.read_text().splitlines() if len(line.split()) >= 3]
     except OSError:
         return "unknown"
     resolved = str(path.resolve())

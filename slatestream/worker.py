@@ -43,6 +43,10 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
 @click.option("--batch-size", type=int, default=8_000, show_default=True,
               help="Most impressions, clicks and control records learned in one batch (under a backlog, "
                    "a partition's share holds the event loop ~50 us per record).")
+@click.option("--request-batch-size", type=click.IntRange(min=1), default=WorkerConfig.request_batch_size,
+              show_default=True,
+              help="Most requests taken in one list (ranked one by one, answered in groups: see "
+                   "--request-group-ms); a feedback list can be learned between two lists.")
 @click.option("--request-group-ms", type=click.FloatRange(min=0.0), default=WorkerConfig.request_group_s * 1000.0,
               show_default=True,
               help="Requests ranked within this many milliseconds of each other share one acknowledged "
@@ -50,8 +54,8 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(policy: str | None, config_path: Path | None, encoder_kind: str | None, device: str | None,
-                   dim: int | None, n_draws: int | None, batch_size: int, request_group_ms: float, seed: int,
-                   loglevel: str) -> None:
+                   dim: int | None, n_draws: int | None, batch_size: int, request_batch_size: int,
+                   request_group_ms: float, seed: int, loglevel: str) -> None:
     """Run a streaming worker (settings from SLATESTREAM_* environment variables; scenarios and
     policies from --config / $SLATESTREAM_CONFIG, else one scenario with --policy)."""
     from slatestream.options import stream_settings
@@ -69,7 +73,8 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
         preflight(settings)  # before Faust and the encoder load: a wrong password is named in seconds
         from streams.worker.run import run_worker
 
-        runtime = WorkerConfig(batch_size=batch_size, request_group_s=request_group_ms / 1000.0, seed=seed)
+        runtime = WorkerConfig(batch_size=batch_size, request_batch_size=request_batch_size,
+                               request_group_s=request_group_ms / 1000.0, seed=seed)
         run_worker(settings, model, runtime, encoder_for(model), loglevel, source)
     except BrokerCheckError as error:  # the cause and the settings to check, not a traceback
         raise click.ClickException(str(error)) from None

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from functools import cache
 
+from online.codec import StateCodecError
 from online.state import StateStore
 
 MAGIC = b"RIDS\x01"
@@ -56,12 +57,16 @@ def encode_ids(known: dict[int, float]) -> bytes:
 
 def decode_ids(value: bytes) -> dict[int, float]:
     """{digest: event time, epoch s}, oldest first, of a stored value (binary, or an earlier
-    version's JSON [[id, time], ...]); ValueError if it is neither."""
+    version's JSON [[id, time], ...]); StateCodecError (a ValueError) if it is neither, or a
+    later version of the binary form than this build reads."""
     if value[:1] == b"[":
         return {id_key(str(i)): float(t) for i, t in json.loads(value)}
+    if value[: len(MAGIC) - 1] == MAGIC[:-1] and value[len(MAGIC) - 1 : len(MAGIC)] > MAGIC[-1:]:
+        raise StateCodecError(f"recent ids of version {value[len(MAGIC) - 1]}: this build reads version "
+                              f"{MAGIC[-1]} (upgrade forward: docs/operations.md, Upgrades)")
     count, rest = divmod(len(value) - len(MAGIC), _ENTRY_BYTES)
     if value[: len(MAGIC)] != MAGIC or rest or count < 0:
-        raise ValueError(f"not a stored list of recent ids ({len(value)} bytes starting {value[:8]!r})")
+        raise StateCodecError(f"not a stored list of recent ids ({len(value)} bytes starting {value[:8]!r})")
     fields = _layout(count).unpack_from(value, len(MAGIC))
     return dict(zip(fields[:count], fields[count:], strict=True))
 

@@ -12,7 +12,7 @@ from streams.worker.core import WorkerCore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import in_process_learn
+from worker_throughput import filesystem_of, in_process_learn
 
 
 def test_in_process_learn_learns_every_record() -> None:
@@ -23,3 +23,14 @@ def test_in_process_learn_learns_every_record() -> None:
     counts = cores[0].counts
     assert counts.learned == len(workload.feedback()) and counts.dead_lettered == 0
     assert counts.ranked == len(workload.requests)
+
+
+def test_the_filesystem_printed_for_a_directory_is_that_of_the_longest_mount_above_it(tmp_path: Path) -> None:
+    """What --broker-dir / --store-dir print beside each directory."""
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\ntmpfs /dev/shmx tmpfs rw 0 0\n")
+    assert filesystem_of(Path("/dev/shm/tmpabc"), mounts) == "tmpfs"
+    assert filesystem_of(Path("/dev/shm"), mounts) == "tmpfs"
+    assert filesystem_of(Path("/dev/shmother/x"), mounts) == "ext4"
+    assert filesystem_of(Path("/tmp/x"), mounts) == "ext4"
+    assert filesystem_of(Path("/tmp/x"), tmp_path / "missing") == "unknown"

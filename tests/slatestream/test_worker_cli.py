@@ -27,10 +27,11 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[WorkerConfig]:
 
 def test_the_request_group_time_is_given_in_milliseconds(started: list[WorkerConfig]) -> None:
     result = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-group-ms", "2.5",
-                                       "--batch-size", "100"])
+                                       "--batch-size", "100", "--request-batch-size", "16"])
     assert result.exit_code == 0, result.output
     [runtime] = started
     assert runtime.request_group_s == pytest.approx(0.0025) and runtime.batch_size == 100
+    assert runtime.request_batch_size == 16
 
 
 def test_the_default_groups_five_milliseconds_and_a_negative_time_is_refused(started: list[WorkerConfig]) -> None:
@@ -38,3 +39,10 @@ def test_the_default_groups_five_milliseconds_and_a_negative_time_is_refused(sta
     assert started[0].request_group_s == pytest.approx(0.005)
     refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-group-ms", "-1"])
     assert refused.exit_code == 2 and "--request-group-ms" in refused.output and len(started) == 1
+
+
+def test_the_request_list_size_defaults_to_the_configs_and_zero_is_refused(started: list[WorkerConfig]) -> None:
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing"]).exit_code == 0
+    assert started[0].request_batch_size == WorkerConfig.request_batch_size == 64
+    refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-batch-size", "0"])
+    assert refused.exit_code == 2 and "--request-batch-size" in refused.output and len(started) == 1

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from online.codec import StateCodecError
 from online.state import InMemoryStore
 from streams.worker.recent_ids import MAGIC, RecentIds, decode_ids, id_key
 
@@ -53,8 +54,13 @@ def test_lists_an_earlier_version_wrote_as_json_still_read_and_are_rewritten_bin
 
 @pytest.mark.parametrize("value", [b"RIDS\x01" + b"\x00" * 15, b"RIDX\x01" + b"\x00" * 16, b"RID", b""])
 def test_a_value_that_is_neither_form_is_refused(value: bytes) -> None:
-    with pytest.raises(ValueError, match="not a stored list of recent ids"):
+    with pytest.raises(StateCodecError, match="not a stored list of recent ids"):
         decode_ids(value)
+
+
+def test_a_later_version_of_the_binary_form_is_refused_as_newer() -> None:
+    with pytest.raises(StateCodecError, match="recent ids of version 2: this build reads version 1"):
+        decode_ids(b"RIDS\x02" + b"\x00" * 16)
 
 
 def test_extending_a_held_list_moves_repeated_ids_to_the_newest_end_and_keeps_capacity() -> None:
