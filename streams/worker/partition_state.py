@@ -73,7 +73,7 @@ class PartitionTable(MutableMapping[bytes, bytes]):
         self.db = db
         self.hidden_keys = hidden_keys
         self.pending: dict[bytes, bytes | None] = {}
-        self.write_options = _without_wal()
+        db.set_write_options(_without_wal())  # the handle's default: every write through it, offsets included
 
     def _record(self, key: bytes, value: bytes | None) -> None:
         self.pending.pop(key, None)  # re-insert: the changelog keeps the order of last writes
@@ -136,7 +136,7 @@ class PartitionTable(MutableMapping[bytes, bytes]):
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        self.db.write(batch, self.write_options)
+        self.db.write(batch)  # the handle's options: without the WAL
 
 
 _NOT_PENDING = object()
@@ -185,9 +185,8 @@ class StateTables:
     def for_partition(self, partition: int) -> PartitionTable:
         part = self._partitions.get(partition)
         if part is None:
-            db = partition_db(self.table, partition)
-            db.set_write_options(_without_wal())
-            part = self._partitions[partition] = PartitionTable(db, frozenset({self._offset_key}))
+            part = self._partitions[partition] = PartitionTable(partition_db(self.table, partition),
+                                                                frozenset({self._offset_key}))
         return part
 
     def flush_to_disk(self) -> int:
