@@ -32,7 +32,9 @@ from functools import cache
 from online.codec import StateCodecError
 from online.state import StateStore
 
-MAGIC = b"RIDS\x01"
+_PREFIX = b"RIDS"
+VERSION = 1
+MAGIC = _PREFIX + bytes((VERSION,))
 """The first bytes of a stored list in the binary form (a JSON list starts with "[")."""
 
 _ENTRY_BYTES = 16  # a u64 digest and an f64 time
@@ -61,11 +63,11 @@ def decode_ids(value: bytes) -> dict[int, float]:
     later version of the binary form than this build reads."""
     if value[:1] == b"[":
         return {id_key(str(i)): float(t) for i, t in json.loads(value)}
-    if value[: len(MAGIC) - 1] == MAGIC[:-1] and value[len(MAGIC) - 1 : len(MAGIC)] > MAGIC[-1:]:
-        raise StateCodecError(f"recent ids of version {value[len(MAGIC) - 1]}: this build reads version "
-                              f"{MAGIC[-1]} (upgrade forward: docs/operations.md, Upgrades)")
+    if value.startswith(_PREFIX) and len(value) > len(_PREFIX) and value[len(_PREFIX)] > VERSION:
+        raise StateCodecError(f"recent ids of version {value[len(_PREFIX)]}: this build reads version {VERSION} "
+                              "(upgrade forward: docs/operations.md, Upgrades)")
     count, rest = divmod(len(value) - len(MAGIC), _ENTRY_BYTES)
-    if value[: len(MAGIC)] != MAGIC or rest or count < 0:
+    if not value.startswith(MAGIC) or rest:
         raise StateCodecError(f"not a stored list of recent ids ({len(value)} bytes starting {value[:8]!r})")
     fields = _layout(count).unpack_from(value, len(MAGIC))
     return dict(zip(fields[:count], fields[count:], strict=True))
