@@ -12,12 +12,12 @@ An id is kept as its 64-bit BLAKE2b digest (`id_key`), not as its text: a stored
 b"RIDS\\x01" | n x u64 digest | n x f64 event time (epoch s), little-endian, 16 bytes an id
 whatever the id's length (producers' ids are up to 256 characters: the JSON lists this replaced
 took ~30 bytes an id for the bench's "e123456" ids, ~60 for UUIDs and up to ~270 for the longest,
-and every one of them went to the changelog at each flush). Two distinct ids of one user's 64
-share a digest with probability ~64 / 2^64 per lookup (a new event then taken for a duplicate, or
-a click for an unknown request accepted); BLAKE2b is a cryptographic hash, so a producer cannot
+and every one of them went to the changelog at each flush). A new id matches one of the user's
+64 digests by chance with probability ~64 / 2^64 (a new event then taken for a duplicate, or a
+click for an unknown request accepted); BLAKE2b is a cryptographic hash, so a producer cannot
 choose an id to collide with another's. Lists stored as JSON [[id, time], ...] by earlier
 versions still read (their ids digested on reading) and are rewritten in the binary form at the
-user's next write.
+user's next write; a later version of the binary form is refused (StateCodecError).
 """
 
 from __future__ import annotations
