@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ from streams.testing import (  # noqa: E402
     publish,
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
-from streams.worker.core import Record, WorkerCore  # noqa: E402
+from streams.worker.core import RECENT_REQUESTS, Record, WorkerCore  # noqa: E402
 from streams.worker.table_store import unwrap  # noqa: E402
 
 HEAP = "on" if os.environ.get(SWITCH) == "on" and keep_freed_memory() else "off"
@@ -156,6 +157,18 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         return time.perf_counter() - start
     finally:
         await consumer.stop()
+
+
+def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
+    """Clicks whose request is no longer among its user's last `recent` requests once every
+    request is ranked (this bench ranks all requests before it publishes any feedback): the
+    worker dead-letters them (UnknownRequestError), so such a workload cannot be learned whole.
+    `recent`: the worker's recent-requests cap per user (WorkerCore's recent_requests)."""
+    order: dict[str, list[str]] = {}
+    for request in workload.requests:
+        order.setdefault(request.user_id, []).append(request.request_id)
+    kept = {request_id for ids in order.values() for request_id in ids[-recent:]}
+    return sum(click.request_id not in kept for click in workload.clicks)
 
 
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
@@ -335,6 +348,12 @@ def main() -> None:
     if args.learn_only:
         learn_only(workload, args.learn_only)
         return
+    beyond = clicks_beyond_recent(workload, RECENT_REQUESTS)
+    if beyond:
+        busiest = max(Counter(request.user_id for request in workload.requests).values())
+        parser.error(f"{beyond:,} clicks would be dead-lettered: a user has up to {busiest} requests, and all are "
+                     f"ranked before any feedback is published, so clicks on requests older than the user's last "
+                     f"{RECENT_REQUESTS} are unknown to the worker; raise --users or lower --requests")
     broker_module = load_broker()
     feedback = workload.feedback()
     worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))

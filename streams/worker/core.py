@@ -56,6 +56,11 @@ Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
 TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
+RECENT_REQUESTS = 64
+"""Request ids kept per user (what clicks are checked against): a click on a user's older
+request is dead-lettered as UnknownRequestError."""
+RECENT_EVENTS = 64
+"""Impression and click ids kept per user (what a producer's duplicates are checked against)."""
 
 
 class WorkerCore:
@@ -70,8 +75,8 @@ class WorkerCore:
         seed: int = 0,
         features: FeatureMap | None = None,
         request_ttl_s: float = 86_400.0,
-        recent_requests: int = 64,
-        recent_events: int = 64,
+        recent_requests: int = RECENT_REQUESTS,
+        recent_events: int = RECENT_EVENTS,
         retriever_for: Callable[[Catalog], Retriever] | None = None,
         embedding_version: Callable[[], str] | None = None,
         embed_text: TextEmbed | None = None,

@@ -12,7 +12,7 @@ from streams.worker.core import WorkerCore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import filesystem_of, in_process_learn
+from worker_throughput import clicks_beyond_recent, filesystem_of, in_process_learn
 
 
 def test_in_process_learn_learns_every_record() -> None:
@@ -34,3 +34,13 @@ def test_the_filesystem_printed_for_a_directory_is_that_of_the_longest_mount_abo
     assert filesystem_of(Path("/dev/shmother/x"), mounts) == "ext4"
     assert filesystem_of(Path("/tmp/x"), mounts) == "ext4"
     assert filesystem_of(Path("/tmp/x"), tmp_path / "missing") == "unknown"
+
+
+def test_clicks_beyond_the_recent_requests_cap_are_counted_before_any_broker_starts() -> None:
+    """--requests 90000 at 2,000 users once ran a whole broker phase to be refused at the end."""
+    workload = make_workload(n_users=2, n_items=30, n_requests=40, shown=3, click_rate=1.0, seed=0)
+    per_user = {user: sum(r.user_id == user for r in workload.requests) for user in ("u0", "u1")}
+    cap = min(per_user.values()) - 5
+    expected = sum(n - cap for n in per_user.values())  # click_rate 1: every request has a click
+    assert clicks_beyond_recent(workload, cap) == expected > 0
+    assert clicks_beyond_recent(workload, max(per_user.values())) == 0
