@@ -159,6 +159,22 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         await consumer.stop()
 
 
+PEER_GOAL = 1.5
+"""Issue 23's goal: the worker's feedback throughput at least this multiple of the quix-streams peer's."""
+
+
+def learning_budget(peer_rate: float, bare_rate: float, decode_rate: float, core_rate: float) -> dict[str, float]:
+    """What the goal leaves for learning, in microseconds an event, from one run's rates (events/s):
+    `per_event` at PEER_GOAL x the peer, `consume_decode` what the bare consume loop that decodes
+    every value takes of it, `left` the rest (what learning may take), and `learning` what
+    WorkerCore.learn takes in process beyond decoding (its rate includes decode_feedback_fast,
+    whose cost is the decode loop's less the bare loop's)."""
+    per_event, consume_decode = 1e6 / (PEER_GOAL * peer_rate), 1e6 / decode_rate
+    learning = 1e6 / core_rate - (consume_decode - 1e6 / bare_rate)
+    return {"per_event": per_event, "consume_decode": consume_decode, "left": per_event - consume_decode,
+            "learning": learning}
+
+
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
     """Clicks whose request is no longer among its user's last `recent` requests once every
     request is ranked (this bench ranks all requests before it publishes any feedback): the
@@ -442,6 +458,10 @@ def main() -> None:
               f"{peer['records']:,.0f} in {peer['seconds']:.2f} s = {peer['per_s']:,.0f} records/s (first record "
               f"to its last checkpoint commit; the last record processed at {peer['processed_s']:.2f} s); "
               f"worker / quix: {worker_rate / peer['per_s']:.2f}")
+        budget = learning_budget(peer["per_s"], bare_rate, decode_rate, core_rate)
+        print(f"at {PEER_GOAL}x this peer an event may take {budget['per_event']:.1f} us; consuming and decoding it "
+              f"take {budget['consume_decode']:.1f}, leaving {budget['left']:.1f} us for learning; WorkerCore.learn "
+              f"takes {budget['learning']:.1f} us an event beyond decoding (in process)")
     print(f"worker counts (last log line): {counts}")
     if batch_lines:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])

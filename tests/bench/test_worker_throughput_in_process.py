@@ -7,12 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from streams.testing import make_workload
 from streams.worker.core import WorkerCore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import clicks_beyond_recent, filesystem_of, in_process_learn
+from worker_throughput import clicks_beyond_recent, filesystem_of, in_process_learn, learning_budget
 
 
 def test_in_process_learn_learns_every_record() -> None:
@@ -44,3 +46,13 @@ def test_clicks_beyond_the_recent_requests_cap_are_counted_before_any_broker_sta
     expected = sum(n - cap for n in per_user.values())  # click_rate 1: every request has a click
     assert clicks_beyond_recent(workload, cap) == expected > 0
     assert clicks_beyond_recent(workload, max(per_user.values())) == 0
+
+
+def test_the_learning_budget_is_the_goals_time_an_event_less_consuming_and_decoding() -> None:
+    """Peer 50,000/s: 1.5x is 75,000/s, 13.3 us an event; the decode loop at 200,000/s takes 5 us
+    of it; learning in process at 40,000/s (25 us) less decoding (5 - 4 = 1 us) is 24 us."""
+    budget = learning_budget(peer_rate=50_000, bare_rate=250_000, decode_rate=200_000, core_rate=40_000)
+    assert budget["per_event"] == pytest.approx(1e6 / 75_000)
+    assert budget["consume_decode"] == pytest.approx(5.0)
+    assert budget["left"] == pytest.approx(1e6 / 75_000 - 5.0)
+    assert budget["learning"] == pytest.approx(24.0)
