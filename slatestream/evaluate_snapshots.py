@@ -12,6 +12,7 @@ the state was taken; the snapshot is evaluated on the rounds from then on.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +24,11 @@ from online.config import SlatestreamConfig
 from online.evaluation.driver import PolicyVariant
 from online.evaluation.snapshots import ROUTED, RoutedSnapshot, ShardedSnapshot
 from online.state import StateStore
-from slatestream.options import policy_names, stream_settings
+from slatestream.evaluate_embedding import BROKER_ENV
+from slatestream.options import broker_settings, policy_names, stream_settings
+from slatestream.snapshot_freshness import check_against_changelog
 from slatestream.store import RocksDictStore
-from slatestream.worker_snapshot import WorkerSnapshotError, open_worker_snapshots, worker_partitions
+from slatestream.worker_snapshot import WorkerSnapshot, WorkerSnapshotError, open_worker_snapshots, worker_partitions
 
 SNAPSHOT_METAVAR = "LABEL=POLICY|routed:DIR[,DIR...][@TIME]"
 
@@ -99,7 +102,9 @@ def open_snapshot(directories: list[Path], policies: tuple[str, ...],
         except WorkerSnapshotError as error:
             raise click.BadParameter(str(error), param_hint="--snapshot") from error
         stores.extend(snapshot.stores)
-        return snapshot.sharded, {**snapshot.to_dict(), "described": snapshot.describe()}
+        checked, freshness = changelog_freshness(snapshot, policies)
+        return snapshot.sharded, {**snapshot.to_dict(), "changelog": checked,
+                                  "described": f"{snapshot.describe()}; {freshness}"}
     try:
         store = RocksDictStore(directories[0])
     except Exception as error:  # rocksdict's errors (a lock held by a running process, ...) name the cause
@@ -107,6 +112,23 @@ def open_snapshot(directories: list[Path], policies: tuple[str, ...],
                                  param_hint="--snapshot") from error
     stores.append(store)
     return store, {"store": str(directories[0]), "described": f"the state store {directories[0]}"}
+
+
+def changelog_freshness(snapshot: WorkerSnapshot, policies: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
+    """(for evaluation.json, for the report) whether the copies read are as far as the state
+    changelog (`slatestream.snapshot_freshness`), when a broker is configured (SLATESTREAM_BROKER_URL,
+    checked first as every command checks it); a copy behind it is also said on stderr."""
+    if not os.environ.get(BROKER_ENV):
+        return None, f"not checked against the state changelog ({BROKER_ENV} unset)"
+    settings = broker_settings()
+    try:
+        check = check_against_changelog(settings, snapshot.served, policies)
+    except TimeoutError as error:
+        raise click.ClickException(f"--snapshot: reading the state changelog: {error}") from error
+    described = check.describe(snapshot.served)
+    if check.lags:
+        click.echo(f"warning: --snapshot {described}", err=True)
+    return check.to_dict(), described
 
 
 def check_snapshot_embeddings(snapshots: Snapshots, version: str) -> None:

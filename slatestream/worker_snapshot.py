@@ -53,7 +53,7 @@ ROUTING_SAMPLE = 50
 
 
 __all__ = ["PartitionSnapshotStore", "WorkerSnapshot", "WorkerSnapshotError", "open_worker_snapshot",
-           "open_worker_snapshots", "worker_partitions"]
+           "open_worker_snapshots", "topic_kind", "worker_partitions"]
 
 
 def worker_partitions(directory: Path) -> dict[int, Path]:
@@ -107,7 +107,7 @@ class PartitionSnapshotStore:
                 offsets = unwrap(bytes(value))[0]
             except ValueError as error:
                 raise WorkerSnapshotError(f"{self.path}: {key!r} is not a worker state value ({error})") from error
-            applied[policy] = {_topic(index): offset for index, offset in sorted(offsets.items())}
+            applied[policy] = {topic_kind(index): offset for index, offset in sorted(offsets.items())}
         return PartitionCopy(partition, directory, self.path, applied)
 
     def put(self, key: str, value: bytes) -> None:
@@ -152,7 +152,7 @@ class WorkerSnapshot:
         return describe_sources(self.served, self.set_aside)
 
 
-def _topic(index: int) -> str:
+def topic_kind(index: int) -> str:
     """The feedback topic kind of an applied-offsets index (streams.worker.core.TOPIC_INDEX)."""
     return FEEDBACK_TOPICS[index] if 0 <= index < len(FEEDBACK_TOPICS) else f"topic-{index}"
 

@@ -10,6 +10,7 @@ survives a crash or a rebalance without touching any worker's local store.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
@@ -73,6 +74,64 @@ def read_changelog(settings: StreamSettings, topic: str | None = None, *,
         return latest
     finally:
         consumer.close(autocommit=False)
+
+
+def latest_of_keys(settings: StreamSettings, wanted: Mapping[int, Collection[bytes]], *, first_window: int = 256,
+                   timeout_s: float = 30.0) -> dict[bytes, ChangelogEntry]:
+    """The latest changelog record of each key in `wanted` ({partition: keys}), reading each
+    partition backwards from its end in windows (the first `first_window` records, then four
+    times more each time) until every key of it is found or the partition's beginning is read:
+    a key rewritten at every flush (a population state) is found in the tail, without reading
+    a compacted partition whole. A key never written (or compacted away) is absent.
+
+    Raises TimeoutError when the reads do not finish within timeout_s.
+    """
+    topic = state_changelog_topic(settings)
+    consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
+                             fetch_max_wait_ms=100)
+    deadline = time.monotonic() + timeout_s
+    found: dict[bytes, ChangelogEntry] = {}
+    try:
+        existing = consumer.partitions_for_topic(topic) or set()
+        for partition, keys in sorted(wanted.items()):
+            if partition in existing and keys:
+                found.update(_latest_in_partition(consumer, TopicPartition(topic, partition), set(keys),
+                                                  first_window, deadline))
+        return found
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _latest_in_partition(consumer: KafkaConsumer, tp: TopicPartition, keys: set[bytes], first_window: int,
+                         deadline: float) -> dict[bytes, ChangelogEntry]:
+    """`latest_of_keys` for one partition: windows [start, stop) read back from the end."""
+    consumer.assign([tp])
+    beginning, end = int(consumer.beginning_offsets([tp])[tp]), int(consumer.end_offsets([tp])[tp])
+    found: dict[bytes, ChangelogEntry] = {}
+    stop, window = end, max(1, first_window)
+    while stop > beginning and not keys <= found.keys():
+        start = max(beginning, stop - window)
+        for entry in _read_range(consumer, tp, start, stop, keys, deadline):
+            if entry[0] not in found or found[entry[0]].offset < entry[1].offset:
+                found[entry[0]] = entry[1]
+        stop, window = start, window * 4
+    return found
+
+
+def _read_range(consumer: KafkaConsumer, tp: TopicPartition, start: int, stop: int, keys: set[bytes],
+                deadline: float) -> list[tuple[bytes, ChangelogEntry]]:
+    """The records of `keys` at offsets [start, stop) of an assigned partition (a compacted
+    partition may have none at some offsets: reading stops at the first at or past `stop`)."""
+    consumer.seek(tp, start)
+    entries: list[tuple[bytes, ChangelogEntry]] = []
+    while consumer.position(tp) < stop:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{tp.topic}[{tp.partition}]: offsets {start}-{stop} not read in time")
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                if record.offset < stop and record.key is not None and bytes(record.key) in keys:
+                    entries.append((bytes(record.key), ChangelogEntry(record.partition, record.offset, record.value)))
+    return entries
 
 
 def live_values(entries: dict[bytes, ChangelogEntry], prefix: bytes = b"") -> dict[str, bytes]:

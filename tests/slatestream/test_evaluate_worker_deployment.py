@@ -225,6 +225,8 @@ def test_two_workers_directories_with_a_stale_copy_serve_the_workers_slates(
     assert all(stale["linear_ts"][t] < served["linear_ts"][t] for t in ("impressions", "clicks"))
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"partitions 0, 1 from {a}" in report and f"partition 1's older copy in {b} set aside" in report
+    assert sources["changelog"] is None and "not checked against the state changelog (SLATESTREAM_BROKER_URL unset)" \
+        in report  # with a broker: tests/integration/test_evaluate_snapshot_changelog.py
 
 
 def test_the_stale_copy_would_not_rank_as_the_worker(deployment: dict[str, Any]) -> None:
