@@ -42,10 +42,10 @@ from online.state import InMemoryStore
 
 
 def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int) -> float:
-    """Events/s of WorkerCore.learn over a workload's feedback (bench/worker_throughput.py's
+    """Events/s of WorkerCore.learn over a workload's feedback (bench/worker_baselines.py's
     in_process_learn, 4 partitions, batches of 2,000); with persist False the objectives write
     no user blob (and no snapshot: windows_snapshot_s 0)."""
-    from worker_throughput import in_process_learn
+    from worker_baselines import in_process_learn
 
     from online.config import parse_config
     from streams.testing import make_workload

@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib.util
-import json
 import os
 import re
 import resource
@@ -52,32 +50,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from kafka import KafkaConsumer  # noqa: E402
-from kafka import TopicPartition as KTopicPartition  # noqa: E402
-
-from encoders.hashing import HashingEncoder  # noqa: E402
-from online.config import SlatestreamConfig  # noqa: E402
-from online.events import Impression, encode_event  # noqa: E402
-from online.wire import decode_feedback_fast  # noqa: E402
-from slatestream.heap import SWITCH, keep_freed_memory  # noqa: E402
+from bench.worker_baselines import (  # noqa: E402
+    HEAP,
+    PEER_GOAL,
+    bare_consume,
+    faust_floor,
+    in_process_learn,
+    learning_budget,
+    quix_available,
+    quix_peer,
+)
+from slatestream.heap import SWITCH  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
-from streams.state_changelog import state_changelog_topic, topic_end_offsets  # noqa: E402
+from streams.state_changelog import latest_of_keys, topic_end_offsets  # noqa: E402
 from streams.testing import (  # noqa: E402
-    SharedTables,
     WorkerProcess,
     make_workload,
     publish,
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
-from streams.worker.core import RECENT_REQUESTS, Record, WorkerCore  # noqa: E402
-from streams.worker.table_store import unwrap  # noqa: E402
-
-HEAP = "on" if os.environ.get(SWITCH) == "on" and keep_freed_memory() else "off"
-"""Whether this process (the in-process baseline) has the heap tuning (slatestream/heap.py):
-only with SLATESTREAM_HEAP_TUNING=on, as `--heap both` sets it; `slatestream worker` runs
-without it, so the baseline does too."""
+from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
+from streams.worker.table_store import AppliedOffsets  # noqa: E402
 
 
 def load_broker():  # type: ignore[no-untyped-def]
@@ -89,21 +83,12 @@ def load_broker():  # type: ignore[no-untyped-def]
     return module
 
 
-def population_offsets(settings: StreamSettings, consumer: KafkaConsumer, tail: int = 64) -> dict[int, dict[int, int]]:
-    """{partition: applied offsets of its population state}, from the changelog's last records."""
-    topic = state_changelog_topic(settings)
-    tps = [KTopicPartition(topic, p) for p in range(settings.partitions)]
-    consumer.assign(tps)
-    ends = consumer.end_offsets(tps)
-    for tp in tps:
-        consumer.seek(tp, max(0, ends[tp] - tail))
-    found: dict[int, dict[int, int]] = {}
-    while any(consumer.position(tp) < ends[tp] for tp in tps):
-        for records in consumer.poll(timeout_ms=200).values():
-            for record in records:
-                if record.key is not None and record.key.startswith(b"linear_ts/global/") and record.value:
-                    found[record.partition] = unwrap(record.value)[0]
-    return found
+def population_offsets(settings: StreamSettings) -> dict[int, AppliedOffsets]:
+    """{partition: applied offsets of its linear TS population state}, from the state changelog's
+    latest record of it (read back from the end: streams.state_changelog.latest_of_keys)."""
+    keys = {p: [f"linear_ts/global/{p}".encode()] for p in range(settings.partitions)}
+    return {entry.partition: entry.unwrapped()[0] for entry in latest_of_keys(settings, keys).values()
+            if entry.value is not None}
 
 
 def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
@@ -128,53 +113,6 @@ def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
     return time.monotonic() - start
 
 
-async def bare_consume(settings: StreamSettings, topics: list[str], expected: int, decode: bool = False) -> float:
-    """Seconds a bare aiokafka loop takes to read `expected` records of `topics` from the start;
-    with `decode`, it also decodes each value as the worker's hot path does (decode_feedback_fast:
-    msgspec plus the checks that make it agree with pydantic) and fails on one it cannot vouch for."""
-    kinds = {topic: "impression" if topic.endswith("impressions") else "click" for topic in topics}
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        count = 0
-        start = time.perf_counter()
-        while count < expected:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in batches.items():
-                if decode:
-                    kind = kinds[tp.topic]
-                    values = [record.value for record in records if record.value is not None]  # no tombstones
-                    if any(decode_feedback_fast(value, kind) is None for value in values):
-                        raise RuntimeError(f"a {kind} the fast decoder does not vouch for")
-                    count += len(values)
-                else:
-                    for record in records:
-                        count += record.value is not None
-        return time.perf_counter() - start
-    finally:
-        await consumer.stop()
-
-
-PEER_GOAL = 1.5
-"""Issue 23's goal: the worker's feedback throughput at least this multiple of the quix-streams peer's."""
-
-
-def learning_budget(peer_rate: float, bare_rate: float, decode_rate: float, core_rate: float) -> dict[str, float]:
-    """What the goal leaves for learning, in microseconds an event, from one run's rates (events/s):
-    `per_event` at PEER_GOAL x the peer, `consume_decode` what the bare consume loop that decodes
-    every value takes of it, `left` the rest (what learning may take), and `learning` what
-    WorkerCore.learn takes in process beyond decoding (its rate includes decode_feedback_fast,
-    whose cost is the decode loop's less the bare loop's)."""
-    per_event, consume_decode = 1e6 / (PEER_GOAL * peer_rate), 1e6 / decode_rate
-    learning = 1e6 / core_rate - (consume_decode - 1e6 / bare_rate)
-    return {"per_event": per_event, "consume_decode": consume_decode, "left": per_event - consume_decode,
-            "learning": learning}
-
-
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
     """Clicks whose request is no longer among its user's last `recent` requests once every
     request is ranked (this bench ranks all requests before it publishes any feedback): the
@@ -185,66 +123,6 @@ def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyp
         order.setdefault(request.user_id, []).append(request.request_id)
     kept = {request_id for ids in order.values() for request_id in ids[-recent:]}
     return sum(click.request_id not in kept for click in workload.clicks)
-
-
-def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None, clock=time.perf_counter) -> float:
-    """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
-    Kafka): the worker's own work, ranking every request first so clicks are known.
-    `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
-    `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
-    seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
-    request was ranked and every feedback record learned (a rate of dead letters measures
-    nothing the worker is for)."""
-    from streams.topics import partition_of
-
-    encoder = HashingEncoder(dim=32)
-    config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
-    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
-    core.add_items([Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
-                    for n, item in enumerate(workload.items)])
-    next_offset: dict[tuple[str, int], int] = {}
-
-    def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
-        partition = partition_of(event.user_id, partitions)
-        offset = next_offset[kind, partition] = next_offset.get((kind, partition), -1) + 1
-        return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
-
-    for request in workload.requests:
-        core.rank([record("requests", request)])
-    feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
-    if prepare is not None:
-        prepare(core)
-    gc.collect()
-    gc.freeze()  # as the worker does once its partitions are assigned
-    started = clock()
-    for start in range(0, len(feedback), batch):
-        groups: dict[int, list[Record]] = {}
-        for one in feedback[start : start + batch]:
-            groups.setdefault(one.partition, []).append(one)
-        for group in groups.values():
-            core.learn(group)
-    seconds = clock() - started
-    counts = core.counts
-    if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
-        raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
-    return seconds
-
-
-def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
-    """Run bench/faust_floor.py over the same records (a fresh consumer group); its JSON line."""
-    command = [sys.executable, str(ROOT / "bench" / "faust_floor.py"), settings.broker_url, str(expected), *topics,
-               "--partitions", str(settings.partitions)]
-    if mode == "table":
-        command.append("--table-writes")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    # Faust routes stdout through its logger, so the JSON line may come on either stream
-    lines = [line[line.index('{"records"'):] for line in (done.stdout + done.stderr).splitlines()
-             if '{"records"' in line]
-    if not lines:
-        raise RuntimeError(f"faust_floor {mode} failed ({done.returncode}): {done.stderr[-2000:]}")
-    result: dict[str, float] = json.loads(lines[-1])
-    return result
 
 
 def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
@@ -258,29 +136,6 @@ def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
     above = [(point, kind) for point, kind in mounts
              if resolved == point or resolved.startswith(point.rstrip("/") + "/")]
     return max(above, key=lambda mount: len(mount[0]))[1] if above else "unknown"
-
-
-def quix_available() -> bool:
-    """Whether bench/quix_peer.py can import quixstreams (from .data/quix-site); says why not."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), "--check"], capture_output=True,
-                          text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        print(f"quix-streams peer SKIPPED: {(done.stdout + done.stderr).strip().splitlines()[-1]}")
-    return done.returncode == 0
-
-
-def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str, state_parent: Path) -> dict[str, float]:
-    """Run bench/quix_peer.py over the same records (its own process, a fresh consumer group and
-    state, made under `state_parent`); its JSON line."""
-    command = [sys.executable, str(ROOT / "bench" / "quix_peer.py"), ",".join(settings.bootstrap_servers()),
-               *topics, "--guarantee", guarantee]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
-                          env={**os.environ, "TMPDIR": str(state_parent)})
-    lines = [line for line in done.stdout.splitlines() if line.startswith('{"records"')]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"quix_peer {guarantee} failed ({done.returncode}): {done.stderr[-2000:]}")
-    result: dict[str, float] = json.loads(lines[-1])
-    return result
 
 
 def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
@@ -394,14 +249,12 @@ def main() -> None:
         print(f"published {len(feedback):,} impressions+clicks in {time.perf_counter() - started:.1f} s")
         last = {0: topic_end_offsets(settings, names.impressions), 1: topic_end_offsets(settings, names.clicks)}
         target = {p: {i: last[i][p] - 1 for i in (0, 1) if last[i].get(p, 0) > 0} for p in range(settings.partitions)}
-        probe = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
-                              fetch_max_wait_ms=50)
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             deadline = time.monotonic() + 900
             while True:
                 read_from = time.time()
-                now = population_offsets(settings, probe)
+                now = population_offsets(settings)
                 seen_at = time.time()
                 if all({k: v for k, v in now.get(p, {}).items() if k in (0, 1)} == target[p] for p in target):
                     break
@@ -414,7 +267,6 @@ def main() -> None:
             batch_lines = [line for line in lines if "batches " in line]
             changelog_lines = [line for line in lines if "state records sent" in line]
             window = lane_window(lines)
-        probe.close()
         bare_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback)))
         decode_s = asyncio.run(bare_consume(settings, [names.impressions, names.clicks], len(feedback), decode=True))
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)

@@ -14,7 +14,9 @@ from streams.worker.core import WorkerCore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import clicks_beyond_recent, filesystem_of, in_process_learn, learning_budget
+from worker_throughput import clicks_beyond_recent, filesystem_of
+
+from bench.worker_baselines import in_process_learn, learning_budget
 
 
 def test_in_process_learn_learns_every_record() -> None:

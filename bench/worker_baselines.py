@@ -1,0 +1,171 @@
+"""What bench/worker_throughput.py sets the worker beside, over the same records in the same run.
+
+- `bare_consume`: a bare aiokafka consume loop (the ceiling of the plumbing), optionally decoding
+  every value as the worker's hot path does (the ceiling of any worker validating its input so);
+- `in_process_learn`: `WorkerCore.learn` in this process, no Kafka (the worker's own work);
+- `faust_floor`: bench/faust_floor.py, a Faust agent with the worker's app settings that only
+  counts, or also writes a 4.8 KB table value per record;
+- `quix_peer`: bench/quix_peer.py, a quix-streams 3.28.1 app keeping a per-user counter in its
+  RocksDB state (issue 23's peer), and `learning_budget`: what the goal of PEER_GOAL x the peer
+  leaves an event for learning.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from encoders.hashing import HashingEncoder
+from online.config import SlatestreamConfig
+from online.events import Impression, encode_event
+from online.wire import decode_feedback_fast
+from slatestream.heap import SWITCH, keep_freed_memory
+from streams.settings import StreamSettings
+from streams.testing import SharedTables
+from streams.worker.core import Record, WorkerCore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+HEAP = "on" if os.environ.get(SWITCH) == "on" and keep_freed_memory() else "off"
+"""Whether this process (the in-process baseline) has the heap tuning (slatestream/heap.py):
+only with SLATESTREAM_HEAP_TUNING=on, as `--heap both` sets it; `slatestream worker` runs
+without it, so the baseline does too."""
+
+
+async def bare_consume(settings: StreamSettings, topics: list[str], expected: int, decode: bool = False) -> float:
+    """Seconds a bare aiokafka loop takes to read `expected` records of `topics` from the start;
+    with `decode`, it also decodes each value as the worker's hot path does (decode_feedback_fast:
+    msgspec plus the checks that make it agree with pydantic) and fails on one it cannot vouch for."""
+    kinds = {topic: "impression" if topic.endswith("impressions") else "click" for topic in topics}
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        start = time.perf_counter()
+        while count < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, records in batches.items():
+                if decode:
+                    kind = kinds[tp.topic]
+                    values = [record.value for record in records if record.value is not None]  # no tombstones
+                    if any(decode_feedback_fast(value, kind) is None for value in values):
+                        raise RuntimeError(f"a {kind} the fast decoder does not vouch for")
+                    count += len(values)
+                else:
+                    for record in records:
+                        count += record.value is not None
+        return time.perf_counter() - start
+    finally:
+        await consumer.stop()
+
+
+PEER_GOAL = 1.5
+"""Issue 23's goal: the worker's feedback throughput at least this multiple of the quix-streams peer's."""
+
+
+def learning_budget(peer_rate: float, bare_rate: float, decode_rate: float, core_rate: float) -> dict[str, float]:
+    """What the goal leaves for learning, in microseconds an event, from one run's rates (events/s):
+    `per_event` at PEER_GOAL x the peer, `consume_decode` what the bare consume loop that decodes
+    every value takes of it, `left` the rest (what learning may take), and `learning` what
+    WorkerCore.learn takes in process beyond decoding (its rate includes decode_feedback_fast,
+    whose cost is the decode loop's less the bare loop's)."""
+    per_event, consume_decode = 1e6 / (PEER_GOAL * peer_rate), 1e6 / decode_rate
+    learning = 1e6 / core_rate - (consume_decode - 1e6 / bare_rate)
+    return {"per_event": per_event, "consume_decode": consume_decode, "left": per_event - consume_decode,
+            "learning": learning}
+
+
+def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
+                     prepare=None, clock=time.perf_counter) -> float:
+    """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
+    Kafka): the worker's own work, ranking every request first so clicks are known.
+    `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
+    `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
+    seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
+    request was ranked and every feedback record learned (a rate of dead letters measures
+    nothing the worker is for)."""
+    from streams.topics import partition_of
+
+    encoder = HashingEncoder(dim=32)
+    config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
+    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
+    core.add_items([Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
+                    for n, item in enumerate(workload.items)])
+    next_offset: dict[tuple[str, int], int] = {}
+
+    def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
+        partition = partition_of(event.user_id, partitions)
+        offset = next_offset[kind, partition] = next_offset.get((kind, partition), -1) + 1
+        return Record(kind, kind, partition, offset, event.user_id.encode(), encode_event(event))
+
+    for request in workload.requests:
+        core.rank([record("requests", request)])
+    feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    if prepare is not None:
+        prepare(core)
+    gc.collect()
+    gc.freeze()  # as the worker does once its partitions are assigned
+    started = clock()
+    for start in range(0, len(feedback), batch):
+        groups: dict[int, list[Record]] = {}
+        for one in feedback[start : start + batch]:
+            groups.setdefault(one.partition, []).append(one)
+        for group in groups.values():
+            core.learn(group)
+    seconds = clock() - started
+    counts = core.counts
+    if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
+        raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
+    return seconds
+
+
+def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
+    """Run bench/faust_floor.py over the same records (a fresh consumer group); its JSON line."""
+    command = [sys.executable, str(ROOT / "bench" / "faust_floor.py"), settings.broker_url, str(expected), *topics,
+               "--partitions", str(settings.partitions)]
+    if mode == "table":
+        command.append("--table-writes")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    # Faust routes stdout through its logger, so the JSON line may come on either stream
+    lines = [line[line.index('{"records"'):] for line in (done.stdout + done.stderr).splitlines()
+             if '{"records"' in line]
+    if not lines:
+        raise RuntimeError(f"faust_floor {mode} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
+def quix_available() -> bool:
+    """Whether bench/quix_peer.py can import quixstreams (from .data/quix-site); says why not."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), "--check"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        print(f"quix-streams peer SKIPPED: {(done.stdout + done.stderr).strip().splitlines()[-1]}")
+    return done.returncode == 0
+
+
+def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str, state_parent: Path) -> dict[str, float]:
+    """Run bench/quix_peer.py over the same records (its own process, a fresh consumer group and
+    state, made under `state_parent`); its JSON line."""
+    command = [sys.executable, str(ROOT / "bench" / "quix_peer.py"), ",".join(settings.bootstrap_servers()),
+               *topics, "--guarantee", guarantee]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
+                          env={**os.environ, "TMPDIR": str(state_parent)})
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"records"')]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"quix_peer {guarantee} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
