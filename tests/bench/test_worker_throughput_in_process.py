@@ -52,9 +52,9 @@ def test_clicks_beyond_the_recent_requests_cap_are_counted_before_any_broker_sta
 
 def test_the_learning_budget_is_the_goals_time_an_event_less_consuming_and_decoding() -> None:
     """Peer 50,000/s: 1.5x is 75,000/s, 13.3 us an event; the decode loop at 200,000/s takes 5 us
-    of it; learning in process at 40,000/s (25 us) less decoding (5 - 4 = 1 us) is 24 us."""
-    budget = learning_budget(peer_rate=50_000, bare_rate=250_000, decode_rate=200_000, core_rate=40_000)
+    of it; learning in process at 40,000/s takes 25 us."""
+    budget = learning_budget(peer_rate=50_000, decode_rate=200_000, core_rate=40_000)
     assert budget["per_event"] == pytest.approx(1e6 / 75_000)
     assert budget["consume_decode"] == pytest.approx(5.0)
     assert budget["left"] == pytest.approx(1e6 / 75_000 - 5.0)
-    assert budget["learning"] == pytest.approx(24.0)
+    assert budget["learning"] == pytest.approx(25.0)
