@@ -87,10 +87,34 @@ def learning_budget(peer_rate: float, decode_rate: float, core_rate: float) -> d
             "learning": 1e6 / core_rate}
 
 
+def partition_groups(records: list[Record], size: int) -> list[list[Record]]:
+    """Each partition's records in consecutive groups of `size` (in order), the partitions taken in
+    turn: what a worker learns when each `WorkerCore.learn` call gets `size` of one partition's."""
+    by_partition: dict[int, list[Record]] = {}
+    for one in records:
+        by_partition.setdefault(one.partition, []).append(one)
+    longest = max(map(len, by_partition.values()), default=0)
+    return [part[start : start + size] for start in range(0, longest, size) for part in by_partition.values()
+            if part[start : start + size]]
+
+
+def batch_groups(records: list[Record], batch: int) -> list[list[Record]]:
+    """Consecutive lists of `batch` records, each split by partition (a worker's lists of `batch`)."""
+    groups: list[list[Record]] = []
+    for start in range(0, len(records), batch):
+        by_partition: dict[int, list[Record]] = {}
+        for one in records[start : start + batch]:
+            by_partition.setdefault(one.partition, []).append(one)
+        groups += by_partition.values()
+    return groups
+
+
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None, clock=time.perf_counter) -> float:
+                     prepare=None, clock=time.perf_counter, group: int | None = None) -> float:
     """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
-    Kafka): the worker's own work, ranking every request first so clicks are known.
+    Kafka): the worker's own work, ranking every request first so clicks are known. Learned in
+    lists of `batch` split by partition, or with `group` in groups of `group` records of one
+    partition each (`partition_groups`: as the worker learned them, its mean group size).
     `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
     `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
     seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
@@ -117,13 +141,10 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
         prepare(core)
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
+    groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
     started = clock()
-    for start in range(0, len(feedback), batch):
-        groups: dict[int, list[Record]] = {}
-        for one in feedback[start : start + batch]:
-            groups.setdefault(one.partition, []).append(one)
-        for group in groups.values():
-            core.learn(group)
+    for records in groups:
+        core.learn(records)
     seconds = clock() - started
     counts = core.counts
     if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:

@@ -105,6 +105,15 @@ def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
     return int(match[1]), float(match[2]), int(match[3]), float(match[4])
 
 
+def partition_groups_learned(stats_line: str) -> int:
+    """How many partition groups (WorkerCore.learn calls) the worker's feedback path learned, from
+    its last "batches ..." log line ("feedback: N batches, ..., G partition groups learned")."""
+    match = re.search(r"feedback: .*?(\d+) partition groups learned", stats_line)
+    if match is None:
+        raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
+    return int(match[1])
+
+
 def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
     names = TopicNames.from_settings(settings)
     start = time.monotonic()
@@ -280,6 +289,8 @@ def main() -> None:
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
     core_s = in_process_learn(workload, settings.partitions, 2_000)
     taken, first_at, committed, last_at = window
+    group = round(committed / partition_groups_learned(batch_lines[-1]))
+    grouped_s = in_process_learn(workload, settings.partitions, 2_000, group=group)
     if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
         raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "
                            f"{len(feedback):,} published: not one clean pass over the backlog")
@@ -296,10 +307,12 @@ def main() -> None:
           f"faster of two): "
           f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
           f"worker / this: {worker_rate / decode_rate:.2f}")
-    core_rate = len(feedback) / core_s
+    core_rate, grouped_rate = len(feedback) / core_s, len(feedback) / grouped_s
     print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: "
           f"{core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")
+    print(f"the same in the worker's partition groups ({group:,} records of one partition a learn call, its mean): "
+          f"{grouped_rate:,.0f} events/s; worker / this: {worker_rate / grouped_rate:.2f}")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
         if mode not in floors:
@@ -315,10 +328,10 @@ def main() -> None:
               f"{peer['records']:,.0f} in {peer['seconds']:.2f} s = {peer['per_s']:,.0f} records/s (first record "
               f"to its last checkpoint commit; the last record processed at {peer['processed_s']:.2f} s); "
               f"worker / quix: {worker_rate / peer['per_s']:.2f}")
-        budget = learning_budget(peer["per_s"], decode_rate, core_rate)
+        budget = learning_budget(peer["per_s"], decode_rate, grouped_rate)
         print(f"at {PEER_GOAL}x this peer an event may take {budget['per_event']:.1f} us; consuming and decoding it "
               f"take {budget['consume_decode']:.1f}, leaving {budget['left']:.1f} us for learning; WorkerCore.learn "
-              f"takes {budget['learning']:.1f} us an event in process, its decoding included")
+              f"takes {budget['learning']:.1f} us an event in process in the worker's groups, its decoding included")
     print(f"worker counts (last log line): {counts}")
     if batch_lines:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])

@@ -65,12 +65,14 @@ def to_record(kind: str, message: Any) -> Record:
 @dataclass
 class BatchStats:
     """A path's batches since start: how many, records in them, seconds spent processing, and
-    (the request path) the groups answered after one acknowledged flush each."""
+    their groups, named by `group_name`: the request path's groups answered after one
+    acknowledged flush each, the feedback path's partition groups (one `WorkerCore.learn` each)."""
 
     batches: int = 0
     records: int = 0
     busy_s: float = 0.0
     groups: int = 0
+    group_name: str = "answered groups"
 
     def add(self, records: int, seconds: float) -> None:
         self.batches += 1
@@ -79,7 +81,7 @@ class BatchStats:
 
     def __str__(self) -> str:
         mean = self.records / self.batches if self.batches else 0.0
-        groups = f", {self.groups} answered groups" if self.groups else ""
+        groups = f", {self.groups} {self.group_name}" if self.groups else ""
         return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy{groups}"
 
 
@@ -88,7 +90,7 @@ class LaneStats:
     """What the worker logs every few seconds: counts, batches per path, changelog flushes."""
 
     requests: BatchStats = field(default_factory=BatchStats)
-    feedback: BatchStats = field(default_factory=BatchStats)
+    feedback: BatchStats = field(default_factory=lambda: BatchStats(group_name="partition groups learned"))
     dead_letters: DeadLetterSendStats = field(default_factory=DeadLetterSendStats)
 
     def lines(self, core: WorkerCore, tables: Any, lane: BatchLane, commit: GroupCommit) -> list[str]:
@@ -190,6 +192,7 @@ class FeedbackPath:
             learning = time.perf_counter()
             dead = self.core.learn([to_record(self.kinds[m.topic], m) for m in group])
             self.observe(time.perf_counter() - learning)
+            self.stats.groups += 1
             await self.send_dead(dead)
             await asyncio.sleep(0)  # let requests in between partitions
         if flush:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from streams.testing import make_workload
-from streams.worker.core import WorkerCore
+from streams.worker.core import Record, WorkerCore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import clicks_beyond_recent, filesystem_of
+from worker_throughput import clicks_beyond_recent, filesystem_of, partition_groups_learned
 
-from bench.worker_baselines import in_process_learn, learning_budget
+from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups
 
 
 def test_in_process_learn_learns_every_record() -> None:
@@ -27,6 +27,8 @@ def test_in_process_learn_learns_every_record() -> None:
     counts = cores[0].counts
     assert counts.learned == len(workload.feedback()) and counts.dead_lettered == 0
     assert counts.ranked == len(workload.requests)
+    in_process_learn(workload, 2, 100, prepare=cores.append, clock=time.process_time, group=7)  # the worker's groups
+    assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
 
 
 def test_the_filesystem_printed_for_a_directory_is_that_of_the_longest_mount_above_it(tmp_path: Path) -> None:
@@ -58,3 +60,21 @@ def test_the_learning_budget_is_the_goals_time_an_event_less_consuming_and_decod
     assert budget["consume_decode"] == pytest.approx(5.0)
     assert budget["left"] == pytest.approx(1e6 / 75_000 - 5.0)
     assert budget["learning"] == pytest.approx(25.0)
+
+
+def test_partition_groups_give_each_learn_call_size_records_of_one_partition_in_order() -> None:
+    records = [Record("clicks", "clicks", n % 3 if n < 9 else 0, n, b"u", b"{}") for n in range(14)]
+    groups = partition_groups(records, 2)
+    assert [[r.offset for r in g] for g in groups] == [[0, 3], [1, 4], [2, 5], [6, 9], [7], [8], [10, 11], [12, 13]]
+    assert [[r.offset for r in g] for g in batch_groups(records, 4)] == [[0, 3], [1], [2], [4, 7], [5], [6],
+                                                                        [8], [9, 10, 11], [12, 13]]
+    assert sorted(r.offset for g in groups for r in g) == list(range(14))
+
+
+def test_the_partition_groups_are_read_from_the_workers_batch_line() -> None:
+    line = ("batches requests: 0 batches, 0.0 records/batch, 0.0 s busy; feedback: 14 batches, 7504.1 "
+            "records/batch, 2.2 s busy, 20 partition groups learned")
+    assert partition_groups_learned(line) == 20
+    with pytest.raises(RuntimeError, match="no partition groups"):
+        partition_groups_learned("batches requests: 1 batches, 1.0 records/batch, 0.0 s busy, 1 answered groups; "
+                                 "feedback: 0 batches, 0.0 records/batch, 0.0 s busy")

@@ -138,14 +138,17 @@ def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -
     rank_all(worker, 4)
     impressions, clicks = feedback(4)
     kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
+    stats = LaneStats().feedback
     path = FeedbackPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), kinds, sent.dead_letters,
-                        sent.flush, BatchStats())
+                        sent.flush, stats)
     records = [message(r.kind, r.offset, r.value, partition=0) for r in [*impressions, *clicks]]
     asyncio.run(path.handle([*records, message("clicks", 9, b"{", partition=1)], flush=False))
     assert sent.flushes == 0 and [letter.partition for letter in sent.dead] == [1]
     assert worker.counts.learned == 8 and worker.counts.balanced()
     asyncio.run(path.handle([], flush=True))
     assert sent.flushes == 1
+    assert (stats.batches, stats.groups) == (2, 2)  # one learn call per partition of the first list
+    assert str(stats).endswith(" s busy, 2 partition groups learned")
 
 
 def test_records_group_by_partition_in_order_and_convert_to_core_records() -> None:
