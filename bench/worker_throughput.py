@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8_000, help="the worker's --batch-size")
+    parser.add_argument("--flush-interval-ms", type=float, default=None, help="the worker's --flush-interval-ms")
     parser.add_argument("--no-floors", action="store_true",
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
@@ -238,7 +239,8 @@ def main() -> None:
                      f"{RECENT_REQUESTS} are unknown to the worker; raise --users or lower --requests")
     broker_module = load_broker()
     feedback = workload.feedback()
-    worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size))
+    worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size),
+                   *(() if args.flush_interval_ms is None else ("--flush-interval-ms", str(args.flush_interval_ms))))
     with (tempfile.TemporaryDirectory(dir=args.broker_dir) as broker_tmp,
           broker_module.KafkaBroker(data_dir=Path(broker_tmp) / "broker") as broker,
           tempfile.TemporaryDirectory(dir=args.store_dir) as tmp):

@@ -46,3 +46,13 @@ def test_the_request_list_size_defaults_to_the_configs_and_zero_is_refused(start
     assert started[0].request_batch_size == WorkerConfig.request_batch_size == 64
     refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--request-batch-size", "0"])
     assert refused.exit_code == 2 and "--request-batch-size" in refused.output and len(started) == 1
+
+
+def test_the_flush_interval_is_given_in_milliseconds_defaults_to_the_configs_and_refuses_negatives(
+        started: list[WorkerConfig]) -> None:
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing"]).exit_code == 0
+    assert started[0].flush_interval_s == pytest.approx(WorkerConfig.flush_interval_s) == 0.5
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--flush-interval-ms", "2000"]).exit_code == 0
+    assert started[1].flush_interval_s == pytest.approx(2.0)
+    refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--flush-interval-ms", "-1"])
+    assert refused.exit_code == 2 and "--flush-interval-ms" in refused.output and len(started) == 2
