@@ -30,6 +30,7 @@ from slatestream.heap import SWITCH, keep_freed_memory
 from streams.settings import StreamSettings
 from streams.testing import SharedTables
 from streams.worker.core import Record, WorkerCore
+from streams.worker.topology import by_partition
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,23 +91,16 @@ def learning_budget(peer_rate: float, decode_rate: float, core_rate: float) -> d
 def partition_groups(records: list[Record], size: int) -> list[list[Record]]:
     """Each partition's records in consecutive groups of `size` (in order), the partitions taken in
     turn: what a worker learns when each `WorkerCore.learn` call gets `size` of one partition's."""
-    by_partition: dict[int, list[Record]] = {}
-    for one in records:
-        by_partition.setdefault(one.partition, []).append(one)
-    longest = max(map(len, by_partition.values()), default=0)
-    return [part[start : start + size] for start in range(0, longest, size) for part in by_partition.values()
+    parts = by_partition(records).values()
+    longest = max(map(len, parts), default=0)
+    return [part[start : start + size] for start in range(0, longest, size) for part in parts
             if part[start : start + size]]
 
 
 def batch_groups(records: list[Record], batch: int) -> list[list[Record]]:
     """Consecutive lists of `batch` records, each split by partition (a worker's lists of `batch`)."""
-    groups: list[list[Record]] = []
-    for start in range(0, len(records), batch):
-        by_partition: dict[int, list[Record]] = {}
-        for one in records[start : start + batch]:
-            by_partition.setdefault(one.partition, []).append(one)
-        groups += by_partition.values()
-    return groups
+    return [group for start in range(0, len(records), batch)
+            for group in by_partition(records[start : start + batch]).values()]
 
 
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]

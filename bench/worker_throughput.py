@@ -63,9 +63,10 @@ from bench.worker_baselines import (  # noqa: E402
     quix_peer,
 )
 from slatestream.heap import SWITCH  # noqa: E402
+from slatestream.snapshot_freshness import logged_populations  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
-from streams.state_changelog import latest_of_keys, topic_end_offsets  # noqa: E402
+from streams.state_changelog import topic_end_offsets  # noqa: E402
 from streams.testing import (  # noqa: E402
     WorkerProcess,
     make_workload,
@@ -73,7 +74,6 @@ from streams.testing import (  # noqa: E402
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
-from streams.worker.table_store import AppliedOffsets  # noqa: E402
 
 
 def load_broker():  # type: ignore[no-untyped-def]
@@ -83,14 +83,6 @@ def load_broker():  # type: ignore[no-untyped-def]
     sys.modules["kafka_broker"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def population_offsets(settings: StreamSettings) -> dict[int, AppliedOffsets]:
-    """{partition: applied offsets of its linear TS population state}, from the state changelog's
-    latest record of it (read back from the end: streams.state_changelog.latest_of_keys)."""
-    keys = {p: [f"linear_ts/global/{p}".encode()] for p in range(settings.partitions)}
-    return {entry.partition: entry.unwrapped()[0] for entry in latest_of_keys(settings, keys).values()
-            if entry.value is not None}
 
 
 def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
@@ -260,16 +252,18 @@ def main() -> None:
         started = time.perf_counter()
         publish(settings, feedback)
         print(f"published {len(feedback):,} impressions+clicks in {time.perf_counter() - started:.1f} s")
-        last = {0: topic_end_offsets(settings, names.impressions), 1: topic_end_offsets(settings, names.clicks)}
-        target = {p: {i: last[i][p] - 1 for i in (0, 1) if last[i].get(p, 0) > 0} for p in range(settings.partitions)}
+        last = {kind: topic_end_offsets(settings, topic)
+                for kind, topic in (("impressions", names.impressions), ("clicks", names.clicks))}
+        target = {p: {kind: ends[p] - 1 for kind, ends in last.items() if ends.get(p, 0) > 0}
+                  for p in range(settings.partitions)}
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             deadline = time.monotonic() + 900
             while True:
                 read_from = time.time()
-                now = population_offsets(settings)
+                now = logged_populations(settings, range(settings.partitions), ("linear_ts",))
                 seen_at = time.time()
-                if all({k: v for k, v in now.get(p, {}).items() if k in (0, 1)} == target[p] for p in target):
+                if all(now.get(p, {}).get("linear_ts", {}) == target[p] for p in target):
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError("the worker did not learn every record")
