@@ -62,8 +62,8 @@ def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int)
             assert objectives is not None
             objectives.user_blob = lambda *_: None  # type: ignore[method-assign]
 
-    seconds = in_process_learn(workload, 4, 2_000, config, None if persist else no_user_blobs)
-    return len(workload.feedback()) / seconds
+    spent = in_process_learn(workload, 4, 2_000, config, None if persist else no_user_blobs)
+    return len(workload.feedback()) / spent.seconds
 
 
 class NoUserBlobs(Objectives):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -103,15 +104,22 @@ def batch_groups(records: list[Record], batch: int) -> list[list[Record]]:
             for group in by_partition(records[start : start + batch]).values()]
 
 
+class LearnTime(NamedTuple):
+    """How long a timed learning took: `seconds` on the wall clock, `cpu_s` of them on the CPU
+    (the calling thread's CPU time)."""
+
+    seconds: float
+    cpu_s: float
+
+
 def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None, clock=time.perf_counter, group: int | None = None) -> float:
+                     prepare=None, group: int | None = None) -> LearnTime:
     """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
     Kafka): the worker's own work, ranking every request first so clicks are known. Learned in
     lists of `batch` split by partition, or with `group` in groups of `group` records of one
     partition each (`partition_groups`: as the worker learned them, its mean group size).
     `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
-    `prepare(core)` runs after the ranking, before the timed learning; `clock`: what the
-    seconds are (time.process_time: CPU seconds of this process). RuntimeError unless every
+    `prepare(core)` runs after the ranking, before the timed learning. RuntimeError unless every
     request was ranked and every feedback record learned (a rate of dead letters measures
     nothing the worker is for)."""
     from streams.topics import partition_of
@@ -136,14 +144,14 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
     groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
-    started = clock()
+    started, started_cpu = time.perf_counter(), time.thread_time()
     for records in groups:
         core.learn(records)
-    seconds = clock() - started
+    spent = LearnTime(time.perf_counter() - started, time.thread_time() - started_cpu)
     counts = core.counts
     if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
         raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
-    return seconds
+    return spent
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:

@@ -48,6 +48,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,13 +98,34 @@ def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
     return int(match[1]), float(match[2]), int(match[3]), float(match[4])
 
 
-def partition_groups_learned(stats_line: str) -> int:
-    """How many partition groups (WorkerCore.learn calls) the worker's feedback path learned, from
-    its last "batches ..." log line ("feedback: N batches, ..., G partition groups learned")."""
-    match = re.search(r"feedback: .*?(\d+) partition groups learned", stats_line)
+class GroupsLearned(NamedTuple):
+    """The worker's partition groups (WorkerCore.learn calls): how many, the wall seconds in
+    them, and the CPU seconds of those."""
+
+    groups: int
+    seconds: float
+    cpu_s: float
+
+
+def groups_learned(stats_line: str) -> GroupsLearned:
+    """The worker's partition groups from its last "batches ..." log line ("feedback: N batches,
+    ..., G partition groups learned in S s (C s on the CPU)")."""
+    match = re.search(r"feedback: .*?(\d+) partition groups learned in ([\d.]+) s \(([\d.]+) s on the CPU\)",
+                      stats_line)
     if match is None:
         raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
-    return int(match[1])
+    return GroupsLearned(int(match[1]), float(match[2]), float(match[3]))
+
+
+def wait_received(worker: WorkerProcess, n: int, deadline: float) -> None:
+    """Block until the worker's periodic counts line (every 5 s) has taken `n` records, reading
+    its log file only: a broker read in a loop here (a consumer each time) would take CPU from
+    the worker and the broker on a 2-core machine while the worker's window runs, which the
+    quix peer's window does not share. TimeoutError after `deadline` (time.monotonic())."""
+    while worker.counts().get("received", 0) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker took {worker.counts().get('received', 0):,} of {n:,} records")
+        time.sleep(0.5)
 
 
 def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
@@ -151,7 +173,7 @@ def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
         before.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
     for _ in range(runs):
-        seconds = in_process_learn(workload, 4, 2_000, clock=time.process_time, prepare=count_faults)
+        seconds = in_process_learn(workload, 4, 2_000, prepare=count_faults).cpu_s
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[-1])
         rates.append(events / seconds)
     print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
@@ -259,6 +281,7 @@ def main() -> None:
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             deadline = time.monotonic() + 900
+            wait_received(worker, len(feedback), deadline)  # the log only: nothing else runs in the window
             while True:
                 read_from = time.time()
                 now = logged_populations(settings, range(settings.partitions), ("linear_ts",))
@@ -267,7 +290,7 @@ def main() -> None:
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError("the worker did not learn every record")
-                time.sleep(0.05)
+                time.sleep(0.5)
             time.sleep(5.5)  # the next periodic log lines hold the counts, batch statistics and window
             counts = worker.counts()
             lines = worker.log_text().splitlines()
@@ -283,10 +306,12 @@ def main() -> None:
         guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
         peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp))
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
-    core_s = in_process_learn(workload, settings.partitions, 2_000)
+    core_s = in_process_learn(workload, settings.partitions, 2_000).seconds
     taken, first_at, committed, last_at = window
-    group = round(committed / partition_groups_learned(batch_lines[-1]))
-    grouped_s = in_process_learn(workload, settings.partitions, 2_000, group=group)
+    learned = groups_learned(batch_lines[-1])
+    group = round(committed / learned.groups)
+    grouped = in_process_learn(workload, settings.partitions, 2_000, group=group)
+    grouped_s = grouped.seconds
     if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
         raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "
                            f"{len(feedback):,} published: not one clean pass over the backlog")
@@ -309,6 +334,11 @@ def main() -> None:
           f"worker / this: {worker_rate / core_rate:.2f}")
     print(f"the same in the worker's partition groups ({group:,} records of one partition a learn call, its mean): "
           f"{grouped_rate:,.0f} events/s; worker / this: {worker_rate / grouped_rate:.2f}")
+    print(f"where the worker's window went: {worker_s:.2f} s = {learned.seconds:.2f} s in its learn calls "
+          f"({learned.cpu_s:.2f} s of them on the CPU, {learned.seconds - learned.cpu_s:.2f} s waiting for a core) + "
+          f"{worker_s - learned.seconds:.2f} s outside them (fetching, flushing, committing); in process the same "
+          f"groups took {grouped.seconds:.2f} s ({grouped.cpu_s:.2f} s on the CPU): the worker's learning "
+          f"{learned.cpu_s / grouped.cpu_s:.2f}x its CPU time here")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
         if mode not in floors:

@@ -66,22 +66,34 @@ def to_record(kind: str, message: Any) -> Record:
 class BatchStats:
     """A path's batches since start: how many, records in them, seconds spent processing, and
     their groups, named by `group_name`: the request path's groups answered after one
-    acknowledged flush each, the feedback path's partition groups (one `WorkerCore.learn` each)."""
+    acknowledged flush each, the feedback path's partition groups (one `WorkerCore.learn` each,
+    timed by `add_group`: `group_s` wall seconds in those calls, `group_cpu_s` of them on the
+    CPU, the event loop thread's CPU time; the rest of the wall time the thread waited for a core)."""
 
     batches: int = 0
     records: int = 0
     busy_s: float = 0.0
     groups: int = 0
     group_name: str = "answered groups"
+    group_s: float = 0.0
+    group_cpu_s: float = 0.0
 
     def add(self, records: int, seconds: float) -> None:
         self.batches += 1
         self.records += records
         self.busy_s += seconds
 
+    def add_group(self, seconds: float, cpu_seconds: float) -> None:
+        """One timed group: `seconds` of wall time, `cpu_seconds` of this thread's CPU time."""
+        self.groups += 1
+        self.group_s += seconds
+        self.group_cpu_s += cpu_seconds
+
     def __str__(self) -> str:
         mean = self.records / self.batches if self.batches else 0.0
         groups = f", {self.groups} {self.group_name}" if self.groups else ""
+        if self.group_s:
+            groups += f" in {self.group_s:.2f} s ({self.group_cpu_s:.2f} s on the CPU)"
         return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy{groups}"
 
 
@@ -189,10 +201,11 @@ class FeedbackPath:
         started = time.perf_counter()
         await wait_until_caught_up(self.catalog)
         for group in by_partition(messages).values():
-            learning = time.perf_counter()
+            learning, learning_cpu = time.perf_counter(), time.thread_time()
             dead = self.core.learn([to_record(self.kinds[m.topic], m) for m in group])
-            self.observe(time.perf_counter() - learning)
-            self.stats.groups += 1
+            seconds = time.perf_counter() - learning
+            self.observe(seconds)
+            self.stats.add_group(seconds, time.thread_time() - learning_cpu)
             await self.send_dead(dead)
             await asyncio.sleep(0)  # let requests in between partitions
         if flush:

@@ -4,17 +4,17 @@ letters: its item records lacked their key, so every item, impression and click 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from streams.testing import make_workload
 from streams.worker.core import Record, WorkerCore
+from streams.worker.topology import BatchStats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import clicks_beyond_recent, filesystem_of, partition_groups_learned
+from worker_throughput import GroupsLearned, clicks_beyond_recent, filesystem_of, groups_learned
 
 from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups
 
@@ -22,12 +22,12 @@ from bench.worker_baselines import batch_groups, in_process_learn, learning_budg
 def test_in_process_learn_learns_every_record() -> None:
     workload = make_workload(n_users=20, n_items=30, n_requests=300, shown=3, click_rate=0.5, seed=0)
     cores: list[WorkerCore] = []
-    seconds = in_process_learn(workload, 2, 100, prepare=cores.append, clock=time.process_time)
-    assert seconds > 0
+    spent = in_process_learn(workload, 2, 100, prepare=cores.append)
+    assert 0 < spent.cpu_s and 0 < spent.seconds
     counts = cores[0].counts
     assert counts.learned == len(workload.feedback()) and counts.dead_lettered == 0
     assert counts.ranked == len(workload.requests)
-    in_process_learn(workload, 2, 100, prepare=cores.append, clock=time.process_time, group=7)  # the worker's groups
+    in_process_learn(workload, 2, 100, prepare=cores.append, group=7)  # the worker's groups
     assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
 
 
@@ -72,9 +72,13 @@ def test_partition_groups_give_each_learn_call_size_records_of_one_partition_in_
 
 
 def test_the_partition_groups_are_read_from_the_workers_batch_line() -> None:
-    line = ("batches requests: 0 batches, 0.0 records/batch, 0.0 s busy; feedback: 14 batches, 7504.1 "
-            "records/batch, 2.2 s busy, 20 partition groups learned")
-    assert partition_groups_learned(line) == 20
+    """The line as the worker writes it (streams.worker.topology.BatchStats), so a change of its
+    wording fails here, not in a bench run."""
+    stats = BatchStats(group_name="partition groups learned")
+    stats.add(105_058, 2.25)
+    for _ in range(20):
+        stats.add_group(0.1, 0.0875)
+    line = f"batches requests: {BatchStats()}; feedback: {stats}"
+    assert groups_learned(line) == GroupsLearned(20, 2.0, 1.75)
     with pytest.raises(RuntimeError, match="no partition groups"):
-        partition_groups_learned("batches requests: 1 batches, 1.0 records/batch, 0.0 s busy, 1 answered groups; "
-                                 "feedback: 0 batches, 0.0 records/batch, 0.0 s busy")
+        groups_learned(f"batches requests: {BatchStats()}; feedback: {BatchStats(group_name='groups')}")
