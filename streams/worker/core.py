@@ -266,7 +266,24 @@ class WorkerCore:
                 dead.append(self._dead(record, error))
                 continue
             decoded.append((record, event))
-        router = self.router(records[0].partition)
+        groups, routed = self._route(self.router(records[0].partition), decoded, dead)
+        duplicates: set[int] = set()
+        for engine, group in groups:
+            dead.extend(self._learn_engine(store, engine, group, duplicates))
+        if self.shadows is not None:
+            self.shadows.learn(records[0].partition, store, routed, duplicates)
+        return dead
+
+    def _route(self, router: ScenarioRouter, decoded: list[tuple[Record, FeedbackEvent]], dead: list[DeadLetter],
+               ) -> tuple[list[tuple[Engine, list[tuple[Record, FeedbackEvent]]]], list[tuple[Record, FeedbackEvent]]]:
+        """(each engine with its events in log order, every routed event in log order); events
+        of a scenario not configured are dead-lettered into `dead`. A list of one scenario (the
+        usual case) is routed whole, without a per-event loop."""
+        scenarios = {event.scenario for _, event in decoded}
+        if len(scenarios) == 1:
+            engine = router.engine_for(next(iter(scenarios)))
+            if engine is not None:
+                return [(engine, decoded)], decoded
         by_engine: dict[int, tuple[Engine, list[tuple[Record, FeedbackEvent]]]] = {}
         routed: list[tuple[Record, FeedbackEvent]] = []
         engines: dict[str, Engine | None] = {}  # per scenario, looked up once per batch
@@ -279,12 +296,7 @@ class WorkerCore:
             else:
                 by_engine.setdefault(id(engine), (engine, []))[1].append((record, event))
                 routed.append((record, event))
-        duplicates: set[int] = set()
-        for engine, group in by_engine.values():
-            dead.extend(self._learn_engine(store, engine, group, duplicates))
-        if self.shadows is not None:
-            self.shadows.learn(records[0].partition, store, routed, duplicates)
-        return dead
+        return list(by_engine.values()), routed
 
     def _learn_engine(self, store: TableStore, engine: Engine, decoded: Sequence[tuple[Record, FeedbackEvent]],
                       duplicate_ids: set[int] | None = None) -> list[DeadLetter]:

@@ -168,6 +168,13 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
     state = LinearThompsonSampling().decode_user(unwrap(table[b"linear_ts/user/u1"])[1])
     assert state.n_exposures == 2 and state.reward_total == 1
     assert worker.counts.balanced()
+    # a list of one scenario is routed whole (WorkerCore._route): also when that scenario is unknown
+    only_email = [record("impressions", 2 + n, encode_event(Impression(event_id=f"e{2 + n}", request_id="r0",
+                                                                       user_id="u1", scenario="email", shown=shown,
+                                                                       time=T0))) for n in range(2)]
+    assert [d.error_type for d in worker.learn(only_email)] == ["UnknownScenarioError"] * 2
+    assert LinearThompsonSampling().decode_user(unwrap(table[b"linear_ts/user/u1"])[1]).n_exposures == 2
+    assert worker.counts.balanced()
 
 
 def test_clicks_are_checked_against_the_users_recent_requests() -> None:
