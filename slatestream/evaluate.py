@@ -19,7 +19,9 @@ rounds) on: DIR is a worker's data directory (SLATESTREAM_STORE_DIR, each reques
 user's partition's state, `slatestream.worker_snapshot`; several: a deployment's workers, together
 holding every partition) or a state store (a RocksDB directory, e.g. `slatestream run --state
 DIR`); POLICY `routed` ranks each request with its scenario's policy, as the worker routes it
-(`slatestream.evaluate_snapshots`); `--freeze-after N` also evaluates each policy frozen after
+(`slatestream.evaluate_snapshots`); worker data directories are checked against the state
+changelog when SLATESTREAM_BROKER_URL is set, and with `--fresh-snapshots` a copy behind it (or not
+checkable) is refused instead of reported; `--freeze-after N` also evaluates each policy frozen after
 learning on the first N rounds (label POLICY@N), on the rest.
 """
 
@@ -115,6 +117,10 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
                    "several, comma-separated: a deployment's workers, together every partition), on the rounds from "
                    "TIME (when it was taken; default: all) on; POLICY routed: each request with its scenario's policy, "
                    "as the worker routes it (repeatable).")
+@click.option("--fresh-snapshots", is_flag=True, default=False,
+              help="Refuse a --snapshot of worker data directories whose copies are behind the state changelog, or "
+                   "that cannot be checked against it (SLATESTREAM_BROKER_URL unset), instead of evaluating it and "
+                   "saying so in the report.")
 @click.option("--freeze-after", type=click.IntRange(min=1), default=None,
               help="Also evaluate each policy frozen after learning on the first N rounds (label POLICY@N).")
 @click.option("--attribution-window", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
@@ -126,8 +132,8 @@ def chosen_policies(config: SlatestreamConfig, policies: str | None, from_file: 
 def evaluate_command(data: str, policies: str | None, config_path: Path | None, out: Path, n_draws: int | None,
                      seed: int, max_rounds: int | None, behavior_policy: str, campaign: str, encoder_kind: str | None,
                      model: Path | None, dim: int | None, projection: str, learn_every: int, learn_from: str,
-                     reward_model: str, n_bootstrap: int, snapshots: tuple[str, ...], freeze_after: int | None,
-                     attribution_window: float | None, precision: float) -> None:
+                     reward_model: str, n_bootstrap: int, snapshots: tuple[str, ...], fresh_snapshots: bool,
+                     freeze_after: int | None, attribution_window: float | None, precision: float) -> None:
     """Evaluate POLICIES counterfactually on a logged stream and write a report to OUT."""
     config = load_config(config_path, dim=dim, encoder=encoder_kind, n_draws=n_draws)
     learning = chosen_policies(config, policies, configured(config_path))
@@ -139,7 +145,7 @@ def evaluate_command(data: str, policies: str | None, config_path: Path | None, 
     with ExitStack() as cleanup:
         stores: list[Any] = []
         cleanup.callback(lambda: [store.close() for store in stores])
-        fixed = snapshot_variants(config, snapshots, configured(config_path), stores)
+        fixed = snapshot_variants(config, snapshots, configured(config_path), stores, fresh_snapshots)
         loaded = load_log_or_fail(data, behavior_policy, campaign)
         embed, projected = evaluation_embedding(config, projection, loaded.items, seed, model)
         cleanup.callback(embed.close)

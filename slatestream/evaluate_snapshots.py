@@ -44,9 +44,11 @@ class Snapshots:
 
 
 def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_file: bool,
-                      stores: list[Any]) -> Snapshots:
+                      stores: list[Any], fresh_only: bool = False) -> Snapshots:
     """A fixed `PolicyVariant` per --snapshot spec (module doc); the stores it opens are appended
-    to `stores`, for the caller to close."""
+    to `stores`, for the caller to close. With `fresh_only` (--fresh-snapshots) a worker data
+    directory's copies behind the state changelog, or read without a broker to check them
+    against, are refused (ClickException) instead of evaluated and reported."""
     variants, sources, notes = [], {}, []
     groups = config.policy_groups() if from_file else {}
     for spec in specs:
@@ -56,7 +58,7 @@ def snapshot_variants(config: SlatestreamConfig, specs: tuple[str, ...], from_fi
         else:
             policy_names(name, "--snapshot")
             policies = (name,)
-        state, source = open_snapshot(directories, policies, stores)
+        state, source = open_snapshot(directories, policies, stores, fresh_only)
         if name == ROUTED:
             variants.append(PolicyVariant(ROUTED, label=label, state=RoutedSnapshot(config, state), since=since))
         else:
@@ -87,11 +89,12 @@ def parse_spec(spec: str) -> tuple[str, str, list[Path], datetime | None]:
     return label, name.strip(), [Path(part) for part in parts], since
 
 
-def open_snapshot(directories: list[Path], policies: tuple[str, ...],
-                  stores: list[Any]) -> tuple[StateStore | ShardedSnapshot, dict[str, Any]]:
+def open_snapshot(directories: list[Path], policies: tuple[str, ...], stores: list[Any],
+                  fresh_only: bool = False) -> tuple[StateStore | ShardedSnapshot, dict[str, Any]]:
     """The state in `directories` (the data directories of a deployment's workers, every partition
     routed by user as SLATESTREAM_PARTITIONS partitions route them; or one state store) reading
-    `policies`' keys, and where it came from; its stores appended to `stores`."""
+    `policies`' keys, and where it came from; its stores appended to `stores`. `fresh_only`: as
+    `snapshot_variants` (a single state store has no changelog and is read as it is)."""
     for directory in directories:
         if not directory.is_dir():
             raise click.BadParameter(f"{directory}: not a state store or worker data directory",
@@ -102,7 +105,7 @@ def open_snapshot(directories: list[Path], policies: tuple[str, ...],
         except WorkerSnapshotError as error:
             raise click.BadParameter(str(error), param_hint="--snapshot") from error
         stores.extend(snapshot.stores)
-        checked, freshness = changelog_freshness(snapshot, policies)
+        checked, freshness = changelog_freshness(snapshot, policies, fresh_only)
         return snapshot.sharded, {**snapshot.to_dict(), "changelog": checked,
                                   "described": f"{snapshot.describe()}; {freshness}"}
     try:
@@ -114,11 +117,16 @@ def open_snapshot(directories: list[Path], policies: tuple[str, ...],
     return store, {"store": str(directories[0]), "described": f"the state store {directories[0]}"}
 
 
-def changelog_freshness(snapshot: WorkerSnapshot, policies: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
+def changelog_freshness(snapshot: WorkerSnapshot, policies: tuple[str, ...],
+                        fresh_only: bool = False) -> tuple[dict[str, Any] | None, str]:
     """(for evaluation.json, for the report) whether the copies read are as far as the state
     changelog (`slatestream.snapshot_freshness`), when a broker is configured (SLATESTREAM_BROKER_URL,
-    checked first as every command checks it); a copy behind it is also said on stderr."""
+    checked first as every command checks it); a copy behind it is also said on stderr. With
+    `fresh_only` a copy behind it, or no broker to check, is a ClickException instead."""
     if not os.environ.get(BROKER_ENV):
+        if fresh_only:
+            raise click.ClickException(f"--fresh-snapshots: cannot check {snapshot.describe()} against the state "
+                                       f"changelog: set {BROKER_ENV} to the deployment's broker")
         return None, f"not checked against the state changelog ({BROKER_ENV} unset)"
     settings = broker_settings()
     try:
@@ -126,6 +134,8 @@ def changelog_freshness(snapshot: WorkerSnapshot, policies: tuple[str, ...]) -> 
     except TimeoutError as error:
         raise click.ClickException(f"--snapshot: reading the state changelog: {error}") from error
     described = check.describe(snapshot.served)
+    if check.lags and fresh_only:
+        raise click.ClickException(f"--fresh-snapshots: --snapshot {described}")
     if check.lags:
         click.echo(f"warning: --snapshot {described}", err=True)
     return check.to_dict(), described

@@ -1,6 +1,7 @@
 """`evaluate --snapshot` over a worker's data directory checks its copies against the state
 changelog on a real broker: a partition whose changelog population state includes more than the
-copy read is reported behind (stderr, report, evaluation.json); copies as far as it are said to be.
+copy read is reported behind (stderr, report, evaluation.json), or refused with --fresh-snapshots;
+copies as far as it are said to be.
 `latest_of_keys` finds a key's latest record further back than its first window."""
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def test_a_copy_behind_the_changelog_is_reported(stopped_worker: dict[str, Any],
     assert checked["applied_offsets"]["2"]["linear_ts"]["impressions"] == copies[2][0]
     assert f"every partition's copy is as far as {topic}" in (tmp_path / "as-far" / "report.md").read_text()
     assert "warning" not in as_far.stderr
+    fresh = DEPLOY.evaluate(stopped_worker, tmp_path / "fresh", f"prod=linear_ts:{store}", "--fresh-snapshots")
+    assert fresh.exit_code == 0, fresh.output  # as far as the changelog: evaluated as without the flag
+    assert json.loads((tmp_path / "fresh" / "evaluation.json").read_text())["snapshots"]["prod"]["changelog"] == checked
 
     learned_on = {0: copies[2][0] + 7, 1: copies[2][1]}  # partition 2 learned 7 more impressions elsewhere
     send(kafka_settings, [(2, POPULATION.format(2).encode(), wrap(learned_on, b"state")), *filler(2, 10)])
@@ -108,3 +112,7 @@ def test_a_copy_behind_the_changelog_is_reported(stopped_worker: dict[str, Any],
            f"{copies[2][0] + 7:,}"
     assert line in (tmp_path / "behind" / "report.md").read_text()
     assert f"warning: --snapshot BEHIND {topic} in partitions 2" in behind.stderr
+    refused = DEPLOY.evaluate(stopped_worker, tmp_path / "refused", f"prod=linear_ts:{store}", "--fresh-snapshots")
+    assert refused.exit_code == 1 and not (tmp_path / "refused" / "evaluation.json").exists()
+    assert f"--fresh-snapshots: --snapshot BEHIND {topic} in partitions 2" in refused.stderr
+    assert line in refused.stderr

@@ -191,12 +191,12 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return run_worker(root, ROUTED_CONFIG, tables, lambda n: "ad_slot" if (n // 16) % 2 else "feed")
 
 
-def evaluate(run: dict[str, Any], out: Path, snapshot: str) -> Any:
+def evaluate(run: dict[str, Any], out: Path, snapshot: str, *extra: str) -> Any:
     root = run["root"]
     return CliRunner().invoke(main, [
         "evaluate", "--data", f"events:{root / 'served.jsonl'}", "--config", str(root / "config.toml"),
         "--policies", "uniform_random", "--snapshot", snapshot, "--seed", str(SEED), "--n-bootstrap", "50",
-        "--projection", str(root / "projection.bin"), "--out", str(out)])
+        "--projection", str(root / "projection.bin"), "--out", str(out), *extra])
 
 
 def match_rate(out: Path) -> float:
@@ -227,6 +227,9 @@ def test_two_workers_directories_with_a_stale_copy_serve_the_workers_slates(
     assert f"partitions 0, 1 from {a}" in report and f"partition 1's older copy in {b} set aside" in report
     assert sources["changelog"] is None and "not checked against the state changelog (SLATESTREAM_BROKER_URL unset)" \
         in report  # with a broker: tests/integration/test_evaluate_snapshot_changelog.py
+    refused = evaluate(deployment, tmp_path / "fresh-only", f"prod=linear_ts:{b},{a}", "--fresh-snapshots")
+    assert refused.exit_code == 1 and not (tmp_path / "fresh-only" / "evaluation.json").exists()
+    assert "--fresh-snapshots: cannot check" in refused.output and "set SLATESTREAM_BROKER_URL" in refused.output
 
 
 def test_the_stale_copy_would_not_rank_as_the_worker(deployment: dict[str, Any]) -> None:
