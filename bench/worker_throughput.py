@@ -150,6 +150,16 @@ def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyp
     return sum(click.request_id not in kept for click in workload.clicks)
 
 
+def steal_s(stat_file: Path = Path("/proc/stat")) -> float:
+    """Seconds the hypervisor has kept this VM's CPUs from it since boot, summed over CPUs (the
+    "steal" column of /proc/stat's first line); 0.0 where the file or the column is missing."""
+    try:
+        fields = stat_file.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else 0.0
+
+
 def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
     """The type of the filesystem `path` is on ("tmpfs", "ext4", ...), from the mount table (the
     longest mount point above it); "unknown" where the table is missing or lists none above it."""
@@ -280,8 +290,10 @@ def main() -> None:
                   for p in range(settings.partitions)}
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
+            stolen_before = steal_s()
             deadline = time.monotonic() + 900
             wait_received(worker, len(feedback), deadline)  # the log only: nothing else runs in the window
+            stolen = steal_s() - stolen_before
             while True:
                 read_from = time.time()
                 now = logged_populations(settings, range(settings.partitions), ("linear_ts",))
@@ -338,7 +350,8 @@ def main() -> None:
           f"({learned.cpu_s:.2f} s of them on the CPU, {learned.seconds - learned.cpu_s:.2f} s waiting for a core) + "
           f"{worker_s - learned.seconds:.2f} s outside them (fetching, flushing, committing); in process the same "
           f"groups took {grouped.seconds:.2f} s ({grouped.cpu_s:.2f} s on the CPU): the worker's learning "
-          f"{learned.cpu_s / grouped.cpu_s:.2f}x its CPU time here")
+          f"{learned.cpu_s / grouped.cpu_s:.2f}x its CPU time here; the VM's CPUs were stolen {stolen:.2f} s "
+          f"from the worker's start to its having taken every record")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
         if mode not in floors:

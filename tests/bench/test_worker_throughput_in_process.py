@@ -3,6 +3,7 @@ letters: its item records lacked their key, so every item, impression and click 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from streams.worker.topology import BatchStats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import GroupsLearned, clicks_beyond_recent, filesystem_of, groups_learned
+from worker_throughput import GroupsLearned, clicks_beyond_recent, filesystem_of, groups_learned, steal_s
 
 from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups
 
@@ -29,6 +30,16 @@ def test_in_process_learn_learns_every_record() -> None:
     assert counts.ranked == len(workload.requests)
     in_process_learn(workload, 2, 100, prepare=cores.append, group=7)  # the worker's groups
     assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
+
+
+def test_steal_time_is_read_from_the_stat_files_first_line(tmp_path: Path) -> None:
+    """The "steal" column, in clock ticks: 8th after "cpu"; 0.0 without the file or column."""
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  7593192 11590 857800 7298279 17467 0 33695 250 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    assert steal_s(stat) == pytest.approx(250 / os.sysconf("SC_CLK_TCK"))
+    stat.write_text("cpu  1 2 3 4\n")
+    assert steal_s(stat) == 0.0 and steal_s(tmp_path / "missing") == 0.0
+    assert steal_s() >= 0.0  # this machine's
 
 
 def test_the_filesystem_printed_for_a_directory_is_that_of_the_longest_mount_above_it(tmp_path: Path) -> None:
