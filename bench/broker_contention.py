@@ -5,9 +5,10 @@
 
 `WorkerCore.learn` in this process (`in_process_learn`, in groups of --group records of one
 partition, as the worker learns them), pinned to the first CPU, timed in CPU seconds: once with
-a broker started and idle, once while a producer sends it records of --record-bytes as fast as it
-can (the load a worker's changelog and fetches put on it), the broker's JVM and the producer both
-pinned to the last CPU, so the learning's CPU is its own and its CPU time counts no waiting.
+a broker started and idle, once while a producer sends it records of --record-bytes as fast as
+it can (load of the kind a worker's changelog puts on it: writes of state-sized records), the
+broker's JVM and the producer both pinned to the last CPU, so the learning's CPU is its own and
+its CPU time counts no waiting.
 Prints both rates per round, the loaded / idle ratio of each pair and its median, and the records
 the broker took in each loaded stretch.
 

@@ -10,9 +10,10 @@ click is published; the worker restarts on the same store and learns the backlog
 worker stamps the window itself: from the moment its feedback lane took the first list to
 the end of the group commit that acked the last record (the state of every record then
 handed to the producer), both in its log (wall clock); events/s = records committed / that
-window. The bench waits until every partition's population state in the state changelog
-holds the last record (read from the changelog's tail) and prints when it saw that too, a
-check from outside the worker (later by up to a poll, ~0.1 s). Baseline in the same run: a bare aiokafka
+window. The bench waits on the worker's log (its counts, every 5 s) until it has taken every
+record, touching no broker while the window runs, then until every partition's population
+state in the state changelog holds the last record (read from the changelog's tail) and prints
+when it saw that, a check from outside the worker. Baseline in the same run: a bare aiokafka
 consume loop (assign all partitions, getmany until the end offsets) over the same records, timed
 from its first records to its last, run twice and the faster kept (a loop of ~0.3 s can lose ~0.8 s
 to one slow fetch).
