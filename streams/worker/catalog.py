@@ -5,7 +5,7 @@ followed by all of them.
     catalog topic ─> CatalogFollower (every worker, all partitions, no consumer group) ─> catalog
 
 The catalog topic is compacted and keyed by item id (the latest vector of every item survives);
-each record's value is `core.catalog_value(item, vector)`. A follower (a thread of the worker,
+each record's value is `catalog_codec.catalog_value(item, vector)`. A follower (a thread of the worker,
 applying what it reads on the event loop) reads it from the beginning at start-up (`caught_up`
 once it reached the end offsets it found then: the worker is ready) and then tails it, so an
 item is rankable on every worker a fetch after its vector is written (`fetch_max_wait_ms`, 100 ms),

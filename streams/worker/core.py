@@ -37,6 +37,7 @@ from online.scenarios import ScenarioRouter
 from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
+from streams.worker.catalog_codec import catalog_value, parse_catalog_value
 from streams.worker.partition_state import PartitionTables
 from streams.worker.recent_ids import RecentIds, id_key
 from streams.worker.records import (
@@ -436,18 +437,3 @@ class WorkerCore:
 def records_partition(decoded: Sequence[tuple[Record, Any]]) -> int:
     """The partition of a batch of records of one partition."""
     return decoded[0][0].partition
-
-
-def catalog_value(item: Item, vector: npt.NDArray[np.float32]) -> bytes:
-    """Catalog table value: u32 JSON length | item JSON | float32 vector bytes."""
-    body = item.model_dump_json().encode()
-    return len(body).to_bytes(4, "little") + body + np.asarray(vector, dtype="<f4").tobytes()
-
-
-def parse_catalog_value(value: bytes, dim: int) -> tuple[Item, npt.NDArray[np.float32]]:
-    length = int.from_bytes(value[:4], "little")
-    item = Item.model_validate_json(value[4 : 4 + length])
-    vector = np.frombuffer(value, dtype="<f4", offset=4 + length).astype(np.float32)
-    if vector.shape != (dim,):
-        raise ValueError(f"catalog vector of {item.item_id} has {vector.shape[0]} dims, expected {dim}")
-    return item, vector
