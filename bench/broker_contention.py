@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
+from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import in_process_learn  # noqa: E402
-from bench.worker_throughput import load_broker  # noqa: E402
 from streams.testing import make_workload  # noqa: E402
 
 LOAD_TOPIC = "contention.load"

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import re
 import resource
@@ -54,6 +53,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
     PEER_GOAL,
@@ -76,15 +76,6 @@ from streams.testing import (  # noqa: E402
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
-
-
-def load_broker():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("kafka_broker", ROOT / "deploy" / "kafka" / "broker.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["kafka_broker"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
