@@ -35,7 +35,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
 from bench.scale_support import load_broker  # noqa: E402
-from bench.worker_baselines import in_process_learn  # noqa: E402
+from bench.worker_baselines import in_process_learn, rank_in_process  # noqa: E402
 from streams.testing import make_workload  # noqa: E402
 
 LOAD_TOPIC = "contention.load"
@@ -89,6 +89,7 @@ def main() -> None:
     workload = make_workload(n_users=args.users, n_items=200, n_requests=args.requests, shown=5, click_rate=0.5,
                              seed=0)
     events = len(workload.feedback())
+    ranked = rank_in_process(workload, 4)
     rates: dict[str, list[float]] = {"idle": [], "loaded": []}
     taken: list[int] = []
     with (tempfile.TemporaryDirectory(dir=args.broker_dir) as tmp,
@@ -98,13 +99,13 @@ def main() -> None:
         admin.create_topics([NewTopic(LOAD_TOPIC, 1, 1)])
         admin.close()
         for _ in range(args.rounds):
-            rates["idle"].append(events / in_process_learn(workload, 4, 2_000, group=args.group).cpu_s)
+            rates["idle"].append(events / in_process_learn(ranked, 2_000, group=args.group).cpu_s)
             before = end_offset(broker.bootstrap, LOAD_TOPIC)
             producer = subprocess.Popen([sys.executable, "-c", PRODUCER, broker.bootstrap, str(broker_cpu),
                                          str(args.record_bytes), LOAD_TOPIC])
             try:
                 time.sleep(3)  # connected and sending
-                rates["loaded"].append(events / in_process_learn(workload, 4, 2_000, group=args.group).cpu_s)
+                rates["loaded"].append(events / in_process_learn(ranked, 2_000, group=args.group).cpu_s)
             finally:
                 producer.kill()
                 producer.wait()

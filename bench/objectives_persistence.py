@@ -45,7 +45,7 @@ def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int)
     """Events/s of WorkerCore.learn over a workload's feedback (bench/worker_baselines.py's
     in_process_learn, 4 partitions, batches of 2,000); with persist False the objectives write
     no user blob (and no snapshot: windows_snapshot_s 0)."""
-    from worker_baselines import in_process_learn
+    from worker_baselines import in_process_learn, rank_in_process
 
     from online.config import parse_config
     from streams.testing import make_workload
@@ -62,7 +62,7 @@ def worker_core_rate(objectives: dict[str, Any], persist: bool, n_requests: int)
             assert objectives is not None
             objectives.user_blob = lambda *_: None  # type: ignore[method-assign]
 
-    spent = in_process_learn(workload, 4, 2_000, config, None if persist else no_user_blobs)
+    spent = in_process_learn(rank_in_process(workload, 4, config), 2_000, None if persist else no_user_blobs)
     return len(workload.feedback()) / spent.seconds
 
 

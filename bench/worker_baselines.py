@@ -2,7 +2,8 @@
 
 - `bare_consume`: a bare aiokafka consume loop (the ceiling of the plumbing), optionally decoding
   every value as the worker's hot path does (the ceiling of any worker validating its input so);
-- `in_process_learn`: `WorkerCore.learn` in this process, no Kafka (the worker's own work);
+- `rank_in_process` then `in_process_learn`: `WorkerCore.learn` in this process, no Kafka (the
+  worker's own work), from the workload ranked once;
 - `faust_floor`: bench/faust_floor.py, a Faust agent with the worker's app settings that only
   counts, or also writes a 4.8 KB table value per record;
 - `quix_peer`: bench/quix_peer.py, a quix-streams 3.28.1 app keeping a per-user counter in its
@@ -112,23 +113,39 @@ class LearnTime(NamedTuple):
     cpu_s: float
 
 
-def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # type: ignore[no-untyped-def]
-                     prepare=None, group: int | None = None) -> LearnTime:
-    """Seconds WorkerCore.learn takes in this process over the same feedback (dict state, no
-    Kafka): the worker's own work, ranking every request first so clicks are known. Learned in
-    lists of `batch` split by partition, or with `group` in groups of `group` records of one
-    partition each (`partition_groups`: as the worker learned them, its mean group size).
-    `scenarios`: a SlatestreamConfig (default: the worker's default, d = 32, 8 draws);
-    `prepare(core)` runs after the ranking, before the timed learning. RuntimeError unless every
-    request was ranked and every feedback record learned (a rate of dead letters measures
-    nothing the worker is for)."""
+class RankedWorkload(NamedTuple):
+    """A workload's requests ranked once in process (`rank_in_process`): what every timed
+    learning of its feedback starts from, so a bench ranks once however often it learns.
+
+    config: the cores' SlatestreamConfig; items: the item records (each core embeds them);
+    table: the state table after the ranking (every request remembered for its clicks);
+    feedback: the impression and click records, in log order within each partition."""
+
+    config: SlatestreamConfig
+    items: list[Record]
+    table: dict[bytes, bytes]
+    feedback: list[Record]
+
+
+def _bench_core(config: SlatestreamConfig, table: dict[bytes, bytes]) -> WorkerCore:
+    """A WorkerCore over `table` (dict state), d = 32 hashing item vectors, seed 0."""
+    encoder = HashingEncoder(dim=32)
+    return WorkerCore(config, SharedTables(table), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
+
+
+def rank_in_process(workload, partitions: int, scenarios=None) -> RankedWorkload:  # type: ignore[no-untyped-def]
+    """Rank every request of `workload` with a WorkerCore in this process (`partitions`
+    partitions, keyed by user as the worker's topics are), so that clicks are known; the state
+    it leaves and the feedback as records. `scenarios`: a SlatestreamConfig (default: the
+    worker's default, d = 32, 8 draws). RuntimeError unless every request was ranked."""
     from streams.topics import partition_of
 
-    encoder = HashingEncoder(dim=32)
     config = scenarios or SlatestreamConfig().with_engine(n_draws=8)
-    core = WorkerCore(config, SharedTables(), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
-    core.add_items([Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
-                    for n, item in enumerate(workload.items)])
+    table: dict[bytes, bytes] = {}
+    core = _bench_core(config, table)
+    items = [Record("items", "items", 0, n, item.item_id.encode(), encode_event(item))
+             for n, item in enumerate(workload.items)]
+    core.add_items(items)
     next_offset: dict[tuple[str, int], int] = {}
 
     def record(kind: str, event) -> Record:  # type: ignore[no-untyped-def]
@@ -138,18 +155,35 @@ def in_process_learn(workload, partitions: int, batch: int, scenarios=None,  # t
 
     for request in workload.requests:
         core.rank([record("requests", request)])
+    if core.counts.ranked != len(workload.requests) or core.counts.dead_lettered:
+        raise RuntimeError(f"in-process ranking did not rank the workload: {core.counts}")
     feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
+    return RankedWorkload(config, items, dict(table), feedback)
+
+
+def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: ignore[no-untyped-def]
+                     group: int | None = None) -> LearnTime:
+    """Seconds WorkerCore.learn takes in this process over a ranked workload's feedback (dict
+    state, no Kafka): the worker's own work. A fresh core over a copy of the ranked state, as
+    the bench's phase-2 worker is a fresh process over its store (nothing of the ranking in
+    memory). Learned in lists of `batch` split by partition, or with `group` in groups of
+    `group` records of one partition each (`partition_groups`: as the worker learned them, its
+    mean group size). `prepare(core)` runs before the timed learning. RuntimeError unless every
+    feedback record was learned (a rate of dead letters measures nothing the worker is for)."""
+    core = _bench_core(ranked.config, dict(ranked.table))
+    core.add_items(ranked.items)
     if prepare is not None:
         prepare(core)
     gc.collect()
     gc.freeze()  # as the worker does once its partitions are assigned
+    feedback = ranked.feedback
     groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
     started, started_cpu = time.perf_counter(), time.thread_time()
     for records in groups:
         core.learn(records)
     spent = LearnTime(time.perf_counter() - started, time.thread_time() - started_cpu)
     counts = core.counts
-    if counts.ranked != len(workload.requests) or counts.learned != len(feedback) or counts.dead_lettered:
+    if counts.learned != len(feedback) or counts.dead_lettered:
         raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
     return spent
 

@@ -63,6 +63,7 @@ from bench.worker_baselines import (  # noqa: E402
     learning_budget,
     quix_available,
     quix_peer,
+    rank_in_process,
 )
 from slatestream.heap import SWITCH  # noqa: E402
 from slatestream.snapshot_freshness import logged_populations  # noqa: E402
@@ -169,13 +170,14 @@ def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
     """`in_process_learn` `runs` times (4 partitions, batches of 2,000), each in CPU seconds, with
     the minor page faults of each timed learning (the process's own count)."""
     events = len(workload.feedback())
+    ranked = rank_in_process(workload, 4)
     rates, faults, before = [], [], []
 
     def count_faults(core: WorkerCore) -> None:  # runs right before the timed learning
         before.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
     for _ in range(runs):
-        seconds = in_process_learn(workload, 4, 2_000, prepare=count_faults).cpu_s
+        seconds = in_process_learn(ranked, 2_000, prepare=count_faults).cpu_s
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[-1])
         rates.append(events / seconds)
     print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
@@ -310,11 +312,12 @@ def main() -> None:
         guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
         peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp))
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
-    core_s = in_process_learn(workload, settings.partitions, 2_000).seconds
+    ranked = rank_in_process(workload, settings.partitions)  # once, for both in-process baselines
+    core_s = in_process_learn(ranked, 2_000).seconds
     taken, first_at, committed, last_at = window
     learned = groups_learned(batch_lines[-1])
     group = round(committed / learned.groups)
-    grouped = in_process_learn(workload, settings.partitions, 2_000, group=group)
+    grouped = in_process_learn(ranked, 2_000, group=group)
     grouped_s = grouped.seconds
     if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
         raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "

@@ -17,19 +17,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from worker_throughput import GroupsLearned, clicks_beyond_recent, filesystem_of, groups_learned, steal_s
 
-from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups
+from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups, rank_in_process
 
 
 def test_in_process_learn_learns_every_record() -> None:
     workload = make_workload(n_users=20, n_items=30, n_requests=300, shown=3, click_rate=0.5, seed=0)
+    ranked = rank_in_process(workload, 2)
+    assert len(ranked.feedback) == len(workload.feedback()) and len(ranked.items) == len(workload.items)
     cores: list[WorkerCore] = []
-    spent = in_process_learn(workload, 2, 100, prepare=cores.append)
+    spent = in_process_learn(ranked, 100, prepare=cores.append)
     assert 0 < spent.cpu_s and 0 < spent.seconds
     counts = cores[0].counts
     assert counts.learned == len(workload.feedback()) and counts.dead_lettered == 0
-    assert counts.ranked == len(workload.requests)
-    in_process_learn(workload, 2, 100, prepare=cores.append, group=7)  # the worker's groups
+    assert counts.ranked == 0  # a fresh core: the ranking is in the state it starts from, not in memory
+    in_process_learn(ranked, 100, prepare=cores.append, group=7)  # the worker's groups, from the same state
     assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
+    with pytest.raises(RuntimeError, match="did not learn"):  # without the ranked state clicks are unknown
+        in_process_learn(ranked._replace(table={}), 100)
 
 
 def test_steal_time_is_read_from_the_stat_files_first_line(tmp_path: Path) -> None:
