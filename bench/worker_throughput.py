@@ -23,7 +23,9 @@ this decoder); two more ceilings measured the same way over the
 same records (bench/faust_floor.py): a Faust agent with the worker's app settings that only
 counts, and one that also writes a 4.8 KB table value per record (Faust's cost of keeping
 per-user state in a changelogged table); and, without Kafka, `WorkerCore.learn` over the same
-records in this process (the worker's own work: decode, dedupe, learn; dict state).
+records in this process (the worker's own work: decode, dedupe, learn; dict state), each time a
+fresh core over the state one in-process ranking of the requests left, as the phase-2 worker
+starts fresh over its store (bench/worker_baselines.py, `rank_in_process`).
 The peer (bench/quix_peer.py, its own process, --peer): a quix-streams 3.28.1 application that
 keeps a per-user counter in its RocksDB state, over the same records from the same broker,
 at-least-once and exactly-once, timed from its first record to its last checkpoint commit;
