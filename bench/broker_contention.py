@@ -15,7 +15,8 @@ the broker took in each loaded stretch.
 Why: bench/worker_throughput.py sets the worker's learning beside the same learning in process,
 run after the broker stopped; on a 2-CPU VM whose CPUs share caches and memory bandwidth, the
 busy broker beside the worker can cost its learning CPU time by itself (docs/worker.md, "Where
-the window goes").
+the window goes"). bench/worker_throughput.py runs the loaded half (`learn_beside_busy_broker`)
+as one more baseline in every run, on its own broker before it stops.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
 from bench.scale_support import load_broker  # noqa: E402
-from bench.worker_baselines import in_process_learn, rank_in_process  # noqa: E402
+from bench.worker_baselines import LearnTime, RankedWorkload, in_process_learn, rank_in_process  # noqa: E402
 from streams.testing import make_workload  # noqa: E402
 
 LOAD_TOPIC = "contention.load"
@@ -66,6 +67,41 @@ def end_offset(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
+def learn_beside_busy_broker(ranked: RankedWorkload, group: int, bootstrap: str, broker_pid: int,
+                             record_bytes: int = 2_500) -> tuple[LearnTime, int]:
+    """`in_process_learn(ranked, 2_000, group=group)` pinned to this process's first CPU while a
+    producer sends the broker `record_bytes`-byte records as fast as it can, the broker's JVM and
+    the producer pinned to the last CPU: (the learning's time, records the broker took meanwhile).
+    Needs two CPUs (ValueError); this process's affinity is restored after (the broker's is left
+    on its CPU). RuntimeError if the broker took nothing: a loaded run without load."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise ValueError("needs two CPUs: the learning on one, the broker and its producer on another")
+    learner_cpu, broker_cpu = cpus[0], cpus[-1]
+    pin(broker_pid, broker_cpu)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if LOAD_TOPIC not in admin.list_topics():
+            admin.create_topics([NewTopic(LOAD_TOPIC, 1, 1)])
+    finally:
+        admin.close()
+    before = end_offset(bootstrap, LOAD_TOPIC)
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, bootstrap, str(broker_cpu), str(record_bytes),
+                                 LOAD_TOPIC])
+    os.sched_setaffinity(0, {learner_cpu})
+    try:
+        time.sleep(3)  # connected and sending
+        spent = in_process_learn(ranked, 2_000, group=group)
+    finally:
+        producer.kill()
+        producer.wait()
+        os.sched_setaffinity(0, set(cpus))
+    taken = end_offset(bootstrap, LOAD_TOPIC) - before
+    if taken == 0:
+        raise RuntimeError("the producer sent nothing: the loaded run had no load")
+    return spent, taken
+
+
 def ratios(idle: list[float], loaded: list[float]) -> tuple[list[float], float]:
     """(loaded / idle pair by pair, their median: the upper one of an even count)."""
     pairs = [after / before for before, after in zip(idle, loaded, strict=True)]
@@ -85,7 +121,6 @@ def main() -> None:
     if len(cpus) < 2:
         parser.error("needs two CPUs: the learning on one, the broker and its producer on another")
     learner_cpu, broker_cpu = cpus[0], cpus[-1]
-    os.sched_setaffinity(0, {learner_cpu})
     workload = make_workload(n_users=args.users, n_items=200, n_requests=args.requests, shown=5, click_rate=0.5,
                              seed=0)
     events = len(workload.feedback())
@@ -95,23 +130,14 @@ def main() -> None:
     with (tempfile.TemporaryDirectory(dir=args.broker_dir) as tmp,
           load_broker().KafkaBroker(data_dir=Path(tmp) / "broker") as broker):
         pin(broker.pid, broker_cpu)
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        admin.create_topics([NewTopic(LOAD_TOPIC, 1, 1)])
-        admin.close()
         for _ in range(args.rounds):
+            os.sched_setaffinity(0, {learner_cpu})
             rates["idle"].append(events / in_process_learn(ranked, 2_000, group=args.group).cpu_s)
-            before = end_offset(broker.bootstrap, LOAD_TOPIC)
-            producer = subprocess.Popen([sys.executable, "-c", PRODUCER, broker.bootstrap, str(broker_cpu),
-                                         str(args.record_bytes), LOAD_TOPIC])
-            try:
-                time.sleep(3)  # connected and sending
-                rates["loaded"].append(events / in_process_learn(ranked, 2_000, group=args.group).cpu_s)
-            finally:
-                producer.kill()
-                producer.wait()
-            taken.append(end_offset(broker.bootstrap, LOAD_TOPIC) - before)
-            if taken[-1] == 0:
-                raise RuntimeError("the producer sent nothing: the loaded run had no load")
+            os.sched_setaffinity(0, set(cpus))  # learn_beside_busy_broker pins it again
+            loaded, took = learn_beside_busy_broker(ranked, args.group, broker.bootstrap, broker.pid,
+                                                    args.record_bytes)
+            rates["loaded"].append(events / loaded.cpu_s)
+            taken.append(took)
     pairs, median = ratios(rates["idle"], rates["loaded"])
     print(f"WorkerCore.learn in process on CPU {learner_cpu}, {events:,} events of {args.users:,} users, groups of "
           f"{args.group:,}; the broker (and its producer) on CPU {broker_cpu}")

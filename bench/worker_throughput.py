@@ -25,7 +25,11 @@ counts, and one that also writes a 4.8 KB table value per record (Faust's cost o
 per-user state in a changelogged table); and, without Kafka, `WorkerCore.learn` over the same
 records in this process (the worker's own work: decode, dedupe, learn; dict state), each time a
 fresh core over the state one in-process ranking of the requests left, as the phase-2 worker
-starts fresh over its store (bench/worker_baselines.py, `rank_in_process`).
+starts fresh over its store (bench/worker_baselines.py, `rank_in_process`); in the worker's
+groups once more while the broker is busy, before it stops (bench/broker_contention.py,
+`learn_beside_busy_broker`: the learning pinned to one CPU, the broker and a producer loading
+it to the other), because the worker's learning always runs beside its busy broker and the
+other in-process baselines run after the broker stopped.
 The peer (bench/quix_peer.py, its own process, --peer): a quix-streams 3.28.1 application that
 keeps a per-user counter in its RocksDB state, over the same records from the same broker,
 at-least-once and exactly-once, timed from its first record to its last checkpoint commit;
@@ -55,6 +59,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.broker_contention import learn_beside_busy_broker  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
@@ -314,11 +319,13 @@ def main() -> None:
         guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
         peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp))
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
-    ranked = rank_in_process(workload, settings.partitions)  # once, for both in-process baselines
+        ranked = rank_in_process(workload, settings.partitions)  # once, for every in-process baseline
+        taken, first_at, committed, last_at = window
+        learned = groups_learned(batch_lines[-1])
+        group = round(committed / learned.groups)
+        beside = (learn_beside_busy_broker(ranked, group, broker.bootstrap, broker.pid)
+                  if len(os.sched_getaffinity(0)) > 1 else None)
     core_s = in_process_learn(ranked, 2_000).seconds
-    taken, first_at, committed, last_at = window
-    learned = groups_learned(batch_lines[-1])
-    group = round(committed / learned.groups)
     grouped = in_process_learn(ranked, 2_000, group=group)
     grouped_s = grouped.seconds
     if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
@@ -349,6 +356,15 @@ def main() -> None:
           f"groups took {grouped.seconds:.2f} s ({grouped.cpu_s:.2f} s on the CPU): the worker's learning "
           f"{learned.cpu_s / grouped.cpu_s:.2f}x its CPU time here; the VM's CPUs were stolen {stolen:.2f} s "
           f"from the worker's start to its having taken every record")
+    if beside is None:
+        print("the same groups in process beside a busy broker: skipped (needs two CPUs)")
+    else:
+        busy, busy_taken = beside
+        print(f"the same groups in process beside a busy broker (pinned to one CPU; the broker and a producer "
+              f"sending it {busy_taken:,} records of 2,500 bytes meanwhile pinned to the other): {busy.seconds:.2f} s "
+              f"({busy.cpu_s:.2f} s on the CPU) = {len(feedback) / busy.seconds:,.0f} events/s; worker / this: "
+              f"{worker_rate * busy.seconds / len(feedback):.2f}; the worker's learning "
+              f"{learned.cpu_s / busy.cpu_s:.2f}x its CPU time here")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):
         if mode not in floors:
