@@ -158,7 +158,7 @@ def rank_in_process(workload, partitions: int, scenarios=None) -> RankedWorkload
     if core.counts.ranked != len(workload.requests) or core.counts.dead_lettered:
         raise RuntimeError(f"in-process ranking did not rank the workload: {core.counts}")
     feedback = [record("impressions" if isinstance(e, Impression) else "clicks", e) for e in workload.feedback()]
-    return RankedWorkload(config, items, dict(table), feedback)
+    return RankedWorkload(config, items, table, feedback)
 
 
 def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: ignore[no-untyped-def]
