@@ -318,25 +318,53 @@ def test_acking_nothing_needs_no_consumer_yet() -> None:
     BatchLane(["t"]).ack([])  # a rebalance commit before the lane saw its first record
 
 
-def test_a_fetch_larger_than_max_batch_is_split_across_lists_and_partitions_keep_their_chunks() -> None:
-    async def scenario() -> tuple[list[list[tuple[Any, list[int]]]], list[int], int]:
-        consumer = FakeConsumer()
-        lane = BatchLane(["t"], max_batch=4, high_water=100, low_water=10)
-        add(lane, consumer, *range(6))
-        add(lane, consumer, 10, 11, partition=1)
-        lane.fetched()
-        assert lane.waiting == 8
+def lists_of(lane: BatchLane, consumer: FakeConsumer, count: int) -> list[list[tuple[Any, list[int]]]]:
+    """The first `count` lists the lane hands over (each acked), as (tp, offsets) per chunk;
+    TimeoutError if fewer come within 5 s."""
+    async def scenario() -> list[list[tuple[Any, list[int]]]]:
         seen = []
         async for batch in lane.batches():
             seen.append([(c.tp, [m.offset for m in c.records]) for c in batch])
             lane.ack(batch)
-            if len(seen) == 2:
+            if len(seen) == count:
                 break
-        return seen, consumer.acked, lane.waiting
+        return seen
 
-    seen, acked, waiting = asyncio.run(scenario())
-    assert seen == [[(("t", 0), [0, 1, 2, 3])], [(("t", 0), [4, 5]), (("t", 1), [10, 11])]]
-    assert acked == [0, 1, 2, 3, 4, 5, 10, 11] and waiting == 0
+    return asyncio.run(asyncio.wait_for(scenario(), timeout=5.0))
+
+
+def test_a_fetch_larger_than_max_batch_is_split_into_equal_pieces_and_partitions_keep_their_chunks() -> None:
+    consumer = FakeConsumer()
+    lane = BatchLane(["t"], max_batch=4, high_water=100, low_water=10)
+    add(lane, consumer, *range(6))
+    add(lane, consumer, 10, 11, partition=1)
+    lane.fetched()
+    assert lane.waiting == 8
+    seen = lists_of(lane, consumer, 2)
+    # 6 records at max_batch 4: pieces of 3 and 3 (not 4 and 2); the first list fills up with its partition's
+    assert seen == [[(("t", 0), [0, 1, 2]), (("t", 0), [3])], [(("t", 0), [4, 5]), (("t", 1), [10, 11])]]
+    assert consumer.acked == [0, 1, 2, 3, 4, 5, 10, 11] and lane.waiting == 0
+
+
+def test_a_list_fills_up_with_its_first_chunks_partition_across_topics_then_takes_whole_chunks() -> None:
+    consumer = FakeConsumer()
+    consumer.owned |= {("u", 0), ("u", 1)}
+    lane = BatchLane(["t", "u"], max_batch=10, high_water=100, low_water=5)
+    add(lane, consumer, *range(6))  # partition 0's impressions, say
+    add(lane, consumer, *range(100, 107), partition=1)
+    lane.add(consumer, ("u", 0), [SimpleNamespace(topic="u", partition=0, offset=o, key=b"k", value=b"v")
+                                  for o in (50, 51, 52)])  # partition 0's clicks
+    add(lane, consumer, 6, 7)
+    add(lane, consumer, 107, 108, 109, partition=1)
+    add(lane, consumer, 110, partition=1)
+    lane.fetched()
+    seen = lists_of(lane, consumer, 3)
+    # in the order they came, the first list would have held 6 records of partition 0 and 4 of
+    # partition 1 (a share of each); a topic-partition's records stay in order
+    assert seen == [[(("t", 0), list(range(6))), (("u", 0), [50, 51, 52]), (("t", 0), [6])],
+                    [(("t", 1), list(range(100, 107))), (("t", 1), [107, 108, 109])],
+                    [(("t", 0), [7]), (("t", 1), [110])]]
+    assert lane.waiting == 0 and lane.taken == 22
 
 
 class CountingList(list[Any]):
