@@ -8,9 +8,9 @@ that works on whole batches can take. For the topics of a lane,
 `streams.worker.faust_private.BatchDrainConsumer` hands each fetch's records of one partition to the
 lane as they came from aiokafka (a `Chunk`: the partition and its `ConsumerRecord`s, each
 with topic, partition, offset, key, value), without a Faust object or a Python call per
-record, and one task takes them as lists of chunks (`BatchLane.batches`): what arrived in
-one fetch, in whole chunks up to `max_batch` records (a chunk split only when one fetch
-brought more), so the batches grow with the load.
+record, and one task takes them as lists of chunks (`BatchLane.batches`): what waits, up to
+`max_batch` records, the oldest chunk's partition first (`BatchLane._take`), so the batches
+grow with the load.
 `records(batch)` flattens a list of chunks into its records, in order per partition.
 
 Offsets and rebalances keep Faust's rules:
