@@ -136,8 +136,8 @@ class BatchLane:
         A chunk is one fetch's records of one topic-partition (`add` splits a fetch larger than
         max_batch into equal pieces). The worker pays per user and share (its state read,
         updated, encoded and written), so a share should hold as many of its partition's records
-        as a list can: filling a list in arrival order split one partition's impressions and the
-        next partition's clicks into shares of a few thousand records each (a mean of 5,003 a
+        as a list can: filling a list in arrival order mixed the tail of one topic-partition's
+        fetch with the head of the next, usually another partition's (a mean of 5,003 records a
         learn call in bench/worker_throughput.py, lists of 8,000), for no shorter wait of a
         request (a share is at most max_batch records either way)."""
         first = self._waiting.popleft()
