@@ -40,6 +40,8 @@ from bench.worker_baselines import LearnTime, RankedWorkload, in_process_learn, 
 from streams.testing import make_workload  # noqa: E402
 
 LOAD_TOPIC = "contention.load"
+LOAD_RECORD_BYTES = 2_500
+"""The loading producer's record size, bytes (the default of both benches)."""
 PRODUCER = """
 import os, sys
 from kafka import KafkaProducer
@@ -68,7 +70,7 @@ def end_offset(bootstrap: str, topic: str) -> int:
 
 
 def learn_beside_busy_broker(ranked: RankedWorkload, group: int, bootstrap: str, broker_pid: int,
-                             record_bytes: int = 2_500) -> tuple[LearnTime, int]:
+                             record_bytes: int = LOAD_RECORD_BYTES) -> tuple[LearnTime, int]:
     """`in_process_learn(ranked, 2_000, group=group)` pinned to this process's first CPU while a
     producer sends the broker `record_bytes`-byte records as fast as it can, the broker's JVM and
     the producer pinned to the last CPU: (the learning's time, records the broker took meanwhile).
@@ -114,7 +116,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=70_000)
     parser.add_argument("--group", type=int, default=5_000, help="records of one partition a learn call")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--record-bytes", type=int, default=2_500, help="the producer's record size")
+    parser.add_argument("--record-bytes", type=int, default=LOAD_RECORD_BYTES, help="the producer's record size")
     parser.add_argument("--broker-dir", type=Path, default=None, help="where the broker's log lives")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))

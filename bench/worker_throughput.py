@@ -59,7 +59,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.broker_contention import learn_beside_busy_broker  # noqa: E402
+from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
@@ -361,7 +361,8 @@ def main() -> None:
     else:
         busy, busy_taken = beside
         print(f"the same groups in process beside a busy broker (pinned to one CPU; the broker and a producer "
-              f"sending it {busy_taken:,} records of 2,500 bytes meanwhile pinned to the other): {busy.seconds:.2f} s "
+              f"sending it {busy_taken:,} records of {LOAD_RECORD_BYTES:,} bytes meanwhile pinned to the other): "
+              f"{busy.seconds:.2f} s "
               f"({busy.cpu_s:.2f} s on the CPU) = {len(feedback) / busy.seconds:,.0f} events/s; worker / this: "
               f"{worker_rate * busy.seconds / len(feedback):.2f}; the worker's learning "
               f"{learned.cpu_s / busy.cpu_s:.2f}x its CPU time here")

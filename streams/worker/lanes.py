@@ -140,10 +140,7 @@ class BatchLane:
         fetch with the head of the next, usually another partition's (a mean of 5,003 records a
         learn call in bench/worker_throughput.py, lists of 8,000), for no shorter wait of a
         request (a share is at most max_batch records either way)."""
-        first = self._waiting.popleft()
-        if len(first.records) > self.max_batch:
-            self._waiting.appendleft(Chunk(first.tp, first.records[self.max_batch:]))
-            first = Chunk(first.tp, first.records[:self.max_batch])
+        first = self._waiting.popleft()  # at most max_batch records: `add` cut it so
         batch = [first]
         room = self._gather(batch, self.max_batch - len(first.records), first.tp[1])
         room = self._gather(batch, room, None)
