@@ -1,6 +1,7 @@
 """The worker's peer: a quix-streams application that keeps a per-user counter in RocksDB state.
 
     .venv/bin/python bench/quix_peer.py HOST:PORT TOPIC [TOPIC ...] [--guarantee exactly-once]
+        [--gc-young-threshold N]
     .venv/bin/python bench/quix_peer.py --install     # quixstreams 3.28.1 into .data/quix-site
     .venv/bin/python bench/quix_peer.py --check       # exit 0 when quixstreams imports
 
@@ -25,6 +26,7 @@ and only this process puts that folder first on sys.path.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -139,7 +141,13 @@ def main() -> None:
     parser.add_argument("--guarantee", choices=("at-least-once", "exactly-once"), default="at-least-once")
     parser.add_argument("--install", action="store_true", help=f"install {QUIXSTREAMS} into {SITE} and exit")
     parser.add_argument("--check", action="store_true", help="exit 0 when quixstreams imports, else 3")
+    parser.add_argument("--gc-young-threshold", type=int, default=None, metavar="N",
+                        help="the cyclic collector's young-generation threshold, as the worker's option of that "
+                             "name sets it (default: Python's, 700)")
     args = parser.parse_args()
+    if args.gc_young_threshold is not None:
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(args.gc_young_threshold, middle, oldest)
     if args.install:
         sys.exit(install())
     sys.path.insert(0, str(SITE))

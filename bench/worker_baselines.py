@@ -31,6 +31,7 @@ from online.wire import decode_feedback_fast
 from slatestream.heap import SWITCH, keep_freed_memory
 from streams.settings import StreamSettings
 from streams.testing import SharedTables
+from streams.worker.collector import settle as settle_collector
 from streams.worker.core import Record, WorkerCore
 from streams.worker.topology import by_partition
 
@@ -174,13 +175,16 @@ def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: 
     core.add_items(ranked.items)
     if prepare is not None:
         prepare(core)
-    gc.collect()
-    gc.freeze()  # as the worker does once its partitions are assigned
+    thresholds = gc.get_threshold()
+    settle_collector()  # as the worker does once its partitions are assigned
     feedback = ranked.feedback
     groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
     started, started_cpu = time.perf_counter(), time.thread_time()
-    for records in groups:
-        core.learn(records)
+    try:
+        for records in groups:
+            core.learn(records)
+    finally:
+        gc.set_threshold(*thresholds)  # the rest of the bench process as it was
     spent = LearnTime(time.perf_counter() - started, time.thread_time() - started_cpu)
     counts = core.counts
     if counts.learned != len(feedback) or counts.dead_lettered:
@@ -213,11 +217,15 @@ def quix_available() -> bool:
     return done.returncode == 0
 
 
-def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str, state_parent: Path) -> dict[str, float]:
+def quix_peer(settings: StreamSettings, topics: list[str], guarantee: str, state_parent: Path,
+              gc_young_threshold: int | None = None) -> dict[str, float]:
     """Run bench/quix_peer.py over the same records (its own process, a fresh consumer group and
-    state, made under `state_parent`); its JSON line."""
+    state, made under `state_parent`; the collector's young threshold Python's own unless
+    given); its JSON line."""
     command = [sys.executable, str(ROOT / "bench" / "quix_peer.py"), ",".join(settings.bootstrap_servers()),
                *topics, "--guarantee", guarantee]
+    if gc_young_threshold is not None:
+        command += ["--gc-young-threshold", str(gc_young_threshold)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False,
                           env={**os.environ, "TMPDIR": str(state_parent)})
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"records"')]

@@ -1,7 +1,8 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
-        [--no-floors] [--peer both|at-least-once|exactly-once|none] [--broker-dir DIR] [--store-dir DIR]
+        [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
+        [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
@@ -232,6 +233,10 @@ def main() -> None:
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
                         help="the quix-streams peer's processing guarantees (needs bench/quix_peer.py --install)")
+    parser.add_argument("--peer-gc-young-threshold", type=int, default=None, metavar="N",
+                        help="run the peer with this young-generation threshold of Python's cyclic collector "
+                             "(default: Python's own, 700; the worker sets --gc-young-threshold, 50,000, once "
+                             "its partitions are assigned)")
     parser.add_argument("--broker-dir", type=Path, default=None,
                         help="make the broker's data directory (its log) under this directory (default: the "
                              "system's temporary directory, TMPDIR); /dev/shm puts it on tmpfs")
@@ -309,6 +314,7 @@ def main() -> None:
             lines = worker.log_text().splitlines()
             batch_lines = [line for line in lines if "batches " in line]
             changelog_lines = [line for line in lines if "state records sent" in line]
+            collector_lines = [line for line in lines if "collector: " in line]
             window = lane_window(lines)
         topics = [names.impressions, names.clicks]
         # each loop twice, the faster kept: a loop of ~0.3 s can lose ~0.8 s to one slow fetch (seen twice)
@@ -317,7 +323,8 @@ def main() -> None:
         floors = {mode: faust_floor(settings, [names.impressions, names.clicks], len(feedback), mode)
                   for mode in (() if args.no_floors else ("count", "table"))}
         guarantees = {"both": ("at-least-once", "exactly-once"), "none": ()}.get(args.peer, (args.peer,))
-        peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp))
+        peers = {guarantee: quix_peer(settings, [names.impressions, names.clicks], guarantee, Path(tmp),
+                                      args.peer_gc_young_threshold)
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
         ranked = rank_in_process(workload, settings.partitions)  # once, for every in-process baseline
         taken, first_at, committed, last_at = window
@@ -377,7 +384,9 @@ def main() -> None:
         if peer["records"] != len(feedback):
             raise RuntimeError(f"the quix-streams peer ({guarantee}) counted {peer['records']:,} records of "
                                f"{len(feedback):,}")
-        print(f"quix-streams 3.28.1 peer, {guarantee}, per-user counter in RocksDB state, same records: "
+        collector = ("Python's collector" if args.peer_gc_young_threshold is None
+                     else f"collector young threshold {args.peer_gc_young_threshold:,}")
+        print(f"quix-streams 3.28.1 peer, {guarantee}, {collector}, per-user counter in RocksDB state, same records: "
               f"{peer['records']:,.0f} in {peer['seconds']:.2f} s = {peer['per_s']:,.0f} records/s (first record "
               f"to its last checkpoint commit; the last record processed at {peer['processed_s']:.2f} s); "
               f"worker / quix: {worker_rate / peer['per_s']:.2f}")
@@ -390,6 +399,8 @@ def main() -> None:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])
     if changelog_lines:  # phase 2 only: the worker restarted for it
         print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
+    if collector_lines:  # its cyclic garbage collector (streams/worker/collector.py)
+        print("worker collector: " + collector_lines[-1].split("collector: ", 1)[1])
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 

@@ -51,6 +51,14 @@ def feedback_rows(
     return build_feedback_batch(events, catalog.index, catalog.vectors, features, contexts.remember, contexts.get)
 
 
+def _row_scenarios(scenarios: list[str], counts: Sequence[int], rows: int) -> tuple[str, ...]:
+    """Each row's scenario (`rows` in all) from each event's and its row count; a batch of one
+    scenario (the usual case) as one tuple product (~10x faster than repeating per event)."""
+    if scenarios and scenarios.count(scenarios[0]) == len(scenarios):
+        return (scenarios[0],) * rows
+    return tuple(_repeat(scenarios, counts))
+
+
 def _repeat(values: Iterable[Any], counts: Iterable[int]) -> chain[Any]:
     """values[i] repeated counts[i] times, flattened (C-level iteration)."""
     return chain.from_iterable(map(repeat, values, counts))
@@ -87,7 +95,8 @@ def build_feedback_batch(
     position_index = np.array(positions, dtype=np.int64)
     batch = FeedbackBatch(
         tuple(codes), np.repeat(np.array(event_users, dtype=np.int64), counts), tuple(items),
-        tuple(_repeat(request_ids, counts)), tuple(_repeat(map(_SCENARIO, kept), counts)), position_index,
+        tuple(_repeat(request_ids, counts)), _row_scenarios(list(map(_SCENARIO, kept)), counts, len(items)),
+        position_index,
         (position_index >= 0).astype(np.float64), np.repeat(rewards, counts),
         _row_features(vectors[np.array(rows, dtype=np.int64)], features, contexts, counts), np.repeat(times, counts),
     )

@@ -56,11 +56,17 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
               help="Under a backlog, learned state goes to the changelog (and the records it came from are "
                    "acked) at most this many milliseconds after the last such flush: longer sends each busy "
                    "user's state fewer times, and replays more after a crash (deduplicated by offsets).")
+@click.option("--gc-young-threshold", type=click.IntRange(min=1), default=WorkerConfig.gc_young_threshold,
+              show_default=True,
+              help="Net allocations between the cyclic garbage collector's young-generation passes once "
+                   "partitions are assigned (Python's default: 700; higher: fewer passes over the live "
+                   "state, cycles found later).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(policy: str | None, config_path: Path | None, encoder_kind: str | None, device: str | None,
                    dim: int | None, n_draws: int | None, batch_size: int, request_batch_size: int,
-                   request_group_ms: float, flush_interval_ms: float, seed: int, loglevel: str) -> None:
+                   request_group_ms: float, flush_interval_ms: float, gc_young_threshold: int, seed: int,
+                   loglevel: str) -> None:
     """Run a streaming worker (settings from SLATESTREAM_* environment variables; scenarios and
     policies from --config / $SLATESTREAM_CONFIG, else one scenario with --policy)."""
     from slatestream.options import stream_settings
@@ -80,7 +86,7 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
 
         runtime = WorkerConfig(batch_size=batch_size, request_batch_size=request_batch_size,
                                request_group_s=request_group_ms / 1000.0, flush_interval_s=flush_interval_ms / 1000.0,
-                               seed=seed)
+                               gc_young_threshold=gc_young_threshold, seed=seed)
         run_worker(settings, model, runtime, encoder_for(model), loglevel, source)
     except BrokerCheckError as error:  # the cause and the settings to check, not a traceback
         raise click.ClickException(str(error)) from None

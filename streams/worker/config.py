@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streams.worker.collector import YOUNG_THRESHOLD
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -31,6 +33,8 @@ class WorkerConfig:
     flush before each group of slates sends the feedback lane's waiting writes too).
 
     `seed` seeds each partition's random generator (with the partition number).
+    `gc_young_threshold`: net allocations between the cyclic collector's young-generation
+    passes, set once partitions are assigned (streams.worker.collector; Python's default 700).
     """
 
     batch_size: int = 8_000
@@ -42,9 +46,11 @@ class WorkerConfig:
     flush_max_keys: int = 20_000
     empty_catalog_wait_s: float = 10.0
     seed: int = 0
+    gc_young_threshold: int = YOUNG_THRESHOLD
 
     def __post_init__(self) -> None:
-        if min(self.batch_size, self.item_batch_size, self.request_batch_size, self.flush_max_keys) < 1:
-            raise ValueError(f"WorkerConfig: batch sizes and flush_max_keys must be >= 1: {self}")
+        if min(self.batch_size, self.item_batch_size, self.request_batch_size, self.flush_max_keys,
+               self.gc_young_threshold) < 1:
+            raise ValueError(f"WorkerConfig: batch sizes, flush_max_keys and gc_young_threshold must be >= 1: {self}")
         if min(self.batch_wait_s, self.flush_interval_s, self.empty_catalog_wait_s, self.request_group_s) < 0:
             raise ValueError(f"WorkerConfig: times must be >= 0: {self}")

@@ -40,10 +40,16 @@ MAGIC = _PREFIX + bytes((VERSION,))
 _ENTRY_BYTES = 16  # a u64 digest and an f64 time
 
 
+_EMPTY_DIGEST = hashlib.blake2b(digest_size=8)
+"""A BLAKE2b state with no input: `id_key` copies it (~0.5 us) instead of building one from
+keyword arguments (~0.75 us), the most frequent call on the learning path (one an event)."""
+
+
 def id_key(identifier: str) -> int:
     """The 64-bit BLAKE2b digest (an int in [0, 2^64)) an id is kept and looked up as."""
-    return int.from_bytes(hashlib.blake2b(identifier.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little")
+    digest = _EMPTY_DIGEST.copy()
+    digest.update(identifier.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(digest.digest(), "little")
 
 
 @cache

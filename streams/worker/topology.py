@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -32,6 +31,8 @@ from streams.dead_letter import DeadLetter, DeadLetterSendStats, send_dead_lette
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.worker.catalog import CatalogFollower
+from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
+from streams.worker.collector import settle as settle_collector
 from streams.worker.config import WorkerConfig
 from streams.worker.core import Record, WorkerCore
 from streams.worker.faust_private import SlatestreamApp
@@ -104,6 +105,7 @@ class LaneStats:
     requests: BatchStats = field(default_factory=BatchStats)
     feedback: BatchStats = field(default_factory=lambda: BatchStats(group_name="partition groups learned"))
     dead_letters: DeadLetterSendStats = field(default_factory=DeadLetterSendStats)
+    collector: CollectorClock = field(default_factory=CollectorClock)  # started by the running worker
 
     def lines(self, core: WorkerCore, tables: Any, lane: BatchLane, commit: GroupCommit) -> list[str]:
         """The report's lines (the feedback lane's window, once it committed, for benchmarks)."""
@@ -111,7 +113,7 @@ class LaneStats:
         out = [f"counts {core.counts}", f"batches requests: {self.requests}; feedback: {self.feedback}",
                f"dead letters {letters.sent} sent, {letters.retries} retries, {letters.lost} lost",
                f"changelog {tables.records_sent} state records sent in {tables.flushes} flushes, "
-               f"{tables.flush_s:.2f} s"]
+               f"{tables.flush_s:.2f} s", f"{self.collector} since start"]
         if lane.first_taken_at is not None and commit.last_commit_at is not None:
             out.append(f"feedback lane: {lane.taken} records taken from {lane.first_taken_at:.3f}, "
                        f"{commit.committed} committed, the last commit at {commit.last_commit_at:.3f} (unix s)")
@@ -222,12 +224,15 @@ class Rebalancer:
         commit: the feedback lane's group commit (flushes state, acks records).
         core, tables: the per-partition caches to drop.
         flush_producer: delivers everything sent so far (the changelog before the partitions move).
+        young_threshold: the collector's young-generation threshold, set at each assignment
+            (streams.worker.collector).
     """
 
     def __init__(self, lanes: Sequence[BatchLane], commit: GroupCommit, core: WorkerCore, tables: Any,
-                 flush_producer: Flush) -> None:
+                 flush_producer: Flush, young_threshold: int = YOUNG_THRESHOLD) -> None:
         self.lanes, self.commit, self.core, self.tables = lanes, commit, core, tables
         self.flush_producer = flush_producer
+        self.young_threshold = young_threshold
         self.assigned: set[int] = set()  # the feedback partitions this worker owns (empty while revoked)
 
     async def swap(self, drop_waiting: bool) -> list[int]:
@@ -253,10 +258,8 @@ class Rebalancer:
         self.assigned = {tp.partition for tp in assigned if tp.topic in topics}
         log.info("assigned partitions %s", sorted(self.assigned))
         # What exists now (Faust, modules, the catalog so far) lives as long as the process: keep
-        # it out of the cyclic collector's full passes, which otherwise cost ~20 us per learned
-        # event in allocation-heavy batches (bench/worker_throughput.py, in-process baseline).
-        gc.collect()
-        gc.freeze()
+        # it out of the cyclic collector's passes, and make the young ones rarer (collector.py).
+        settle_collector(self.young_threshold)
 
 
 class _held:
@@ -356,7 +359,8 @@ class WorkerTopology:
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
                         config.empty_catalog_wait_s, group_s=config.request_group_s),
             FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
-            Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush), stats)
+            Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush,
+                       config.gc_young_threshold), stats)
         topology._declare(raw_topic(names.items), catalog_topic, settings, config, send_dead)
         return topology
 
@@ -390,6 +394,10 @@ class WorkerTopology:
         @app.task
         async def follow_catalog() -> None:
             self.catalog.start(settings, asyncio.get_running_loop())
+
+        @app.task
+        async def time_the_collector() -> None:  # its passes and seconds, in the counts report
+            self.stats.collector.start()
 
         @app.task
         async def requests_lane() -> None:

@@ -60,3 +60,17 @@ def test_a_batch_with_an_unknown_item_drops_exactly_its_events() -> None:
     assert [reason for _, reason in rejected] == ["unknown item id 'nope'", "unknown item id 'gone'"]
     assert_same(slow, fast)
     assert slow_contexts == fast_contexts and len(fast_contexts) == 30
+
+
+def test_each_row_carries_its_events_scenario_in_one_scenario_and_mixed_batches() -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((20, 4)).astype(np.float32)
+    index = {f"i{i}": i for i in range(20)}
+    events = seeded_events(rng, 30, 20)
+    one, _, _ = build(events, index, vectors)
+    assert one.scenarios == ("default",) * len(one) and len(one) > len(events)
+    mixed = [event.model_copy(update={"scenario": f"s{n % 3}"}) for n, event in enumerate(events)]
+    batch, _, _ = build(mixed, index, vectors)
+    rows_per_event = [len(event.shown) if event.type == "impression" else 1 for event in mixed]
+    expected = tuple(event.scenario for event, rows in zip(mixed, rows_per_event, strict=True) for _ in range(rows))
+    assert batch.scenarios == expected and len(set(expected)) == 3

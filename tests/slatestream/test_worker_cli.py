@@ -56,3 +56,13 @@ def test_the_flush_interval_is_given_in_milliseconds_defaults_to_the_configs_and
     assert started[1].flush_interval_s == pytest.approx(2.0)
     refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--flush-interval-ms", "-1"])
     assert refused.exit_code == 2 and "--flush-interval-ms" in refused.output and len(started) == 2
+
+
+def test_the_young_generation_threshold_defaults_to_the_configs_and_zero_is_refused(
+        started: list[WorkerConfig]) -> None:
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing"]).exit_code == 0
+    assert started[0].gc_young_threshold == WorkerConfig.gc_young_threshold == 50_000
+    assert CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--gc-young-threshold", "700"]).exit_code == 0
+    assert started[1].gc_young_threshold == 700
+    refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--gc-young-threshold", "0"])
+    assert refused.exit_code == 2 and "--gc-young-threshold" in refused.output and len(started) == 2

@@ -3,6 +3,7 @@ paths, the rebalance handler and the stats report."""
 
 import asyncio
 import contextlib
+import gc
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -197,6 +198,30 @@ def test_a_rebalance_commits_what_was_processed_then_forgets_the_partitions() ->
     assert worker.router(0) is not before  # rebuilt from the (possibly moved) state
 
 
+
+def test_an_assignment_settles_the_collector_with_the_workers_threshold() -> None:
+    worker, sent, tables = core({}), Sent(), Tables()
+    lanes = [BatchLane(["t.requests"]), BatchLane(["t.impressions", "t.clicks"])]
+    commit = GroupCommit(lanes[1], sent.flush, lambda: 0, interval_s=10.0, max_keys=100)
+
+    async def flush_producer() -> None:
+        pass
+
+    class Assigned(NamedTuple):
+        topic: str
+        partition: int
+
+    rebalancer = Rebalancer(lanes, commit, worker, tables, flush_producer, young_threshold=12_345)
+    thresholds = gc.get_threshold()
+    try:
+        asyncio.run(rebalancer.on_assigned(None, {Assigned("t.clicks", 1), Assigned("t.requests", 0)}))
+        assert gc.get_threshold() == (12_345, *thresholds[1:]) and gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+    assert rebalancer.assigned == {1} and tables.changed == 1
+
+
 def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
     worker, stats = core({}), LaneStats()
     stats.feedback.add(10, 0.5)
@@ -211,9 +236,10 @@ def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
     assert lines[1] == "batches requests: 0 batches, 0.0 records/batch, 0.0 s busy; " \
                        "feedback: 1 batches, 10.0 records/batch, 0.5 s busy"
     assert lines[2] == "dead letters 0 sent, 0 retries, 0 lost"
-    assert lines[3] == "changelog 4 state records sent in 2 flushes, 0.25 s" and len(lines) == 4
+    assert lines[3] == "changelog 4 state records sent in 2 flushes, 0.25 s"
+    assert lines[4] == "collector: 0 passes (0 young, 0 middle, 0 full) in 0.000 s since start" and len(lines) == 5
     lane.first_taken_at, commit.last_commit_at, commit.committed, lane.taken = 1.0, 2.0, 10, 10
-    assert stats.lines(worker, Flushes(), lane, commit)[4].startswith("feedback lane: 10 records taken from 1.000")
+    assert stats.lines(worker, Flushes(), lane, commit)[5].startswith("feedback lane: 10 records taken from 1.000")
 
 
 def test_feedback_waits_until_the_catalog_is_loaded() -> None:

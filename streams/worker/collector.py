@@ -1,0 +1,65 @@
+"""The cyclic garbage collector, settled for the learning path once partitions are assigned.
+
+Python starts a young-generation collection every 700 container allocations (net) and an older
+one every 10 of those. The learning path allocates per event (decoded events, their lists and
+dicts) and keeps per user (recent ids, cached states), so in `WorkerCore.learn` over the
+bench's 105,058 events (groups of 6,566, as the worker learns them) the collector ran ~440
+times and took 0.16-0.24 s of 2.3-2.7 s CPU: ~7 % of the learning, spent mostly walking live
+objects on their way to the oldest generation. At `YOUNG_THRESHOLD` it runs twice and takes
+~0.02 s (figures: docs/worker.md, "The collector's young generation").
+
+`settle` runs a full collection, freezes what exists (Faust, modules, the catalog: kept out of
+every later pass) and raises the young generation's threshold; the older generations keep
+Python's ratios. Garbage in reference cycles then waits for at most `young_threshold`
+allocations before it is found, as before it waited for 700: memory is not held longer than
+that.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+YOUNG_THRESHOLD = 50_000
+"""Net container allocations between young-generation collections (Python's default: 700)."""
+
+
+def settle(young_threshold: int = YOUNG_THRESHOLD) -> None:
+    """Collect everything, freeze what survives, and collect the young generation every
+    `young_threshold` net allocations (>= 1; the older generations' thresholds unchanged)."""
+    if young_threshold < 1:
+        raise ValueError(f"young_threshold must be >= 1, got {young_threshold}")
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, oldest)
+
+
+class CollectorClock:
+    """Counts the collector's passes by generation and the wall seconds they took, from `start`
+    (a `gc.callbacks` entry) to `stop`; the worker logs it with its batch counts."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def _on_pass(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._began
+        self.passes[info["generation"]] += 1
+
+    def start(self) -> None:
+        if self._on_pass not in gc.callbacks:
+            gc.callbacks.append(self._on_pass)
+
+    def stop(self) -> None:
+        if self._on_pass in gc.callbacks:
+            gc.callbacks.remove(self._on_pass)
+
+    def __str__(self) -> str:
+        young, middle, full = self.passes
+        return (f"collector: {young + middle + full} passes ({young} young, {middle} middle, {full} full) in "
+                f"{self.seconds:.3f} s")
