@@ -31,6 +31,7 @@ from online.wire import decode_feedback_fast
 from slatestream.heap import SWITCH, keep_freed_memory
 from streams.settings import StreamSettings
 from streams.testing import SharedTables
+from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
 from streams.worker.collector import settle as settle_collector
 from streams.worker.core import Record, WorkerCore
 from streams.worker.topology import by_partition
@@ -163,28 +164,35 @@ def rank_in_process(workload, partitions: int, scenarios=None) -> RankedWorkload
 
 
 def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: ignore[no-untyped-def]
-                     group: int | None = None) -> LearnTime:
+                     group: int | None = None, young_threshold: int = YOUNG_THRESHOLD,
+                     clock: CollectorClock | None = None) -> LearnTime:
     """Seconds WorkerCore.learn takes in this process over a ranked workload's feedback (dict
     state, no Kafka): the worker's own work. A fresh core over a copy of the ranked state, as
     the bench's phase-2 worker is a fresh process over its store (nothing of the ranking in
     memory). Learned in lists of `batch` split by partition, or with `group` in groups of
     `group` records of one partition each (`partition_groups`: as the worker learned them, its
-    mean group size). `prepare(core)` runs before the timed learning. RuntimeError unless every
+    mean group size). `prepare(core)` runs before the timed learning; the collector is settled
+    with `young_threshold` (the worker's unless given) and, with a `clock`, timed over the
+    learning alone. RuntimeError unless every
     feedback record was learned (a rate of dead letters measures nothing the worker is for)."""
     core = _bench_core(ranked.config, dict(ranked.table))
     core.add_items(ranked.items)
     if prepare is not None:
         prepare(core)
     thresholds = gc.get_threshold()
-    settle_collector()  # as the worker does once its partitions are assigned
+    settle_collector(young_threshold)  # as the worker does once its partitions are assigned
     feedback = ranked.feedback
     groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
+    if clock is not None:
+        clock.start()
     started, started_cpu = time.perf_counter(), time.thread_time()
     try:
         for records in groups:
             core.learn(records)
     finally:
         gc.set_threshold(*thresholds)  # the rest of the bench process as it was
+        if clock is not None:
+            clock.stop()
     spent = LearnTime(time.perf_counter() - started, time.thread_time() - started_cpu)
     counts = core.counts
     if counts.learned != len(feedback) or counts.dead_lettered:

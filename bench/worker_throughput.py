@@ -4,6 +4,7 @@
         [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
         [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
+    OMP_NUM_THREADS=1 .venv/bin/python bench/worker_throughput.py --learn-only 5 --collector both [--learn-group N]
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
 (clicks need their request known). Phase 2: with the worker stopped, every impression and
@@ -84,6 +85,7 @@ from streams.testing import (  # noqa: E402
     publish,
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
+from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, CollectorClock  # noqa: E402
 from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
 
 
@@ -221,6 +223,29 @@ def learn_heap_pairs(runs: int) -> None:
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 
+def learn_collector_pairs(workload, runs: int, group: int | None) -> None:  # type: ignore[no-untyped-def]
+    """`runs` pairs of `in_process_learn` in this process, the collector's young threshold
+    Python's default (700) then the worker's (`YOUNG_THRESHOLD`), each with the CPU seconds and
+    the collector's passes and seconds over the learning; the pair-by-pair ratios."""
+    events = len(workload.feedback())
+    ranked = rank_in_process(workload, 4)
+    rates: dict[int, list[float]] = {PYTHON_YOUNG_THRESHOLD: [], YOUNG_THRESHOLD: []}
+    for _ in range(runs):
+        for threshold, values in rates.items():
+            clock = CollectorClock()
+            seconds = in_process_learn(ranked, 2_000, group=group, young_threshold=threshold, clock=clock).cpu_s
+            values.append(events / seconds)
+            print(f"young threshold {threshold:,}: {events / seconds:,.0f} events per CPU second, {clock}")
+    grouping = "batches of 2,000" if group is None else f"groups of {group:,} records of one partition"
+    for threshold, values in rates.items():
+        print(f"WorkerCore.learn in this process, {events:,} events, {grouping}, young threshold {threshold:,}: "
+              + ", ".join(f"{rate:,.0f}" for rate in values) + f" (median {sorted(values)[len(values) // 2]:,.0f})")
+    ratios = [tuned / default for default, tuned in zip(*rates.values(), strict=True)]
+    print(f"{YOUNG_THRESHOLD:,} / {PYTHON_YOUNG_THRESHOLD}, pair by pair: " + ", ".join(f"{r:.2f}" for r in ratios)
+          + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
+    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30_000)
@@ -252,12 +277,21 @@ def main() -> None:
                         help="with --learn-only: pairs of fresh processes without and with the heap tuning "
                              "(slatestream/heap.py; SLATESTREAM_HEAP_TUNING=off turns it off for the worker and "
                              "this process alike)")
+    parser.add_argument("--collector", choices=("both",), default=None,
+                        help="with --learn-only: pairs of learnings with the collector's young threshold at "
+                             "Python's default and at the worker's (streams/worker/collector.py)")
+    parser.add_argument("--learn-group", type=int, default=None, metavar="N",
+                        help="with --collector: learn in groups of N records of one partition, as the worker "
+                             "does (its mean group: the bench's 'partition groups' line; default: lists of 2,000)")
     args = parser.parse_args()
     if args.heap and args.learn_only:
         learn_heap_pairs(args.learn_only)
         return
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
                              click_rate=0.5, seed=0)
+    if args.learn_only and args.collector:
+        learn_collector_pairs(workload, args.learn_only, args.learn_group)
+        return
     if args.learn_only:
         learn_only(workload, args.learn_only)
         return

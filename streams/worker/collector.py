@@ -21,7 +21,9 @@ import gc
 import time
 
 YOUNG_THRESHOLD = 50_000
-"""Net container allocations between young-generation collections (Python's default: 700)."""
+"""Net container allocations between young-generation collections, the worker's."""
+PYTHON_YOUNG_THRESHOLD = 700
+"""CPython's own (3.11), for comparisons (bench/worker_throughput.py --collector both)."""
 
 
 def settle(young_threshold: int = YOUNG_THRESHOLD) -> None:

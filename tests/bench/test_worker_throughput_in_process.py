@@ -3,6 +3,7 @@ letters: its item records lacked their key, so every item, impression and click 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.testing import make_workload
+from streams.worker.collector import CollectorClock
 from streams.worker.core import Record, WorkerCore
 from streams.worker.topology import BatchStats
 
@@ -34,6 +36,21 @@ def test_in_process_learn_learns_every_record() -> None:
     assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
     with pytest.raises(RuntimeError, match="did not learn"):  # without the ranked state clicks are unknown
         in_process_learn(ranked._replace(table={}), 100)
+
+
+def test_in_process_learn_settles_the_collector_times_it_and_gives_the_process_its_thresholds_back() -> None:
+    workload = make_workload(n_users=20, n_items=30, n_requests=300, shown=3, click_rate=0.5, seed=0)
+    ranked = rank_in_process(workload, 2)
+    thresholds, seen = gc.get_threshold(), []
+    clock = CollectorClock()
+    try:
+        in_process_learn(ranked, 100, prepare=lambda core: seen.append(gc.get_threshold()), young_threshold=5,
+                         clock=clock)
+        during = clock.passes[0]
+        assert gc.get_threshold() == thresholds and gc.callbacks.count(clock._on_pass) == 0
+    finally:
+        gc.unfreeze()
+    assert seen == [thresholds] and during > 10  # a young pass every 5 allocations while it learned
 
 
 def test_steal_time_is_read_from_the_stat_files_first_line(tmp_path: Path) -> None:
