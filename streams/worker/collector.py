@@ -2,11 +2,12 @@
 
 Python starts a young-generation collection every 700 container allocations (net) and an older
 one every 10 of those. The learning path allocates per event (decoded events, their lists and
-dicts) and keeps per user (recent ids, cached states), so in `WorkerCore.learn` over the
-bench's 105,058 events (groups of 6,566, as the worker learns them) the collector ran ~440
-times and took 0.16-0.24 s of 2.3-2.7 s CPU: ~7 % of the learning, spent mostly walking live
-objects on their way to the oldest generation. At `YOUNG_THRESHOLD` it runs twice and takes
-~0.02 s (figures: docs/worker.md, "The collector's young generation").
+dicts) and keeps per user (recent ids, cached states), so the passes keep walking live objects
+on their way to the oldest generation: in `WorkerCore.learn` over the bench's 105,058 events
+(groups of 6,566, as the worker learns them) 440 passes in 0.11-0.15 s at 700, 2 in ~0.015 s
+at `YOUNG_THRESHOLD`, 1.08x the events per CPU second; in the worker through the broker 774-791
+passes in 0.28-0.32 s a run against 3-4 in 0.04-0.05 s (docs/worker.md, "The collector's young
+generation"; `bench/worker_throughput.py --learn-only 5 --collector both`).
 
 `settle` runs a full collection, freezes what exists (Faust, modules, the catalog: kept out of
 every later pass) and raises the young generation's threshold; the older generations keep
