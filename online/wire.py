@@ -31,7 +31,9 @@ _AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 _ContextValue = Annotated[float, msgspec.Meta(ge=-MAX_CONTEXT_MAGNITUDE, le=MAX_CONTEXT_MAGNITUDE)]
 """Finite by its bounds (msgspec refuses NaN against them), as `online.events.ContextValue`."""
 _LONG_FRACTION = re.compile(rb"\.\d{7}")
-"""More than 6 fractional digits somewhere: msgspec rounds sub-microseconds, pydantic truncates."""
+"""More than 6 fractional digits somewhere in a record: a float's (a propensity 0.3333333333333333
+from a slate) or a time's (msgspec rounds sub-microseconds, pydantic truncates)."""
+_LONG_FRACTION_TEXT = re.compile(r"\.\d{7}")
 
 
 class WireShownItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -71,6 +73,25 @@ class WireClick(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     reward: Annotated[float, msgspec.Meta(ge=0.0, le=1e6)] = 1.0
 
 
+class _TimeText(msgspec.Struct, gc=False):
+    """Only an event's time, as the text it came as (every other field skipped)."""
+
+    time: str
+
+
+_TIME_TEXT = msgspec.json.Decoder(_TimeText)
+
+
+def _time_fraction_too_long(raw: bytes) -> bool:
+    """Whether the record's time has more than 6 fractional digits (msgspec would round what
+    pydantic truncates). A search of the whole record first (~0.3 us); only a record where some
+    7-digit fraction shows (mostly a float's digits: propensities, rewards, context values) has
+    its time's own text decoded to tell, instead of going to pydantic (2-3x the time)."""
+    if _LONG_FRACTION.search(raw) is None:
+        return False
+    return _LONG_FRACTION_TEXT.search(_TIME_TEXT.decode(raw).time) is not None
+
+
 FeedbackEvent: TypeAlias = Impression | Click | WireImpression | WireClick
 """A feedback event as the learning code reads it: pydantic-decoded or wire-decoded."""
 
@@ -98,7 +119,7 @@ def decode_feedback_fast(raw: bytes, expected: Literal["impression", "click"]) -
 
 
 def _decode_checked(raw: bytes, expected: Literal["impression", "click"]) -> WireImpression | WireClick | None:
-    if _LONG_FRACTION.search(raw) is not None:
+    if _time_fraction_too_long(raw):
         return None
     event = _DECODERS[expected].decode(raw)  # msgspec's errors are caught by the caller
     if _unstripped(event.event_id, event.request_id, event.user_id, event.scenario):

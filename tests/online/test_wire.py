@@ -34,6 +34,8 @@ TRICKY: list[Any] = [
     "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
     2**31 - 1, 2**31, 10**30, 1e12, 1.5e12, {"a": 1e12}, {"a": -1e13}, {"a": float("nan")}, {"a": float("inf")},
     [{"item_id": "i1", "position": 2**31}], [{"item_id": "i1", "position": 2**31 - 1}],
+    1 / 3, 0.123456789, {"a": 2 / 3}, [{"item_id": "i1", "position": 0, "propensity": 1 / 3}],
+    "2026-01-01T00:00:00.999999949Z", "2026-01-01T00:00:00.1234567+01:00",
 ]
 
 
@@ -110,6 +112,20 @@ def test_what_pydantic_would_change_is_left_to_it(field: str, value: Any) -> Non
     raw = json.dumps({**CLICK, field: value}).encode()
     assert decode_feedback_fast(raw, "click") is None
     assert isinstance(decode_event(raw), Click)
+
+
+def test_long_float_fractions_take_the_fast_path_with_equal_values() -> None:
+    """A slate's propensities (`impression_for` copies them) have 16-17 digits; only a time's
+    fraction beyond microseconds is left to pydantic."""
+    shown = [{"item_id": f"i{k}", "position": k, "propensity": 1 / 3 + k / 7} for k in range(3)]
+    for base, changes in ((IMPRESSION, {"shown": shown, "context": {"hour": 0.123456789}}),
+                          (CLICK, {"reward": 2 / 3})):
+        raw = json.dumps({**base, **changes}).encode()
+        fast = decode_feedback_fast(raw, base["type"])
+        assert fast is not None and _fields(fast) == _fields(decode_event(raw)), raw
+        longer = json.dumps({**base, **changes, "time": "2026-01-01T00:00:00.1234567Z"}).encode()
+        assert decode_feedback_fast(longer, base["type"]) is None
+        assert decode_event(longer).time.microsecond == 123456  # pydantic truncates
 
 
 def test_offset_times_come_out_in_utc() -> None:
