@@ -304,30 +304,35 @@ class WorkerCore:
         """Fold one engine's feedback into its states, skipping what each state already holds;
         the ids of events skipped as a producer's duplicates are added to `duplicate_ids`.
         Per record only dictionary lookups: each user's key, applied offsets and recent event
-        ids are looked up once per batch (`_user_offsets`, `RecentIds.of`)."""
+        ids are looked up once per batch (`_user_offsets`, `RecentIds.of`).
+
+        Every state's offsets move as the list is read (a user's in `user_done`, the
+        population's in `global_mark`), so a record delivered twice in one list (Faust's seek
+        back to the committed offsets after a recovery fetches again what a lane already holds)
+        is a replay at its second copy, for the population as for its user."""
         partition = records_partition(decoded)
         global_done = store.offsets_of(engine.global_key)
+        global_mark = dict(global_done)  # the population's offsets as of the record in hand
         user_events: list[FeedbackEvent] = []
         global_events: list[FeedbackEvent] = []
         replayed: set[str] = set()
         skipped = duplicates = 0
         seen: dict[str, tuple[dict[int, float], dict[int, float]]] = {}  # per user: (this batch's ids, recent ids)
         user_done: dict[str, tuple[str, AppliedOffsets]] = {}  # per user id: (its key, offsets as of this batch)
-        global_last: AppliedOffsets = {}
         for record, event in decoded:
             topic, offset, user_id = TOPIC_INDEX[record.kind], record.offset, event.user_id
             slot = user_done.get(user_id)
             if slot is None:
                 slot = user_done[user_id] = self._user_offsets(store, engine.user_key(user_id), global_done)
             done = slot[1]
-            user_new, global_new = offset > done.get(topic, -1), offset > global_done.get(topic, -1)
+            user_new, global_new = offset > done.get(topic, -1), offset > global_mark.get(topic, -1)
             if user_new and global_new:
                 ids = seen.get(user_id)
                 if ids is None:
                     ids = seen[user_id] = ({}, self.events.of(partition, user_id))
                 event_key = id_key(event.event_id)
                 if event_key in ids[1] or event_key in ids[0]:  # a producer's duplicate
-                    done[topic], global_last[topic] = offset, offset  # passed, never learned
+                    done[topic], global_mark[topic] = offset, offset  # passed, never learned
                     duplicates += 1
                     if duplicate_ids is not None:
                         duplicate_ids.add(id(event))
@@ -339,7 +344,7 @@ class WorkerCore:
                 done[topic] = offset
             if global_new:
                 global_events.append(event)
-                global_last[topic] = offset
+                global_mark[topic] = offset
             if not (user_new or global_new):
                 skipped += 1
                 self.counts.tally(record.kind, "skipped")
@@ -349,8 +354,8 @@ class WorkerCore:
             self.events.extend(partition, user_id, known, ids)
         for user_key, done in user_done.values():
             store.stage_offsets(user_key, done)
-        if global_last:
-            store.stage_offsets(engine.global_key, global_last)
+        if global_mark != global_done:
+            store.stage_offsets(engine.global_key, global_mark)
         same = len(user_events) == len(global_events) and all(map(operator.is_, user_events, global_events))
         result = engine.observe(user_events, None if same else global_events)
         if replayed:  # resend what the local store may hold that the changelog lost in a crash

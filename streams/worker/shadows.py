@@ -83,8 +83,8 @@ def learn_once(store: TableStore, shadow: Shadow, decoded: Sequence[tuple[Record
     topic_of = {kind: index for index, kind in enumerate(topics)}
     global_key = prefix + engine.global_key
     global_done = store.offsets_of(global_key)
+    global_mark = dict(global_done)  # as of the record in hand: a record twice in a list counts once
     user_done: dict[str, AppliedOffsets] = {}
-    global_last: AppliedOffsets = {}
     user_events: list[FeedbackEvent] = []
     global_events: list[FeedbackEvent] = []
     replayed: set[str] = set()
@@ -96,11 +96,11 @@ def learn_once(store: TableStore, shadow: Shadow, decoded: Sequence[tuple[Record
             stored = store.applied_offsets(key)
             done = user_done[key] = dict(global_done if stored is None else stored)
         user_new = record.offset > done.get(topic, -1)
-        global_new = record.offset > global_done.get(topic, -1)
+        global_new = record.offset > global_mark.get(topic, -1)
         if user_new:
             done[topic] = record.offset
         if global_new:
-            global_last[topic] = record.offset
+            global_mark[topic] = record.offset
         if id(event) in duplicates:
             continue
         if user_new:
@@ -111,8 +111,8 @@ def learn_once(store: TableStore, shadow: Shadow, decoded: Sequence[tuple[Record
             replayed.add(event.user_id)
     for key, done in user_done.items():
         store.stage_offsets(key, done)
-    if global_last:
-        store.stage_offsets(global_key, global_last)
+    if global_mark != global_done:
+        store.stage_offsets(global_key, global_mark)
     same = [id(e) for e in user_events] == [id(e) for e in global_events]
     engine.observe(user_events, None if same else global_events)
     for user_id in replayed:

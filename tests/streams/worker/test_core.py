@@ -132,6 +132,34 @@ def test_a_replay_where_the_population_lags_the_user_counts_each_learned_event_o
     assert restarted.live == {("default", "linear_ts"): (18.0, 8.0)}
 
 
+def test_records_delivered_twice_in_one_list_count_once() -> None:
+    """Faust's seek back to the committed offsets after a recovery can hand a lane again what it
+    already holds: a list with offsets 2-4 twice (and a click twice) learns each event once, in
+    the population as in the user, and counts the second copies as skipped."""
+    impressions, clicks = feedback(8)
+    once: dict[bytes, bytes] = {}
+    first = core(once)
+    first.add_items(items())
+    rank_all(first, 8)
+    first.learn([*impressions, *clicks])
+
+    twice: dict[bytes, bytes] = {}
+    second = core(twice)
+    second.add_items(items())
+    rank_all(second, 8)
+    dead = second.learn([*impressions[:5], *clicks[:2], *impressions[2:], *clicks[1:]])
+    assert not dead and second.counts.balanced()
+    assert second.counts.learned == 16 and second.counts.skipped_duplicates == 4
+    assert second.live == {("default", "linear_ts"): (24.0, 8.0)}
+    policy = LinearThompsonSampling()
+    for key, decode in ((b"linear_ts/global/0", policy.decode_global), (b"linear_ts/user/u1", policy.decode_user)):
+        ours, theirs = decode(unwrap(twice[key])[1]), decode(unwrap(once[key])[1])
+        assert (ours.n_exposures, ours.reward_total) == (theirs.n_exposures, theirs.reward_total) == (24, 8), key
+        scale = 1e-6 * np.abs(theirs.gram_upper).max()
+        np.testing.assert_allclose(ours.gram_upper, theirs.gram_upper, rtol=0, atol=scale)
+    assert unwrap(twice[b"linear_ts/global/0"])[0] == unwrap(once[b"linear_ts/global/0"])[0] == {0: 7, 1: 7}
+
+
 def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_lettered() -> None:
     config = parse_config({"scenarios": {
         "feed": {"slate_size": 3, "policy": {"name": "linear_ts"}},

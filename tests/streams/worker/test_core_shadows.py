@@ -89,6 +89,28 @@ def test_shadow_state_lives_under_its_prefix_survives_a_restart_and_counts_each_
     assert user.n_exposures == served_user.n_exposures > 0  # the same feedback, once
 
 
+def test_records_delivered_twice_in_one_list_count_once_in_the_shadows_too() -> None:
+    """A list holding the second half of the feedback twice (as a seek back to the committed
+    offsets can deliver it) leaves every state, served and shadow, as one delivery does."""
+    config = parse_config(SHADOWS)
+    states: list[dict[bytes, bytes]] = []
+    for repeat_from in (None, 0):
+        table: dict[bytes, bytes] = {}
+        worker = core(table, config)
+        make = RecordMaker()
+        worker.add_items(item_records(make, 30))
+        feedback = feedback_records(make, ranked(worker, request_records(make, 40, n_users=8, k=4)), seed=2)
+        half = len(feedback) // 2
+        assert worker.learn(feedback if repeat_from is None else [*feedback, *feedback[half:]]) == []
+        assert worker.counts.balanced()
+        states.append({key: unwrap(value)[1] for key, value in table.items()})
+    once, twice = states
+    policy = LinearThompsonSampling()
+    for key in (b"linear_ts/global/0", b"shadow/explore/linear_ts/global/0"):
+        assert policy.decode_global(twice[key]).n_exposures == policy.decode_global(once[key]).n_exposures > 0, key
+    assert twice == once
+
+
 def test_a_forgotten_user_is_forgotten_by_the_shadows_too() -> None:
     table: dict[bytes, bytes] = {}
     worker = core(table, parse_config(SHADOWS))
