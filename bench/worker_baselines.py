@@ -29,6 +29,7 @@ from online.config import SlatestreamConfig
 from online.events import Impression, encode_event
 from online.wire import decode_feedback_fast
 from slatestream.heap import SWITCH, keep_freed_memory
+from slatestream.threads import use_one_blas_thread
 from streams.settings import StreamSettings
 from streams.testing import SharedTables
 from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
@@ -130,7 +131,9 @@ class RankedWorkload(NamedTuple):
 
 
 def _bench_core(config: SlatestreamConfig, table: dict[bytes, bytes]) -> WorkerCore:
-    """A WorkerCore over `table` (dict state), d = 32 hashing item vectors, seed 0."""
+    """A WorkerCore over `table` (dict state), d = 32 hashing item vectors, seed 0; this process
+    then uses one BLAS thread, as the worker does (slatestream/threads.py)."""
+    use_one_blas_thread()
     encoder = HashingEncoder(dim=32)
     return WorkerCore(config, SharedTables(table), lambda items: encoder.encode([i.text() for i in items]), 32, 0)
 

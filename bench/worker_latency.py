@@ -61,6 +61,7 @@ from bench.worker_throughput import load_broker  # noqa: E402
 from encoders.hashing import HashingEncoder  # noqa: E402
 from online.config import SlatestreamConfig  # noqa: E402
 from online.events import Item, RankRequest, Slate, decode_event, encode_event  # noqa: E402
+from slatestream.threads import use_one_blas_thread  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.testing import (  # noqa: E402
@@ -92,6 +93,12 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def collector_line(worker: WorkerProcess) -> str:
+    """The worker's last logged count of its collector's passes ("N passes (...) in S s since start")."""
+    lines = [line for line in worker.log_text().splitlines() if "collector: " in line]
+    return lines[-1].split("collector: ", 1)[1].strip() if lines else "none logged yet"
 
 
 def run_load(producer, reader: SlateReader, topic: str, requests, rate: float,  # type: ignore[no-untyped-def]
@@ -133,7 +140,9 @@ def report_load(label: str, run: dict[str, np.ndarray], split: bool) -> LatencyS
 
 
 def in_process_baseline(workload: Workload, requests, n_draws: int) -> dict[str, LatencySummary]:  # type: ignore[no-untyped-def]
-    """The worker's per-request CPU work, here: decode, Engine.rank, WorkerCore.rank, slate encode."""
+    """The worker's per-request CPU work, here: decode, Engine.rank, WorkerCore.rank, slate encode;
+    with one BLAS thread, as the worker (slatestream/threads.py: ~10x slower ranking without)."""
+    use_one_blas_thread()
     encoder = HashingEncoder(dim=DIM)
 
     def embed(items: list[Item]) -> np.ndarray:
@@ -203,6 +212,8 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=30.0, help="wait this long for the last answers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile-worker", type=Path, default=None)
+    parser.add_argument("--worker-gc-young-threshold", type=int, default=None,
+                        help="the worker's --gc-young-threshold (its default: 50,000; Python's: 700)")
     args = parser.parse_args()
     if args.rate <= 0 or args.seconds <= 0 or args.freshness_users < 0:
         parser.error("--rate and --seconds must be > 0, --freshness-users >= 0")
@@ -216,6 +227,8 @@ def main() -> None:
                     encoded_requests(f"{name}-", count, users, item_ids, args.candidates, rng))
              for name in ("lat", "echo")}
     worker_args = ("--encoder", "hashing", "--dim", str(DIM), "--n-draws", str(args.n_draws), "--seed", str(args.seed))
+    if args.worker_gc_young_threshold is not None:
+        worker_args += ("--gc-young-threshold", str(args.worker_gc_young_threshold))
     started = time.monotonic()
     with load_broker().KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = StreamSettings(broker_url=broker.url, topic_prefix="lat.", partitions=args.partitions,
@@ -242,6 +255,7 @@ def main() -> None:
             print(f"ready after {time.monotonic() - started:.0f} s: {len(item_ids):,} items, {len(feedback):,} "
                   f"warm-up impressions+clicks learned; now {args.rate:g} requests/s for {args.seconds:g} s")
             assert worker.process is not None
+            collector_before = collector_line(worker)
             pids = {"worker": worker.process.pid, "broker": broker.pid, "bench": os.getpid()}
             run_load(producer, reader, names.requests, loads["lat"][0], args.rate, args.drain_s, pids)
             worker_run = run_load(producer, reader, names.requests, loads["lat"][1], args.rate, args.drain_s, pids)
@@ -252,7 +266,7 @@ def main() -> None:
             for n in range(args.freshness_users):
                 candidates = tuple(item_ids[int(row)] for row in rng.choice(len(item_ids), 10, replace=False))
                 samples.append(probe.probe(str(n), users[n % len(users)], candidates))
-            counts = worker.counts()
+            counts, collector_after = worker.counts(), collector_line(worker)
         echo = subprocess.Popen(
             [sys.executable, "-m", "bench.latency_support", broker.bootstrap, echo_names.requests, echo_names.slates,
              str(args.partitions)],
@@ -300,6 +314,8 @@ def main() -> None:
         print(f"  click -> slate mean changed      {click.line()}   (mean raised in {raised}/{len(samples)})")
         print(f"goal click freshness p99 < 1 s: {'met' if click.p99 < 1000 else 'NOT met'}")
     print(f"worker counts (last log line): {counts}")
+    print(f"worker collector (young threshold {args.worker_gc_young_threshold or 'the worker default'}), "
+          f"its last log line before the load: {collector_before}; after the freshness probes: {collector_after}")
     print(f"total {time.monotonic() - started:.0f} s; command: .venv/bin/python bench/worker_latency.py "
           + " ".join(sys.argv[1:]))
     if args.profile_worker:

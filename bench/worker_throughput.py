@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
         [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
+        [--worker-gc-young-threshold N]
         [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
     OMP_NUM_THREADS=1 .venv/bin/python bench/worker_throughput.py --learn-only 5 --collector both [--learn-group N]
@@ -258,6 +259,8 @@ def main() -> None:
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
                         help="the quix-streams peer's processing guarantees (needs bench/quix_peer.py --install)")
+    parser.add_argument("--worker-gc-young-threshold", type=int, default=None, metavar="N",
+                        help="the worker's --gc-young-threshold (default: the worker's own, 50,000)")
     parser.add_argument("--peer-gc-young-threshold", type=int, default=None, metavar="N",
                         help="run the peer with this young-generation threshold of Python's cyclic collector "
                              "(default: Python's own, 700; the worker sets --gc-young-threshold, 50,000, once "
@@ -304,7 +307,9 @@ def main() -> None:
     broker_module = load_broker()
     feedback = workload.feedback()
     worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size),
-                   *(() if args.flush_interval_ms is None else ("--flush-interval-ms", str(args.flush_interval_ms))))
+                   *(() if args.flush_interval_ms is None else ("--flush-interval-ms", str(args.flush_interval_ms))),
+                   *(() if args.worker_gc_young_threshold is None
+                     else ("--gc-young-threshold", str(args.worker_gc_young_threshold))))
     with (tempfile.TemporaryDirectory(dir=args.broker_dir) as broker_tmp,
           broker_module.KafkaBroker(data_dir=Path(broker_tmp) / "broker") as broker,
           tempfile.TemporaryDirectory(dir=args.store_dir) as tmp):
@@ -349,7 +354,7 @@ def main() -> None:
             batch_lines = [line for line in lines if "batches " in line]
             changelog_lines = [line for line in lines if "state records sent" in line]
             collector_lines = [line for line in lines if "collector: " in line]
-            window = lane_window(lines)
+            window, peak_mib = lane_window(lines), worker.peak_rss_mib()
         topics = [names.impressions, names.clicks]
         # each loop twice, the faster kept: a loop of ~0.3 s can lose ~0.8 s to one slow fetch (seen twice)
         bare_s = min(asyncio.run(bare_consume(settings, topics, len(feedback))) for _ in range(2))
@@ -434,7 +439,8 @@ def main() -> None:
     if changelog_lines:  # phase 2 only: the worker restarted for it
         print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
     if collector_lines:  # its cyclic garbage collector (streams/worker/collector.py)
-        print("worker collector: " + collector_lines[-1].split("collector: ", 1)[1])
+        print("worker collector: " + collector_lines[-1].split("collector: ", 1)[1]
+              + f"; worker peak resident memory {peak_mib or 0:,.0f} MiB")
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 

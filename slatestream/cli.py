@@ -33,13 +33,10 @@ SERVICES = frozenset({"worker", "gateway"})
 @click.pass_context
 def main(context: click.Context) -> None:
     """slatestream: a streaming, online-learning slate recommender."""
-    # The core does many small (D ~ 33) linear-algebra calls; threaded BLAS makes each
-    # of them far slower on few cores (measured ~30x on 2 cores), so use one BLAS thread.
-    from threadpoolctl import threadpool_limits
-
     from slatestream.heap import keep_freed_memory
+    from slatestream.threads import use_one_blas_thread
 
-    threadpool_limits(limits=1, user_api="blas")
+    use_one_blas_thread()  # the core's many small linear-algebra calls (slatestream/threads.py)
     if context.invoked_subcommand not in SERVICES:
         keep_freed_memory()  # each batch's arrays reuse freed heap pages (slatestream/heap.py)
 

@@ -32,6 +32,19 @@ def die_with_parent() -> None:
             os._exit(1)
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """Peak resident memory of process `pid` (MiB, VmHWM of /proc/PID/status); None where the
+    process or that line is gone (exited, not Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
+
+
 class ChildProcess:
     """One subprocess whose stdout and stderr are appended to `log_path`."""
 
@@ -53,6 +66,12 @@ class ChildProcess:
     def log_text(self) -> str:
         """The log so far ("" before the process wrote anything)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def peak_rss_mib(self) -> float | None:
+        """The process's peak resident memory so far (MiB, Linux's VmHWM); None once it exited."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return peak_rss_mib(self.process.pid)
 
     def kill(self) -> None:
         """SIGKILL: no commit, no flush, no shutdown (a crash)."""

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from streams.testing.child_process import peak_rss_mib
+
 PARENT = textwrap.dedent("""
     import subprocess, sys, time
     from streams.testing import die_with_parent
@@ -39,3 +41,17 @@ def test_a_child_started_with_die_with_parent_dies_when_its_parent_is_killed() -
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is read from /proc")
+def test_peak_rss_grows_with_what_a_process_touched_and_is_none_once_it_exited() -> None:
+    touch = "import sys; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); " \
+            "sys.stdin.readline()"
+    child = subprocess.Popen([sys.executable, "-c", touch], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "1"
+        peak = peak_rss_mib(child.pid)
+        assert peak is not None and 200 < peak < 400  # the 200 MiB touched, plus the interpreter
+    finally:
+        child.communicate("\n", timeout=30)
+    assert peak_rss_mib(child.pid) is None
