@@ -52,6 +52,14 @@ def rank_all(worker: WorkerCore, n: int) -> None:
     assert len(slates) == n and not dead
 
 
+def ranked_core(table: dict[bytes, bytes], n: int = 8) -> WorkerCore:
+    """A core over `table` with the items and n requests ranked (clicks on them are known)."""
+    worker = core(table)
+    worker.add_items(items())
+    rank_all(worker, n)
+    return worker
+
+
 def test_bad_records_become_dead_letters_and_counts_balance() -> None:
     worker = core({})
     worker.add_items(items())
@@ -75,16 +83,10 @@ def test_bad_records_become_dead_letters_and_counts_balance() -> None:
 def test_replayed_records_do_not_count_twice() -> None:
     impressions, clicks = feedback(8)
     once: dict[bytes, bytes] = {}
-    first = core(once)
-    first.add_items(items())
-    rank_all(first, 8)
-    first.learn([*impressions, *clicks])
+    ranked_core(once).learn([*impressions, *clicks])
 
     replayed: dict[bytes, bytes] = {}
-    second = core(replayed)
-    second.add_items(items())
-    rank_all(second, 8)
-    second.learn([*impressions[:5], *clicks[:3]])
+    ranked_core(replayed).learn([*impressions[:5], *clicks[:3]])
     # a crash: the worker restarts and re-reads everything from before the last commit
     restarted = core(replayed)
     restarted.add_items(items())
@@ -138,15 +140,10 @@ def test_records_delivered_twice_in_one_list_count_once() -> None:
     the population as in the user, and counts the second copies as skipped."""
     impressions, clicks = feedback(8)
     once: dict[bytes, bytes] = {}
-    first = core(once)
-    first.add_items(items())
-    rank_all(first, 8)
-    first.learn([*impressions, *clicks])
+    ranked_core(once).learn([*impressions, *clicks])
 
     twice: dict[bytes, bytes] = {}
-    second = core(twice)
-    second.add_items(items())
-    rank_all(second, 8)
+    second = ranked_core(twice)
     dead = second.learn([*impressions[:5], *clicks[:2], *impressions[2:], *clicks[1:]])
     assert not dead and second.counts.balanced()
     assert second.counts.learned == 16 and second.counts.skipped_duplicates == 4
