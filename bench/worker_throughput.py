@@ -440,7 +440,7 @@ def main() -> None:
         print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
     if collector_lines:  # its cyclic garbage collector (streams/worker/collector.py)
         print("worker collector: " + collector_lines[-1].split("collector: ", 1)[1]
-              + f"; worker peak resident memory {peak_mib or 0:,.0f} MiB")
+              + f"; worker peak resident memory {'unknown' if peak_mib is None else f'{peak_mib:,.0f} MiB'}")
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 

@@ -16,6 +16,9 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    Faust's read-offset, gap and commit bookkeeping (`_read_offset`, `_add_gap`,
    `_commit_every`, `_n_acked`) done once per chunk, and acked as runs of offsets
    (`ack_offsets`: `_committed_offset`, `_acked_index`, `_acked`, `_waiting_for_ack`).
+   After Faust's seek back to the committed offsets (`perform_seek`) the lanes drop what they
+   held from before it, fetched again from there (Faust resumes the stream partitions before
+   that seek after a recovery, so a fetch in between brought records that come again).
    Records a fetch brought and nothing took (the flow stopped, a rebalance began, the partition
    was paused or revoked meanwhile) are fetched again (`_fetch_again`, `rewind_positions`: the
    consumer's `_thread` and its `_ensure_consumer`; changelogs, `_is_changelog_tp`, are left to
@@ -204,6 +207,34 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             self.log.info("fetched again, records not taken (flow stopped, paused or revoked): %s",
                           ", ".join(f"{tp.topic}[{tp.partition}] {before}->{after}"
                                     for tp, (before, after) in sorted(moved.items())))
+
+    async def perform_seek(self) -> None:
+        """Faust's seek of every assigned partition back to its committed offset (its read offsets
+        with it), then the lanes drop what waits, which is fetched again from there.
+
+        After a recovery Faust resumes the stream partitions and only then awaits this seek, so a
+        fetch served in between reaches the lanes and the same records come again after it: a
+        lane held both copies (learned once, by the offsets in the state, but received and
+        processed twice; docs/reliability.md). Dropping loses nothing: no waiting record was
+        acked, each partition goes back to its first record dropped (`_fetch_again`, never
+        forward: a partition without a committed offset is not moved by Faust's seek, nor one
+        whose records came after it), and its read offset goes back to that record, so
+        `_to_lane` takes it again."""
+        await super().perform_seek()
+        app = self.app
+        firsts: dict[Any, int] = {}
+        for lane in set(app.batch_lanes.values()) if isinstance(app, SlatestreamApp) else ():
+            for tp, first in lane.drop_waiting_for_seek().items():
+                firsts[tp] = min(first, firsts.get(tp, first))
+        if not firsts:
+            return
+        for tp, first in firsts.items():
+            read_offset = self._read_offset.get(tp)
+            if read_offset is not None and read_offset > first:
+                self._read_offset[tp] = first
+        self.log.info("lanes dropped what they held from before the seek to the committed offsets: %s",
+                      _partitions(firsts))
+        await self._fetch_again(firsts)
 
     def _flowing(self, generation_id: int) -> bool:
         """False once a rebalance began (flow stopped) or happened (new generation) since

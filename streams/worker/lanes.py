@@ -217,6 +217,15 @@ class BatchLane:
         self._paused.clear()
         return dropped
 
+    def drop_waiting_for_seek(self) -> dict[Any, int]:
+        """Drop every waiting record (never acked) and return, per topic-partition, the offset of
+        the first one dropped, to fetch them again from there (`BatchDrainConsumer.perform_seek`)."""
+        firsts: dict[Any, int] = {}
+        for chunk in self._waiting:
+            firsts.setdefault(chunk.tp, int(chunk.records[0].offset))
+        self._drop_waiting()
+        return firsts
+
     async def settle(self) -> int:
         """Drop every waiting record and wait for the list in hand; returns how many were dropped."""
         async with self.held(drop=True) as dropped:

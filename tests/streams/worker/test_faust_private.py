@@ -315,3 +315,46 @@ def test_what_a_rebalance_cut_off_in_a_fetch_is_fetched_again(tmp_path) -> None:
     assert asyncio.run(scenario("hand-over")) == (
         [("t.impressions", 0, 1), ("t.impressions", 1, 10), ("t.items", 0, 20)], [], 0)
     assert asyncio.run(scenario("messages")) == ([("t.items", 0, 21)], [20], 4)
+
+
+def test_what_a_lane_held_from_before_the_seek_to_the_committed_offsets_is_taken_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a recovery Faust resumes the stream partitions and only then seeks them back to their
+    committed offsets: a fetch in between handed the lane records that the seek brings again (a
+    lane held both copies: docs/reliability.md). The seek now drops what the lane holds and each
+    partition is fetched again from its first record dropped: the one with a committed offset is
+    already there, the one without (aiokafka's seek leaves it at 8) is moved back; then each
+    record is taken once."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streams.worker.lanes import records
+
+    async def scenario() -> tuple[int, list[tuple[int, int]], list[tuple[str, int, int]]]:
+        consumer, lane = lane_consumer(tmp_path, "t.impressions")
+        committed, uncommitted = TopicPartition("t.impressions", 0), TopicPartition("t.impressions", 1)
+        kafka = FakeKafkaConsumer({committed: 8, uncommitted: 8})
+        thread = FakeConsumerThread(kafka)
+
+        async def seek_to_committed() -> dict:  # type: ignore[type-arg]
+            kafka.positions[committed] = 5  # only partition 0 has a committed offset
+            return {committed: 5}
+
+        thread.seek_to_committed = seek_to_committed  # type: ignore[attr-defined]
+        consumer._thread = thread
+        consumer.assignment = lambda: {committed, uncommitted}
+        generation = consumer.app.consumer_generation_id
+        for tp, offsets in ((committed, (5, 6, 7)), (uncommitted, (2, 3))):  # before the seek
+            assert await consumer._to_lane(lane, tp, fetched(tp.topic, tp.partition, *offsets), generation)
+        await consumer.perform_seek()
+        waiting_after_seek = lane.waiting
+        for tp, offsets in ((committed, (5, 6, 7)), (uncommitted, (2, 3))):  # fetched again
+            assert await consumer._to_lane(lane, tp, fetched(tp.topic, tp.partition, *offsets), generation)
+        lane.fetched()
+        taken = [(r.partition, r.offset) for chunk in [await lane.batches().__anext__()] for r in records(chunk)]
+        return waiting_after_seek, sorted(taken), kafka.seeks
+
+    waiting_after_seek, taken, seeks = asyncio.run(scenario())
+    assert waiting_after_seek == 0
+    assert taken == [(0, 5), (0, 6), (0, 7), (1, 2), (1, 3)]  # each once (before: 10 records, each twice)
+    assert seeks == [("t.impressions", 1, 2)]
