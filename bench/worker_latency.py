@@ -95,12 +95,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def collector_line(worker: WorkerProcess) -> str:
-    """The worker's last logged count of its collector's passes ("N passes (...) in S s since start")."""
-    lines = [line for line in worker.log_text().splitlines() if "collector: " in line]
-    return lines[-1].split("collector: ", 1)[1].strip() if lines else "none logged yet"
-
-
 def run_load(producer, reader: SlateReader, topic: str, requests, rate: float,  # type: ignore[no-untyped-def]
              drain_s: float, pids: dict[str, int]) -> dict[str, np.ndarray]:
     """Open-loop load, then wait for the answers: per request scheduled, sent, created, arrived (s), and
@@ -255,7 +249,7 @@ def main() -> None:
             print(f"ready after {time.monotonic() - started:.0f} s: {len(item_ids):,} items, {len(feedback):,} "
                   f"warm-up impressions+clicks learned; now {args.rate:g} requests/s for {args.seconds:g} s")
             assert worker.process is not None
-            collector_before = collector_line(worker)
+            collector_before = worker.collector() or "none logged yet"
             pids = {"worker": worker.process.pid, "broker": broker.pid, "bench": os.getpid()}
             run_load(producer, reader, names.requests, loads["lat"][0], args.rate, args.drain_s, pids)
             worker_run = run_load(producer, reader, names.requests, loads["lat"][1], args.rate, args.drain_s, pids)
@@ -266,7 +260,7 @@ def main() -> None:
             for n in range(args.freshness_users):
                 candidates = tuple(item_ids[int(row)] for row in rng.choice(len(item_ids), 10, replace=False))
                 samples.append(probe.probe(str(n), users[n % len(users)], candidates))
-            counts, collector_after = worker.counts(), collector_line(worker)
+            counts, collector_after = worker.counts(), worker.collector()
         echo = subprocess.Popen(
             [sys.executable, "-m", "bench.latency_support", broker.bootstrap, echo_names.requests, echo_names.slates,
              str(args.partitions)],

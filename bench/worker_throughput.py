@@ -353,8 +353,7 @@ def main() -> None:
             lines = worker.log_text().splitlines()
             batch_lines = [line for line in lines if "batches " in line]
             changelog_lines = [line for line in lines if "state records sent" in line]
-            collector_lines = [line for line in lines if "collector: " in line]
-            window, peak_mib = lane_window(lines), worker.peak_rss_mib()
+            window, peak_mib, worker_collector = lane_window(lines), worker.peak_rss_mib(), worker.collector()
         topics = [names.impressions, names.clicks]
         # each loop twice, the faster kept: a loop of ~0.3 s can lose ~0.8 s to one slow fetch (seen twice)
         bare_s = min(asyncio.run(bare_consume(settings, topics, len(feedback))) for _ in range(2))
@@ -438,8 +437,8 @@ def main() -> None:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])
     if changelog_lines:  # phase 2 only: the worker restarted for it
         print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
-    if collector_lines:  # its cyclic garbage collector (streams/worker/collector.py)
-        print("worker collector: " + collector_lines[-1].split("collector: ", 1)[1]
+    if worker_collector is not None:  # its cyclic garbage collector (streams/worker/collector.py)
+        print(f"worker collector: {worker_collector}"
               + f"; worker peak resident memory {'unknown' if peak_mib is None else f'{peak_mib:,.0f} MiB'}")
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 

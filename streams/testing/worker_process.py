@@ -71,6 +71,12 @@ class WorkerProcess(ChildProcess):
                 raise RuntimeError(f"worker not ready within {timeout_s:g} s:\n{self.log_text()[-4000:]}")
             time.sleep(0.3)
 
+    def collector(self) -> str | None:
+        """The last count of its collector's passes the worker logged ("N passes (Y young, M
+        middle, F full) in S s since start", streams/worker/collector.py); None when none yet."""
+        lines = [line for line in self.log_text().splitlines() if "collector: " in line]
+        return lines[-1].split("collector: ", 1)[1].strip() if lines else None
+
     def counts(self) -> dict[str, int]:
         """The last `counts Counts(...)` line the worker logged ({} when none yet)."""
         lines = [line for line in self.log_text().splitlines() if "counts Counts(" in line]

@@ -224,8 +224,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         app = self.app
         firsts: dict[Any, int] = {}
         for lane in set(app.batch_lanes.values()) if isinstance(app, SlatestreamApp) else ():
-            for tp, first in lane.drop_waiting_for_seek().items():
-                firsts[tp] = min(first, firsts.get(tp, first))
+            firsts.update(lane.drop_waiting_for_seek())  # a topic-partition belongs to one lane
         if not firsts:
             return
         for tp, first in firsts.items():
