@@ -172,9 +172,13 @@ def broker_settings(topics: Callable[[StreamSettings], Sequence[str]] | None = N
     """`stream_settings()` with the broker checked first (streams.preflight, within
     SLATESTREAM_PREFLIGHT_TIMEOUT_S, 5 s): an unreachable broker, a failed authentication or
     missing rights on `topics(settings)` or the consumer group `group(settings)` become a
-    ClickException that names the cause and the settings to check."""
+    ClickException that names the cause and the settings to check. Warns on stderr when
+    kafka-python's checksums run in pure Python (streams.checksums)."""
+    from streams.checksums import checksum_warning
     from streams.preflight import BrokerCheckError, check_broker
 
+    if (warning := checksum_warning()) is not None:
+        click.echo(f"warning: {warning}", err=True)
     settings = stream_settings()
     try:
         check_broker(settings, topics(settings) if topics else (), group(settings) if group else None)

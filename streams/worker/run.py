@@ -13,6 +13,7 @@ from encoders.retrieval import ScorerRetriever
 from encoders.scoring import make_scorer
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
+from streams.checksums import checksum_warning
 from streams.control import ensure_control_topic
 from streams.leaderboard import ensure_leaderboard_topic
 from streams.outages import quiet_outages
@@ -82,6 +83,8 @@ def run_worker(settings: StreamSettings, model: SlatestreamConfig, config: Worke
     its partitions until the next metadata refresh (minutes).
     """
     startup_log = StartupLog(loglevel)  # INFO lines before Faust sets up logging would be lost
+    if (warning := checksum_warning()) is not None:
+        log.warning("%s", warning)
     preflight(settings)
     ensure_topics(settings)
     ensure_control_topic(settings)
