@@ -3,16 +3,18 @@ warning where it is missing (then kafka-python falls back to pure Python, ~10x s
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from slatestream.cli import main
 from streams.checksums import PURE_PYTHON_WARNING, checksum_warning, native_checksums
+
+from .test_preflight import refused_port
 
 CHECKED_KAFKA_PYTHON = "3.0.12"
 """The kafka-python whose module-level CRC-32C choice (kafka.record.util._crc32c) is checked below."""
@@ -46,17 +48,15 @@ def test_without_crc32c_kafka_python_checksums_in_python_and_slatestream_says_so
     assert "kafka-python[crc32c]" in PURE_PYTHON_WARNING
 
 
-def test_a_kafka_command_warns_on_stderr_when_checksums_run_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    monkeypatch.setenv("SLATESTREAM_BROKER_URL", f"kafka://127.0.0.1:{port}")
+def test_a_kafka_command_warns_on_stderr_when_checksums_run_in_python(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.setenv("SLATESTREAM_BROKER_URL", f"kafka://127.0.0.1:{refused_port()}")
+    replay = ["replay", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
+              "--out", str(tmp_path / "replayed.jsonl")]
     monkeypatch.setitem(sys.modules, "crc32c", None)
-    result = CliRunner().invoke(main, ["replay", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
-                                       "--out", "unused.jsonl"])
+    result = CliRunner().invoke(main, replay)
     assert result.exit_code != 0  # nothing listens there
     assert f"warning: {PURE_PYTHON_WARNING}" in result.stderr
     monkeypatch.delitem(sys.modules, "crc32c")
-    again = CliRunner().invoke(main, ["replay", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
-                                      "--out", "unused.jsonl"])
+    again = CliRunner().invoke(main, replay)
     assert again.exit_code != 0 and "warning:" not in again.stderr
