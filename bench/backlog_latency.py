@@ -127,7 +127,10 @@ def main() -> None:
             if reader.wait_all([r.request_id for r in workload.requests], 300):
                 raise TimeoutError("the worker did not rank the warm-up requests")
             publish(settings, workload.impressions)
+            deadline = time.monotonic() + 300
             while worker.counts().get("learned", 0) < warm:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the worker did not learn the {warm:,} warm-up impressions")
                 time.sleep(0.5)
         started = time.perf_counter()
         publish(settings, backlog)
