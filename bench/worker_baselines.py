@@ -35,7 +35,7 @@ from streams.testing import SharedTables
 from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
 from streams.worker.collector import settle as settle_collector
 from streams.worker.core import Record, WorkerCore
-from streams.worker.topology import by_partition
+from streams.worker.paths import by_partition
 
 ROOT = Path(__file__).resolve().parents[1]
 

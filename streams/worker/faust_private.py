@@ -24,6 +24,11 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    consumer's `_thread` and its `_ensure_consumer`; changelogs, `_is_changelog_tp`, are left to
    Faust's recovery), where Faust drops them and counts on its seek to the committed offsets,
    which moves no partition that has none.
+   Topics fetched by another consumer (`SlatestreamApp.fetch_apart`: the requests, fetched by
+   streams.worker.request_fetcher) are left out of every fetch (`_getmany`, Faust's aiokafka
+   driver's fetch), and their records' offset gaps are noted from Faust's committed offset
+   (`note_gaps`); they stay assigned, and their acked offsets committed, here, and Faust's
+   livelock check (`verify_event_path`) passes them by.
 2. **The app's transport and producer** (`SlatestreamApp._new_transport`, `_new_producer`):
    the consumer above, and a producer buffer bound of 20,000 queued messages (every table write
    queues one; Faust stalls every stream above 100).
@@ -261,16 +266,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             fetched = [record for record in fetched if record.offset >= read_offset]
             if not fetched:
                 return True
-        if self.app.topics.acks_enabled_for(tp.topic):
-            previous = read_offset
-            if fetched[-1].offset - fetched[0].offset + 1 == len(fetched):  # contiguous: one check
-                if previous is not None and fetched[0].offset - previous > 1:
-                    await self._add_gap(tp, previous + 1, fetched[0].offset - 1)
-            else:  # offsets missing inside the fetch (compaction, transaction markers)
-                for record in fetched:
-                    if previous is not None and record.offset - previous > 1:
-                        await self._add_gap(tp, previous + 1, record.offset - 1)
-                    previous = record.offset
+        await self._note_gaps(tp, read_offset, fetched)
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
@@ -279,6 +275,47 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         lane.add(self, tp, fetched)
         self._read_offset[tp] = fetched[-1].offset
         return True
+
+    async def _note_gaps(self, tp: Any, previous: int | None, fetched: Sequence[Any]) -> None:
+        """Note the offsets missing before and among `fetched` (a partition's records in order,
+        `previous` the offset read before them), so that commits pass them."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        if fetched[-1].offset - fetched[0].offset + 1 == len(fetched):  # contiguous: one check
+            if previous is not None and fetched[0].offset - previous > 1:
+                await self._add_gap(tp, previous + 1, fetched[0].offset - 1)
+            return
+        for record in fetched:  # offsets missing inside the fetch (compaction, transaction markers)
+            if previous is not None and record.offset - previous > 1:
+                await self._add_gap(tp, previous + 1, record.offset - 1)
+            previous = record.offset
+
+    async def note_gaps(self, tp: Any, previous: int | None, fetched: Sequence[Any]) -> None:
+        """`_note_gaps` for records another consumer fetched (streams.worker.request_fetcher):
+        with `previous` None (its first fetch of the partition), from the committed offset."""
+        if previous is None:
+            committed = self._committed_offset.get(TP(tp.topic, tp.partition))
+            previous = None if committed is None else committed - 1
+        await self._note_gaps(tp, previous, fetched)
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        """Faust's fetch, never taking the records of the topics fetched apart (`fetch_apart`;
+        aiokafka fetches each such partition once an assignment and keeps that fetch buffered)."""
+        apart = self.app.fetched_apart if isinstance(self.app, SlatestreamApp) else frozenset()
+        if apart and active_partitions is not None:
+            active_partitions = {tp for tp in active_partitions if tp.topic not in apart}
+            if not active_partitions:  # aiokafka would take an empty set for "every partition"
+                await asyncio.sleep(timeout)
+                return {}
+        return await super()._getmany(active_partitions, timeout)
+
+    def verify_event_path(self, now: float, tp: Any) -> None:
+        """Faust's livelock check of an assigned partition (fetched lately? processed? committed?),
+        except for the topics fetched apart: this consumer fetches them once an assignment, by
+        design, and Faust would log an error for each of them every few seconds."""
+        if isinstance(self.app, SlatestreamApp) and tp.topic in self.app.fetched_apart:
+            return None
+        return super().verify_event_path(now, tp)
 
     def ack_offsets(self, tp: Any, offsets: list[int]) -> None:
         """Faust's `ack` for a lane's records of `tp` (never tracked as messages): each offset
@@ -365,11 +402,18 @@ class SlatestreamApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_lanes: dict[str, BatchLane] = {}
+        self.fetched_apart: frozenset[str] = frozenset()
 
     def add_batch_lane(self, lane: BatchLane) -> None:
         """Route the lane's topics past the streams (subscribe them with `app.topics.add`)."""
         for topic in lane.topics:
             self.batch_lanes[topic] = lane
+
+    def fetch_apart(self, topics: Iterable[str]) -> None:
+        """Keep `topics` in the group's assignment (subscribe them with `app.topics.add`) and
+        commit their acked offsets, but never take their records: another consumer fetches them
+        (streams.worker.request_fetcher)."""
+        self.fetched_apart = self.fetched_apart | frozenset(topics)
 
     def _new_transport(self) -> TransportT:
         return cast(TransportT, BatchDrainTransport(self.conf.broker_consumer, self))

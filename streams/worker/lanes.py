@@ -85,11 +85,36 @@ class BatchLane:
         self.taken = 0  # records handed to the task so far
         self.last_offsets: dict[Any, int] = {}  # (topic, partition) -> offset of the last record fetched
         self.first_taken_at: float | None = None  # wall clock (unix s) of the first list handed over
+        self.last_taken_monotonic: float | None = None  # time.monotonic() of the last list handed over
+        self._idle: asyncio.Event | None = None  # set when a list ends with nothing waiting (`wait_idle`)
 
     def _event(self) -> asyncio.Event:
         if self._arrived is None:
             self._arrived = asyncio.Event()
         return self._arrived
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        return self._idle
+
+    @property
+    def busy(self) -> bool:
+        """Records wait, or a list is in hand."""
+        return bool(self._count) or self._in_hand.locked()
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Return once the lane is not `busy` (what waited was taken and processed), or after
+        `timeout_s` seconds."""
+        deadline = time.monotonic() + timeout_s
+        while self.busy:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            idle = self._idle_event()
+            idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(idle.wait(), left)
 
     def add(self, consumer: Any, tp: Any, fetched: Sequence[Any]) -> None:
         """Called by the consumer's drain loop with a fetch's records of partition `tp`."""
@@ -190,8 +215,11 @@ class BatchLane:
                 if batch:
                     if self.first_taken_at is None:
                         self.first_taken_at = time.time()
+                    self.last_taken_monotonic = time.monotonic()
                     self.taken += sum(len(chunk.records) for chunk in batch)
                     yield batch
+            if not self._waiting:
+                self._idle_event().set()
 
     def ack(self, batch: Iterable[Chunk]) -> int:
         """Tell Faust these records are processed (their offsets may be committed); chunks of
@@ -215,6 +243,8 @@ class BatchLane:
             for tp in self._paused:
                 self.consumer.forget_paused(tp)
         self._paused.clear()
+        if self._idle is not None:
+            self._idle.set()  # `wait_idle` looks again
         return dropped
 
     def drop_waiting_for_seek(self) -> dict[Any, int]:

@@ -16,8 +16,8 @@ log = logging.getLogger("slatestream.worker")
 def lag_of(topology: WorkerTopology) -> dict[tuple[str, int], int]:
     """{(topic, partition): records between the lanes' last fetched offset and the high watermark}."""
     lag: dict[tuple[str, int], int] = {}
-    consumer = topology.app.consumer
-    for lane in (topology.request_lane, topology.feedback_lane):
+    for lane, consumer in ((topology.request_lane, topology.request_fetcher),
+                           (topology.feedback_lane, topology.app.consumer)):
         for tp, last in list(lane.last_offsets.items()):
             try:
                 highwater = consumer.highwater(tp)

@@ -2,15 +2,17 @@
 
     requests    -> RequestPath  -> WorkerCore.rank  -> slates topic (keyed by user id)
     impressions -> FeedbackPath -> WorkerCore.learn -> state table (RocksDB, changelogged)
-    clicks      ┤  (requests and feedback reach them through batch lanes: streams.worker.lanes)
+    clicks      ┤  (requests and feedback reach them through batch lanes: streams.worker.lanes;
+                ┤   the requests fetched by their own consumer: streams.worker.request_fetcher)
     control     ┘  (ForgetUser: delete a user's state, see streams.control)
     items       -> WorkerCore.add_items -> catalog topic -> CatalogFollower (every worker)
     bad records -> dead-letter topic, with the original bytes and the reason
 
 `WorkerTopology.build(app, ...)` declares it on a Faust app: topics, the state table, the lanes
 and their tasks, the items agent, the catalog follower, timers and rebalance handlers. Its parts
-(`RequestPath`, `FeedbackPath`, `Rebalancer`, `LaneStats`, `streams.worker.catalog.CatalogFollower`)
-take plain callables and are built and tested without a broker (tests/streams/worker/).
+(`streams.worker.paths`: `RequestPath`, `FeedbackPath`; here `Rebalancer`, `LaneStats`;
+`streams.worker.catalog.CatalogFollower`) take plain callables and are built and tested without a
+broker (tests/streams/worker/).
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -34,10 +35,12 @@ from streams.worker.catalog import CatalogFollower
 from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
 from streams.worker.collector import settle as settle_collector
 from streams.worker.config import WorkerConfig
-from streams.worker.core import Record, WorkerCore
-from streams.worker.faust_private import SlatestreamApp
+from streams.worker.core import WorkerCore
+from streams.worker.faust_private import BatchDrainConsumer, SlatestreamApp
 from streams.worker.lanes import BatchLane, Chunk, GroupCommit, records
 from streams.worker.partition_state import StateTables, faust_send_many
+from streams.worker.paths import BatchStats, FeedbackPath, Flush, RequestPath, RequestsFirst, SendDead, to_record
+from streams.worker.request_fetcher import RequestFetcher, request_consumer
 
 log = logging.getLogger("slatestream.worker")
 
@@ -45,58 +48,6 @@ STATE_TABLE = "state"
 """The worker's Faust table (changelog topic "<app id>-state-changelog")."""
 DEAD_LETTER_SEND_TIMEOUT_S = 5.0
 """How long one dead letter may wait for the broker's acknowledgement before it is retried."""
-SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
-SendSlate = Callable[[Slate | SlateError], Awaitable[None]]
-Flush = Callable[..., Awaitable[Any]]
-
-
-def by_partition(messages: Iterable[Any]) -> dict[int, list[Any]]:
-    """Records (anything with a `partition`) grouped by partition, in order."""
-    groups: dict[int, list[Any]] = {}
-    for message in messages:
-        groups.setdefault(message.partition, []).append(message)
-    return groups
-
-
-def to_record(kind: str, message: Any) -> Record:
-    """A consumed record (aiokafka's or Faust's) as the core's `Record` of topic role `kind`."""
-    return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(message.value or b""))
-
-
-@dataclass
-class BatchStats:
-    """A path's batches since start: how many, records in them, seconds spent processing, and
-    their groups, named by `group_name`: the request path's groups answered after one
-    acknowledged flush each, the feedback path's partition groups (one `WorkerCore.learn` each,
-    timed by `add_group`: `group_s` wall seconds in those calls, `group_cpu_s` of them on the
-    CPU, the event loop thread's CPU time; the rest of the wall time the thread waited for a core)."""
-
-    batches: int = 0
-    records: int = 0
-    busy_s: float = 0.0
-    groups: int = 0
-    group_name: str = "answered groups"
-    group_s: float = 0.0
-    group_cpu_s: float = 0.0
-
-    def add(self, records: int, seconds: float) -> None:
-        self.batches += 1
-        self.records += records
-        self.busy_s += seconds
-
-    def add_group(self, seconds: float, cpu_seconds: float) -> None:
-        """One timed group: `seconds` of wall time, `cpu_seconds` of this thread's CPU time."""
-        self.groups += 1
-        self.group_s += seconds
-        self.group_cpu_s += cpu_seconds
-
-    def __str__(self) -> str:
-        mean = self.records / self.batches if self.batches else 0.0
-        groups = f", {self.groups} {self.group_name}" if self.groups else ""
-        if self.group_s:
-            groups += f" in {self.group_s:.2f} s ({self.group_cpu_s:.2f} s on the CPU)"
-        return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy{groups}"
-
 
 @dataclass
 class LaneStats:
@@ -120,102 +71,6 @@ class LaneStats:
         return out
 
 
-async def wait_until_caught_up(catalog: CatalogFollower, log_every_s: float = 10.0) -> None:
-    """Until the catalog follower has read the catalog topic to its end: feedback learned before
-    would name items the catalog does not hold yet (and be dead-lettered for it)."""
-    waited = 0.0
-    while not catalog.caught_up:
-        await asyncio.sleep(0.05)
-        waited += 0.05
-        if waited >= log_every_s:
-            log.warning("feedback waits for the catalog to load (%.0f s so far)", waited)
-            log_every_s += 10.0
-
-
-class RequestPath:
-    """Rank request records one by one and answer them in groups, each answer only once its
-    request is durable: the changelog records of the users' recent requests acknowledged by
-    Kafka (a click answers a slate, so a worker that takes the partition over knows the click's
-    request, docs/worker.md). A group is the requests of a lane's list ranked within `group_s`
-    of the first: one acknowledged flush makes them all durable, then their slates go out in
-    order. A lone request waits one broker round trip, as before; under a backlog n requests
-    wait one round trip instead of n (each waited its own: ~1,000 requests/s at most)."""
-
-    def __init__(self, core: WorkerCore, catalog: CatalogFollower, send_slate: SendSlate, send_dead: SendDead,
-                 flush: Flush, stats: BatchStats, empty_catalog_wait_s: float,
-                 observe: Callable[[Slate, float], None] | None = None,
-                 group_s: float = WorkerConfig.request_group_s) -> None:
-        self.core, self.catalog, self.stats = core, catalog, stats
-        self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
-        self.empty_catalog_wait_s = empty_catalog_wait_s
-        self.observe = observe or (lambda slate, seconds: None)
-        self.group_s = group_s
-
-    async def wait_for_catalog(self) -> None:
-        """At start-up, let the catalog follower load the catalog before the first request is ranked."""
-        waited = 0.0
-        while (not self.catalog.caught_up or len(self.core.catalog) == 0) and waited < self.empty_catalog_wait_s:
-            await asyncio.sleep(0.05)
-            waited += 0.05
-
-    async def handle(self, messages: Sequence[Any]) -> None:
-        started = time.perf_counter()
-        await self.wait_for_catalog()
-        slates: list[Slate | SlateError] = []
-        dead: list[DeadLetter] = []
-        group_started = time.perf_counter()
-        for message in messages:
-            ranking = time.perf_counter()
-            ranked, refused = self.core.rank([to_record("requests", message)])
-            for slate in ranked:
-                if isinstance(slate, Slate):
-                    self.observe(slate, time.perf_counter() - ranking)
-            slates.extend(ranked)
-            dead.extend(refused)
-            if time.perf_counter() - group_started >= self.group_s:
-                await self._answer(slates, dead)
-                slates, dead, group_started = [], [], time.perf_counter()
-        if slates or dead:
-            await self._answer(slates, dead)
-        self.stats.add(len(messages), time.perf_counter() - started)
-
-    async def _answer(self, slates: Sequence[Slate | SlateError], dead: Sequence[DeadLetter]) -> None:
-        """Make a group's requests durable (one acknowledged flush), then send its answers in order."""
-        await self.flush(acknowledged=any(isinstance(slate, Slate) for slate in slates))
-        for slate in slates:
-            await self.send_slate(slate)
-        await self.send_dead(dead)
-        self.stats.groups += 1
-
-
-class FeedbackPath:
-    """Learn impression, click and control records, one partition's share at a time."""
-
-    def __init__(self, core: WorkerCore, catalog: CatalogFollower, kinds: Mapping[str, str], send_dead: SendDead,
-                 flush: Flush, stats: BatchStats, observe: Callable[[float], None] | None = None) -> None:
-        self.core, self.catalog, self.kinds, self.stats = core, catalog, kinds, stats
-        self.send_dead, self.flush = send_dead, flush
-        self.observe = observe or (lambda seconds: None)
-
-    async def handle(self, messages: Sequence[Any], flush: bool = True) -> None:
-        """Learn a list of records; with `flush`, hand their state writes to the producer
-        before returning (they are acked next)."""
-        started = time.perf_counter()
-        await wait_until_caught_up(self.catalog)
-        for group in by_partition(messages).values():
-            records = [to_record(self.kinds[m.topic], m) for m in group]
-            learning, learning_cpu = time.perf_counter(), time.thread_time()
-            dead = self.core.learn(records)
-            seconds = time.perf_counter() - learning
-            self.observe(seconds)
-            self.stats.add_group(seconds, time.thread_time() - learning_cpu)
-            await self.send_dead(dead)
-            await asyncio.sleep(0)  # let requests in between partitions
-        if flush:
-            await self.flush()
-        self.stats.add(len(messages), time.perf_counter() - started)
-
-
 class Rebalancer:
     """Partitions move: with the lanes held, commit what was processed, then swap the state.
 
@@ -226,13 +81,17 @@ class Rebalancer:
         flush_producer: delivers everything sent so far (the changelog before the partitions move).
         young_threshold: the collector's young-generation threshold, set at each assignment
             (streams.worker.collector).
+        requests: the request fetcher (streams.worker.request_fetcher), told when partitions
+            are revoked and assigned.
     """
 
     def __init__(self, lanes: Sequence[BatchLane], commit: GroupCommit, core: WorkerCore, tables: Any,
-                 flush_producer: Flush, young_threshold: int = YOUNG_THRESHOLD) -> None:
+                 flush_producer: Flush, young_threshold: int = YOUNG_THRESHOLD,
+                 requests: RequestFetcher | None = None) -> None:
         self.lanes, self.commit, self.core, self.tables = lanes, commit, core, tables
         self.flush_producer = flush_producer
         self.young_threshold = young_threshold
+        self.requests = requests
         self.assigned: set[int] = set()  # the feedback partitions this worker owns (empty while revoked)
 
     async def swap(self, drop_waiting: bool) -> list[int]:
@@ -250,10 +109,16 @@ class Rebalancer:
 
     async def on_revoked(self, *_: Any, **__: Any) -> None:
         self.assigned = set()
+        if self.requests is not None:
+            self.requests.stop_fetching()  # nothing more arrives; the list in hand is still acked
         await self.swap(drop_waiting=True)
+        if self.requests is not None:
+            self.requests.release()
 
     async def on_assigned(self, _sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
         await self.swap(drop_waiting=False)
+        if self.requests is not None:
+            self.requests.assign_from(assigned)
         topics = self.lanes[-1].topics
         self.assigned = {tp.partition for tp in assigned if tp.topic in topics}
         log.info("assigned partitions %s", sorted(self.assigned))
@@ -308,6 +173,7 @@ class WorkerTopology:
     tables: StateTables
     catalog: CatalogFollower
     request_lane: BatchLane
+    request_fetcher: RequestFetcher
     feedback_lane: BatchLane
     commit: GroupCommit
     requests: RequestPath
@@ -349,18 +215,24 @@ class WorkerTopology:
         kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
         request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
         feedback_lane = BatchLane(kinds, max_batch=config.batch_size)
-        for lane in (request_lane, feedback_lane):
-            app.add_batch_lane(lane)
-            app.topics.add(raw_topic(*lane.topics))  # subscribed; the consumer hands their records to the lane
+        app.add_batch_lane(feedback_lane)
+        app.topics.add(raw_topic(*feedback_lane.topics))  # subscribed; the consumer hands their records to the lane
+        app.fetch_apart(request_lane.topics)
+        app.topics.add(raw_topic(*request_lane.topics))  # subscribed: assigned and committed in the group
+        fetcher = RequestFetcher(
+            names.requests, request_lane, lambda: cast(BatchDrainConsumer, app.consumer),
+            lambda: request_consumer(settings.aiokafka_client_config(), app.conf.id, settings.consumer_max_fetch_bytes))
         commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
                              config.flush_max_keys)
         topology = cls(
-            app, core, tables, catalog, request_lane, feedback_lane, commit,
+            app, core, tables, catalog, request_lane, fetcher, feedback_lane, commit,
             RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
                         config.empty_catalog_wait_s, group_s=config.request_group_s),
-            FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback),
+            FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback,
+                         requests_first=RequestsFirst(request_lane, config.serving_piece_records,
+                                                      max_wait_s=config.requests_first_wait_s)),
             Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush,
-                       config.gc_young_threshold), stats)
+                       config.gc_young_threshold, fetcher), stats)
         topology._declare(raw_topic(names.items), catalog_topic, settings, config, send_dead)
         return topology
 
@@ -398,6 +270,15 @@ class WorkerTopology:
         @app.task
         async def time_the_collector() -> None:  # its passes and seconds, in the counts report
             self.stats.collector.start()
+
+        @app.task
+        async def fetch_requests() -> None:
+            try:
+                await self.request_fetcher.run()
+            except Exception as error:  # a bug (the fetcher retries what the broker refuses): stop the worker
+                log.exception("the request fetcher failed")
+                await app.crash(error)
+                raise
 
         @app.task
         async def requests_lane() -> None:

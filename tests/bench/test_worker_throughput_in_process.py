@@ -13,7 +13,7 @@ import pytest
 from streams.testing import make_workload
 from streams.worker.collector import CollectorClock
 from streams.worker.core import Record, WorkerCore
-from streams.worker.topology import BatchStats
+from streams.worker.paths import BatchStats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -104,7 +104,7 @@ def test_partition_groups_give_each_learn_call_size_records_of_one_partition_in_
 
 
 def test_the_partition_groups_are_read_from_the_workers_batch_line() -> None:
-    """The line as the worker writes it (streams.worker.topology.BatchStats), so a change of its
+    """The line as the worker writes it (streams.worker.paths.BatchStats), so a change of its
     wording fails here, not in a bench run."""
     stats = BatchStats(group_name="partition groups learned")
     stats.add(105_058, 2.25)

@@ -19,7 +19,8 @@ from streams.worker.faust_private import (
 PRIVATE_NAMES = {
     FaustConsumer: ("_drain_messages", "_wait_next_records", "_read_offset", "_add_gap", "_n_acked",
                     "_committed_offset", "_acked_index", "_acked", "_waiting_for_ack", "_buffered_partitions",
-                    "_to_message", "_get_active_partitions", "_commit_every", "_thread", "_is_changelog_tp"),
+                    "_to_message", "_get_active_partitions", "_commit_every", "_thread", "_is_changelog_tp",
+                    "_getmany"),
     AIOKafkaConsumerThread: ("_ensure_consumer",),
     faust.App: ("_new_transport", "_new_producer"),
     RocksDBStore: ("_db_for_partition", "offset_key"),
@@ -358,3 +359,53 @@ def test_what_a_lane_held_from_before_the_seek_to_the_committed_offsets_is_taken
     assert waiting_after_seek == 0
     assert taken == [(0, 5), (0, 6), (0, 7), (1, 2), (1, 3)]  # each once (before: 10 records, each twice)
     assert seeks == [("t.impressions", 1, 2)]
+
+
+def test_faust_never_fetches_the_topics_fetched_apart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The request partitions stay assigned to Faust's consumer (their offsets are committed there)
+    but are left out of every fetch it takes; with nothing else active it fetches nothing (aiokafka
+    reads an empty set of partitions as every partition)."""
+    import asyncio
+
+    from faust.types import TP
+
+    consumer, _ = lane_consumer(tmp_path, "t.impressions")
+    consumer.app.fetch_apart(["t.requests"])
+    asked: list[set] = []  # type: ignore[type-arg]
+
+    class Thread:
+        async def getmany(self, active, timeout):  # type: ignore[no-untyped-def]
+            asked.append(set(active))
+            return {}
+
+    consumer._thread = Thread()
+
+    async def fetches() -> list[object]:
+        return [await consumer._getmany({TP("t.requests", 0), TP("t.impressions", 0)}, 0.01),
+                await consumer._getmany({TP("t.requests", 1)}, 0.01)]
+
+    assert asyncio.run(fetches()) == [{}, {}]
+    assert asked == [{TP("t.impressions", 0)}]
+    checked: list[TP] = []  # Faust's livelock check would log an error for each request partition
+    consumer._thread.verify_event_path = lambda now, tp: checked.append(tp)
+    consumer.verify_event_path(0.0, TP("t.requests", 0))
+    consumer.verify_event_path(0.0, TP("t.impressions", 0))
+    assert checked == [TP("t.impressions", 0)]
+
+
+def test_records_fetched_apart_have_their_gaps_noted_from_the_committed_offset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The request fetcher's first fetch of a partition starts at the group's committed offset;
+    offsets missing before its first record (deleted by retention, transaction markers) would hold
+    the commit back for good."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+    from faust.types import TP
+
+    consumer, _ = lane_consumer(tmp_path, "t.requests")
+    tp = TopicPartition("t.requests", 0)
+    consumer._committed_offset[TP("t.requests", 0)] = 10
+    asyncio.run(consumer.note_gaps(tp, None, fetched("t.requests", 0, 13, 14)))
+    asyncio.run(consumer.note_gaps(tp, 14, fetched("t.requests", 0, 16)))
+    consumer.ack_offsets(tp, [13, 14, 16])
+    assert consumer._new_offset(tp) == 17

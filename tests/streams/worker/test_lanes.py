@@ -402,3 +402,41 @@ def test_a_large_fetch_is_handed_over_in_order_copying_each_record_about_once() 
     assert seen == list(range(1003)) and longest == 7 and waiting == 0
     # splitting the remainder at every list would copy ~n^2 / (2 max_batch) = ~71,000 records
     assert CountingList.copied <= 2 * 1000
+
+
+def test_wait_idle_returns_once_what_waited_was_processed_or_at_the_timeout() -> None:
+    """The feedback path's courtesy to the request lane (streams.worker.paths.RequestsFirst): it waits
+    until no request waits and none is in hand, never longer than the timeout."""
+
+    async def scenario() -> tuple[list[str], float]:
+        lane, consumer, order = BatchLane(["t"]), FakeConsumer(), []
+        assert not lane.busy
+        await lane.wait_idle(5.0)  # idle: at once
+        add(lane, consumer, 0, 1)
+        lane.fetched()
+
+        async def process() -> None:
+            async for batch in lane.batches():
+                await asyncio.sleep(0.05)  # ranking and answering
+                order.append(f"processed {offsets(batch)}")
+                lane.ack(batch)
+
+        task = asyncio.create_task(process())
+        await lane.wait_idle(5.0)
+        order.append("idle")
+        add(lane, consumer, 2)
+        lane.fetched()
+        await asyncio.sleep(0)  # the list is in hand now
+        if lane.busy and not lane.waiting:
+            order.append("in hand")
+        await lane.wait_idle(5.0)
+        order.append("idle")
+        task.cancel()
+        add(lane, consumer, 3)  # nothing takes it: the wait ends at the timeout
+        started = time.monotonic()
+        await lane.wait_idle(0.05)
+        return order, time.monotonic() - started
+
+    order, waited = asyncio.run(scenario())
+    assert order == ["processed [0, 1]", "idle", "in hand", "processed [2]", "idle"]
+    assert 0.04 <= waited < 1.0

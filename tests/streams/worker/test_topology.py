@@ -13,15 +13,8 @@ from streams.dead_letter import DeadLetter
 from streams.worker.catalog import CatalogFollower
 from streams.worker.core import WorkerCore
 from streams.worker.lanes import BatchLane, GroupCommit
-from streams.worker.topology import (
-    BatchStats,
-    FeedbackPath,
-    LaneStats,
-    Rebalancer,
-    RequestPath,
-    by_partition,
-    to_record,
-)
+from streams.worker.paths import BatchStats, FeedbackPath, RequestPath, RequestsFirst, by_partition, to_record
+from streams.worker.topology import LaneStats, Rebalancer
 
 from .test_core import T0, core, feedback, items, rank_all
 
@@ -240,6 +233,65 @@ def test_the_stats_report_counts_batches_and_the_feedback_window() -> None:
     assert lines[4] == "collector: 0 passes (0 young, 0 middle, 0 full) in 0.000 s since start" and len(lines) == 5
     lane.first_taken_at, commit.last_commit_at, commit.committed, lane.taken = 1.0, 2.0, 10, 10
     assert stats.lines(worker, Flushes(), lane, commit)[5].startswith("feedback lane: 10 records taken from 1.000")
+
+
+def test_while_requests_come_in_feedback_is_learned_in_pieces_each_after_the_requests_waiting() -> None:
+    """A learn call holds the event loop (~25 us a record); while requests come in, the feedback
+    path learns in pieces and lets the request lane finish what waits before each one, so a
+    request waits for at most one piece, not a whole list."""
+    from types import SimpleNamespace
+
+    worker, sent = core({}), Sent()
+    worker.add_items(items())
+    rank_all(worker, 4)
+    impressions, clicks = feedback(4)
+    kinds = {"t.impressions": "impressions", "t.clicks": "clicks"}
+    request_lane = BatchLane(["t.requests"])
+    first = RequestsFirst(request_lane, piece_records=3, max_wait_s=5.0)
+    stats = BatchStats()
+    path = FeedbackPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), kinds, sent.dead_letters,
+                        sent.flush, stats, requests_first=first)
+    records = [message(r.kind, r.offset, r.value) for r in [*impressions, *clicks]]
+    assert [len(piece) for piece in first.pieces(records)] == [8]  # no request yet: one call
+
+    class Owner:
+        def assignment(self) -> set[object]:
+            return {("t.requests", 0)}
+
+        def ack_offsets(self, tp: object, offsets: list[int]) -> None:
+            pass
+
+    order: list[str] = []
+    learn = worker.learn
+
+    def learning(batch):  # type: ignore[no-untyped-def]
+        order.append(f"learn {len(batch)}")
+        return learn(batch)
+
+    worker.learn = learning  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async def rank() -> None:
+            async for batch in request_lane.batches():
+                await asyncio.sleep(0.02)  # ranking, the acknowledged flush
+                order.append(f"answer {len(batch[0].records)}")
+                request_lane.ack(batch)
+
+        answering = asyncio.create_task(rank())
+        request_lane.add(Owner(), ("t.requests", 0), [SimpleNamespace(offset=0)])
+        request_lane.fetched()
+        await asyncio.sleep(0.01)  # the request lane took it: it is serving now
+        assert first.serving() and [len(piece) for piece in first.pieces(records)] == [3, 3, 2]
+        learning_task = asyncio.create_task(path.handle(records, flush=False))
+        await asyncio.sleep(0)
+        request_lane.add(Owner(), ("t.requests", 0), [SimpleNamespace(offset=1)])  # arrives meanwhile
+        request_lane.fetched()
+        await learning_task
+        answering.cancel()
+
+    asyncio.run(scenario())
+    assert order == ["answer 1", "answer 1", "learn 3", "learn 3", "learn 2"]  # both requests first
+    assert worker.counts.learned == 8 and stats.groups == 3
 
 
 def test_feedback_waits_until_the_catalog_is_loaded() -> None:
