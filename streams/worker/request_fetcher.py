@@ -139,17 +139,23 @@ class RequestFetcher:
             await asyncio.shield(consumer.stop())
 
     async def _started(self) -> AIOKafkaConsumer:
-        consumer = self._consumer = self.make_consumer()
-        if self._wanted:
-            consumer.assign(self._wanted)
+        """A started consumer, assigned what is wanted; a fresh one after each failed start."""
         while True:
+            consumer = self._consumer = self.make_consumer()
+            if self._wanted:
+                consumer.assign(self._wanted)
             try:
                 await consumer.start()
-                log.info("request fetcher started for %s", self.topic)
-                return consumer
             except KafkaError as error:
                 log.warning("request fetcher could not start (%r); again in %.0f s", error, RETRY_S)
-                await asyncio.sleep(RETRY_S)
+            except asyncio.CancelledError:
+                await asyncio.shield(consumer.stop())
+                raise
+            else:
+                log.info("request fetcher started for %s", self.topic)
+                return consumer
+            await consumer.stop()
+            await asyncio.sleep(RETRY_S)
 
     async def _hand_over(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """Each owned partition's records to the lane as one chunk, its offset gaps noted first."""

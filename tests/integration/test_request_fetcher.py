@@ -137,3 +137,50 @@ def test_a_fetch_for_a_revoked_partition_is_never_acked(kafka_settings: StreamSe
 
     waiting, keeper = asyncio.run(scenario())
     assert waiting == 0 and keeper.acked == {}
+
+
+def test_a_fetcher_whose_broker_refused_it_starts_again_with_a_fresh_consumer(
+        kafka_settings: StreamSettings) -> None:
+    """The first consumer's start is refused (nothing listens there); the fetcher logs it, stops
+    that consumer and starts a fresh one, which fetches what was wanted all along."""
+    from tests.streams.test_preflight import refused_port
+
+    ensure_topics(kafka_settings)
+    topic, group = TopicNames.from_settings(kafka_settings).requests, f"{kafka_settings.topic_prefix}group"
+    produce(kafka_settings, topic, {3: 2})
+    nowhere = {**kafka_settings.aiokafka_client_config(), "bootstrap_servers": f"127.0.0.1:{refused_port()}"}
+    configs = [nowhere, kafka_settings.aiokafka_client_config()]
+    made: list[Any] = []
+
+    class Assigned:
+        def __init__(self, partition: int) -> None:
+            self.topic, self.partition = topic, partition
+
+    stopped: list[Any] = []
+
+    def make() -> Any:
+        consumer = request_consumer(configs[min(len(made), 1)], group, 1 << 20)
+        stop = consumer.stop
+
+        async def stop_and_note() -> None:
+            stopped.append(consumer)
+            await stop()
+
+        consumer.stop = stop_and_note  # type: ignore[method-assign]
+        made.append(consumer)
+        return consumer
+
+    async def scenario() -> list[str]:
+        lane = BatchLane([topic], max_batch=64)
+        fetcher = RequestFetcher(topic, lane, Keeper, make)
+        fetcher.assign_from([Assigned(3)])
+        task = asyncio.create_task(fetcher.run())
+        try:
+            return [record.value.decode() for record in await taken(lane, 2, timeout_s=60.0)]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    assert asyncio.run(scenario()) == ["3-0", "3-1"]
+    assert len(made) == 2 and stopped == made  # the refused one at once, the other at the end
