@@ -49,9 +49,10 @@ def to_record(kind: str, message: Any) -> Record:
 class BatchStats:
     """A path's batches since start: how many, records in them, seconds spent processing, and
     their groups, named by `group_name`: the request path's groups answered after one
-    acknowledged flush each, the feedback path's partition groups (one `WorkerCore.learn` each,
-    timed by `add_group`: `group_s` wall seconds in those calls, `group_cpu_s` of them on the
-    CPU, the event loop thread's CPU time; the rest of the wall time the thread waited for a core)."""
+    acknowledged flush each, the feedback path's learn calls (one `WorkerCore.learn` each, of a
+    partition's share of a list or, while requests come in, a piece of it; timed by `add_group`:
+    `group_s` wall seconds in those calls, `group_cpu_s` of them on the CPU, the event loop
+    thread's CPU time; the rest of the wall time the thread waited for a core)."""
 
     batches: int = 0
     records: int = 0

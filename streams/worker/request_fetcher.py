@@ -3,7 +3,7 @@
 Faust's one consumer fetched every topic of the worker together: while the worker learned a
 backlog, each fetch brought megabytes of feedback per partition, a request partition was fetched
 again only once its buffered records were taken, and the loop that takes them came round only
-between the learner's lists: requests waited 2-5 s before they were ranked
+between the learner's lists: requests waited seconds before they were ranked
 (bench/backlog_latency.py, docs/worker.md). Here the request partitions stay in the worker's
 consumer group, which decides which worker ranks which partition, and Faust still commits their
 offsets (the lane's acks go to Faust's consumer, `ack_offsets`), but Faust never takes their
@@ -52,7 +52,8 @@ class RequestFetcher:
         topic: the requests topic.
         lane: the request lane (not one of the app's Faust-fed lanes).
         keeper: returns Faust's consumer (acks and offset gaps go to it; it commits them).
-        make_consumer: builds the AIOKafkaConsumer, called once in the running event loop.
+        make_consumer: builds the AIOKafkaConsumer, in the running event loop (a fresh one after
+            each start the broker refused).
     """
 
     def __init__(self, topic: str, lane: BatchLane, keeper: Callable[[], OffsetKeeper],
