@@ -27,8 +27,9 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    Topics fetched by another consumer (`SlatestreamApp.fetch_apart`: the requests, fetched by
    streams.worker.request_fetcher) are left out of every fetch (`_getmany`, Faust's aiokafka
    driver's fetch), and their records' offset gaps are noted from Faust's committed offset
-   (`note_gaps`); they stay assigned, and their acked offsets committed, here, and Faust's
-   livelock check (`verify_event_path`) passes them by.
+   (`note_gaps`); they stay assigned, and their acked offsets committed, here, Faust's
+   livelock check (`verify_event_path`) passes them by, and that consumer is told when Faust
+   pauses and resumes them (its public `pause_partitions` / `resume_partitions`, overridden).
 2. **The app's transport and producer** (`SlatestreamApp._new_transport`, `_new_producer`):
    the consumer above, and a producer buffer bound of 20,000 queued messages (every table write
    queues one; Faust stalls every stream above 100).
@@ -50,12 +51,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import faust
-from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
 from faust.streams import _current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -64,6 +63,7 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from streams.worker.lanes import BatchLane
+from streams.worker.positions import first_offsets, rewind_positions
 
 FAUST_VERSION = "0.15.3"
 """The faust-streaming version every name here was read from."""
@@ -309,6 +309,26 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                 return {}
         return await super()._getmany(active_partitions, timeout)
 
+    def pause_partitions(self, tps: Iterable[Any]) -> None:
+        """Faust's pause (each assignment, until the state is recovered; each revocation), told
+        to the consumer of the topics fetched apart too (`SlatestreamApp.fetch_apart`)."""
+        tps = list(tps)
+        super().pause_partitions(tps)
+        self._tell_apart(tps, taking=False)
+
+    def resume_partitions(self, tps: Iterable[Any]) -> None:
+        """Faust's resume (the state recovered), told as `pause_partitions` is."""
+        tps = list(tps)
+        super().resume_partitions(tps)
+        self._tell_apart(tps, taking=True)
+
+    def _tell_apart(self, tps: list[Any], taking: bool) -> None:
+        app = self.app
+        if isinstance(app, SlatestreamApp) and app.apart_takes is not None:
+            apart = [tp for tp in tps if tp.topic in app.fetched_apart]
+            if apart:
+                app.apart_takes(apart, taking)
+
     def verify_event_path(self, now: float, tp: Any) -> None:
         """Faust's livelock check of an assigned partition (fetched lately? processed? committed?),
         except for the topics fetched apart: this consumer fetches them once an assignment, by
@@ -356,36 +376,8 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         await super().wait_empty()
 
 
-def first_offsets(fetches: Iterable[tuple[Any, Sequence[Any]]]) -> dict[Any, int]:
-    """{partition: offset of its first record} of (partition, records) pairs (empty ones left out)."""
-    return {tp: fetched[0].offset for tp, fetched in fetches if fetched}
-
-
 def _partitions(offsets: Mapping[Any, int]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
-
-
-async def rewind_positions(consumer: Any, firsts: Mapping[Any, int]) -> dict[Any, tuple[int, int]]:
-    """Move each partition of `firsts` that `consumer` (an AIOKafkaConsumer, called in its own
-    thread) still has assigned and whose position lies past `firsts[tp]` back to it; never
-    forward: a position at or before it delivers those records anyway (a reset by a new
-    assignment, a seek to the committed offset), and moving back only delivers records again,
-    which the worker skips by their offsets. Returns {partition: (old position, new position)}
-    of those moved."""
-    assigned = consumer.assignment()
-    moved: dict[Any, tuple[int, int]] = {}
-    for tp, first in firsts.items():
-        partition = TopicPartition(tp.topic, tp.partition)
-        if partition not in assigned:
-            continue  # its next owner reads it from the committed offset
-        try:
-            position = await consumer.position(partition)
-        except IllegalStateError:
-            continue  # revoked meanwhile
-        if position > first:
-            consumer.seek(partition, first)
-            moved[partition] = (position, first)
-    return moved
 
 
 class BatchDrainTransport(faust_aiokafka.Transport):
@@ -403,17 +395,20 @@ class SlatestreamApp(faust.App):
         super().__init__(*args, **kwargs)
         self.batch_lanes: dict[str, BatchLane] = {}
         self.fetched_apart: frozenset[str] = frozenset()
+        self.apart_takes: Callable[[list[Any], bool], None] | None = None
 
     def add_batch_lane(self, lane: BatchLane) -> None:
         """Route the lane's topics past the streams (subscribe them with `app.topics.add`)."""
         for topic in lane.topics:
             self.batch_lanes[topic] = lane
 
-    def fetch_apart(self, topics: Iterable[str]) -> None:
+    def fetch_apart(self, topics: Iterable[str], takes: Callable[[list[Any], bool], None]) -> None:
         """Keep `topics` in the group's assignment (subscribe them with `app.topics.add`) and
         commit their acked offsets, but never take their records: another consumer fetches them
-        (streams.worker.request_fetcher)."""
+        (streams.worker.request_fetcher), told by `takes(partitions, taking)` when Faust pauses
+        and resumes them."""
         self.fetched_apart = self.fetched_apart | frozenset(topics)
+        self.apart_takes = takes
 
     def _new_transport(self) -> TransportT:
         return cast(TransportT, BatchDrainTransport(self.conf.broker_consumer, self))

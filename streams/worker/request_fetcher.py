@@ -18,6 +18,8 @@ the feedback lane its records, and the lane sees this object as its consumer (`a
 Rebalances (`streams.worker.topology.Rebalancer`): `stop_fetching` when partitions are revoked
 (before the lanes are held, so nothing more arrives), `release` once the list in hand was
 acked, `assign_from` with the new assignment (each position reset to the committed offset).
+A partition is fetched only while Faust would take it (`faust_takes`, told by Faust's consumer
+when it pauses and resumes partitions): not before its state is recovered.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class RequestFetcher:
         self._wanted: list[TopicPartition] = []  # the assignment to fetch (applied once started)
         self._last: dict[TopicPartition, int] = {}  # offset of the last record handed over, this assignment
         self._generation = 0  # moves at each assignment and revocation: a fetch of an older one is dropped
+        self.released: set[TopicPartition] = set()  # partitions Faust would take now (`faust_takes`)
+        self._full: set[TopicPartition] = set()  # partitions the lane asked to pause (`on_buffer_full`)
 
     # -- the rebalance handlers' side -------------------------------------------------------
 
@@ -74,9 +78,34 @@ class RequestFetcher:
         self.owned = {TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic == self.topic}
         self._wanted = sorted(self.owned)
         self._last.clear()
+        self._full.clear()
         self._generation += 1
         if self._consumer is not None:
             self._consumer.assign(self._wanted)
+            self._apply_pauses()
+
+    def faust_takes(self, tps: Iterable[Any], taking: bool) -> None:
+        """Faust paused (`taking` False) or resumed request partitions: it pauses every assigned
+        partition at each assignment and resumes the streams' once the state is recovered from
+        its changelog, so no request is ranked on a partition's state before it is whole (or
+        writes to it while the recovery does). They are fetched only while Faust would take them."""
+        for tp in tps:
+            (self.released.add if taking else self.released.discard)(TopicPartition(tp.topic, tp.partition))
+        self._apply_pauses()
+
+    def _apply_pauses(self) -> None:
+        """Pause the assigned partitions Faust holds or the lane finds full, resume the others
+        (nothing while revoking: `stop_fetching` paused them all)."""
+        consumer = self._consumer
+        if consumer is None or not self._wanted:
+            return
+        assigned = consumer.assignment()
+        held = [tp for tp in assigned if tp not in self.released or tp in self._full]
+        if held:
+            consumer.pause(*held)
+        running = [tp for tp in assigned if tp in self.released and tp not in self._full]
+        if running:
+            consumer.resume(*running)
 
     def stop_fetching(self) -> None:
         """Fetch nothing more (partitions are being revoked): what aiokafka buffered is never
@@ -102,13 +131,13 @@ class RequestFetcher:
 
     def on_buffer_full(self, tp: Any) -> None:
         """Too many requests wait in the lane: fetch no more of `tp` until `on_buffer_drop`."""
-        if self._consumer is not None and tp in self._consumer.assignment():
-            self._consumer.pause(tp)
+        self._full.add(TopicPartition(tp.topic, tp.partition))
+        self._apply_pauses()
 
     def on_buffer_drop(self, tp: Any) -> None:
-        """Fetch `tp` again (unless revocation stopped the fetching meanwhile)."""
-        if self._consumer is not None and self._wanted and tp in self._consumer.assignment():
-            self._consumer.resume(tp)
+        """Fetch `tp` again (unless Faust holds it, or revocation stopped the fetching)."""
+        self._full.discard(TopicPartition(tp.topic, tp.partition))
+        self._apply_pauses()
 
     def forget_paused(self, tp: Any) -> None:
         """Nothing to forget: the next `assign_from` resets every partition's pause."""
@@ -145,6 +174,7 @@ class RequestFetcher:
             consumer = self._consumer = self.make_consumer()
             if self._wanted:
                 consumer.assign(self._wanted)
+                self._apply_pauses()
             try:
                 await consumer.start()
             except KafkaError as error:

@@ -217,11 +217,11 @@ class WorkerTopology:
         feedback_lane = BatchLane(kinds, max_batch=config.batch_size)
         app.add_batch_lane(feedback_lane)
         app.topics.add(raw_topic(*feedback_lane.topics))  # subscribed; the consumer hands their records to the lane
-        app.fetch_apart(request_lane.topics)
-        app.topics.add(raw_topic(*request_lane.topics))  # subscribed: assigned and committed in the group
         fetcher = RequestFetcher(
             names.requests, request_lane, lambda: cast(BatchDrainConsumer, app.consumer),
             lambda: request_consumer(settings.aiokafka_client_config(), app.conf.id, settings.consumer_max_fetch_bytes))
+        app.fetch_apart(request_lane.topics, fetcher.faust_takes)
+        app.topics.add(raw_topic(*request_lane.topics))  # subscribed: assigned and committed in the group
         commit = GroupCommit(feedback_lane, tables.flush, tables.pending_keys, config.flush_interval_s,
                              config.flush_max_keys)
         topology = cls(

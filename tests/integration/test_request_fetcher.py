@@ -79,6 +79,9 @@ def test_the_fetcher_reads_its_partitions_from_the_committed_offsets_and_stops_a
         fetcher.assign_from([Assigned(topic, 0), Assigned(f"{kafka_settings.topic_prefix}clicks", 1)])
         task = asyncio.create_task(fetcher.run())
         try:
+            await asyncio.sleep(2.0)  # Faust holds the partition (its state is being recovered): nothing
+            waiting_while_held = lane.waiting
+            fetcher.faust_takes([Assigned(topic, 0), Assigned(topic, 1)], taking=True)
             first = [record.value.decode() for record in await taken(lane, 3)]
             fetcher.stop_fetching()
             produce(kafka_settings, topic, {0: 2})
@@ -92,7 +95,7 @@ def test_the_fetcher_reads_its_partitions_from_the_committed_offsets_and_stops_a
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-        return first, second, waiting_after_stop, keeper, owned_after_release
+        return first, second, waiting_while_held + waiting_after_stop, keeper, owned_after_release
 
     first, second, waiting_after_stop, keeper, owned_after_release = asyncio.run(scenario())
     assert first == ["0-2", "0-3", "0-4"]  # from the committed offset; the clicks partition ignored
@@ -118,6 +121,7 @@ def test_a_fetch_for_a_revoked_partition_is_never_acked(kafka_settings: StreamSe
         fetcher = RequestFetcher(topic, lane, lambda: keeper, lambda: request_consumer(
             kafka_settings.aiokafka_client_config(), group, 1 << 20))
         fetcher.assign_from([Assigned(2)])
+        fetcher.faust_takes([Assigned(2)], taking=True)
         task = asyncio.create_task(fetcher.run())
         try:
             async with asyncio.timeout(20.0):
@@ -173,6 +177,7 @@ def test_a_fetcher_whose_broker_refused_it_starts_again_with_a_fresh_consumer(
     async def scenario() -> list[str]:
         lane = BatchLane([topic], max_batch=64)
         fetcher = RequestFetcher(topic, lane, Keeper, make)
+        fetcher.faust_takes([Assigned(3)], taking=True)  # Faust resumed it before the fetcher was assigned it
         fetcher.assign_from([Assigned(3)])
         task = asyncio.create_task(fetcher.run())
         try:

@@ -229,7 +229,7 @@ def test_a_partition_is_moved_back_to_its_first_record_not_taken_never_forward()
     from aiokafka import TopicPartition
     from aiokafka.errors import IllegalStateError
 
-    from streams.worker.faust_private import rewind_positions
+    from streams.worker.positions import rewind_positions
 
     past, before, revoked_meanwhile, gone = (TopicPartition("t.clicks", p) for p in range(4))
     kafka = FakeKafkaConsumer({past: 10, before: 3, revoked_meanwhile: 0})
@@ -370,7 +370,8 @@ def test_faust_never_fetches_the_topics_fetched_apart(tmp_path) -> None:  # type
     from faust.types import TP
 
     consumer, _ = lane_consumer(tmp_path, "t.impressions")
-    consumer.app.fetch_apart(["t.requests"])
+    told: list[tuple[list[TP], bool]] = []  # what the request fetcher hears of Faust's pauses
+    consumer.app.fetch_apart(["t.requests"], lambda tps, taking: told.append((tps, taking)))
     asked: list[set] = []  # type: ignore[type-arg]
 
     class Thread:
@@ -391,6 +392,10 @@ def test_faust_never_fetches_the_topics_fetched_apart(tmp_path) -> None:  # type
     consumer.verify_event_path(0.0, TP("t.requests", 0))
     consumer.verify_event_path(0.0, TP("t.impressions", 0))
     assert checked == [TP("t.impressions", 0)]
+    consumer.pause_partitions([TP("t.requests", 0), TP("t.impressions", 0)])  # an assignment: recovery first
+    consumer.resume_partitions(iter([TP("t.requests", 0), TP("t.impressions", 0)]))  # the state recovered
+    assert told == [([TP("t.requests", 0)], False), ([TP("t.requests", 0)], True)]
+    assert TP("t.impressions", 0) in consumer._get_active_partitions()  # Faust's own pause and resume too
 
 
 def test_records_fetched_apart_have_their_gaps_noted_from_the_committed_offset(tmp_path) -> None:  # type: ignore[no-untyped-def]
