@@ -52,6 +52,14 @@ class Chunk(NamedTuple):
     records: Sequence[Any]
 
 
+def equal_pieces(items: Sequence[Any], most: int) -> list[Sequence[Any]]:
+    """`items` cut in order into the fewest pieces of at most `most`, as equal as can be
+    (1,500 at 1,000: 750 + 750, not 1,000 + 500)."""
+    count = -(-len(items) // most)
+    size = -(-len(items) // count) if count else 1
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
 def records(batch: Iterable[Chunk]) -> list[Any]:
     """The records of a list of chunks, flattened (in order within each partition)."""
     return [record for chunk in batch for record in chunk.records]
@@ -124,10 +132,8 @@ class BatchLane:
         self.last_offsets[tp] = int(fetched[-1].offset)
         if len(fetched) <= self.max_batch:
             self._waiting.append(Chunk(tp, fetched))
-        else:  # equal pieces of at most max_batch (9,000 at 8,000: 4,500 + 4,500, not 8,000 + 1,000)
-            pieces = -(-len(fetched) // self.max_batch)
-            size = -(-len(fetched) // pieces)
-            self._waiting.extend(Chunk(tp, fetched[start:start + size]) for start in range(0, len(fetched), size))
+        else:  # 9,000 at 8,000: 4,500 + 4,500, not 8,000 + 1,000
+            self._waiting.extend(Chunk(tp, piece) for piece in equal_pieces(fetched, self.max_batch))
         self._count += len(fetched)
         if self._count >= self.max_batch:
             self._event().set()

@@ -23,7 +23,7 @@ from streams.dead_letter import DeadLetter
 from streams.worker.catalog import CatalogFollower
 from streams.worker.config import WorkerConfig
 from streams.worker.core import WorkerCore
-from streams.worker.lanes import BatchLane
+from streams.worker.lanes import BatchLane, equal_pieces
 from streams.worker.records import Record
 
 log = logging.getLogger("slatestream.worker")
@@ -179,9 +179,7 @@ class RequestsFirst:
         """`group` (one partition's records, in order) cut into the learn calls to make."""
         if len(group) <= self.piece_records or not self.serving():
             return [group]
-        count = -(-len(group) // self.piece_records)
-        size = -(-len(group) // count)  # equal pieces: 1,500 at 1,000 is 750 + 750
-        return [group[start:start + size] for start in range(0, len(group), size)]
+        return [list(piece) for piece in equal_pieces(group, self.piece_records)]
 
     async def wait(self) -> None:
         """Before a learn call: until the request lane is idle, at most `max_wait_s`."""
