@@ -1,6 +1,6 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
-    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size 8000]
+    .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size N]
         [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
         [--worker-gc-young-threshold N]
         [--broker-dir DIR] [--store-dir DIR]
@@ -87,6 +87,7 @@ from streams.testing import (  # noqa: E402
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, CollectorClock  # noqa: E402
+from streams.worker.config import WorkerConfig  # noqa: E402
 from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
 
 
@@ -253,7 +254,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8_000, help="the worker's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=WorkerConfig.batch_size,
+                        help="the worker's --batch-size (default: the worker's own)")
     parser.add_argument("--flush-interval-ms", type=float, default=None, help="the worker's --flush-interval-ms")
     parser.add_argument("--no-floors", action="store_true",
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")

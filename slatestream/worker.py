@@ -40,9 +40,10 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
                    "error without a GPU)  [default: the configuration's embedding.device, auto]")
 @click.option("--dim", type=int, default=None, help=DIM_HELP)
 @click.option("--n-draws", type=int, default=None, help=N_DRAWS_HELP)
-@click.option("--batch-size", type=int, default=8_000, show_default=True,
+@click.option("--batch-size", type=int, default=WorkerConfig.batch_size, show_default=True,
               help="Most impressions, clicks and control records learned in one batch (under a backlog, "
-                   "a learn call holds the event loop ~25 us per record; see --serving-piece-records).")
+                   "a learn call holds the event loop ~20 us per record; while requests come in, "
+                   "--serving-piece-records).")
 @click.option("--request-batch-size", type=click.IntRange(min=1), default=WorkerConfig.request_batch_size,
               show_default=True,
               help="Most requests taken in one list (ranked one by one, answered in groups: see "
@@ -53,9 +54,14 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
                    "changelog flush before their slates are sent (0: each request waits its own).")
 @click.option("--serving-piece-records", type=click.IntRange(min=1), default=WorkerConfig.serving_piece_records,
               show_default=True,
-              help="While requests come in, feedback is learned in calls of at most this many records, each "
-                   "after the requests waiting were answered (see --requests-first-ms): a request waits for "
-                   "one such call, not a whole batch.")
+              help="While requests come in (see --serving-window-ms), feedback is learned in calls of at most "
+                   "this many records, each after the requests waiting were answered (see "
+                   "--requests-first-ms): a request waits for one such call, not a whole batch.")
+@click.option("--serving-window-ms", type=click.FloatRange(min=0.0), default=WorkerConfig.serving_window_s * 1000.0,
+              show_default=True,
+              help="Requests count as coming in for this many milliseconds after the last list of them was "
+                   "taken: feedback is learned in pieces until then, in whole batches after (faster; the "
+                   "first request after a longer quiet waits for one batch).")
 @click.option("--requests-first-ms", type=click.FloatRange(min=0.0),
               default=WorkerConfig.requests_first_wait_s * 1000.0, show_default=True,
               help="Before each learn call, wait at most this many milliseconds for the requests waiting to "
@@ -74,8 +80,9 @@ from streams.worker.config import WorkerConfig  # a dataclass: no Faust or Kafka
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(policy: str | None, config_path: Path | None, encoder_kind: str | None, device: str | None,
                    dim: int | None, n_draws: int | None, batch_size: int, request_batch_size: int,
-                   request_group_ms: float, serving_piece_records: int, requests_first_ms: float,
-                   flush_interval_ms: float, gc_young_threshold: int, seed: int, loglevel: str) -> None:
+                   request_group_ms: float, serving_piece_records: int, serving_window_ms: float,
+                   requests_first_ms: float, flush_interval_ms: float, gc_young_threshold: int, seed: int,
+                   loglevel: str) -> None:
     """Run a streaming worker (settings from SLATESTREAM_* environment variables; scenarios and
     policies from --config / $SLATESTREAM_CONFIG, else one scenario with --policy)."""
     from slatestream.options import stream_settings
@@ -96,6 +103,7 @@ def worker_command(policy: str | None, config_path: Path | None, encoder_kind: s
         runtime = WorkerConfig(batch_size=batch_size, request_batch_size=request_batch_size,
                                request_group_s=request_group_ms / 1000.0, flush_interval_s=flush_interval_ms / 1000.0,
                                serving_piece_records=serving_piece_records,
+                               serving_window_s=serving_window_ms / 1000.0,
                                requests_first_wait_s=requests_first_ms / 1000.0,
                                gc_young_threshold=gc_young_threshold, seed=seed)
         run_worker(settings, model, runtime, encoder_for(model), loglevel, source)

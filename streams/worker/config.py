@@ -19,7 +19,7 @@ class WorkerConfig:
     or `batch_size` feedback records (learned per partition). A list only
     fills up under a backlog; then several events of one user fall in one partition's share and
     share that user's state read, Gram update and write, so larger lists learn faster, but each
-    learn call holds the event loop (~25 us a record: ~200 ms for a list of 8,000 of one
+    learn call holds the event loop (~20 us a record: ~0.5 s for a list of 26,000 of one
     partition; while requests come in, the calls are cut smaller, below). Items are taken up to `item_batch_size` within
     `batch_wait_s` (one embedding call per take). While the catalog is still empty (a fresh
     start), requests wait up to `empty_catalog_wait_s` for the items agent before they are
@@ -32,21 +32,23 @@ class WorkerConfig:
     record. Ranking reads the partition's table, which sees every write at once (but the request lane's
     flush before each group of slates sends the feedback lane's waiting writes too).
 
-    While requests come in, the feedback lane learns in pieces of at most
-    `serving_piece_records` records, and before each learn call waits until the request lane
-    holds nothing, at most `requests_first_wait_s` (streams.worker.paths.RequestsFirst).
+    While requests come in (the request lane took a list in the last `serving_window_s`), the
+    feedback lane learns in pieces of at most `serving_piece_records` records, and before each
+    learn call waits until the request lane holds nothing, at most `requests_first_wait_s`
+    (streams.worker.paths.RequestsFirst).
 
     `seed` seeds each partition's random generator (with the partition number).
     `gc_young_threshold`: net allocations between the cyclic collector's young-generation
     passes, set once partitions are assigned (streams.worker.collector; Python's default 700).
     """
 
-    batch_size: int = 8_000
+    batch_size: int = 32_000
     batch_wait_s: float = 0.05
     item_batch_size: int = 500
     request_batch_size: int = 64
     request_group_s: float = 0.005
     serving_piece_records: int = 1_000
+    serving_window_s: float = 5.0
     requests_first_wait_s: float = 0.1
     flush_interval_s: float = 0.5
     flush_max_keys: int = 20_000
@@ -59,5 +61,5 @@ class WorkerConfig:
                self.gc_young_threshold, self.serving_piece_records) < 1:
             raise ValueError(f"WorkerConfig: batch sizes, flush_max_keys and gc_young_threshold must be >= 1: {self}")
         if min(self.batch_wait_s, self.flush_interval_s, self.empty_catalog_wait_s, self.request_group_s,
-               self.requests_first_wait_s) < 0:
+               self.requests_first_wait_s, self.serving_window_s) < 0:
             raise ValueError(f"WorkerConfig: times must be >= 0: {self}")

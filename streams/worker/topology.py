@@ -230,6 +230,7 @@ class WorkerTopology:
                         config.empty_catalog_wait_s, group_s=config.request_group_s),
             FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback,
                          requests_first=RequestsFirst(request_lane, config.serving_piece_records,
+                                                      recent_s=config.serving_window_s,
                                                       max_wait_s=config.requests_first_wait_s)),
             Rebalancer([request_lane, feedback_lane], commit, core, tables, app.producer.flush,
                        config.gc_young_threshold, fetcher), stats)

@@ -37,10 +37,12 @@ def test_the_request_group_time_is_given_in_milliseconds(started: list[WorkerCon
 def test_requests_first_options_reach_the_worker_config(started: list[WorkerConfig]) -> None:
     assert CliRunner().invoke(main, ["worker", "--encoder", "hashing"]).exit_code == 0
     assert (started[0].serving_piece_records, started[0].requests_first_wait_s) == (1_000, pytest.approx(0.1))
+    assert (started[0].serving_window_s, started[0].batch_size) == (pytest.approx(5.0), 32_000)
     result = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--serving-piece-records", "4000",
-                                       "--requests-first-ms", "0"])
+                                       "--requests-first-ms", "0", "--serving-window-ms", "250"])
     assert result.exit_code == 0, result.output
     assert (started[1].serving_piece_records, started[1].requests_first_wait_s) == (4_000, 0.0)
+    assert started[1].serving_window_s == pytest.approx(0.25)
     refused = CliRunner().invoke(main, ["worker", "--encoder", "hashing", "--serving-piece-records", "0"])
     assert refused.exit_code == 2 and len(started) == 2
 

@@ -294,6 +294,21 @@ def test_while_requests_come_in_feedback_is_learned_in_pieces_each_after_the_req
     assert worker.counts.learned == 8 and stats.groups == 3
 
 
+def test_requests_count_as_coming_in_for_the_serving_window() -> None:
+    """Within `recent_s` of the request lane's last list the feedback path learns in pieces (a
+    sparse stream of requests, one every few seconds, keeps it so); after it, whole shares."""
+    import time
+
+    lane = BatchLane(["t.requests"])
+    first = RequestsFirst(lane, piece_records=2, recent_s=5.0)
+    group = list(range(5))
+    assert not first.serving() and first.pieces(group) == [group]  # no request yet
+    lane.last_taken_monotonic = time.monotonic() - 4.0
+    assert first.serving() and first.pieces(group) == [[0, 1], [2, 3], [4]]
+    lane.last_taken_monotonic = time.monotonic() - 6.0
+    assert not first.serving() and first.pieces(group) == [group]
+
+
 def test_feedback_waits_until_the_catalog_is_loaded() -> None:
     """After a restart the catalog topic is read again: feedback learned before it is loaded would
     name items the catalog lacks, and be dead-lettered for it."""
