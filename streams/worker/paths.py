@@ -175,11 +175,12 @@ class RequestsFirst:
         taken = self.lane.last_taken_monotonic
         return taken is not None and time.monotonic() - taken <= self.recent_s
 
-    def pieces(self, group: list[Any]) -> list[list[Any]]:
-        """`group` (one partition's records, in order) cut into the learn calls to make."""
+    def pieces(self, group: Sequence[Any]) -> list[Sequence[Any]]:
+        """`group` (one partition's records, in order) cut into the learn calls to make (slices
+        of it: a list's are lists)."""
         if len(group) <= self.piece_records or not self.serving():
             return [group]
-        return [list(piece) for piece in equal_pieces(group, self.piece_records)]
+        return equal_pieces(group, self.piece_records)
 
     async def wait(self) -> None:
         """Before a learn call: until the request lane is idle, at most `max_wait_s`."""
