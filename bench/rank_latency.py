@@ -6,8 +6,8 @@ Engine.rank end to end (user state from rocksdict, posterior, n_draws Thompson d
 top-k per draw, Monte Carlo propensities, Slate object). Two floors in the same process,
 interleaved request by request: the bare floor of any ranker, one numpy matmul of the
 candidates with a vector plus a top-k (no posterior, no propensities, no state); and the
-floor of any m-draw Thompson ranker, the same with m draws as one [m, d + 1] matrix product
-and a top-k per row (no posterior, no propensities, no slate; the draws are a learned
+floor of any m-draw Thompson ranker, the same with m draws as one [m, d + 1] float32 matrix
+product (the engine's precision) and a top-k per row (no posterior, no propensities, no slate; the draws are a learned
 user's, drawn once). Prints all three and the engine's ratio to each, in wall time and in
 this thread's CPU time (the latter is what other processes on a shared core do not
 inflate).
@@ -85,18 +85,20 @@ def main() -> None:
 
 def time_interleaved(engine: Engine, requests: list[RankRequest], rng: np.random.Generator, dim: int,
                      n_draws: int) -> dict[tuple[str, str], list[float]]:
-    """Per request, in turn: Engine.rank; the one-vector floor (candidate rows looked up, one
-    matmul with a vector, top-k); the n_draws floor (the same with an [n_draws, dim + 1] matrix
-    of draws against the float64 features a Thompson ranker scores, top-k per row). Interleaved
-    so that other processes' load falls on all three alike. {(name, "wall" | "CPU"): seconds}."""
+    """Per request, in turn: Engine.rank; the one-vector floor (candidate rows looked up and
+    gathered, one float32 matmul with a vector, top-k); the n_draws floor (the same with an
+    [n_draws, dim + 1] float32 matrix of draws against the features with their bias column, as
+    linear TS scores them, top-k per row). Interleaved so that other processes' load falls on
+    all three alike. {(name, "wall" | "CPU"): seconds}."""
     theta = rng.standard_normal(dim).astype(np.float32)
     thetas = posterior_draws(engine, requests[0].user_id, rng, n_draws)
+    vectors = engine.catalog.vectors
     steps = {
         "engine": lambda request: engine.rank(request),
-        "one": lambda request: top_k((engine.catalog.vectors[engine.catalog.rows(request.candidates or ())]
-                                      @ theta)[None, :].astype(np.float64), request.k),
-        "draws": lambda request: top_k(thetas @ with_bias(engine.catalog.vectors[
-            engine.catalog.rows(request.candidates or ())]).T, request.k),
+        "one": lambda request: top_k((vectors.take(engine.catalog.rows(request.candidates or ()), axis=0)
+                                      @ theta)[None, :], request.k),
+        "draws": lambda request: top_k(thetas @ with_bias(vectors.take(
+            engine.catalog.rows(request.candidates or ()), axis=0)).T, request.k),
     }
     timings: dict[tuple[str, str], list[float]] = {(name, clock): [] for name in steps for clock in ("wall", "CPU")}
     for request in requests:
@@ -109,7 +111,7 @@ def time_interleaved(engine: Engine, requests: list[RankRequest], rng: np.random
 
 
 def posterior_draws(engine: Engine, user_id: str, rng: np.random.Generator, n_draws: int) -> np.ndarray:
-    """float64[n_draws, d + 1] Thompson draws from one learned user's posterior, mean + exploration
+    """float32[n_draws, d + 1] Thompson draws from one learned user's posterior, mean + exploration
     * L^-T z, drawn once: the floor scores with draws as alike as the engine's (top-k's shortlist
     works as well on them) but pays nothing to draw them."""
     policy = engine.policy
@@ -117,12 +119,15 @@ def posterior_draws(engine: Engine, user_id: str, rng: np.random.Generator, n_dr
     mean, factor = policy.posterior(engine.global_state, engine.load_user(user_id))
     noise = rng.standard_normal((mean.shape[0], n_draws))
     thetas: np.ndarray = (mean[:, None] + policy.params.exploration * np.linalg.solve(factor.T, noise)).T
-    return np.ascontiguousarray(thetas)
+    return np.ascontiguousarray(thetas, dtype=np.float32)
 
 
 def with_bias(vectors: np.ndarray) -> np.ndarray:
-    """float64[n, d + 1]: the vectors float32[n, d] with a constant 1 column, as linear TS scores them."""
-    return np.hstack([vectors.astype(np.float64), np.ones((vectors.shape[0], 1))])
+    """float32[n, d + 1]: the vectors float32[n, d] with a constant 1 column, as linear TS scores them."""
+    out = np.empty((vectors.shape[0], vectors.shape[1] + 1), np.float32)
+    out[:, :-1] = vectors
+    out[:, -1] = 1.0
+    return out
 
 if __name__ == "__main__":
     main()

@@ -304,7 +304,8 @@ class Engine:
                                 f"({kept.describe()})")
             rows = kept.rows
         item_ids = self.catalog.id_view(rows)
-        features = self.features.transform(self.catalog.vectors[rows], request.context)
+        features = self.features.transform(self.catalog.vectors.take(rows, axis=0), request.context,
+                                           self.policy.score_dtype)
         context = RankContext(request.user_id, request.scenario, item_ids, features, request.time.timestamp())
         draws = self.policy.sample_scores(self.global_state, user_state, context, self.rng,
                                           n_draws or self.config.n_draws)

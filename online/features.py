@@ -18,16 +18,18 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class FeatureMap(Protocol):
-    """Builds float64[n, D] features from float32[n, d] item vectors and a context."""
+    """Builds float64[n, D] features (or float32, when asked: a policy that scores in single
+    precision) from float32[n, d] item vectors and a context."""
 
     def dim(self, item_dim: int) -> int:
         """D for item vectors of width d."""
         ...
 
     def transform(
-        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None
+        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None,
+        dtype: type[np.floating] = np.float64,
     ) -> FloatArray:
-        """Features of n items in one request's context: float64[n, D]."""
+        """Features of n items in one request's context: [n, D] in `dtype`."""
         ...
 
 
@@ -39,10 +41,11 @@ class ItemFeatures:
         return item_dim + 1
 
     def transform(
-        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None
+        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None,
+        dtype: type[np.floating] = np.float64,
     ) -> FloatArray:
         n = item_vectors.shape[0]
-        out = np.empty((n, item_vectors.shape[1] + 1))
+        out: FloatArray = np.empty((n, item_vectors.shape[1] + 1), dtype)
         out[:, :-1] = item_vectors
         out[:, -1] = 1.0
         return out
@@ -62,9 +65,10 @@ class ContextCrossFeatures:
         return (item_dim + 1) * (len(self.keys) + 1)
 
     def transform(
-        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None
+        self, item_vectors: npt.NDArray[np.float32], context: Mapping[str, float] | None,
+        dtype: type[np.floating] = np.float64,
     ) -> FloatArray:
         base = ItemFeatures().transform(item_vectors, None)
         values = [1.0] + [self.scale * float((context or {}).get(key, 0.0)) for key in self.keys]
         crossed: FloatArray = np.einsum("nd,m->ndm", base, np.asarray(values)).reshape(base.shape[0], -1)
-        return crossed
+        return crossed.astype(dtype, copy=False)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -46,12 +47,15 @@ def check_epsilon(epsilon: float) -> float:
     return float(epsilon)
 
 
+@lru_cache(maxsize=1024)
 def uniform_prefix(n: int, length: int) -> FloatArray:
-    """float64[length]: P(a uniformly random ranking of n candidates starts with a given
-    sequence of l + 1 distinct candidates), l = 0..length-1: 1 / (n (n-1) ... (n-l))."""
+    """float64[length] (read-only, shared: one per (n, length)): P(a uniformly random ranking of
+    n candidates starts with a given sequence of l + 1 distinct candidates), l = 0..length-1:
+    1 / (n (n-1) ... (n-l))."""
     if length > n:
         raise ValueError(f"length: a ranking of {n} candidates has at most {n} positions, got {length}")
     out: FloatArray = np.cumprod(1.0 / (n - np.arange(length, dtype=np.float64)), dtype=np.float64)
+    out.flags.writeable = False
     return out
 
 
@@ -63,8 +67,9 @@ def agreement(ranked: IntArray, slate: IntArray) -> tuple[FloatArray, FloatArray
     if length > ranked.shape[1]:
         raise ValueError(f"slate: {length} positions, the draws have {ranked.shape[1]}")
     matches = ranked[:, :length] == slate[None, :]
-    marginal: FloatArray = matches.mean(axis=0)
-    prefix: FloatArray = np.logical_and.accumulate(matches, axis=1).mean(axis=0)
+    m = ranked.shape[0]
+    marginal: FloatArray = matches.sum(axis=0) / m
+    prefix: FloatArray = np.logical_and.accumulate(matches, axis=1).sum(axis=0) / m
     return marginal, prefix
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from online.events import RankRequest, Slate, SlateItem
+from online.events import RankRequest, Slate
 from online.policies.base import ScoreDraws
 from online.propensities import SlatePropensities, SupportRecord, recorded_probabilities
 
@@ -51,7 +51,7 @@ def _top_k_row(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]
     return best
 
 
-def _top_k_prefiltered(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+def _top_k_prefiltered(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.int64]:
     """top_k for a C-contiguous float[m, n] with m >= 8 and n >= 32k: each row's k-th largest
     score over a shortlist of 4k columns (the best by their sum over every (m // 8)-th row)
     is a lower bound of its k-th largest overall, so only the scores at or above it (a few k
@@ -59,16 +59,40 @@ def _top_k_prefiltered(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[n
     m, n = scores.shape
     width = 4 * k
     shortlist = np.argpartition(scores[:: m // 8].sum(axis=0), n - width)[n - width :]
-    near = scores[:, shortlist]  # float[m, 4k], a copy
+    near = scores.take(shortlist, axis=1)  # float[m, 4k]
     near.partition(width - k, axis=1)
     bound = near[:, width - k]  # float[m]: the k-th largest of each row's shortlist
     flat = np.flatnonzero(scores >= bound[:, None])  # 1-D nonzero is ~10x faster than 2-D
-    rows = flat // n
-    order = np.lexsort((-scores.ravel()[flat], rows))  # by row, best first within a row
-    flat, rows = flat[order], rows[order]
-    starts = np.searchsorted(rows, np.arange(m))  # every row has >= k entries
-    picked: npt.NDArray[np.int64] = flat[starts[:, None] + np.arange(k)] - (n * np.arange(m))[:, None]
-    return picked.astype(np.int64, copy=False)
+    starts = np.searchsorted(flat, n * np.arange(m))  # each row's first entry; every row has >= k
+    columns = _columns_best_first(scores.ravel()[flat], flat, n, m)
+    picked: npt.NDArray[np.int64] = columns[starts[:, None] + np.arange(k)]
+    return picked
+
+
+def _columns_best_first(values: npt.NDArray[np.floating], flat: npt.NDArray[np.intp], n: int,
+                        m: int) -> npt.NDArray[np.int64]:
+    """int64[e]: the columns of e entries of a float[m, n] matrix (flat indices `flat`, increasing;
+    their scores `values`), ordered by row and, within a row, best first. float32 scores sort
+    as one packed uint64 key (row, score's order bits, column): one plain sort instead of a
+    two-key lexsort, ~3x faster; other scores, or shapes the key cannot hold, go by lexsort."""
+    column_bits = max(n - 1, 1).bit_length()
+    rows, columns = np.divmod(flat, n)
+    if values.dtype != np.float32 or column_bits + 32 + max(m - 1, 1).bit_length() > 64:
+        return columns[np.lexsort((-values, rows))].astype(np.int64, copy=False)
+    packed = ((rows.astype(np.uint64) << np.uint64(32 + column_bits))
+              | (_descending_order_bits(values) << np.uint64(column_bits)) | columns.astype(np.uint64))
+    packed.sort()
+    best_first: npt.NDArray[np.int64] = (packed & np.uint64((1 << column_bits) - 1)).astype(np.int64)
+    return best_first
+
+
+def _descending_order_bits(values: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """uint64[e] (< 2^32) keys whose ascending order is the descending order of float32 values
+    (IEEE 754 bits with the sign folded: negatives' bits flipped, positives' sign bit set, then
+    all inverted; -0.0 sorts after +0.0, NaN beyond every number)."""
+    bits = values.view(np.int32)
+    ascending = (bits ^ ((bits >> 31) | np.int32(-(2**31)))).view(np.uint32)
+    return (~ascending).astype(np.uint64)
 
 
 def position_propensities(draws: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
@@ -119,30 +143,32 @@ def build_slate(
         marginals, prefixes = (ranked == chosen[None, :]).mean(axis=0).tolist(), [None] * len(chosen)
     else:
         marginals, prefixes = recorded_probabilities(propensities, len(chosen))
-    stds = scores.std_at(chosen)
+    draw_scores, means = scores.draws[0, chosen].tolist(), scores.mean[chosen].tolist()
+    stds = scores.std_at(chosen).tolist()
     greedy_set = set(greedy.tolist())
-    items = tuple(
-        SlateItem(
-            item_id=item_ids[index],
-            position=position,
-            score=float(scores.draws[0, index]),
-            mean=float(scores.mean[index]),
-            std=float(stds[position]),
-            explored=index not in greedy_set,
-            propensity=marginals[position],
-            prefix_propensity=prefixes[position],
-            reason=None if reasons is None else reasons[position],
-        )
+    items = [
+        {
+            "item_id": item_ids[index],
+            "position": position,
+            "score": draw_scores[position],
+            "mean": means[position],
+            "std": stds[position],
+            "explored": index not in greedy_set,
+            "propensity": marginals[position],
+            "prefix_propensity": prefixes[position],
+            "reason": None if reasons is None else reasons[position],
+        }
         for position, index in enumerate(chosen.tolist())
-    )
+    ]
     recorded = {} if support is None else support.fields()
-    return Slate(
-        request_id=request.request_id,
-        user_id=request.user_id,
-        scenario=request.scenario,
-        items=items,
-        policy=policy_name,
-        policy_version=policy_version,
-        time=time,
+    # one validation of the whole slate, its items as fields (~1.5x faster than a SlateItem each)
+    return Slate.model_validate({
+        "request_id": request.request_id,
+        "user_id": request.user_id,
+        "scenario": request.scenario,
+        "items": items,
+        "policy": policy_name,
+        "policy_version": policy_version,
+        "time": time,
         **recorded,
-    )
+    })

@@ -37,7 +37,9 @@ class RankContext:
         user_id: who is served.
         scenario: where (feed, ad slot...).
         item_ids: candidate ids, n of them.
-        features: float64[n, D] feature vectors of the candidates (see online.features).
+        features: float[n, D] feature vectors of the candidates (see online.features), in
+            the policy's `score_dtype` when the engine builds them (float64 unless the
+            policy scores in single precision).
         time_s: request time in seconds since the epoch (UTC).
     """
 
@@ -52,9 +54,11 @@ class ScoreDraws:
     """Sampled scores of n candidates under m independent policy draws (immutable).
 
     Attributes:
-        draws: float64[m, n]; row 0 is the draw the slate is built from, every row is
-            an independent draw of the policy's randomised ranking (for propensities).
-        mean: float64[n] posterior mean of each candidate's expected reward.
+        draws: float[m, n] (float64, or float32 where a policy scores in single precision:
+            linear TS); row 0 is the draw the slate is built from, every row is an
+            independent draw of the policy's randomised ranking (for propensities).
+        mean: float[n] posterior mean of each candidate's expected reward (float64, or the
+            features' precision: online.features).
         std: float64[n] posterior standard deviation of that expectation (>= 0).
 
     A policy gives `std`, or `std_of`: a function of candidate indices int64[j] -> their
@@ -196,6 +200,7 @@ class Policy(ABC, Generic[G, U]):
     name: ClassVar[str]
     revision: ClassVar[int] = 1
     uses_user_state: ClassVar[bool] = False
+    score_dtype: ClassVar[type[np.floating]] = np.float64  # RankContext.features' precision
     stores_global_in_parts: ClassVar[bool] = False
     """True when encode_global_parts / decode_global_parts store the global state in parts."""
     params: Any

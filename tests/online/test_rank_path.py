@@ -5,8 +5,10 @@ import pytest
 
 from online.catalog import Catalog
 from online.events import Item
+from online.features import ItemFeatures
 from online.policies.base import RankContext, ScoreDraws
 from online.policies.linear_ts import LinearStats, LinearThompsonSampling
+from online.slates import top_k
 
 
 def test_id_view_reads_like_the_id_list() -> None:
@@ -43,6 +45,29 @@ def test_deferred_std_is_computed_for_the_indices_asked() -> None:
         draws.mean = np.ones(5)  # type: ignore[misc]
 
 
+def test_linear_ts_ranks_float32_features_as_it_ranks_float64() -> None:
+    """The engine hands linear TS float32 features (`score_dtype`): the same seeded draws as
+    from float64 features to float32 rounding, the same top-k per draw and the same std."""
+    rng = np.random.default_rng(5)
+    policy = LinearThompsonSampling()
+    assert policy.score_dtype == np.float32
+    dim, n, m = 33, 1000, 64
+    x = rng.standard_normal((200, dim))
+    user = LinearStats.from_gram(x.T @ x, x.T @ rng.random(200))
+    pop = policy.init_global(dim)
+    features = ItemFeatures().transform(rng.standard_normal((n, dim - 1)).astype(np.float32), None)
+    single = ItemFeatures().transform(features[:, :-1].astype(np.float32), None, np.float32)
+    assert single.dtype == np.float32 and np.array_equal(single, features)
+    ids = [f"i{i}" for i in range(n)]
+    wide = policy.sample_scores(pop, user, RankContext("u", "default", ids, features), np.random.default_rng(3), m)
+    narrow = policy.sample_scores(pop, user, RankContext("u", "default", ids, single), np.random.default_rng(3), m)
+    assert narrow.draws.dtype == np.float32 and narrow.mean.dtype == np.float32
+    np.testing.assert_allclose(narrow.draws, wide.draws, rtol=0, atol=1e-5 * np.abs(wide.draws).max())
+    np.testing.assert_allclose(narrow.mean, wide.mean, rtol=0, atol=1e-5 * np.abs(wide.mean).max())
+    np.testing.assert_allclose(narrow.std_at(np.arange(10)), wide.std_at(np.arange(10)), rtol=1e-6)
+    np.testing.assert_array_equal(top_k(narrow.draws, 10), top_k(wide.draws, 10))
+
+
 def test_linear_ts_draws_match_the_closed_form() -> None:
     """Draws are x . theta_j with theta_j = mean + exploration L^-T z_j (z_j the seeded normal
     draws), C-contiguous [m, n]; std is exploration sqrt(x A^-1 x^T) per candidate."""
@@ -62,8 +87,10 @@ def test_linear_ts_draws_match_the_closed_form() -> None:
     factor = np.linalg.cholesky(precision)
     z = np.random.default_rng(9).standard_normal((dim, m))
     thetas = mean[:, None] + p.exploration * np.linalg.solve(factor.T, z)
-    assert draws.draws.flags.c_contiguous and draws.draws.shape == (m, n)
-    np.testing.assert_allclose(draws.draws, (features @ thetas).T, rtol=1e-10, atol=1e-12)
+    assert draws.draws.flags.c_contiguous and draws.draws.shape == (m, n) and draws.draws.dtype == np.float32
+    exact = (features @ thetas).T  # the product in float64; the draws are float32: 1e-6 of the largest term
+    largest_term = np.abs(features).max() * np.abs(thetas).sum(axis=0).max()
+    np.testing.assert_allclose(draws.draws, exact, rtol=0, atol=1e-6 * largest_term)
     np.testing.assert_allclose(draws.mean, features @ mean, rtol=1e-10, atol=1e-12)
     covariance = np.linalg.inv(precision)
     expected_std = p.exploration * np.sqrt(np.einsum("ij,jk,ik->i", features, covariance, features))

@@ -28,6 +28,21 @@ def test_prefiltered_top_k_equals_a_full_sort() -> None:
         np.testing.assert_array_equal(top_k(scores, k), expected)
 
 
+def test_prefiltered_top_k_of_float32_scores_equals_a_full_sort() -> None:
+    """float32 scores (linear TS's draws) sort as one packed key: exact, negative scores and
+    rows of all-negative scores included, and equal scores in column order like a stable sort."""
+    rng = np.random.default_rng(8)
+    for m, n, k in [(64, 1000, 10), (8, 320, 10), (64, 1000, 1), (100, 3000, 25), (16, 4096, 3)]:
+        scores = (rng.normal(size=(m, n)) + 2.0 * rng.normal(size=n)).astype(np.float32)
+        scores[0] = -scores[0]
+        scores[1] = -np.abs(scores[1]) - 5.0  # every score of the row negative
+        scores[2, :: 7] = scores[2].max()  # ties at the top
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        got = top_k(scores, k)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_deterministic_policy_has_propensity_one() -> None:
     draws = np.tile(np.array([0.1, 0.9, 0.5, 0.7]), (32, 1))
     np.testing.assert_array_equal(position_propensities(draws, 3), [1.0, 1.0, 1.0])
