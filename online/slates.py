@@ -74,7 +74,8 @@ def _columns_best_first(values: npt.NDArray[np.floating], flat: npt.NDArray[np.i
     """int64[e]: the columns of e entries of a float[m, n] matrix (flat indices `flat`, increasing;
     their scores `values`), ordered by row and, within a row, best first. float32 scores sort
     as one packed uint64 key (row, score's order bits, column): one plain sort instead of a
-    two-key lexsort, ~3x faster; other scores, or shapes the key cannot hold, go by lexsort."""
+    two-key lexsort, ~2x faster at 64 x 1,000; other scores, or shapes the key cannot hold, go
+    by lexsort. Equal scores come out in column order either way."""
     column_bits = max(n - 1, 1).bit_length()
     rows, columns = np.divmod(flat, n)
     if values.dtype != np.float32 or column_bits + 32 + max(m - 1, 1).bit_length() > 64:
@@ -89,7 +90,7 @@ def _columns_best_first(values: npt.NDArray[np.floating], flat: npt.NDArray[np.i
 def _descending_order_bits(values: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
     """uint64[e] (< 2^32) keys whose ascending order is the descending order of float32 values
     (IEEE 754 bits with the sign folded: negatives' bits flipped, positives' sign bit set, then
-    all inverted; -0.0 sorts after +0.0, NaN beyond every number)."""
+    all inverted; -0.0 sorts after +0.0; NaN never gets here: it fails every row's bound)."""
     bits = values.view(np.int32)
     ascending = (bits ^ ((bits >> 31) | np.int32(-(2**31)))).view(np.uint32)
     return (~ascending).astype(np.uint64)
