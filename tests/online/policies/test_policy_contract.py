@@ -151,3 +151,19 @@ def test_slate_has_k_distinct_items_with_positions(name: str) -> None:
         assert len(ids) == len(set(ids)) == 4
         assert [i.position for i in slate.items] == [0, 1, 2, 3]
         assert slate.policy == name and slate.policy_version.startswith(name)
+
+
+def test_the_engine_builds_features_in_the_policys_precision(name: str) -> None:
+    """Engine.score hands sample_scores the candidates' features in the policy's `score_dtype`
+    (float32 for linear TS, which scores in single precision; float64 for the others)."""
+    engine = make_engine(name)
+    seen: list[np.dtype[Any]] = []
+    sample_scores = engine.policy.sample_scores
+
+    def spy(*args: Any) -> Any:
+        seen.append(args[2].features.dtype)
+        return sample_scores(*args)
+
+    engine.policy.sample_scores = spy  # type: ignore[method-assign]
+    play(engine, 3)
+    assert seen and set(seen) == {np.dtype(type(engine.policy).score_dtype)}
