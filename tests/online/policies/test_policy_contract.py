@@ -153,7 +153,7 @@ def test_slate_has_k_distinct_items_with_positions(name: str) -> None:
         assert slate.policy == name and slate.policy_version.startswith(name)
 
 
-def test_the_engine_builds_features_in_the_policys_precision(name: str) -> None:
+def test_the_engine_builds_features_in_the_policys_precision(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Engine.score hands sample_scores the candidates' features in the policy's `score_dtype`
     (float32 for linear TS, which scores in single precision; float64 for the others)."""
     engine = make_engine(name)
@@ -164,6 +164,6 @@ def test_the_engine_builds_features_in_the_policys_precision(name: str) -> None:
         seen.append(args[2].features.dtype)
         return sample_scores(*args)
 
-    engine.policy.sample_scores = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.policy, "sample_scores", spy)
     play(engine, 3)
     assert seen and set(seen) == {np.dtype(type(engine.policy).score_dtype)}
