@@ -25,6 +25,7 @@ import numpy as np
 from online.catalog import Catalog
 from online.engine import Engine, EngineConfig
 from online.events import Click, Impression, Item, RankRequest, ShownItem
+from online.features import ItemFeatures
 from online.policies.linear_ts import LinearThompsonSampling
 from online.slates import top_k
 from slatestream.store import RocksDictStore
@@ -123,11 +124,9 @@ def posterior_draws(engine: Engine, user_id: str, rng: np.random.Generator, n_dr
 
 
 def with_bias(vectors: np.ndarray) -> np.ndarray:
-    """float32[n, d + 1]: the vectors float32[n, d] with a constant 1 column, as linear TS scores them."""
-    out = np.empty((vectors.shape[0], vectors.shape[1] + 1), np.float32)
-    out[:, :-1] = vectors
-    out[:, -1] = 1.0
-    return out
+    """float32[n, d + 1]: the vectors float32[n, d] with a constant 1 column, as linear TS scores them
+    (the engine's own feature map, in the policy's precision)."""
+    return ItemFeatures().transform(vectors, None, np.float32)
 
 if __name__ == "__main__":
     main()
