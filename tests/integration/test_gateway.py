@@ -45,8 +45,12 @@ def test_rank_feedback_items_over_http(http: httpx.Client) -> None:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    poll(lambda: http.post("/v1/rank", params={"timeout_s": 5}, json={
-        "user_id": "u0", "candidates": CANDIDATES, "k": 1}).status_code == 200, 60, "the catalog to load")
+    def catalog_loaded() -> bool:  # the worker ranks the candidates it knows: wait for all twelve
+        answer = http.post("/v1/rank", params={"timeout_s": 5},
+                           json={"user_id": "u0", "candidates": CANDIDATES, "k": len(CANDIDATES)})
+        return answer.status_code == 200 and len(answer.json()["items"]) == len(CANDIDATES)
+
+    poll(catalog_loaded, 60, "the whole catalog to load")
     first = rank("r0")
     assert [item["position"] for item in first["items"]] == [0, 1, 2, 3]
     assert all(0 < item["propensity"] <= 1 for item in first["items"])
