@@ -15,7 +15,8 @@ class WorkerConfig:
 
     Requests and feedback come through batch lanes (streams.worker.lanes): what one fetch
     brought, at most `request_batch_size` requests (ranked one by one; those ranked within
-    `request_group_s` of each other made durable by one acknowledged flush, then answered)
+    `request_group_s` of each other made durable by one acknowledged flush, then answered; the
+    next group is ranked while Kafka acknowledges it)
     or `batch_size` feedback records (learned per partition). A list only
     fills up under a backlog; then several events of one user fall in one partition's share and
     share that user's state read, Gram update and write, so larger lists learn faster, but each

@@ -42,6 +42,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rocksdict import WriteBatch, WriteOptions
@@ -167,7 +168,7 @@ class StateTables:
         self.table = table
         self.send_many = send_many
         self._partitions: dict[int, PartitionTable] = {}
-        self._sending = asyncio.Lock()  # one flush at a time: a key's records reach Kafka in write order
+        self._last_turn: asyncio.Future[None] | None = None  # the latest take's turn (PendingTake)
         self.records_sent = 0
         self.flushes = 0
         self.flush_s = 0.0  # time in flush, waiting for an earlier flush included
@@ -231,28 +232,30 @@ class StateTables:
         When Kafka acknowledges a partition's last record, its offset becomes the persisted
         offset of that partition's RocksDB.
         """
-        started = time.perf_counter()
-        taken = [(partition, part.db, part.take_pending()) for partition, part in self._partitions.items()]
-        topic = self.changelog_topic
-        sent = 0
-        delivered: list[asyncio.Future[int]] = []
-        async with self._sending:
-            if self.failed is not None:
-                raise ChangelogSendError("an earlier changelog flush failed") from self.failed
-            # partitions concurrently: the producer then puts a batch of each in one request
-            # (one partition at a time moved one ~1 MB batch per broker round trip)
-            taken = [(partition, db, pending) for partition, db, pending in taken if pending]
-            lasts = await asyncio.gather(*(self.send_many(topic, partition, list(pending.items()))
-                                           for partition, _, pending in taken), return_exceptions=True)
-            for (_, db, pending), last in zip(taken, lasts, strict=True):
-                if isinstance(last, BaseException):
-                    self.failed = self.failed or last
-                    continue
-                last.add_done_callback(_persist_offset_callback(db, self._offset_key))
-                delivered.append(last)
-                sent += len(pending)
-            if self.failed is not None:  # writes were lost: no flush may succeed (and lead to acks) after this
-                raise ChangelogSendError("a changelog flush failed") from self.failed
+        return await self._hand_over(self._take_pending(), acknowledged, time.perf_counter())
+
+    def start_flush(self, acknowledged: bool = False) -> asyncio.Task[int]:
+        """`flush` begun now: every partition's pending records are taken before this returns
+        (writes made after it go to a later flush); handing them over and, with `acknowledged`,
+        Kafka's acknowledgement happen in the task returned. The request path starts a group's
+        flush so and ranks the next group while Kafka acknowledges this one."""
+        return asyncio.ensure_future(self._hand_over(self._take_pending(), acknowledged, time.perf_counter()))
+
+    def _take_pending(self) -> PendingTake:
+        """Every open partition's pending records, taken now, with their turn to be handed over
+        (after those of every earlier take: a key's records reach Kafka in write order)."""
+        take = PendingTake([(partition, part.db, part.take_pending()) for partition, part in self._partitions.items()],
+                           after=self._last_turn, turn=asyncio.get_running_loop().create_future())
+        self._last_turn = take.turn
+        return take
+
+    async def _hand_over(self, take: PendingTake, acknowledged: bool, started: float) -> int:
+        """`flush`'s work once the records are taken (`started`: perf_counter seconds then)."""
+        try:
+            delivered, sent = await self._send_in_turn(take)
+        finally:
+            if not take.turn.done():
+                take.turn.set_result(None)
         if acknowledged and delivered:
             try:
                 await asyncio.gather(*delivered)
@@ -264,6 +267,43 @@ class StateTables:
             self.flushes += 1
             self.flush_s += time.perf_counter() - started
         return sent
+
+    async def _send_in_turn(self, take: PendingTake) -> tuple[list[asyncio.Future[int]], int]:
+        """Once every earlier take is handed over, hand this one's records to the producer: the
+        futures of each partition's last offset, and how many records."""
+        if take.after is not None:
+            await asyncio.shield(take.after)  # a cancelled flush leaves the earlier one running
+        if self.failed is not None:
+            raise ChangelogSendError("an earlier changelog flush failed") from self.failed
+        # partitions concurrently: the producer then puts a batch of each in one request
+        # (one partition at a time moved one ~1 MB batch per broker round trip)
+        topic = self.changelog_topic
+        taken = [(partition, db, pending) for partition, db, pending in take.records if pending]
+        lasts = await asyncio.gather(*(self.send_many(topic, partition, list(pending.items()))
+                                       for partition, _, pending in taken), return_exceptions=True)
+        delivered: list[asyncio.Future[int]] = []
+        sent = 0
+        for (_, db, pending), last in zip(taken, lasts, strict=True):
+            if isinstance(last, BaseException):
+                self.failed = self.failed or last
+                continue
+            last.add_done_callback(_persist_offset_callback(db, self._offset_key))
+            delivered.append(last)
+            sent += len(pending)
+        if self.failed is not None:  # writes were lost: no flush may succeed (and lead to acks) after this
+            raise ChangelogSendError("a changelog flush failed") from self.failed
+        return delivered, sent
+
+
+@dataclass
+class PendingTake:
+    """One flush's records, taken from the partitions: (partition, its RocksDB, its pending
+    records); handed over once `after` (the previous take's turn, None for the first) is done,
+    and `turn` done once they are."""
+
+    records: list[tuple[int, Any, dict[bytes, bytes | None]]]
+    after: asyncio.Future[None] | None
+    turn: asyncio.Future[None]
 
 
 def _without_wal() -> WriteOptions:

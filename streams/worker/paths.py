@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from online.events import Slate, SlateError
@@ -30,6 +31,8 @@ log = logging.getLogger("slatestream.worker")
 SendDead = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 SendSlate = Callable[[Slate | SlateError], Awaitable[None]]
 Flush = Callable[..., Awaitable[Any]]
+StartFlush = Callable[..., Awaitable[Any]]
+"""start_flush(acknowledged=...): takes the pending writes when called (not when awaited)."""
 
 
 def by_partition(messages: Iterable[Any]) -> dict[int, list[Any]]:
@@ -100,14 +103,21 @@ class RequestPath:
     request, docs/worker.md). A group is the requests of a lane's list ranked within `group_s`
     of the first: one acknowledged flush makes them all durable, then their slates go out in
     order. A lone request waits one broker round trip, as before; under a backlog n requests
-    wait one round trip instead of n (each waited its own: ~1,000 requests/s at most)."""
+    wait one round trip instead of n (each waited its own: ~1,000 requests/s at most).
+
+    The round trips overlap the ranking: a group's flush starts as soon as the group is
+    ranked (`start_flush` takes the pending writes when called) and the next group is ranked
+    while Kafka acknowledges it; each group's slates go out once its own flush is acknowledged
+    and the groups before it are answered. (Waiting out each flush before ranking on left the
+    worker idle for a round trip every `group_s` under load.)
+    """
 
     def __init__(self, core: WorkerCore, catalog: CatalogFollower, send_slate: SendSlate, send_dead: SendDead,
-                 flush: Flush, stats: BatchStats, empty_catalog_wait_s: float,
+                 start_flush: StartFlush, stats: BatchStats, empty_catalog_wait_s: float,
                  observe: Callable[[Slate, float], None] | None = None,
                  group_s: float = WorkerConfig.request_group_s) -> None:
         self.core, self.catalog, self.stats = core, catalog, stats
-        self.send_slate, self.send_dead, self.flush = send_slate, send_dead, flush
+        self.send_slate, self.send_dead, self.start_flush = send_slate, send_dead, start_flush
         self.empty_catalog_wait_s = empty_catalog_wait_s
         self.observe = observe or (lambda slate, seconds: None)
         self.group_s = group_s
@@ -122,31 +132,72 @@ class RequestPath:
     async def handle(self, messages: Sequence[Any]) -> None:
         started = time.perf_counter()
         await self.wait_for_catalog()
-        slates: list[Slate | SlateError] = []
-        dead: list[DeadLetter] = []
-        group_started = time.perf_counter()
-        for message in messages:
-            ranking = time.perf_counter()
-            ranked, refused = self.core.rank([to_record("requests", message)])
-            for slate in ranked:
-                if isinstance(slate, Slate):
-                    self.observe(slate, time.perf_counter() - ranking)
-            slates.extend(ranked)
-            dead.extend(refused)
-            if time.perf_counter() - group_started >= self.group_s:
-                await self._answer(slates, dead)
-                slates, dead, group_started = [], [], time.perf_counter()
-        if slates or dead:
-            await self._answer(slates, dead)
+        groups: deque[AnsweringGroup] = deque()  # ranked, not yet answered, in order
+        group = AnsweringGroup()
+        try:
+            for message in messages:
+                self._rank_into(group, message)
+                if time.perf_counter() - group.started >= self.group_s:
+                    groups.append(self._made_durable(group))
+                    await self._answer_ready(groups)
+                    group = AnsweringGroup()
+            if group.slates or group.dead:
+                groups.append(self._made_durable(group))
+            while groups:
+                await self._answer(groups.popleft())
+        finally:
+            for unanswered in groups:  # an answer failed: the flushes still running are not awaited
+                unanswered.flushing.add_done_callback(_retrieved)
         self.stats.add(len(messages), time.perf_counter() - started)
 
-    async def _answer(self, slates: Sequence[Slate | SlateError], dead: Sequence[DeadLetter]) -> None:
-        """Make a group's requests durable (one acknowledged flush), then send its answers in order."""
-        await self.flush(acknowledged=any(isinstance(slate, Slate) for slate in slates))
-        for slate in slates:
+    def _rank_into(self, group: AnsweringGroup, message: Any) -> None:
+        """Rank one request record into `group` (its slate or SlateError, its dead letter)."""
+        ranking = time.perf_counter()
+        ranked, refused = self.core.rank([to_record("requests", message)])
+        for slate in ranked:
+            if isinstance(slate, Slate):
+                self.observe(slate, time.perf_counter() - ranking)
+        group.slates.extend(ranked)
+        group.dead.extend(refused)
+
+    def _made_durable(self, group: AnsweringGroup) -> AnsweringGroup:
+        """`group` with its flush started (acknowledged when it served a slate)."""
+        group.flushing = asyncio.ensure_future(
+            self.start_flush(acknowledged=any(isinstance(slate, Slate) for slate in group.slates)))
+        return group
+
+    async def _answer_ready(self, groups: deque[AnsweringGroup]) -> None:
+        """Let the event loop run once (each flush in flight takes its next step, the producer's
+        sender, acknowledgements and fetches get their turn), then answer the groups at the head
+        whose flush is acknowledged."""
+        await asyncio.sleep(0)
+        while groups and groups[0].flushing.done():
+            await self._answer(groups.popleft())
+
+    async def _answer(self, group: AnsweringGroup) -> None:
+        """Once the group's flush is acknowledged (it raises if it failed), send its answers in order."""
+        await group.flushing
+        for slate in group.slates:
             await self.send_slate(slate)
-        await self.send_dead(dead)
+        await self.send_dead(group.dead)
         self.stats.groups += 1
+
+
+@dataclass
+class AnsweringGroup:
+    """Requests ranked together: their answers (Slate or SlateError, in order), their dead letters,
+    and the flush that makes them durable (set once the group is ranked)."""
+
+    slates: list[Slate | SlateError] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    flushing: asyncio.Future[Any] = field(init=False)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Take a finished future's exception, so that asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass

@@ -226,7 +226,7 @@ class WorkerTopology:
                              config.flush_max_keys)
         topology = cls(
             app, core, tables, catalog, request_lane, fetcher, feedback_lane, commit,
-            RequestPath(core, catalog, send_slate, send_dead, tables.flush, stats.requests,
+            RequestPath(core, catalog, send_slate, send_dead, tables.start_flush, stats.requests,
                         config.empty_catalog_wait_s, group_s=config.request_group_s),
             FeedbackPath(core, catalog, kinds, send_dead, tables.flush, stats.feedback,
                          requests_first=RequestsFirst(request_lane, config.serving_piece_records,

@@ -299,3 +299,19 @@ def test_a_clean_stop_writes_the_pending_writes_to_disk_and_keeps_them_for_the_c
     part.db = reopened
     assert asyncio.run(_flush_and_settle(state)) == 2
     assert [(key, value) for _, key, value, _ in send.sent] == [(b"user/a", None), (b"global/0", b"g")]
+
+
+def test_a_flush_started_first_hands_over_first_even_when_a_later_one_runs_before_it(tmp_path: Path) -> None:
+    """`start_flush` takes its records when called and hands them over in a task; a plain flush
+    called after it, which runs before that task does, waits for the task's turn."""
+    state, _, send = tables(tmp_path)
+
+    async def scenario() -> tuple[int, int]:
+        state.for_partition(0)[b"k"] = b"old"
+        started = state.start_flush(acknowledged=True)
+        state.for_partition(0)[b"k"] = b"new"
+        later = await state.flush()
+        return await started, later
+
+    assert asyncio.run(scenario()) == (1, 1)
+    assert [value for _, key, value, _ in send.sent if key == b"k"] == [b"old", b"new"]

@@ -8,11 +8,14 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import pytest
+
 from online.events import RankRequest, Slate, SlateError, encode_event
 from streams.dead_letter import DeadLetter
 from streams.worker.catalog import CatalogFollower
 from streams.worker.core import WorkerCore
 from streams.worker.lanes import BatchLane, GroupCommit
+from streams.worker.partition_state import ChangelogSendError
 from streams.worker.paths import BatchStats, FeedbackPath, RequestPath, RequestsFirst, by_partition, to_record
 from streams.worker.topology import LaneStats, Rebalancer
 
@@ -57,6 +60,28 @@ class Sent:
         self.order.append("ack" if acknowledged else "flush")
         return 0
 
+    def start_flush(self, acknowledged: bool = False) -> asyncio.Future[int]:
+        """As StateTables.start_flush: the writes are taken when called; done at once here."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.set_result(0)
+        self.flushes += 1
+        self.acknowledged += acknowledged
+        self.order.append("ack" if acknowledged else "flush")
+        return future
+
+
+class HeldFlushes(Sent):
+    """Flushes that Kafka acknowledges only when the test says so (`held`, in the order started)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[asyncio.Future[int]] = []
+
+    def start_flush(self, acknowledged: bool = False) -> asyncio.Future[int]:
+        self.order.append("ack" if acknowledged else "flush")
+        self.held.append(asyncio.get_running_loop().create_future())
+        return self.held[-1]
+
 
 def catalog_of_another_worker() -> list[Message]:
     """The catalog topic's records as the worker that embedded the items wrote them."""
@@ -87,7 +112,7 @@ def test_the_catalog_follower_loads_items_another_worker_embedded() -> None:
 
 def request_path(worker: WorkerCore, sent: Sent, group_s: float) -> RequestPath:
     follower = caught_up(CatalogFollower(worker, "t.catalog"), catalog_of_another_worker())
-    return RequestPath(worker, follower, sent.slate, sent.dead_letters, sent.flush, BatchStats(),
+    return RequestPath(worker, follower, sent.slate, sent.dead_letters, sent.start_flush, BatchStats(),
                        empty_catalog_wait_s=0.0, group_s=group_s)
 
 
@@ -115,10 +140,55 @@ def test_with_no_group_time_each_request_waits_for_its_own_flush() -> None:
     assert path.stats.groups == 4 and worker.counts.balanced()
 
 
+def test_the_next_group_is_ranked_while_kafka_acknowledges_the_last_and_answers_keep_their_order() -> None:
+    worker, sent = core({}), HeldFlushes()
+    path = request_path(worker, sent, group_s=0.0)
+
+    async def scenario() -> None:
+        handling = asyncio.create_task(path.handle(three_requests_and_a_bad_one()))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert sent.order == ["ack", "ack", "ack", "flush"] and worker.counts.ranked == 3  # all ranked, none answered
+        sent.held[1].set_result(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert sent.slates == []  # r1 is durable, but r0 is not: nothing goes out of order
+        sent.held[0].set_result(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert [slate.request_id for slate in sent.slates] == ["r0", "r1"]
+        for held in sent.held[2:]:
+            held.set_result(0)
+        await handling
+
+    asyncio.run(scenario())
+    assert sent.order == ["ack", "ack", "ack", "flush", "r0", "r1", "r2", "dead"]
+    assert path.stats.groups == 4 and worker.counts.balanced()
+
+
+def test_a_failed_flush_answers_neither_its_group_nor_any_after_it() -> None:
+    worker, sent = core({}), HeldFlushes()
+    path = request_path(worker, sent, group_s=0.0)
+
+    async def scenario() -> None:
+        handling = asyncio.create_task(path.handle(three_requests_and_a_bad_one()))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        sent.held[0].set_result(0)
+        sent.held[1].set_exception(ChangelogSendError("a changelog flush was not acknowledged"))
+        for held in sent.held[2:]:
+            held.set_result(0)
+        with pytest.raises(ChangelogSendError):
+            await handling
+
+    asyncio.run(scenario())
+    assert [slate.request_id for slate in sent.slates] == ["r0"] and sent.dead == []
+
+
 def test_the_request_path_waits_for_an_empty_catalog_then_answers_with_the_error() -> None:
     worker, sent = core({}), Sent()
     path = RequestPath(worker, caught_up(CatalogFollower(worker, "t.catalog"), []), sent.slate, sent.dead_letters,
-                       sent.flush, BatchStats(), empty_catalog_wait_s=0.1)
+                       sent.start_flush, BatchStats(), empty_catalog_wait_s=0.1)
     request = encode_event(RankRequest(request_id="r0", user_id="u1", time=T0))
     asyncio.run(path.handle([message("requests", 0, request)]))
     assert sent.dead[0].error_type == "RankError"
