@@ -239,7 +239,10 @@ class StateTables:
         (writes made after it go to a later flush); handing them over and, with `acknowledged`,
         Kafka's acknowledgement happen in the task returned. The request path starts a group's
         flush so and ranks the next group while Kafka acknowledges this one."""
-        return asyncio.ensure_future(self._hand_over(self._take_pending(), acknowledged, time.perf_counter()))
+        take = self._take_pending()
+        task = asyncio.ensure_future(self._hand_over(take, acknowledged, time.perf_counter()))
+        task.add_done_callback(lambda _: take.end_turn())  # also when cancelled before its first step
+        return task
 
     def _take_pending(self) -> PendingTake:
         """Every open partition's pending records, taken now, with their turn to be handed over
@@ -254,8 +257,7 @@ class StateTables:
         try:
             delivered, sent = await self._send_in_turn(take)
         finally:
-            if not take.turn.done():
-                take.turn.set_result(None)
+            take.end_turn()
         if acknowledged and delivered:
             try:
                 await asyncio.gather(*delivered)
@@ -298,12 +300,18 @@ class StateTables:
 @dataclass
 class PendingTake:
     """One flush's records, taken from the partitions: (partition, its RocksDB, its pending
-    records); handed over once `after` (the previous take's turn, None for the first) is done,
-    and `turn` done once they are."""
+    records); handed over once `after` (the previous take's turn, None for the first) is done;
+    `turn` is done once they are handed over, or the hand-over failed or was cancelled (the
+    next take goes on either way)."""
 
     records: list[tuple[int, Any, dict[bytes, bytes | None]]]
     after: asyncio.Future[None] | None
     turn: asyncio.Future[None]
+
+    def end_turn(self) -> None:
+        """Let the next take be handed over (idempotent)."""
+        if not self.turn.done():
+            self.turn.set_result(None)
 
 
 def _without_wal() -> WriteOptions:

@@ -167,9 +167,9 @@ class RequestPath:
         return group
 
     async def _answer_ready(self, groups: deque[AnsweringGroup]) -> None:
-        """Let the event loop run once (each flush in flight takes its next step, the producer's
-        sender, acknowledgements and fetches get their turn), then answer the groups at the head
-        whose flush is acknowledged."""
+        """Let the event loop run once (the callbacks ready then run: flushes in flight, the
+        producer's sender, acknowledgements, fetches), then answer the groups at the head whose
+        flush is acknowledged."""
         await asyncio.sleep(0)
         while groups and groups[0].flushing.done():
             await self._answer(groups.popleft())

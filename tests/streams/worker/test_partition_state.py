@@ -315,3 +315,17 @@ def test_a_flush_started_first_hands_over_first_even_when_a_later_one_runs_befor
 
     assert asyncio.run(scenario()) == (1, 1)
     assert [value for _, key, value, _ in send.sent if key == b"k"] == [b"old", b"new"]
+
+
+def test_a_started_flush_cancelled_before_it_ran_does_not_hold_up_later_flushes(tmp_path: Path) -> None:
+    """(A request lane cancelled at shutdown can cancel a group's flush before its first step.)"""
+    state, _, send = tables(tmp_path)
+
+    async def scenario() -> int:
+        state.for_partition(0)[b"a"] = b"1"
+        state.start_flush(acknowledged=True).cancel()
+        state.for_partition(0)[b"b"] = b"2"
+        return await asyncio.wait_for(state.flush(), timeout=5)
+
+    assert asyncio.run(scenario()) == 1
+    assert [key for _, key, _, _ in send.sent] == [b"b"]  # the cancelled take's records are not sent
