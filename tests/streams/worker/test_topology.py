@@ -140,22 +140,25 @@ def test_with_no_group_time_each_request_waits_for_its_own_flush() -> None:
     assert path.stats.groups == 4 and worker.counts.balanced()
 
 
+async def loop_turns(turns: int = 10) -> None:
+    """Let the event loop run `turns` times (the request path's tasks and callbacks take their steps)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 def test_the_next_group_is_ranked_while_kafka_acknowledges_the_last_and_answers_keep_their_order() -> None:
     worker, sent = core({}), HeldFlushes()
     path = request_path(worker, sent, group_s=0.0)
 
     async def scenario() -> None:
         handling = asyncio.create_task(path.handle(three_requests_and_a_bad_one()))
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await loop_turns()
         assert sent.order == ["ack", "ack", "ack", "flush"] and worker.counts.ranked == 3  # all ranked, none answered
         sent.held[1].set_result(0)
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await loop_turns()
         assert sent.slates == []  # r1 is durable, but r0 is not: nothing goes out of order
         sent.held[0].set_result(0)
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await loop_turns()
         assert [slate.request_id for slate in sent.slates] == ["r0", "r1"]
         for held in sent.held[2:]:
             held.set_result(0)
@@ -172,8 +175,7 @@ def test_a_failed_flush_answers_neither_its_group_nor_any_after_it() -> None:
 
     async def scenario() -> None:
         handling = asyncio.create_task(path.handle(three_requests_and_a_bad_one()))
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await loop_turns()
         sent.held[0].set_result(0)
         for held in sent.held[1:]:  # as StateTables fails every flush after a failed one
             held.set_exception(ChangelogSendError("a changelog flush was not acknowledged"))
