@@ -290,11 +290,19 @@ class StateTables:
                 self.failed = self.failed or last
                 continue
             last.add_done_callback(_persist_offset_callback(db, self._offset_key))
+            last.add_done_callback(self._note_undelivered)
             delivered.append(last)
             sent += len(pending)
         if self.failed is not None:  # writes were lost: no flush may succeed (and lead to acks) after this
             raise ChangelogSendError("a changelog flush failed") from self.failed
         return delivered, sent
+
+    def _note_undelivered(self, last: asyncio.Future[int]) -> None:
+        """A partition's records that Kafka did not acknowledge fail every later flush, whether
+        or not the flush that handed them over waited for the acknowledgement (the group commit's
+        does not: without this its failure went unseen and later flushes led to acks)."""
+        if not last.cancelled() and last.exception() is not None:
+            self.failed = self.failed or last.exception()
 
 
 @dataclass

@@ -329,3 +329,28 @@ def test_a_started_flush_cancelled_before_it_ran_does_not_hold_up_later_flushes(
 
     assert asyncio.run(scenario()) == 1
     assert [key for _, key, _, _ in send.sent] == [b"b"]  # the cancelled take's records are not sent
+
+
+def test_records_kafka_did_not_acknowledge_fail_every_later_flush_even_unawaited(tmp_path: Path) -> None:
+    """The group commit's flush hands records over without waiting for Kafka; when their
+    delivery fails later, the next flush raises instead of leading to more acks."""
+    state, _, _ = tables(tmp_path)
+
+    async def scenario() -> None:
+        deliveries: list[asyncio.Future[int]] = []
+
+        async def unacknowledged(topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> Any:
+            deliveries.append(asyncio.get_running_loop().create_future())
+            return deliveries[-1]
+
+        state.send_many = unacknowledged
+        state.for_partition(0)[b"a"] = b"1"
+        assert await state.flush() == 1  # handed over, not waited for
+        deliveries[0].set_exception(ConnectionError("the broker never acknowledged"))
+        await asyncio.sleep(0)  # the delivery's callbacks run
+        state.for_partition(0)[b"b"] = b"2"
+        with pytest.raises(ChangelogSendError) as failed:
+            await state.flush()
+        assert isinstance(failed.value.__cause__, ConnectionError)
+
+    asyncio.run(scenario())
