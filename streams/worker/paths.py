@@ -138,11 +138,11 @@ class RequestPath:
             for message in messages:
                 self._rank_into(group, message)
                 if time.perf_counter() - group.started >= self.group_s:
-                    groups.append(self._made_durable(group))
+                    groups.append(self._with_flush_started(group))
                     await self._answer_ready(groups)
                     group = AnsweringGroup()
             if group.slates or group.dead:
-                groups.append(self._made_durable(group))
+                groups.append(self._with_flush_started(group))
             while groups:
                 await self._answer(groups.popleft())
         finally:
@@ -160,7 +160,7 @@ class RequestPath:
         group.slates.extend(ranked)
         group.dead.extend(refused)
 
-    def _made_durable(self, group: AnsweringGroup) -> AnsweringGroup:
+    def _with_flush_started(self, group: AnsweringGroup) -> AnsweringGroup:
         """`group` with its flush started (acknowledged when it served a slate)."""
         group.flushing = asyncio.ensure_future(
             self.start_flush(acknowledged=any(isinstance(slate, Slate) for slate in group.slates)))
