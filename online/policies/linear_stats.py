@@ -102,6 +102,22 @@ def grouped_sums(
     return rows[:, :packed], rows[:, packed:], exposures, rewards
 
 
+def _narrow(group: npt.NDArray[np.int64], n_groups: int) -> npt.NDArray[np.integer]:
+    """The group codes as uint16 when they fit (numpy's stable sort of 16-bit integers is a
+    radix sort: ~5x faster than its merge sort of int64), else as they are."""
+    return group.astype(np.uint16) if n_groups <= 1 << 16 else group
+
+
+def grouped_sum(group: npt.NDArray[np.int64], n_groups: int, values: FloatArray) -> FloatArray:
+    """float64[G, D]: the sum of the rows of values float64[m, D] per group (group: int64[m] in
+    [0, G)), each group's rows added in row order, as `np.add.at` would (one bincount over
+    the flattened rows: ~4x faster than `np.add.at`)."""
+    dim = values.shape[1]
+    cells = (group[:, None] * dim + np.arange(dim)).ravel()
+    sums = np.bincount(cells, weights=values.ravel(), minlength=n_groups * dim)  # float64 (weights given)
+    return sums.astype(np.float64, copy=False).reshape(n_groups, dim)
+
+
 def grouped_rows(
     group: npt.NDArray[np.int64], n_groups: int, x: FloatArray, exposure: FloatArray,
     reward: FloatArray, chunk: int = 512,
@@ -121,7 +137,7 @@ def grouped_rows(
     packed = rows * dim + cols
     shown = np.flatnonzero(exposure)
     group_shown = group[shown]
-    order = shown[np.argsort(group_shown, kind="stable")]  # the exposure rows of x, by group
+    order = shown[np.argsort(_narrow(group_shown, n_groups), kind="stable")]  # the exposure rows of x, by group
     weights = np.sqrt(exposure[order]) if np.any(exposure[shown] != 1.0) else None
     counts = np.bincount(group_shown, minlength=n_groups)
     starts = np.cumsum(counts) - counts
@@ -135,7 +151,7 @@ def grouped_rows(
         members = by_count[first:last]
         width = int(sorted_counts[last - 1])
         gather = np.minimum(starts[members][:, None] + np.arange(width), len(order) - 1)
-        xs = x[order[gather]]
+        xs = np.take(x, order[gather], axis=0)  # ~1.7x faster than x[order[gather]] for row gathers
         if weights is not None:
             xs *= weights[gather][:, :, None]
         if sorted_counts[first] != width:  # rows past a group's count are zeroed
@@ -147,7 +163,7 @@ def grouped_rows(
     sums = np.zeros((n_groups, len(rows) + dim))
     sums[by_count, : len(rows)] = sorted_gram
     paid = np.flatnonzero(reward)
-    np.add.at(sums[:, len(rows) :], group[paid], x[paid] * reward[paid][:, None])
+    sums[:, len(rows) :] = grouped_sum(group[paid], n_groups, x[paid] * reward[paid][:, None])
     totals_e = np.bincount(group, weights=exposure, minlength=n_groups).astype(np.float64)
     totals_r = np.bincount(group, weights=reward, minlength=n_groups).astype(np.float64)
     return sums, totals_e, totals_r

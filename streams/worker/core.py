@@ -38,6 +38,7 @@ from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.worker.catalog_codec import catalog_value, parse_catalog_value
+from streams.worker.collector import paused as collector_paused
 from streams.worker.partition_state import PartitionTables
 from streams.worker.recent_ids import RecentIds, id_key
 from streams.worker.records import (
@@ -57,6 +58,10 @@ Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 FEEDBACK_TOPICS = ("impressions", "clicks")
 """Topic kinds whose offsets are tracked in state values (index = position here)."""
 TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
+_KIND = operator.attrgetter("kind")
+_SCENARIO = operator.attrgetter("scenario")
+_EVENT_TYPE = {"impressions": "impression", "clicks": "click"}
+"""A feedback record's kind -> the event type its value must decode as."""
 RECENT_REQUESTS = 64
 """Request ids kept per user (what clicks are checked against): a click on a user's older
 request is dead-lettered as UnknownRequestError."""
@@ -213,8 +218,15 @@ class WorkerCore:
         """Fold impression, click and control records of one partition into state, in order.
 
         Control records (kind "control", see streams.control) split the batch: what came
-        before one is learned first, then it is applied, then the rest.
+        before one is learned first, then it is applied, then the rest. The cyclic collector
+        is off for the call (`streams.worker.collector.paused`).
         """
+        with collector_paused():
+            return self._learn_in_order(records)
+
+    def _learn_in_order(self, records: Sequence[Record]) -> list[DeadLetter]:
+        if "control" not in map(_KIND, records):  # the usual list: no split, no loop here
+            return self._learn_feedback(records) if records else []
         dead: list[DeadLetter] = []
         segment: list[Record] = []
         for record in records:
@@ -255,9 +267,10 @@ class WorkerCore:
         decoded: list[tuple[Record, FeedbackEvent]] = []
         store = self.store(records[0].partition)
         self.counts.received += len(records)
+        events: list[FeedbackEvent] = []
         for record in records:
             try:
-                event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
+                event = decode_feedback_fast(record.value, _EVENT_TYPE[record.kind])
                 if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
                     event = self._decode(record, Impression if record.kind == "impressions" else Click)
                 check_key(record, event.user_id, "user_id")
@@ -267,7 +280,8 @@ class WorkerCore:
                 dead.append(self._dead(record, error))
                 continue
             decoded.append((record, event))
-        groups, routed = self._route(self.router(records[0].partition), decoded, dead)
+            events.append(event)
+        groups, routed = self._route(self.router(records[0].partition), decoded, set(map(_SCENARIO, events)), dead)
         duplicates: set[int] = set()
         for engine, group in groups:
             dead.extend(self._learn_engine(store, engine, group, duplicates))
@@ -275,12 +289,13 @@ class WorkerCore:
             self.shadows.learn(records[0].partition, store, routed, duplicates)
         return dead
 
-    def _route(self, router: ScenarioRouter, decoded: list[tuple[Record, FeedbackEvent]], dead: list[DeadLetter],
+    def _route(self, router: ScenarioRouter, decoded: list[tuple[Record, FeedbackEvent]], scenarios: set[str],
+               dead: list[DeadLetter],
                ) -> tuple[list[tuple[Engine, list[tuple[Record, FeedbackEvent]]]], list[tuple[Record, FeedbackEvent]]]:
         """(each engine with its events in log order, every routed event in log order); events
-        of a scenario not configured are dead-lettered into `dead`. A list of one scenario (the
-        usual case) is routed whole, without a per-event loop."""
-        scenarios = {event.scenario for _, event in decoded}
+        of a scenario not configured are dead-lettered into `dead`. `scenarios`: the events'
+        scenarios. A list of one scenario (the usual case) is routed whole, without a per-event
+        loop."""
         if len(scenarios) == 1:
             engine = router.engine_for(next(iter(scenarios)))
             if engine is not None:

@@ -50,7 +50,7 @@ def test_in_process_learn_settles_the_collector_times_it_and_gives_the_process_i
         assert gc.get_threshold() == thresholds and gc.callbacks.count(clock._on_pass) == 0
     finally:
         gc.unfreeze()
-    assert seen == [thresholds] and during > 10  # a young pass every 5 allocations while it learned
+    assert seen == [thresholds] and during > 0  # young passes between learn calls (off within one)
 
 
 def test_steal_time_is_read_from_the_stat_files_first_line(tmp_path: Path) -> None:

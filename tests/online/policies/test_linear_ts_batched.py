@@ -9,7 +9,7 @@ import pytest
 
 from online.policies.base import FeedbackBatch
 from online.policies.linear_codec import encode_stats
-from online.policies.linear_stats import LinearStats
+from online.policies.linear_stats import LinearStats, grouped_rows, grouped_sum
 from online.policies.linear_ts import LinearThompsonSampling, LinearTSParams
 
 DIM = 6
@@ -91,3 +91,28 @@ def test_encoding_the_states_learn_made_is_byte_for_byte_the_general_path(dtype:
     assert policy.encode_users(states[1:]) == one_by_one(states[1:])
     fresh = LinearThompsonSampling(LinearTSParams(user_state_dtype=dtype))  # type: ignore[arg-type]
     assert fresh.encode_users(states) == policy.encode_users(states)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_sum_is_np_add_at_bit_for_bit(seed: int) -> None:
+    """The responses' per-user sums add each user's rows in row order, as np.add.at does: equal
+    to the last bit, also with no rows and with users that have none."""
+    rng = np.random.default_rng(seed)
+    for rows, groups in ((0, 3), (1, 1), (500, 40), (5_000, 3_000)):
+        group = rng.integers(groups, size=rows)
+        values = rng.standard_normal((rows, DIM)) * 10.0 ** rng.integers(-6, 6, size=(rows, 1))
+        expected = np.zeros((groups, DIM))
+        np.add.at(expected, group, values)
+        assert np.array_equal(grouped_sum(group, groups, values), expected)
+
+
+def test_grouped_rows_are_the_same_with_group_codes_past_16_bits() -> None:
+    """The exposure rows are ordered by a radix sort of 16-bit codes when they fit, else by a
+    merge sort of the int64 codes: the same sums either way (the same groups moved past 2^16)."""
+    rng = np.random.default_rng(3)
+    batch = random_batch(rng, n_users=40, n_rows=400)
+    shifted = batch.user_index + 70_000
+    narrow = grouped_rows(batch.user_index, len(batch.users), batch.features, batch.exposures, batch.rewards)
+    wide = grouped_rows(shifted, len(batch.users) + 70_000, batch.features, batch.exposures, batch.rewards)
+    for small, large in zip(narrow, wide, strict=True):
+        assert np.array_equal(small, large[70_000:]) and not large[:70_000].any()

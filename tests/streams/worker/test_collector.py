@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock, settle
+from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock, paused, settle
 from streams.worker.config import WorkerConfig
 
 
@@ -74,3 +74,21 @@ def test_the_clock_counts_passes_by_generation_while_started_only() -> None:
     gc.collect(1)
     assert clock.passes == [1, 0, 1] and clock.seconds > 0.0
     assert str(clock).startswith("collector: 2 passes (1 young, 0 middle, 1 full) in ")
+
+
+def test_paused_turns_the_collector_off_for_the_block_and_back_as_it_was() -> None:
+    assert gc.isenabled()
+    with paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused():
+        raise RuntimeError("a learn call that fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused():
+            pass
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()
+

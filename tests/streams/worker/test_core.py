@@ -1,13 +1,16 @@
 """The worker's core without Kafka: dead letters, counts, and exactly-once state on replay."""
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from encoders.hashing import HashingEncoder
 from online.config import SlatestreamConfig, parse_config
 from online.events import Click, Impression, Item, RankRequest, ShownItem, Slate, SlateError, encode_event
 from online.policies.linear_ts import LinearThompsonSampling
+from streams.dead_letter import DeadLetter
 from streams.testing import SharedTables
 from streams.worker.core import Record, WorkerCore
 from streams.worker.table_store import unwrap
@@ -329,3 +332,15 @@ def test_windows_are_snapshotted_before_the_partitions_move() -> None:
     worker.snapshot_windows()
     worker.partitions_changed()
     assert exposures_seen_by_a_new_owner() == 12
+
+
+def test_a_learn_call_runs_with_the_collector_off_and_turns_it_back_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = core({})
+    during: list[bool] = []
+
+    def learn_in_order(records: list[Record]) -> list[DeadLetter]:
+        during.append(gc.isenabled())
+        return []
+
+    monkeypatch.setattr(worker, "_learn_in_order", learn_in_order)
+    assert worker.learn([]) == [] and during == [False] and gc.isenabled()
