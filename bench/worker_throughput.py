@@ -337,10 +337,10 @@ def main() -> None:
                   for p in range(settings.partitions)}
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
-            stolen_before = steal_s()
+            stolen_before, faults_before = steal_s(), worker.minor_faults()
             deadline = time.monotonic() + 900
             wait_received(worker, len(feedback), deadline)  # the log only: nothing else runs in the window
-            stolen = steal_s() - stolen_before
+            stolen, faults_after = steal_s() - stolen_before, worker.minor_faults()
             while True:
                 read_from = time.time()
                 now = logged_populations(settings, range(settings.partitions), ("linear_ts",))
@@ -439,6 +439,9 @@ def main() -> None:
         print("worker " + batch_lines[-1].split("batches ", 1)[1])
     if changelog_lines:  # phase 2 only: the worker restarted for it
         print("worker changelog: " + changelog_lines[-1].split("changelog ", 1)[1])
+    if faults_before is not None and faults_after is not None:
+        print(f"worker minor page faults from its being ready to its having taken every record: "
+              f"{faults_after - faults_before:,} ({(faults_after - faults_before) / committed:.2f} an event)")
     if worker_collector is not None:  # its cyclic garbage collector (streams/worker/collector.py)
         print(f"worker collector: {worker_collector}"
               + f"; worker peak resident memory {'unknown' if peak_mib is None else f'{peak_mib:,.0f} MiB'}")

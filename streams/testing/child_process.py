@@ -45,6 +45,17 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def minor_faults(pid: int) -> int | None:
+    """Minor page faults of process `pid` so far (field 10 of /proc/PID/stat: pages it touched
+    that needed no disk, mostly fresh memory the kernel zeroed); None where the process is gone
+    (exited, not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[7])  # after "pid (comm)": state is field 3, minflt field 10
+
+
 class ChildProcess:
     """One subprocess whose stdout and stderr are appended to `log_path`."""
 
@@ -72,6 +83,12 @@ class ChildProcess:
         if self.process is None or self.process.poll() is not None:
             return None
         return peak_rss_mib(self.process.pid)
+
+    def minor_faults(self) -> int | None:
+        """The process's minor page faults so far; None once it exited."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return minor_faults(self.process.pid)
 
     def kill(self) -> None:
         """SIGKILL: no commit, no flush, no shutdown (a crash)."""

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from streams.testing.child_process import peak_rss_mib
+from streams.testing.child_process import minor_faults, peak_rss_mib
 
 PARENT = textwrap.dedent("""
     import subprocess, sys, time
@@ -55,3 +55,25 @@ def test_peak_rss_grows_with_what_a_process_touched_and_is_none_once_it_exited()
     finally:
         child.communicate("\n", timeout=30)
     assert peak_rss_mib(child.pid) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="minor faults are read from /proc")
+def test_minor_faults_count_the_fresh_pages_a_process_touches_and_are_none_once_it_exited() -> None:
+    """A child touching 200 MiB of fresh memory page by page (51,200 pages of 4 KiB) between two
+    reads: between half and twice that many more faults (huge pages would fault fewer, the
+    interpreter's own allocations a few more)."""
+    touch = "import sys; sys.stdin.readline(); b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); " \
+            "print(1, flush=True); sys.stdin.readline()"
+    child = subprocess.Popen([sys.executable, "-c", touch], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before = minor_faults(child.pid)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "1"
+        after = minor_faults(child.pid)
+        assert before is not None and after is not None
+        assert 200 * 2**20 // 4096 // 2 <= after - before <= 2 * 200 * 2**20 // 4096
+    finally:
+        child.communicate("\n", timeout=30)
+    assert minor_faults(child.pid) is None
