@@ -60,8 +60,6 @@ FEEDBACK_TOPICS = ("impressions", "clicks")
 TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
 _KIND = operator.attrgetter("kind")
 _SCENARIO = operator.attrgetter("scenario")
-_EVENT_TYPE = {"impressions": "impression", "clicks": "click"}
-"""A feedback record's kind -> the event type its value must decode as."""
 RECENT_REQUESTS = 64
 """Request ids kept per user (what clicks are checked against): a click on a user's older
 request is dead-lettered as UnknownRequestError."""
@@ -225,6 +223,7 @@ class WorkerCore:
             return self._learn_in_order(records)
 
     def _learn_in_order(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """`learn` with the collector as the caller left it."""
         if "control" not in map(_KIND, records):  # the usual list: no split, no loop here
             return self._learn_feedback(records) if records else []
         dead: list[DeadLetter] = []
@@ -270,7 +269,7 @@ class WorkerCore:
         events: list[FeedbackEvent] = []
         for record in records:
             try:
-                event = decode_feedback_fast(record.value, _EVENT_TYPE[record.kind])
+                event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
                 if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
                     event = self._decode(record, Impression if record.kind == "impressions" else Click)
                 check_key(record, event.user_id, "user_id")
