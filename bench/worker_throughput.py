@@ -284,7 +284,8 @@ def main() -> None:
                              "this process alike)")
     parser.add_argument("--collector", choices=("both",), default=None,
                         help="with --learn-only: pairs of learnings with the collector's young threshold at "
-                             "Python's default and at the worker's (streams/worker/collector.py)")
+                             "Python's default and at the worker's (streams/worker/collector.py; each learn call "
+                             "runs with the collector off since 2026-12-07, so only the passes between calls differ)")
     parser.add_argument("--learn-group", type=int, default=None, metavar="N",
                         help="with --collector: learn in groups of N records of one partition, as the worker "
                              "does (its mean group: the bench's 'partition groups' line; default: lists of 2,000)")
