@@ -23,6 +23,7 @@ that.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,17 +75,42 @@ class CollectorClock:
                 f"{self.seconds:.3f} s")
 
 
+class _Pauses:
+    """Blocks inside `paused`, counted across threads (the collector's switch is the process's):
+    the first to enter turns the collector off, the last to leave turns it back on if it was."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.was_enabled = False
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.was_enabled = gc.isenabled()
+                gc.disable()
+            self.depth += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.was_enabled:
+                gc.enable()
+
+
+_PAUSES = _Pauses()
+
+
 @contextmanager
 def paused() -> Iterator[None]:
-    """The collector off for the block, then as it was. A learn call keeps what it allocates
-    alive until it returns (its decoded events, their rows and columns), so a young pass inside
-    one walks up to `young_threshold` live objects and frees none of them (~9 ms a pass: 6
-    passes, ~4 % of the learning, over the throughput bench's four calls of ~26,000 records);
-    after it, the next pass walks only what survived. Cycles made inside the block wait for its end."""
-    enabled = gc.isenabled()
-    gc.disable()
+    """The collector off for the block, then as it was (blocks may nest and overlap across
+    threads). A learn call keeps what it allocates alive until it returns (its decoded events,
+    their rows and columns), so a young pass inside one walks up to `young_threshold` live
+    objects and frees none of them (~9 ms a pass: 6 passes, ~4 % of the learning, over the
+    throughput bench's four calls of ~26,000 records); after it, the next pass walks only what
+    survived. Cycles made inside the block wait for its end."""
+    _PAUSES.enter()
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        _PAUSES.leave()

@@ -92,3 +92,33 @@ def test_paused_turns_the_collector_off_for_the_block_and_back_as_it_was() -> No
     finally:
         gc.enable()
 
+
+
+def test_pauses_overlapping_across_threads_turn_the_collector_back_on_when_the_last_one_ends() -> None:
+    """Thread A pauses, B pauses, A ends while B is still inside (the collector stays off), B ends
+    (back on): the order that would leave it off for good with a plain read-then-disable."""
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:
+        with paused():
+            a_in.set()
+            b_in.wait(10)
+        seen["after a"] = gc.isenabled()
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(10)
+        with paused():
+            b_in.set()
+            a_out.wait(10)
+            seen["b inside, a out"] = gc.isenabled()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == {"after a": False, "b inside, a out": False} and gc.isenabled()
