@@ -42,8 +42,7 @@ from slatestream.partition_copies import (
     newest_copy,
 )
 from streams.topics import partition_of
-from streams.worker.core import FEEDBACK_TOPICS
-from streams.worker.table_store import unwrap
+from streams.worker.table_store import FEEDBACK_TOPICS, unwrap
 
 TABLES_DIR = Path("v1") / "tables"
 """Where Faust keeps the worker's tables under its data directory."""
@@ -153,7 +152,7 @@ class WorkerSnapshot:
 
 
 def topic_kind(index: int) -> str:
-    """The feedback topic kind of an applied-offsets index (streams.worker.core.TOPIC_INDEX)."""
+    """The feedback topic kind of an applied-offsets index (streams.worker.table_store.TOPIC_INDEX)."""
     return FEEDBACK_TOPICS[index] if 0 <= index < len(FEEDBACK_TOPICS) else f"topic-{index}"
 
 

@@ -191,7 +191,7 @@ def feedback_progress(settings: StreamSettings, entries: dict[bytes, ChangelogEn
                       policy: str = "linear_ts") -> dict[int, tuple[dict[int, int], dict[int, int]]]:
     """{partition: (applied offsets of its population state, last offsets of the feedback topics)}.
 
-    Topic indexes as in streams.worker.core.FEEDBACK_TOPICS (0 impressions, 1 clicks); a
+    Topic indexes as in streams.worker.table_store.FEEDBACK_TOPICS (0 impressions, 1 clicks); a
     partition whose population has learned everything has applied == last.
     """
     names = TopicNames.from_settings(settings)

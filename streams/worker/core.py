@@ -40,7 +40,7 @@ from streams.dead_letter import DeadLetter
 from streams.worker.catalog_codec import catalog_value, parse_catalog_value
 from streams.worker.collector import paused as collector_paused
 from streams.worker.partition_state import PartitionTables
-from streams.worker.recent_ids import RecentIds, id_key
+from streams.worker.recent_ids import RECENT_EVENTS, RECENT_REQUESTS, RecentIds, id_key
 from streams.worker.records import (
     Counts,
     KeyMismatchError,
@@ -51,20 +51,12 @@ from streams.worker.records import (
     check_key,
 )
 from streams.worker.shadows import WorkerShadows
-from streams.worker.table_store import AppliedOffsets, TableStore
+from streams.worker.table_store import FEEDBACK_TOPICS, TOPIC_INDEX, AppliedOffsets, TableStore
 
 log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
-FEEDBACK_TOPICS = ("impressions", "clicks")
-"""Topic kinds whose offsets are tracked in state values (index = position here)."""
-TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
 _KIND = operator.attrgetter("kind")
 _SCENARIO = operator.attrgetter("scenario")
-RECENT_REQUESTS = 64
-"""Request ids kept per user (what clicks are checked against): a click on a user's older
-request is dead-lettered as UnknownRequestError."""
-RECENT_EVENTS = 64
-"""Impression and click ids kept per user (what a producer's duplicates are checked against)."""
 
 
 class WorkerCore:
@@ -324,7 +316,7 @@ class WorkerCore:
         population's in `global_mark`), so a record delivered twice in one list (Faust's seek
         back to the committed offsets after a recovery fetches again what a lane already holds)
         is a replay at its second copy, for the population as for its user."""
-        partition = records_partition(decoded)
+        partition = decoded[0][0].partition  # the records of one partition
         global_done = store.offsets_of(engine.global_key)
         global_mark = dict(global_done)  # the population's offsets as of the record in hand
         user_events: list[FeedbackEvent] = []
@@ -452,7 +444,3 @@ class WorkerCore:
         item, vector = parse_catalog_value(value, self.catalog.dim)
         self.catalog.upsert([item], vector[None, :])
 
-
-def records_partition(decoded: Sequence[tuple[Record, Any]]) -> int:
-    """The partition of a batch of records of one partition."""
-    return decoded[0][0].partition

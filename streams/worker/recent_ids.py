@@ -39,6 +39,12 @@ MAGIC = _PREFIX + bytes((VERSION,))
 
 _ENTRY_BYTES = 16  # a u64 digest and an f64 time
 
+RECENT_REQUESTS = 64
+"""Request ids kept per user (what clicks are checked against): a click on a user's older
+request is dead-lettered as UnknownRequestError."""
+RECENT_EVENTS = 64
+"""Impression and click ids kept per user (what a producer's duplicates are checked against)."""
+
 
 _EMPTY_DIGEST = hashlib.blake2b(digest_size=8)
 """A BLAKE2b state with no input: `id_key` copies it (~0.5 us) instead of building one from

@@ -20,6 +20,9 @@ _ENTRY = struct.Struct("<Bq")
 _EMPTY_HEADER = _MAGIC + b"\x00"
 _TWO_ENTRIES = struct.Struct("<4sBBqBq")
 
+FEEDBACK_TOPICS = ("impressions", "clicks")
+"""Topic kinds whose offsets are tracked in state values (index = position here)."""
+TOPIC_INDEX = {kind: index for index, kind in enumerate(FEEDBACK_TOPICS)}
 AppliedOffsets = dict[int, int]
 """topic index (see `TOPIC_INDEX`) -> offset of the last event folded into a value."""
 
