@@ -1,6 +1,7 @@
 """The collector settles as the worker wants it: heap frozen, young passes rarer, ratios kept."""
 
 import gc
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,12 +94,10 @@ def test_paused_turns_the_collector_off_for_the_block_and_back_as_it_was() -> No
         gc.enable()
 
 
-
 def test_pauses_overlapping_across_threads_turn_the_collector_back_on_when_the_last_one_ends() -> None:
     """Thread A pauses, B pauses, A ends while B is still inside (the collector stays off), B ends
-    (back on): the order that would leave it off for good with a plain read-then-disable."""
-    import threading
-
+    (back on). A plain read-then-disable per block turns it back on under B's block here, and
+    in another order (B reads "off" before A turns it on) leaves it off for good."""
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
     seen: dict[str, bool] = {}
 
