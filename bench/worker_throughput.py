@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
+from bench.host_state import filesystem_of, steal_s  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
@@ -153,29 +154,6 @@ def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyp
         order.setdefault(request.user_id, []).append(request.request_id)
     kept = {request_id for ids in order.values() for request_id in ids[-recent:]}
     return sum(click.request_id not in kept for click in workload.clicks)
-
-
-def steal_s(stat_file: Path = Path("/proc/stat")) -> float:
-    """Seconds the hypervisor has kept this VM's CPUs from it since boot, summed over CPUs (the
-    "steal" column of /proc/stat's first line); 0.0 where the file or the column is missing."""
-    try:
-        fields = stat_file.read_text().splitlines()[0].split()
-    except (OSError, IndexError):
-        return 0.0
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else 0.0
-
-
-def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
-    """The type of the filesystem `path` is on ("tmpfs", "ext4", ...), from the mount table (the
-    longest mount point above it); "unknown" where the table is missing or lists none above it."""
-    try:
-        mounts = [line.split()[1:3] for line in mounts_file.read_text().splitlines() if len(line.split()) >= 3]
-    except OSError:
-        return "unknown"
-    resolved = str(path.resolve())
-    above = [(point, kind) for point, kind in mounts
-             if resolved == point or resolved.startswith(point.rstrip("/") + "/")]
-    return max(above, key=lambda mount: len(mount[0]))[1] if above else "unknown"
 
 
 def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]

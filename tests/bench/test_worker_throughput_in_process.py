@@ -17,7 +17,8 @@ from streams.worker.paths import BatchStats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from worker_throughput import GroupsLearned, clicks_beyond_recent, filesystem_of, groups_learned, steal_s
+from host_state import filesystem_of, steal_s
+from worker_throughput import GroupsLearned, clicks_beyond_recent, groups_learned
 
 from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups, rank_in_process
 
