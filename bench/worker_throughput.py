@@ -366,7 +366,7 @@ def main() -> None:
     print(f"bare aiokafka consume loop, same records (the faster of two): {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
     decode_rate = len(feedback) / decode_s
-    print(f"the same loop decoding every value as the worker does (decode_feedback_fast), nothing learned (the "
+    print(f"the same loop decoding every value as the worker does (decode_feedback_many), nothing learned (the "
           f"faster of two): "
           f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
           f"worker / this: {worker_rate / decode_rate:.2f}")

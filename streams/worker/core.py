@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from itertools import repeat
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,13 +35,14 @@ from online.features import FeatureMap
 from online.request_text import TextEmbed
 from online.retrieval import Retriever
 from online.scenarios import ScenarioRouter
-from online.wire import FeedbackEvent, WireClick, decode_feedback_fast
+from online.wire import FeedbackEvent, WireClick, decode_feedback_many
 from streams.control import decode_control
 from streams.dead_letter import DeadLetter
 from streams.worker.catalog_codec import catalog_value, parse_catalog_value
 from streams.worker.collector import paused as collector_paused
+from streams.worker.feedback_fold import fold_in_order, live_totals
 from streams.worker.partition_state import PartitionTables
-from streams.worker.recent_ids import RECENT_EVENTS, RECENT_REQUESTS, RecentIds, id_key
+from streams.worker.recent_ids import RECENT_EVENTS, RECENT_REQUESTS, RecentIds
 from streams.worker.records import (
     Counts,
     KeyMismatchError,
@@ -51,11 +53,16 @@ from streams.worker.records import (
     check_key,
 )
 from streams.worker.shadows import WorkerShadows
-from streams.worker.table_store import FEEDBACK_TOPICS, TOPIC_INDEX, AppliedOffsets, TableStore
+from streams.worker.table_store import FEEDBACK_TOPICS, AppliedOffsets, TableStore
 
 log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[Item]], npt.NDArray[np.float32]]
 _KIND = operator.attrgetter("kind")
+_VALUE = operator.attrgetter("value")
+_USER_ID = operator.attrgetter("user_id")
+_EVENT = operator.itemgetter(1)
+_EXPECTED: dict[str, str] = {"impressions": "impression"}
+"""The event a feedback record's topic role holds (any other role is read as clicks)."""
 _SCENARIO = operator.attrgetter("scenario")
 
 
@@ -254,24 +261,10 @@ class WorkerCore:
         return []
 
     def _learn_feedback(self, records: Sequence[Record]) -> list[DeadLetter]:
-        dead: list[DeadLetter] = []
-        decoded: list[tuple[Record, FeedbackEvent]] = []
         store = self.store(records[0].partition)
         self.counts.received += len(records)
-        events: list[FeedbackEvent] = []
-        for record in records:
-            try:
-                event = decode_feedback_fast(record.value, "impression" if record.kind == "impressions" else "click")
-                if event is None:  # not vouched for by the fast path: pydantic decides, or says why not
-                    event = self._decode(record, Impression if record.kind == "impressions" else Click)
-                check_key(record, event.user_id, "user_id")
-                if event.type == "click" and not self._known_request(record.partition, event):
-                    raise UnknownRequestError(f"click for unknown or expired request {event.request_id!r}")
-            except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
-                dead.append(self._dead(record, error))
-                continue
-            decoded.append((record, event))
-            events.append(event)
+        decoded, dead = self._vetted(records)
+        events = list(map(_EVENT, decoded))
         groups, routed = self._route(self.router(records[0].partition), decoded, set(map(_SCENARIO, events)), dead)
         duplicates: set[int] = set()
         for engine, group in groups:
@@ -279,6 +272,49 @@ class WorkerCore:
         if self.shadows is not None:
             self.shadows.learn(records[0].partition, store, routed, duplicates)
         return dead
+
+    def _vetted(self, records: Sequence[Record]) -> tuple[list[tuple[Record, FeedbackEvent]], list[DeadLetter]]:
+        """(record, event) of each record that decodes, is keyed by its user id and, a click,
+        answers a recent request, in order; and a dead letter for each other record. A record
+        the fast decoder leaves is decoded by pydantic, which accepts it or says why not."""
+        decoded: list[tuple[Record, FeedbackEvent]] = []
+        dead: list[DeadLetter] = []
+        for record, event in zip(records, self._decode_fast(records), strict=True):
+            try:
+                if event is None:
+                    event = self._decode(record, Impression if record.kind == "impressions" else Click)
+                if record.key != event.user_id.encode():  # (the call only when it raises)
+                    check_key(record, event.user_id, "user_id")
+            except Exception as error:  # any failure to parse or validate it: dead-lettered with its reason
+                dead.append(self._dead(record, error))
+                continue
+            refusal = self._unanswered(record, event) if event.type == "click" else None
+            if refusal is None:
+                decoded.append((record, event))
+            else:
+                dead.append(self._dead(record, refusal))
+        return decoded, dead
+
+    def _unanswered(self, record: Record, click: FeedbackEvent) -> Exception | None:
+        """Why a click cannot be learned (its request is not among its user's recent ones, or
+        reading them failed), or None."""
+        try:
+            if not self._known_request(record.partition, cast(Click | WireClick, click)):
+                return UnknownRequestError(f"click for unknown or expired request {click.request_id!r}")
+        except Exception as error:  # a stored list that cannot be read: this click is dead-lettered with it
+            return error
+        return None
+
+    @staticmethod
+    def _decode_fast(records: Sequence[Record]) -> Sequence[FeedbackEvent | None]:
+        """`decode_feedback_many` of the records' values (impressions as impressions, any other
+        kind as clicks); all None, for pydantic to decide each, should it ever raise."""
+        try:
+            kinds = cast(list[Literal["impression", "click"]], list(map(_EXPECTED.get, map(_KIND, records),
+                                                                             repeat("click"))))
+            return decode_feedback_many(list(map(_VALUE, records)), kinds)
+        except Exception:  # it never should: then every record takes the slower path, none is lost
+            return [None] * len(records)
 
     def _route(self, router: ScenarioRouter, decoded: list[tuple[Record, FeedbackEvent]], scenarios: set[str],
                dead: list[DeadLetter],
@@ -309,68 +345,28 @@ class WorkerCore:
                       duplicate_ids: set[int] | None = None) -> list[DeadLetter]:
         """Fold one engine's feedback into its states, skipping what each state already holds;
         the ids of events skipped as a producer's duplicates are added to `duplicate_ids`.
-        Per record only dictionary lookups: each user's key, applied offsets and recent event
-        ids are looked up once per batch (`_user_offsets`, `RecentIds.of`).
-
-        Every state's offsets move as the list is read (a user's in `user_done`, the
-        population's in `global_mark`), so a record delivered twice in one list (Faust's seek
-        back to the committed offsets after a recovery fetches again what a lane already holds)
-        is a replay at its second copy, for the population as for its user."""
-        partition = decoded[0][0].partition  # the records of one partition
+        Each user's key, applied offsets and recent event ids are looked up once per batch
+        (`_user_offsets`, `RecentIds.of`); `fold_in_order` decides which state learns which event."""
         global_done = store.offsets_of(engine.global_key)
-        global_mark = dict(global_done)  # the population's offsets as of the record in hand
-        user_events: list[FeedbackEvent] = []
-        global_events: list[FeedbackEvent] = []
-        replayed: set[str] = set()
-        skipped = duplicates = 0
-        seen: dict[str, tuple[dict[int, float], dict[int, float]]] = {}  # per user: (this batch's ids, recent ids)
-        user_done: dict[str, tuple[str, AppliedOffsets]] = {}  # per user id: (its key, offsets as of this batch)
-        for record, event in decoded:
-            topic, offset, user_id = TOPIC_INDEX[record.kind], record.offset, event.user_id
-            slot = user_done.get(user_id)
-            if slot is None:
-                slot = user_done[user_id] = self._user_offsets(store, engine.user_key(user_id), global_done)
-            done = slot[1]
-            user_new, global_new = offset > done.get(topic, -1), offset > global_mark.get(topic, -1)
-            if user_new and global_new:
-                ids = seen.get(user_id)
-                if ids is None:
-                    ids = seen[user_id] = ({}, self.events.of(partition, user_id))
-                event_key = id_key(event.event_id)
-                if event_key in ids[1] or event_key in ids[0]:  # a producer's duplicate
-                    done[topic], global_mark[topic] = offset, offset  # passed, never learned
-                    duplicates += 1
-                    if duplicate_ids is not None:
-                        duplicate_ids.add(id(event))
-                    self.counts.tally(record.kind, "skipped")
-                    continue
-                ids[0][event_key] = event.time.timestamp()
-            if user_new:
-                user_events.append(event)
-                done[topic] = offset
-            if global_new:
-                global_events.append(event)
-                global_mark[topic] = offset
-            if not (user_new or global_new):
-                skipped += 1
-                self.counts.tally(record.kind, "skipped")
-            if not (user_new and global_new):
-                replayed.update(engine.user_keys(user_id))  # the user's state and recent items
-        for user_id, (ids, known) in seen.items():
-            self.events.extend(partition, user_id, known, ids)
+        user_done = {user_id: self._user_offsets(store, engine.user_key(user_id), global_done)
+                     for user_id in dict.fromkeys(map(_USER_ID, map(_EVENT, decoded)))}
+        fold_result = fold_in_order(self.events, self.counts, engine, decoded, global_done, user_done,
+                                    duplicate_ids)
         for user_key, done in user_done.values():
             store.stage_offsets(user_key, done)
-        if global_mark != global_done:
-            store.stage_offsets(engine.global_key, global_mark)
+        if fold_result.global_mark != global_done:
+            store.stage_offsets(engine.global_key, fold_result.global_mark)
+        user_events, global_events = fold_result.user_events, fold_result.global_events
         same = len(user_events) == len(global_events) and all(map(operator.is_, user_events, global_events))
         result = engine.observe(user_events, None if same else global_events)
-        if replayed:  # resend what the local store may hold that the changelog lost in a crash
-            for key in {*replayed, engine.global_key}:
+        if fold_result.replayed:  # resend what the local store may hold that the changelog lost in a crash
+            for key in {*fold_result.replayed, engine.global_key}:
                 store.touch(key)
         dead = self._count_learned(decoded, user_events if same else [*user_events, *global_events], result,
                                    engine.policy.name, distinct=same)
-        self.counts.skipped_duplicates += skipped + duplicates
-        self.counts.learned += len(decoded) - len(result.rejected) - skipped - duplicates
+        passed = fold_result.skipped + fold_result.duplicates
+        self.counts.skipped_duplicates += passed
+        self.counts.learned += len(decoded) - len(result.rejected) - passed
         return dead
 
     @staticmethod
@@ -402,20 +398,11 @@ class WorkerCore:
 
     def _live(self, events: Sequence[FeedbackEvent], policy: str) -> None:
         """Count learned events (each once): per topic in `counts`, and (exposures, clicks) per
-        (scenario, policy) in `live`, summed per scenario over the batch first."""
-        exposures: dict[str, float] = {}
-        clicks: dict[str, float] = {}
-        n_clicks = 0
-        for event in events:
-            if event.type == "impression":
-                exposures[event.scenario] = exposures.get(event.scenario, 0.0) + len(event.shown)
-            else:
-                clicks[event.scenario] = clicks.get(event.scenario, 0.0) + event.reward
-                n_clicks += 1
-        for scenario in exposures.keys() | clicks.keys():
+        (scenario, policy) in `live` (`live_totals`)."""
+        by_scenario, n_clicks = live_totals(events)
+        for scenario, (exposures, rewards) in by_scenario.items():
             before_exposures, before_clicks = self.live.get((scenario, policy), (0.0, 0.0))
-            self.live[scenario, policy] = (before_exposures + exposures.get(scenario, 0.0),
-                                           before_clicks + clicks.get(scenario, 0.0))
+            self.live[scenario, policy] = (before_exposures + exposures, before_clicks + rewards)
         self.counts.tally("impressions", "learned", len(events) - n_clicks)
         self.counts.tally("clicks", "learned", n_clicks)
 
@@ -443,4 +430,5 @@ class WorkerCore:
         """Add one catalog table value (written by any worker) to the in-memory catalog."""
         item, vector = parse_catalog_value(value, self.catalog.dim)
         self.catalog.upsert([item], vector[None, :])
+
 

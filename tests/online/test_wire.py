@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from online.events import Click, EventDecodeError, Impression, decode_event
-from online.wire import WireClick, WireImpression, decode_feedback_fast
+from online.wire import WireClick, WireImpression, decode_feedback_fast, decode_feedback_many
 
 IMPRESSION: dict[str, Any] = {
     "schema_version": 1, "type": "impression", "event_id": "e1", "request_id": "r1", "user_id": "u1",
@@ -136,3 +136,22 @@ def test_offset_times_come_out_in_utc() -> None:
 
 def test_an_event_of_another_type_is_not_vouched_for() -> None:
     assert decode_feedback_fast(json.dumps(CLICK).encode(), "impression") is None
+
+
+def test_a_batch_decodes_each_value_as_its_own_kind_as_one_at_a_time_would() -> None:
+    """`decode_feedback_many` over a mixed, fuzzed batch (impressions and clicks interleaved,
+    some read as the other kind, some not JSON) gives, in order, what `decode_feedback_fast`
+    gives for each value alone."""
+    rng = np.random.default_rng(20261207)
+    values: list[bytes] = []
+    kinds: list[Any] = []
+    for _ in range(2_000):
+        base = (IMPRESSION, CLICK)[rng.integers(2)]
+        mutated = _mutate(base, rng) if rng.random() < 0.7 else base
+        values.append(mutated if isinstance(mutated, bytes) else json.dumps(mutated).encode())
+        kinds.append(base["type"] if rng.random() < 0.9 else ("click" if base is IMPRESSION else "impression"))
+    batch = decode_feedback_many(values, kinds)
+    alone = [decode_feedback_fast(value, kind) for value, kind in zip(values, kinds, strict=True)]
+    assert len(batch) == len(values)
+    assert [None if e is None else _fields(e) for e in batch] == [None if e is None else _fields(e) for e in alone]
+    assert 0.25 * len(values) < sum(e is not None for e in batch) < 0.75 * len(values)  # many of both outcomes

@@ -13,7 +13,7 @@ from online.policies.linear_ts import LinearThompsonSampling
 from streams.dead_letter import DeadLetter
 from streams.testing import SharedTables
 from streams.worker.core import Record, WorkerCore
-from streams.worker.table_store import unwrap
+from streams.worker.table_store import unwrap, wrap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENCODER = HashingEncoder(dim=8)
@@ -205,6 +205,38 @@ def test_scenarios_from_a_configuration_share_state_and_unknown_ones_are_dead_le
     assert worker.counts.balanced()
 
 
+def test_live_counts_sum_each_scenarios_exposures_and_rewards_in_mixed_and_single_scenario_lists() -> None:
+    """`WorkerCore.live`: items shown and rewards per (scenario, policy), the same whether a
+    list holds several scenarios (a loop per event) or one (C-level maps)."""
+    config = parse_config({"scenarios": {
+        "feed": {"slate_size": 3, "policy": {"name": "linear_ts"}},
+        "ad_slot": {"slate_size": 2, "policy": {"name": "linear_ts"}},
+    }})
+    worker = WorkerCore(config, SharedTables({}), embed, dim=8)
+    worker.add_items(items())
+    worker.rank([record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id="u1", scenario=scenario,
+                                                                time=T0)))
+                 for n, scenario in enumerate(["feed", "ad_slot"])])
+
+    def impression(offset: int, scenario: str, n_shown: int) -> Record:
+        shown = tuple(ShownItem(item_id=f"i{p}", position=p) for p in range(n_shown))
+        return record("impressions", offset, encode_event(Impression(
+            event_id=f"e{offset}", request_id="r0", user_id="u1", scenario=scenario, shown=shown, time=T0)))
+
+    def click(offset: int, scenario: str, reward: float) -> Record:
+        return record("clicks", offset, encode_event(Click(
+            event_id=f"c{offset}", request_id="r1", user_id="u1", item_id="i0", scenario=scenario,
+            reward=reward, time=T0)))
+
+    assert not worker.learn([impression(0, "feed", 3), click(0, "ad_slot", 0.5), impression(1, "ad_slot", 2),
+                             click(1, "feed", 2.0), impression(2, "feed", 1)])
+    assert worker.live == {("feed", "linear_ts"): (4.0, 2.0), ("ad_slot", "linear_ts"): (2.0, 0.5)}
+    assert not worker.learn([impression(3, "ad_slot", 2), click(2, "ad_slot", 0.25), click(3, "ad_slot", 1.0)])
+    assert worker.live == {("feed", "linear_ts"): (4.0, 2.0), ("ad_slot", "linear_ts"): (4.0, 1.75)}
+    assert worker.counts.by_topic[("impressions", "learned")] == 4
+    assert worker.counts.by_topic[("clicks", "learned")] == 4 and worker.counts.balanced()
+
+
 def test_clicks_are_checked_against_the_users_recent_requests() -> None:
     """At most `recent_requests` per user and none older than the TTL (event time): the
     worker's request memory grows with users, not with requests."""
@@ -223,6 +255,27 @@ def test_clicks_are_checked_against_the_users_recent_requests() -> None:
                          click(3, 1, timedelta(0)),      # known
                          click(4, 2, timedelta(hours=2))])  # known request, but clicked after the TTL
     assert [(d.error_type, d.offset) for d in dead] == [("UnknownRequestError", 0), ("UnknownRequestError", 2)]
+    assert worker.counts.learned == 1 and worker.counts.balanced()
+
+
+def test_a_click_whose_recent_requests_cannot_be_read_is_dead_lettered_with_the_reason() -> None:
+    """A stored request list that does not decode costs its click only, with the codec's
+    reason; a record keyed by another user beside it is dead-lettered with its own."""
+    table: dict[bytes, bytes] = {}
+    worker = core(table)
+    worker.add_items(items())
+    worker.rank([record("requests", n, encode_event(RankRequest(request_id=f"r{n}", user_id=user, k=2, time=T0)),
+                        key=user.encode()) for n, user in enumerate(["u1", "u2"])])
+    table[b"requests/u2"] = wrap({}, b"RIDS\x01" + b"\x00" * 7)  # not 16 bytes an id
+    worker.partitions_changed()  # the decoded lists are read again
+
+    def click(n: int, user: str, key: str) -> Record:
+        return record("clicks", n, encode_event(Click(event_id=f"c{n}", request_id=f"r{n}", user_id=user,
+                                                      item_id="i0", time=T0)), key=key.encode())
+
+    dead = worker.learn([click(0, "u1", "u1"), click(1, "u2", "u2"), click(2, "u1", "u9")])
+    assert [(d.offset, d.error_type) for d in dead] == [(1, "StateCodecError"), (2, "KeyMismatchError")]
+    assert "not a stored list of recent ids" in dead[0].reason
     assert worker.counts.learned == 1 and worker.counts.balanced()
 
 

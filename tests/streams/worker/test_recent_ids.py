@@ -4,13 +4,14 @@ times, and lists an earlier version stored as JSON still read."""
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
 
 from online.codec import StateCodecError
 from online.state import InMemoryStore
-from streams.worker.recent_ids import MAGIC, RecentIds, decode_ids, id_key
+from streams.worker.recent_ids import MAGIC, RecentIds, decode_ids, encode_ids, id_key
 
 
 def test_written_lists_read_back_equal_at_16_bytes_an_id_whatever_its_length() -> None:
@@ -36,10 +37,19 @@ def test_written_lists_read_back_equal_at_16_bytes_an_id_whatever_its_length() -
 
 def test_distinct_ids_get_distinct_digests_and_the_same_id_the_same_one() -> None:
     """Digests are stable (not Python's per-process hash): a fixed id's value is pinned, and
-    100,000 distinct ids give 100,000 digests in [0, 2^64)."""
-    assert id_key("e1") == int.from_bytes(bytes.fromhex("1b5d5e51f54f0f04"), "little")
+    100,000 distinct ids give 100,000 digests of 8 bytes."""
+    assert id_key("e1") == bytes.fromhex("1b5d5e51f54f0f04")
     digests = {id_key(f"r{n}") for n in range(100_000)}
-    assert len(digests) == 100_000 and max(digests) < 1 << 64 and min(digests) >= 0
+    assert len(digests) == 100_000 and {len(digest) for digest in digests} == {8}
+
+
+def test_a_stored_list_holds_each_digest_as_a_little_endian_u64_as_before() -> None:
+    """The stored form is the one earlier builds wrote (digests as little-endian u64, then
+    f64 times): a list written as they wrote it reads back, and is written back the same."""
+    digests = [id_key("a"), id_key("b")]
+    earlier = MAGIC + struct.pack("<2Q2d", *(int.from_bytes(d, "little") for d in digests), 1.5, 2.5)
+    assert decode_ids(earlier) == {digests[0]: 1.5, digests[1]: 2.5}
+    assert encode_ids(decode_ids(earlier)) == earlier
 
 
 def test_lists_an_earlier_version_wrote_as_json_still_read_and_are_rewritten_binary() -> None:
