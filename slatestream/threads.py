@@ -13,7 +13,15 @@ from __future__ import annotations
 
 
 def use_one_blas_thread() -> None:
-    """Limit every BLAS library loaded (numpy's OpenBLAS) to one thread, for good."""
+    """Limit BLAS to one thread, for good: numpy's (loaded here if it was not yet) and any other
+    loaded already, through threadpoolctl; an OpenBLAS loaded later (scipy's own, which a
+    command may import after this call now that commands are imported lazily) through
+    OPENBLAS_NUM_THREADS, which it reads when it loads (OMP_NUM_THREADS is left alone: PyTorch
+    would take it too)."""
+    import os
+
+    import numpy  # noqa: F401  (its BLAS loaded, so that the limit below reaches it)
     from threadpoolctl import threadpool_limits
 
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     threadpool_limits(limits=1, user_api="blas")
