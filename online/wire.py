@@ -113,8 +113,9 @@ def decode_feedback_fast(raw: bytes, expected: Literal["impression", "click"]) -
 
 def decode_feedback_many(values: Sequence[bytes], expected: Sequence[Literal["impression", "click"]],
                          ) -> list[WireImpression | WireClick | None]:
-    """`decode_feedback_fast` of each value as the kind at the same place in `expected`, in
-    order, in one call (one frame a batch, not three a record). Never raises."""
+    """`decode_feedback_fast` of each value as the kind at the same place in `expected` (a
+    sequence of kinds as long as `values`: ValueError otherwise), in order, in one call (one
+    frame a batch, not three a record). Never raises for a value, whatever its bytes."""
     events: list[WireImpression | WireClick | None] = []
     for raw, kind in zip(values, expected, strict=True):
         try:

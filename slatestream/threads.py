@@ -17,7 +17,7 @@ def use_one_blas_thread() -> None:
     loaded already, through threadpoolctl; an OpenBLAS loaded later (scipy's own, which a
     command may import after this call now that commands are imported lazily) through
     OPENBLAS_NUM_THREADS, which it reads when it loads (OMP_NUM_THREADS is left alone: PyTorch
-    would take it too)."""
+    would take it too). Child processes inherit the variable, as the policy of one BLAS thread."""
     import os
 
     import numpy  # noqa: F401  (its BLAS loaded, so that the limit below reaches it)

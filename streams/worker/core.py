@@ -430,5 +430,3 @@ class WorkerCore:
         """Add one catalog table value (written by any worker) to the in-memory catalog."""
         item, vector = parse_catalog_value(value, self.catalog.dim)
         self.catalog.upsert([item], vector[None, :])
-
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from functools import reduce
 from itertools import compress, repeat
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ _SHOWN, _REWARD = operator.attrgetter("shown"), operator.attrgetter("reward")
 
 class Fold(NamedTuple):
     """What a fold of one engine's records decided: the events its users' states learn and those
-    the population's learns (the very same list object when they are the same events), the
+    the population's learns (two lists, equal element for element in the usual case), the
     population's offsets after it, the keys of states to resend (`replayed`), and how many
     records were skipped as already held or as a producer's duplicates."""
 
@@ -96,14 +97,15 @@ def _remember_events(recent_events: RecentIds, partition: int,
 def live_totals(events: Sequence[FeedbackEvent]) -> tuple[dict[str, tuple[float, float]], int]:
     """({scenario: (items shown by its impressions, rewards of its clicks)}, the clicks among
     `events`), sums in event order; a list of one scenario (the usual case) by C-level maps,
-    with no Python step per event."""
+    with no Python step per event (rewards added one at a time, as the loop does: `sum` of
+    floats is compensated since Python 3.12)."""
     kinds = list(map(_TYPE, events))
     scenarios = set(map(_SCENARIO, events))
     if len(scenarios) != 1:
         return _by_scenario(events), kinds.count("click")
     impressions = compress(events, map(operator.eq, kinds, repeat("impression")))
     clicks = compress(events, map(operator.eq, kinds, repeat("click")))
-    totals = (float(sum(map(len, map(_SHOWN, impressions)))), sum(map(_REWARD, clicks), 0.0))
+    totals = (float(sum(map(len, map(_SHOWN, impressions)))), reduce(operator.add, map(_REWARD, clicks), 0.0))
     return {scenarios.pop(): totals}, kinds.count("click")
 
 
