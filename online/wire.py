@@ -144,7 +144,5 @@ def _vouched(event: WireImpression | WireClick) -> bool:
 
 
 def _in_utc(event: WireImpression | WireClick) -> WireImpression | WireClick:
-    """The event with its time in UTC (the same instant)."""
-    if event.time.tzinfo is UTC:
-        return event
+    """A copy of the event with its time converted to UTC (the same instant)."""
     return msgspec.structs.replace(event, time=event.time.astimezone(UTC))
