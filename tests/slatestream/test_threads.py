@@ -23,9 +23,14 @@ print(json.dumps([before, blas_threads()]))
 """
 
 
+def _without_thread_limits() -> dict[str, str]:
+    """This process's environment less the variables that limit BLAS threads (a child then
+    starts with its libraries' defaults)."""
+    return {key: value for key, value in os.environ.items()
+            if key not in {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}}
+
 def test_use_one_blas_thread_limits_numpys_blas_to_one_thread() -> None:
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}}
+    env = _without_thread_limits()
     out = subprocess.run([sys.executable, "-c", BLAS_THREADS], env=env, capture_output=True, text=True, check=True)
     before, after = json.loads(out.stdout)
     assert before and after == [1] * len(before)
@@ -49,8 +54,7 @@ print(json.dumps([result.exit_code, [(pool["filepath"], pool["num_threads"]) for
 def test_a_blas_loaded_after_a_commands_setup_runs_one_thread_too() -> None:
     """Commands are imported when they run, so a library may load after `use_one_blas_thread`:
     scipy's OpenBLAS, loaded after `slatestream status`'s setup, runs one thread as numpy's."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}}
+    env = _without_thread_limits()
     out = subprocess.run([sys.executable, "-c", A_COMMAND_THEN_SCIPY], env=env, capture_output=True, text=True,
                          check=True)
     exit_code, pools = json.loads(out.stdout)
