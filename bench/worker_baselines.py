@@ -203,6 +203,21 @@ def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: 
     return spent
 
 
+def learned_before(ranked: RankedWorkload, count: int, batch: int = 2_000) -> RankedWorkload:
+    """The workload once its first `count` feedback records are learned (in process, untimed, in
+    lists of `batch` split by partition): the state they left and the rest of the feedback. A core
+    over it (`in_process_learn`) is a restarted worker whose users' states, recent ids and offsets
+    are stored (bench/worker_throughput.py --warm). RuntimeError unless all `count` were learned."""
+    table = dict(ranked.table)
+    core = _bench_core(ranked.config, table)
+    core.add_items(ranked.items)
+    for records in batch_groups(ranked.feedback[:count], batch):
+        core.learn(records)
+    if core.counts.learned != count or core.counts.dead_lettered:
+        raise RuntimeError(f"the first {count:,} feedback records were not learned whole: {core.counts}")
+    return ranked._replace(table=table, feedback=ranked.feedback[count:])
+
+
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
     """Run bench/faust_floor.py over the same records (a fresh consumer group); its JSON line."""
     command = [sys.executable, str(ROOT / "bench" / "faust_floor.py"), settings.broker_url, str(expected), *topics,

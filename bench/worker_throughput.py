@@ -1,7 +1,7 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size N]
-        [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
+        [--warm] [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
         [--worker-gc-young-threshold N]
         [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
@@ -39,6 +39,12 @@ at-least-once and exactly-once, timed from its first record to its last checkpoi
 prints its records/s and worker / quix. quixstreams is not installed with the project: install
 it for this bench with `.venv/bin/python bench/quix_peer.py --install` (into .data/quix-site);
 without it the bench prints that the peer was skipped and why.
+With --warm the phase-2 users are not new: a worker first learns the first half of the feedback
+(untimed) and stops, and the timed worker restarts over the states, recent ids and offsets it
+stored to learn the second half (what a worker restarted mid-stream does; without --warm every
+user's state is read as absent: a cold start); the in-process baselines learn the same second
+half from the state an in-process learning of the first half left; the bare loops and the peer
+read every record of the topics, both halves.
 Where the broker's log and the stores live decides much of the worker's figure on a VM disk (the
 worker's changelog is most of what the broker writes): --broker-dir and --store-dir place them
 (default: the system's temporary directory), and the bench prints each one's filesystem.
@@ -63,6 +69,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
+from bench.broker_phases import (  # noqa: E402
+    feedback_targets,
+    publish_timed,
+    wait_learned,
+    wait_received,
+    wait_slates,
+)
 from bench.host_state import filesystem_of, steal_s  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
@@ -71,16 +84,15 @@ from bench.worker_baselines import (  # noqa: E402
     bare_consume,
     faust_floor,
     in_process_learn,
+    learned_before,
     learning_budget,
     quix_available,
     quix_peer,
     rank_in_process,
 )
 from slatestream.heap import SWITCH  # noqa: E402
-from slatestream.snapshot_freshness import logged_populations  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
-from streams.state_changelog import topic_end_offsets  # noqa: E402
 from streams.testing import (  # noqa: E402
     WorkerProcess,
     make_workload,
@@ -121,27 +133,6 @@ def groups_learned(stats_line: str) -> GroupsLearned:
     if match is None:
         raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
     return GroupsLearned(int(match[1]), float(match[2]), float(match[3]))
-
-
-def wait_received(worker: WorkerProcess, n: int, deadline: float) -> None:
-    """Block until the worker's periodic counts line (every 5 s) has taken `n` records, reading
-    its log file only: a broker read in a loop here (a consumer each time) would take CPU from
-    the worker and the broker on a 2-core machine while the worker's window runs, which the
-    quix peer's window does not share. TimeoutError after `deadline` (time.monotonic())."""
-    while worker.counts().get("received", 0) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the worker took {worker.counts().get('received', 0):,} of {n:,} records")
-        time.sleep(0.5)
-
-
-def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
-    names = TopicNames.from_settings(settings)
-    start = time.monotonic()
-    while sum(topic_end_offsets(settings, names.slates).values()) < n:
-        if time.monotonic() - start > timeout_s:
-            raise TimeoutError("the worker did not rank every request")
-        time.sleep(0.5)
-    return time.monotonic() - start
 
 
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
@@ -235,6 +226,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=WorkerConfig.batch_size,
                         help="the worker's --batch-size (default: the worker's own)")
     parser.add_argument("--flush-interval-ms", type=float, default=None, help="the worker's --flush-interval-ms")
+    parser.add_argument("--warm", action="store_true",
+                        help="time users with stored state: a worker learns the first half of the feedback "
+                             "(untimed) and stops; the timed worker restarts over that state and learns the second "
+                             "half (the in-process baselines too, from the state the first half left)")
     parser.add_argument("--no-floors", action="store_true",
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
@@ -302,33 +297,32 @@ def main() -> None:
         ensure_topics(settings)
         ensure_control_topic(settings)
         publish(settings, [*workload.items, *workload.requests])
-        store, log = Path(tmp) / "store", Path(tmp) / "worker.log"
-        with WorkerProcess(settings, store, log, worker_args) as worker:
+        store, log = Path(tmp) / "store", Path(tmp) / "worker.log"  # the timed worker's log: its lines alone
+        with WorkerProcess(settings, store, Path(tmp) / "worker-ranking.log", worker_args) as worker:
             worker.wait_ready()
             ranked_in = wait_slates(settings, len(workload.requests), 900)
         print(f"phase 1: {len(workload.requests):,} requests ranked in {ranked_in:.1f} s after ready")
-        started = time.perf_counter()
-        publish(settings, feedback)
-        print(f"published {len(feedback):,} impressions+clicks in {time.perf_counter() - started:.1f} s")
-        last = {kind: topic_end_offsets(settings, topic)
-                for kind, topic in (("impressions", names.impressions), ("clicks", names.clicks))}
-        target = {p: {kind: ends[p] - 1 for kind, ends in last.items() if ends.get(p, 0) > 0}
-                  for p in range(settings.partitions)}
+        timed = feedback[len(feedback) // 2 :] if args.warm else feedback  # what the window covers
+        if args.warm:
+            published_in = publish_timed(settings, feedback[: len(feedback) - len(timed)])
+            with WorkerProcess(settings, store, Path(tmp) / "worker-warm-up.log", worker_args) as worker:
+                worker.wait_ready()
+                ready_at = time.time()
+                learned_at = wait_learned(settings, feedback_targets(settings), time.monotonic() + 900)[1]
+            print(f"--warm: the first {len(feedback) - len(timed):,} impressions+clicks published in "
+                  f"{published_in:.1f} s, learned by a worker within {learned_at - ready_at:.1f} s of its being ready "
+                  f"(untimed), which then stopped: the timed worker restarts over users whose states, recent ids "
+                  f"and offsets are stored")
+        published_in = publish_timed(settings, timed)
+        print(f"published {len(timed):,} impressions+clicks in {published_in:.1f} s")
+        target = feedback_targets(settings)
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             stolen_before, faults_before = steal_s(), worker.minor_faults()
             deadline = time.monotonic() + 900
-            wait_received(worker, len(feedback), deadline)  # the log only: nothing else runs in the window
+            wait_received(worker, len(timed), deadline)  # the log only: nothing else runs in the window
             stolen, faults_after = steal_s() - stolen_before, worker.minor_faults()
-            while True:
-                read_from = time.time()
-                now = logged_populations(settings, range(settings.partitions), ("linear_ts",))
-                seen_at = time.time()
-                if all(now.get(p, {}).get("linear_ts", {}) == target[p] for p in target):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the worker did not learn every record")
-                time.sleep(0.5)
+            read_from, seen_at = wait_learned(settings, target, deadline)
             time.sleep(5.5)  # the next periodic log lines hold the counts, batch statistics and window
             counts = worker.counts()
             lines = worker.log_text().splitlines()
@@ -346,6 +340,8 @@ def main() -> None:
                                       args.peer_gc_young_threshold)
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
         ranked = rank_in_process(workload, settings.partitions)  # once, for every in-process baseline
+        if args.warm:  # the in-process baselines learn what the timed worker learned, from the same state
+            ranked = learned_before(ranked, len(feedback) - len(timed))
         taken, first_at, committed, last_at = window
         learned = groups_learned(batch_lines[-1])
         group = round(committed / learned.groups)
@@ -354,12 +350,12 @@ def main() -> None:
     core_s = in_process_learn(ranked, 2_000).seconds
     grouped = in_process_learn(ranked, 2_000, group=group)
     grouped_s = grouped.seconds
-    if committed != taken or committed < len(feedback):  # a partial window, or a rebalance moved records
+    if committed != taken or committed < len(timed):  # a partial window, or a rebalance moved records
         raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "
-                           f"{len(feedback):,} published: not one clean pass over the backlog")
+                           f"{len(timed):,} published for it: not one clean pass over the backlog")
     worker_s = last_at - first_at
     worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
-    print(f"worker: {committed:,} of {len(feedback):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
+    print(f"worker: {committed:,} of {len(timed):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
           f"events/s (from its lane's first list to its last group commit, stamped by the worker; "
           f"{taken:,} taken); the bench's changelog read that first found every last state ran from "
           f"{read_from - first_at:.2f} to {seen_at - first_at:.2f} s")
@@ -370,7 +366,7 @@ def main() -> None:
           f"faster of two): "
           f"{decode_s:.2f} s = {decode_rate:,.0f} events/s = {decode_rate / bare_rate:.2f} of the bare consumer; "
           f"worker / this: {worker_rate / decode_rate:.2f}")
-    core_rate, grouped_rate = len(feedback) / core_s, len(feedback) / grouped_s
+    core_rate, grouped_rate = len(timed) / core_s, len(timed) / grouped_s
     print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: "
           f"{core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")
@@ -389,8 +385,8 @@ def main() -> None:
         print(f"the same groups in process beside a busy broker (pinned to one CPU; the broker and a producer "
               f"sending it {busy_taken:,} records of {LOAD_RECORD_BYTES:,} bytes meanwhile pinned to the other): "
               f"{busy.seconds:.2f} s "
-              f"({busy.cpu_s:.2f} s on the CPU) = {len(feedback) / busy.seconds:,.0f} events/s; worker / this: "
-              f"{worker_rate * busy.seconds / len(feedback):.2f}; the worker's learning "
+              f"({busy.cpu_s:.2f} s on the CPU) = {len(timed) / busy.seconds:,.0f} events/s; worker / this: "
+              f"{worker_rate * busy.seconds / len(timed):.2f}; the worker's learning "
               f"{learned.cpu_s / busy.cpu_s:.2f}x its CPU time here")
     for mode, label in (("count", "Faust agent that only counts (same app settings)"),
                         ("table", "Faust agent writing one 4.8 KB table value per record")):

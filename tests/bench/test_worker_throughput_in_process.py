@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing import make_workload
+from streams.testing import SharedTables, make_workload
 from streams.worker.collector import CollectorClock
 from streams.worker.core import Record, WorkerCore
 from streams.worker.paths import BatchStats
@@ -20,7 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from host_state import filesystem_of, steal_s
 from worker_throughput import GroupsLearned, clicks_beyond_recent, groups_learned
 
-from bench.worker_baselines import batch_groups, in_process_learn, learning_budget, partition_groups, rank_in_process
+from bench.worker_baselines import (
+    batch_groups,
+    in_process_learn,
+    learned_before,
+    learning_budget,
+    partition_groups,
+    rank_in_process,
+)
 
 
 def test_in_process_learn_learns_every_record() -> None:
@@ -37,6 +44,26 @@ def test_in_process_learn_learns_every_record() -> None:
     assert cores[1].counts.learned == len(workload.feedback()) and cores[1].counts.dead_lettered == 0
     with pytest.raises(RuntimeError, match="did not learn"):  # without the ranked state clicks are unknown
         in_process_learn(ranked._replace(table={}), 100)
+
+
+def test_a_warm_workload_is_the_rest_of_the_feedback_over_the_state_the_first_part_left() -> None:
+    """`learned_before` (--warm): the feedback after the first `count` records, over a state that
+    holds the first part's users' recent event ids (a cold one holds none), from which a fresh core
+    learns the rest whole; and its first part learned again from that state is all skipped."""
+    workload = make_workload(n_users=20, n_items=30, n_requests=300, shown=3, click_rate=0.5, seed=0)
+    ranked = rank_in_process(workload, 2)
+    half = len(ranked.feedback) // 2
+    warm = learned_before(ranked, half)
+    assert warm.feedback == ranked.feedback[half:] and warm.items == ranked.items
+    first_users = {f"events/{record.key.decode()}".encode() for record in ranked.feedback[:half] if record.key}
+    assert first_users <= warm.table.keys() and not first_users & ranked.table.keys()
+    cores: list[WorkerCore] = []
+    in_process_learn(warm, 100, prepare=cores.append)
+    assert cores[0].counts.learned == len(warm.feedback) and cores[0].counts.dead_lettered == 0
+    again = WorkerCore(ranked.config, SharedTables(dict(warm.table)), lambda items: [[0.0] * 32 for _ in items], 32, 0)
+    for records in batch_groups(ranked.feedback[:half], 100):
+        again.learn(records)
+    assert again.counts.learned == 0 and again.counts.skipped_duplicates == half
 
 
 def test_in_process_learn_settles_the_collector_times_it_and_gives_the_process_its_thresholds_back() -> None:
