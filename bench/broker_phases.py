@@ -5,7 +5,9 @@ every partition's population state in the state changelog."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
+from online.events import Click, Impression, Item, RankRequest
 from slatestream.snapshot_freshness import logged_populations
 from streams.settings import StreamSettings
 from streams.state_changelog import topic_end_offsets
@@ -24,8 +26,8 @@ def wait_received(worker: WorkerProcess, n: int, deadline: float) -> None:
         time.sleep(0.5)
 
 
-def publish_timed(settings: StreamSettings, events) -> float:  # type: ignore[no-untyped-def]
-    """Publish events; the seconds it took."""
+def publish_timed(settings: StreamSettings, events: Iterable[Item | RankRequest | Impression | Click]) -> float:
+    """Publish events (`streams.testing.publish`); the seconds it took."""
     started = time.perf_counter()
     publish(settings, events)
     return time.perf_counter() - started
@@ -57,6 +59,8 @@ def wait_learned(settings: StreamSettings, target: dict[int, dict[str, int]], de
 
 
 def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
+    """Block until the slates topic holds `n` records; the seconds it took (TimeoutError after
+    `timeout_s`)."""
     names = TopicNames.from_settings(settings)
     start = time.monotonic()
     while sum(topic_end_offsets(settings, names.slates).values()) < n:
