@@ -73,10 +73,12 @@ class BatchLane:
         max_batch: most records per list handed to the task (a chunk is split to fit).
         high_water, low_water: pause the lane's partitions above high_water waiting records,
             resume below low_water.
+        whole_shares: fill a list with other partitions only where all of a partition's waiting
+            records fit (its share then one learn call, not split over lists: `_take`).
     """
 
     def __init__(self, topics: Iterable[str], max_batch: int = 2_000, high_water: int = 20_000,
-                 low_water: int = 5_000) -> None:
+                 low_water: int = 5_000, whole_shares: bool = False) -> None:
         if not 0 < low_water < high_water or max_batch < 1:
             raise ValueError(f"need 0 < low_water < high_water and max_batch >= 1, got {low_water}, "
                              f"{high_water}, {max_batch}")
@@ -84,6 +86,7 @@ class BatchLane:
         self.max_batch = max_batch
         self.high_water = high_water
         self.low_water = low_water
+        self.whole_shares = whole_shares
         self.consumer: Any = None  # Faust's consumer, set by BatchDrainConsumer on first use
         self._waiting: deque[Chunk] = deque()
         self._count = 0  # records in _waiting
@@ -161,8 +164,9 @@ class BatchLane:
     def _take(self) -> list[Chunk]:
         """Up to max_batch waiting records: the oldest chunk, then the waiting records of its
         partition number (of any lane topic: the worker learns a list one partition's share at a
-        time; the last chunk taken split to fill the list), then other chunks that fit whole;
-        each topic-partition's records in the order they came.
+        time; the last chunk taken split to fill the list), then other chunks that fit whole
+        (with `whole_shares`: other partitions all of whose waiting records fit, in the order of
+        their oldest chunk); each topic-partition's records in the order they came.
 
         A chunk is one fetch's records of one topic-partition (`add` splits a fetch larger than
         max_batch into equal pieces). The worker pays per user and share (its state read,
@@ -170,11 +174,15 @@ class BatchLane:
         as a list can: filling a list in arrival order mixed the tail of one topic-partition's
         fetch with the head of the next, usually another partition's (a mean of 5,003 records a
         learn call in bench/worker_throughput.py, lists of 8,000), for no shorter wait of a
-        request (a share is at most max_batch records either way)."""
+        request (a share is at most max_batch records either way). Filling with whole chunks
+        split shares too: with ~13,000 records of each of 4 partitions waiting, a list of 32,000
+        took a partition's impressions and the next list its clicks (bench/worker_throughput.py
+        --warm: 6-7 learn calls where there are 4 shares), so each user's state was written and
+        sent to the changelog at two flushes: the feedback lane takes whole shares (`whole_shares`)."""
         first = self._waiting.popleft()  # at most max_batch records: `add` cut it so
         batch = [first]
         room = self._gather(batch, self.max_batch - len(first.records), first.tp[1])
-        room = self._gather(batch, room, None)
+        room = self._gather_shares(batch, room) if self.whole_shares else self._gather(batch, room, None)
         self._count -= self.max_batch - room
         return batch
 
@@ -198,6 +206,22 @@ class BatchLane:
                 left.append(chunk)
                 passed.add(chunk.tp)
         self._waiting = left
+        return room
+
+    def _gather_shares(self, batch: list[Chunk], room: int) -> int:
+        """Move to `batch` every waiting chunk of each partition number whose waiting records all
+        fit in `room` (records), partitions in the order of their oldest waiting chunk, chunks in
+        the order they came. Returns the room left."""
+        waiting: dict[int, int] = {}  # partition number -> its waiting records
+        for chunk in self._waiting:
+            waiting[chunk.tp[1]] = waiting.get(chunk.tp[1], 0) + len(chunk.records)
+        taken: set[int] = set()
+        for partition, count in waiting.items():
+            if count <= room:
+                taken.add(partition)
+                room -= count
+        batch.extend(chunk for chunk in self._waiting if chunk.tp[1] in taken)
+        self._waiting = deque(chunk for chunk in self._waiting if chunk.tp[1] not in taken)
         return room
 
     async def batches(self) -> AsyncIterator[list[Chunk]]:

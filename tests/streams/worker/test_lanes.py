@@ -367,6 +367,38 @@ def test_a_list_fills_up_with_its_first_chunks_partition_across_topics_then_take
     assert lane.waiting == 0 and lane.taken == 22
 
 
+def clicks(lane: BatchLane, consumer: Any, partition: int, *offsets_: int) -> None:
+    """Records of topic "u" (a partition's clicks, say) to the lane as one chunk."""
+    lane.add(consumer, ("u", partition), [SimpleNamespace(topic="u", partition=partition, offset=o, key=b"k",
+                                                           value=b"v") for o in offsets_])
+
+
+@pytest.mark.parametrize("whole_shares", [False, True])
+def test_a_feedback_lane_fills_a_list_with_whole_partitions_only(whole_shares: bool) -> None:
+    """Three partitions with impressions (topic "t") and clicks ("u") waiting, 6 records each,
+    lists of 14: filled with whole chunks, partition 1's clicks go with the first list and its
+    impressions with the next (its share learned in two calls, its users' states written at two
+    flushes); with `whole_shares` a partition joins a list only with all it has waiting."""
+    consumer = FakeConsumer()
+    consumer.owned |= {("t", 2), ("u", 0), ("u", 1), ("u", 2)}
+    lane = BatchLane(["t", "u"], max_batch=14, high_water=100, low_water=5, whole_shares=whole_shares)
+    clicks(lane, consumer, 0, 50, 51)
+    add(lane, consumer, *range(4))
+    clicks(lane, consumer, 2, 250, 251)
+    add(lane, consumer, 200, 201, 202, 203, partition=2)
+    add(lane, consumer, 100, 101, 102, 103, partition=1)
+    clicks(lane, consumer, 1, 150, 151)
+    lane.fetched()
+    seen = lists_of(lane, consumer, 2)
+    first_list = [(("u", 0), [50, 51]), (("t", 0), list(range(4))), (("u", 2), [250, 251]),
+                  (("t", 2), [200, 201, 202, 203])]
+    if whole_shares:
+        assert seen == [first_list, [(("t", 1), [100, 101, 102, 103]), (("u", 1), [150, 151])]]
+    else:  # partition 1's clicks fit beside the first list's 12 records, its impressions do not
+        assert seen == [[*first_list, (("u", 1), [150, 151])], [(("t", 1), [100, 101, 102, 103])]]
+    assert lane.waiting == 0 and lane.taken == 18
+
+
 class CountingList(list[Any]):
     """A fetch that counts the records its slices (and their slices) copy."""
 
