@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -207,15 +207,12 @@ def learned_before(ranked: RankedWorkload, count: int, batch: int = 2_000) -> Ra
     """The workload once its first `count` feedback records are learned (in process, untimed, in
     lists of `batch` split by partition): the state they left and the rest of the feedback. A core
     over it (`in_process_learn`) is a restarted worker whose users' states, recent ids and offsets
-    are stored (bench/worker_throughput.py --warm). RuntimeError unless all `count` were learned."""
-    table = dict(ranked.table)
-    core = _bench_core(ranked.config, table)
-    core.add_items(ranked.items)
-    for records in batch_groups(ranked.feedback[:count], batch):
-        core.learn(records)
-    if core.counts.learned != count or core.counts.dead_lettered:
-        raise RuntimeError(f"the first {count:,} feedback records were not learned whole: {core.counts}")
-    return ranked._replace(table=table, feedback=ranked.feedback[count:])
+    are stored (bench/worker_throughput.py --warm). RuntimeError unless all `count` were learned
+    (`in_process_learn`, whose core's table is kept)."""
+    cores: list[WorkerCore] = []
+    in_process_learn(ranked._replace(feedback=ranked.feedback[:count]), batch, prepare=cores.append)
+    table = cast(SharedTables, cores[0].tables).table
+    return ranked._replace(table=dict(table), feedback=ranked.feedback[count:])
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:
