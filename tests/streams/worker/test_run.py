@@ -25,3 +25,19 @@ def test_internal_topic_specs_name_every_topic_faust_declares_with_its_layout(tm
         assert specs[name]["num_partitions"] == table.partitions == 6
         assert specs[name]["configs"] == {"cleanup.policy": "compact"}
     assert specs[leader]["num_partitions"] == 1
+
+
+def test_the_built_worker_takes_whole_partition_shares_for_feedback_and_whole_chunks_for_requests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = StreamSettings(broker_url="kafka://127.0.0.1:1", topic_prefix="t.", app_id="a", store_dir=tmp_path,
+                              partitions=2)
+
+    def embed(items: list[Item]) -> np.ndarray:
+        return np.zeros((len(items), 8), dtype=np.float32)
+
+    config = WorkerConfig(batch_size=3_000, request_batch_size=50)
+    topology = build_worker(settings, SlatestreamConfig(embedding={"dim": 8}), config, embed)
+    feedback, requests = topology.feedback_lane, topology.request_lane
+    assert feedback.whole_shares and not requests.whole_shares  # a partition's impressions and clicks flush together
+    assert (feedback.max_batch, requests.max_batch) == (3_000, 50)
+    assert set(feedback.topics) == {"t.impressions", "t.clicks", "t.control"}
+    assert set(requests.topics) == {"t.requests"}
