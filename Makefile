@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check online encoders streams slatestream tests bench examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy online encoders
+	$(BIN)/mypy online encoders streams slatestream
 
 purity: $(STAMP)
 	$(BIN)/python tools/check_purity.py online

@@ -17,7 +17,7 @@ from encoders.embedding import ItemEmbedding
 from encoders.projection import PcaProjection
 from online.catalog import Catalog
 from online.config import SlatestreamConfig
-from online.events import EventDecodeError, Item, decode_event, encode_event
+from online.events import EventDecodeError, Item, Slate, decode_event, encode_event
 from online.policies import POLICIES
 from online.runner import EmbeddedRunner, Event
 from online.scenarios import ScenarioRouter
@@ -102,9 +102,14 @@ def run_command(events: Path, state: Path, slates_out: Path | None, policy: str 
                                 retriever=retriever_for(config)(catalog),
                                 embedding_version=None if embed is None else (lambda: embed.version),
                                 embed_text=None if embed is None else embed.text)
+
+        def write_slate(slate: Slate) -> None:  # emit's type returns None, a file's write its count
+            if out:  # always, once handed over; the check narrows `out` for mypy
+                out.write(encode_event(slate) + b"\n")
+
         runner = EmbeddedRunner(
             engine, embed or (lambda batch: np.zeros((0, width), np.float32)),
-            emit=(lambda slate: out.write(encode_event(slate) + b"\n")) if out else None,
+            emit=write_slate if out else None,
             reject=lambda event, reason: click.echo(f"rejected {event.type}: {reason}", err=True),
             batch_size=batch_size,
         )

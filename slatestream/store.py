@@ -33,6 +33,8 @@ class RocksDictStore:
         if not keys:
             return []
         values = self._db.get([key.encode() for key in keys])
+        if not isinstance(values, list):  # rocksdict answers a list of keys with a list of values
+            raise TypeError(f"{self.path}: a multi-key get returned {type(values).__name__}, not a list")
         return [None if value is None else bytes(value) for value in values]
 
     def put(self, key: str, value: bytes) -> None:
@@ -50,6 +52,8 @@ class RocksDictStore:
     def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         raw_prefix = prefix.encode()
         for key, value in self._db.items(from_key=raw_prefix):
+            if not isinstance(key, bytes):  # raw mode: every key comes back as bytes
+                raise TypeError(f"{self.path}: a key is {type(key).__name__}, not bytes (raw mode)")
             if not key.startswith(raw_prefix):
                 break
             yield key.decode(), bytes(value)

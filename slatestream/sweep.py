@@ -51,8 +51,9 @@ from slatestream.reports.sweep import write_sweep_report
 def grid_settings(options: dict[str, Any]) -> list[ObjectiveSettings]:
     """The grid the weight options describe (BadParameter naming a bad one)."""
     try:
-        weights = [parse_weights(options[name], f"--{name}") for name in ("diversity", "novelty", "fairness")]
-        grid = SweepGrid(*weights, options["method"], options["shortlist"],
+        diversity, novelty, fairness = (parse_weights(options[name], f"--{name}")
+                                        for name in ("diversity", "novelty", "fairness"))
+        grid = SweepGrid(diversity, novelty, fairness, options["method"], options["shortlist"],
                          position_power=parse_weights(options["position_power"], "--position-power"),
                          from_position=parse_positions(options["from_position"], "--from-position"),
                          score_units=options["score_units"], slate_order=options["slate_order"])

@@ -121,6 +121,8 @@ class PartitionSnapshotStore:
     def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         raw_prefix = prefix.encode()
         for key, value in self._db.items(from_key=raw_prefix):
+            if not isinstance(key, bytes):  # raw mode: every key comes back as bytes
+                raise TypeError(f"{self.path}: a key is {type(key).__name__}, not bytes (raw mode)")
             if not key.startswith(raw_prefix):
                 break
             if bytes(value).startswith(b"SSOF"):  # Faust's own keys (its changelog offset) are not state

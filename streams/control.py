@@ -86,7 +86,7 @@ def ensure_control_topic(settings: StreamSettings, *, timeout_s: float = 30.0) -
     with KafkaAdminClient(**settings.kafka_client_config(), client_id=f"{settings.app_id}-admin") as admin:
         result = admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor)],
                                      timeout_ms=timeout_ms, raise_errors=False)
-        code = result["topics"][0]["error_code"]
+        code: int = result["topics"][0]["error_code"]
         if code not in (0, TopicAlreadyExistsError.errno):
             error = for_code(code)
             raise error(f"creating topic {name}: {error.__name__}")

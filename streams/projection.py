@@ -64,7 +64,7 @@ def ensure_projection_topic(settings: StreamSettings, *, timeout_s: float = 30.0
         topic = NewTopic(name, 1, settings.replication_factor,
                          topic_configs={"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"})
         result = admin.create_topics([topic], timeout_ms=int(timeout_s * 1000), raise_errors=False)
-        code = result["topics"][0]["error_code"]
+        code: int = result["topics"][0]["error_code"]
         if code not in (0, TopicAlreadyExistsError.errno):
             error = for_code(code)
             raise error(f"creating topic {name}: {error.__name__}")

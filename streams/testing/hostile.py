@@ -171,8 +171,9 @@ def _not_an_event(m: _Maker, kind: str) -> Made:
     return b"u", m.one_of([b"", b"null", b"[]", b"{}", b"1", b'"event"', b"true", b"\xef\xbb\xbf{}", b" " * 64]), "dead"
 
 
-_WRONG = {"str": [123, 1.5, [], {}, True, ["x"]], "num": ["abc", [], {}, None, "1e999"],
-          "map": [[], "x", 7, [["a", 1]]], "seq": [{}, "x", 7, [1, 2]], "time": [[], {}, True, "yesterday"]}
+_WRONG: dict[str, list[Any]] = {
+    "str": [123, 1.5, [], {}, True, ["x"]], "num": ["abc", [], {}, None, "1e999"],
+    "map": [[], "x", 7, [["a", 1]]], "seq": [{}, "x", 7, [1, 2]], "time": [[], {}, True, "yesterday"]}
 _FIELDS = {
     "items": {"item_id": "str", "fields": "map", "attributes": "map", "provider": "str", "active": "seq",
               "time": "time"},

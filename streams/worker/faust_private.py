@@ -95,7 +95,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
-        lanes = cast(SlatestreamApp, self.app).batch_lanes if isinstance(self.app, SlatestreamApp) else {}
+        lanes = self.app.batch_lanes if isinstance(self.app, SlatestreamApp) else {}
         lane_set = set(lanes.values())
         since_yield = 0
         try:

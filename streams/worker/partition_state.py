@@ -39,11 +39,12 @@ before it commits source offsets.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from rocksdict import WriteBatch, WriteOptions
 
@@ -81,7 +82,7 @@ class PartitionTable(MutableMapping[bytes, bytes]):
         self.pending[key] = value
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self.get(key)
+        value: bytes | None = self.get(key)  # get's default, None, is the only non-bytes it returns
         if value is None:
             raise KeyError(key)
         return value
@@ -140,7 +141,13 @@ class PartitionTable(MutableMapping[bytes, bytes]):
         self.db.write(batch)  # the handle's options: without the WAL
 
 
-_NOT_PENDING = object()
+class _Pending(enum.Enum):
+    """The type of `_NOT_PENDING` (an enum member, so that `is _NOT_PENDING` narrows for mypy)."""
+
+    NOT = enum.auto()
+
+
+_NOT_PENDING: Final = _Pending.NOT
 """What `PartitionTable.pending.get` returns for a key with no pending write."""
 
 
@@ -325,7 +332,8 @@ class PendingTake:
 def _without_wal() -> WriteOptions:
     """RocksDB write options that skip the write-ahead log (see the module docstring)."""
     options = WriteOptions()
-    options.disable_wal = True
+    # rocksdict's stub declares disable_wal a method; at runtime it is a settable bool property
+    options.disable_wal = True  # type: ignore[method-assign, assignment]
     return options
 
 

@@ -115,7 +115,7 @@ class Rebalancer:
         if self.requests is not None:
             self.requests.release()
 
-    async def on_assigned(self, _sender: Any, assigned: Any = (), *_: Any, **__: Any) -> None:
+    async def on_assigned(self, _sender: Any, assigned: Any = (), /, *_: Any, **__: Any) -> None:
         await self.swap(drop_waiting=False)
         if self.requests is not None:
             self.requests.assign_from(assigned)
@@ -260,8 +260,10 @@ class WorkerTopology:
         app = self.app
 
         @app.agent(items_topic)
-        async def items(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(config.item_batch_size, within=config.batch_wait_s):
+        async def items(stream: faust.StreamT[Any]) -> None:
+            # the app's Stream (faust.Stream: conf.Stream is left as is), whose take_events StreamT lacks
+            taken = cast("faust.Stream[Any]", stream).take_events(config.item_batch_size, within=config.batch_wait_s)
+            async for events in taken:
                 await self.add_items(events, catalog_topic, send_dead)
 
         @app.task
