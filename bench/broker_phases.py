@@ -1,11 +1,17 @@
 """What bench/worker_throughput.py waits on between its phases, reading the broker as little as
-it can while a worker's window runs: the worker's log (its counts), the slates topic's end, and
-every partition's population state in the state changelog."""
+it can while a worker's window runs: the worker's log (its counts, its feedback lane's window and
+its learn calls), the slates topic's end, and every partition's population state in the state
+changelog; and `paused`, which stops a worker while records are published (--steady)."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
 
 from online.events import Click, Impression, Item, RankRequest
 from slatestream.snapshot_freshness import logged_populations
@@ -68,3 +74,72 @@ def wait_slates(settings: StreamSettings, n: int, timeout_s: float) -> float:
             raise TimeoutError("the worker did not rank every request")
         time.sleep(0.5)
     return time.monotonic() - start
+
+
+def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
+    """(records taken, first list taken at, records committed, last commit at) from the
+    worker's last "feedback lane:" log line (unix s)."""
+    found = [line for line in log_lines if "feedback lane: " in line]
+    if not found:
+        raise RuntimeError("the worker logged no feedback lane window (batch lanes off?)")
+    match = re.search(r"(\d+) records taken from ([\d.]+), (\d+) committed, the last commit at ([\d.]+)", found[-1])
+    if match is None:
+        raise RuntimeError(f"unexpected feedback lane line: {found[-1]}")
+    return int(match[1]), float(match[2]), int(match[3]), float(match[4])
+
+
+class GroupsLearned(NamedTuple):
+    """The worker's partition groups (WorkerCore.learn calls): how many, the wall seconds in
+    them, and the CPU seconds of those."""
+
+    groups: int
+    seconds: float
+    cpu_s: float
+
+
+def groups_learned(stats_line: str) -> GroupsLearned:
+    """The worker's partition groups from its last "batches ..." log line ("feedback: N batches,
+    ..., G partition groups learned in S s (C s on the CPU)")."""
+    match = re.search(r"feedback: .*?(\d+) partition groups learned in ([\d.]+) s \(([\d.]+) s on the CPU\)",
+                      stats_line)
+    if match is None:
+        raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
+    return GroupsLearned(int(match[1]), float(match[2]), float(match[3]))
+
+
+class LoggedProgress(NamedTuple):
+    """A worker's progress as its last periodic report logged it: its feedback lane's window
+    (`lane_window`: taken, first taken at, committed, last commit at) and its learn calls."""
+
+    window: tuple[int, float, int, float]
+    learned: GroupsLearned
+
+
+def wait_committed(worker: WorkerProcess, n: int, deadline: float) -> LoggedProgress:
+    """Block until the worker's periodic report (every 5 s, its log only) says its feedback lane
+    committed `n` records; that report. TimeoutError after `deadline` (time.monotonic())."""
+    while True:
+        lines = worker.log_text().splitlines()
+        if any("feedback lane: " in line for line in lines):
+            window = lane_window(lines)
+            if window[2] >= n:
+                return LoggedProgress(window, groups_learned([line for line in lines if "batches " in line][-1]))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker's log does not say it committed {n:,} records")
+        time.sleep(0.5)
+
+
+@contextmanager
+def paused(pid: int, most_s: float) -> Iterator[None]:
+    """The process stopped (SIGSTOP) while the block runs and continued (SIGCONT) after it.
+    RuntimeError after the block if it was stopped longer than `most_s` seconds (a worker's
+    consumer group drops a member silent for its session timeout: a rebalance would follow)."""
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    if time.monotonic() - stopped > most_s:
+        raise RuntimeError(f"the worker was stopped {time.monotonic() - stopped:.1f} s (at most {most_s:.1f} s): "
+                           "its group may have dropped it")

@@ -122,12 +122,15 @@ class RankedWorkload(NamedTuple):
 
     config: the cores' SlatestreamConfig; items: the item records (each core embeds them);
     table: the state table after the ranking (every request remembered for its clicks);
-    feedback: the impression and click records, in log order within each partition."""
+    feedback: the impression and click records, in log order within each partition;
+    learned_first: records a core learns untimed, in the same lists, before it learns `feedback`
+    (`steady_after`: the timed learning then finds their users in the core's memory)."""
 
     config: SlatestreamConfig
     items: list[Record]
     table: dict[bytes, bytes]
     feedback: list[Record]
+    learned_first: tuple[Record, ...] = ()
 
 
 def _bench_core(config: SlatestreamConfig, table: dict[bytes, bytes]) -> WorkerCore:
@@ -176,7 +179,8 @@ def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: 
     `group` records of one partition each (`partition_groups`: as the worker learned them, its
     mean group size). `prepare(core)` runs before the timed learning; the collector is settled
     with `young_threshold` (the worker's unless given) and, with a `clock`, timed over the
-    learning alone. RuntimeError unless every
+    learning alone. `ranked.learned_first` is learned untimed by the same core first, in the same
+    lists. RuntimeError unless every
     feedback record was learned (a rate of dead letters measures nothing the worker is for)."""
     core = _bench_core(ranked.config, dict(ranked.table))
     core.add_items(ranked.items)
@@ -184,8 +188,14 @@ def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: 
         prepare(core)
     thresholds = gc.get_threshold()
     settle_collector(young_threshold)  # as the worker does once its partitions are assigned
+
+    def lists(records: list[Record]) -> list[list[Record]]:
+        return batch_groups(records, batch) if group is None else partition_groups(records, group)
+
+    for records in lists(list(ranked.learned_first)):
+        core.learn(records)
     feedback = ranked.feedback
-    groups = batch_groups(feedback, batch) if group is None else partition_groups(feedback, group)
+    groups = lists(feedback)
     if clock is not None:
         clock.start()
     started, started_cpu = time.perf_counter(), time.thread_time()
@@ -198,7 +208,7 @@ def in_process_learn(ranked: RankedWorkload, batch: int, prepare=None,  # type: 
             clock.stop()
     spent = LearnTime(time.perf_counter() - started, time.thread_time() - started_cpu)
     counts = core.counts
-    if counts.learned != len(feedback) or counts.dead_lettered:
+    if counts.learned != len(ranked.learned_first) + len(feedback) or counts.dead_lettered:
         raise RuntimeError(f"in-process learning did not learn the workload: {counts}")
     return spent
 
@@ -213,6 +223,13 @@ def learned_before(ranked: RankedWorkload, count: int, batch: int = 2_000) -> Ra
     in_process_learn(ranked._replace(feedback=ranked.feedback[:count]), batch, prepare=cores.append)
     table = cast(SharedTables, cores[0].tables).table
     return ranked._replace(table=dict(table), feedback=ranked.feedback[count:])
+
+
+def steady_after(ranked: RankedWorkload, count: int) -> RankedWorkload:
+    """The workload's feedback after its first `count` records, which a core learns untimed
+    first (`learned_first`): a worker that learned them is still running, its users' states and
+    recent ids in memory (bench/worker_throughput.py --steady)."""
+    return ranked._replace(feedback=ranked.feedback[count:], learned_first=tuple(ranked.feedback[:count]))
 
 
 def faust_floor(settings: StreamSettings, topics: list[str], expected: int, mode: str) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Feedback throughput of ONE worker through a real Kafka broker, next to a bare consumer.
 
     .venv/bin/python bench/worker_throughput.py [--requests 30000] [--users 2000] [--shown 5] [--batch-size N]
-        [--warm] [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
+        [--warm | --steady] [--no-floors] [--peer both|at-least-once|exactly-once|none] [--peer-gc-young-threshold N]
         [--worker-gc-young-threshold N]
         [--broker-dir DIR] [--store-dir DIR]
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/worker_throughput.py --learn-only 3   # no broker
@@ -45,6 +45,11 @@ stored to learn the second half (what a worker restarted mid-stream does; withou
 user's state is read as absent: a cold start); the in-process baselines learn the same second
 half from the state an in-process learning of the first half left; the bare loops and the peer
 read every record of the topics, both halves.
+With --steady the users are in the worker's memory: the timed worker itself learns the first half
+(untimed), is stopped (SIGSTOP) while the second half is published, and is timed from its being
+continued (SIGCONT, stamped by the bench: the first fetch of the backlog is inside the window) to
+its last commit, its counts and learn calls those since then; the in-process baselines learn the
+first half untimed with the same core before the timed second half (`steady_after`).
 Where the broker's log and the stores live decides much of the worker's figure on a VM disk (the
 worker's changelog is most of what the broker writes): --broker-dir and --store-dir place them
 (default: the system's temporary directory), and the bench prints each one's filesystem.
@@ -55,7 +60,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -63,15 +67,20 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
 from bench.broker_phases import (  # noqa: E402
+    GroupsLearned,
+    LoggedProgress,
     feedback_targets,
+    groups_learned,
+    lane_window,
+    paused,
     publish_timed,
+    wait_committed,
     wait_learned,
     wait_received,
     wait_slates,
@@ -89,6 +98,7 @@ from bench.worker_baselines import (  # noqa: E402
     quix_available,
     quix_peer,
     rank_in_process,
+    steady_after,
 )
 from slatestream.heap import SWITCH  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
@@ -103,36 +113,25 @@ from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, Co
 from streams.worker.config import WorkerConfig  # noqa: E402
 from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
 
-
-def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
-    """(records taken, first list taken at, records committed, last commit at) from the
-    worker's last "feedback lane:" log line (unix s)."""
-    found = [line for line in log_lines if "feedback lane: " in line]
-    if not found:
-        raise RuntimeError("the worker logged no feedback lane window (batch lanes off?)")
-    match = re.search(r"(\d+) records taken from ([\d.]+), (\d+) committed, the last commit at ([\d.]+)", found[-1])
-    if match is None:
-        raise RuntimeError(f"unexpected feedback lane line: {found[-1]}")
-    return int(match[1]), float(match[2]), int(match[3]), float(match[4])
+PAUSE_MOST_S = 5.0
+"""--steady: the longest the timed worker may stay stopped (below the bench's 6 s broker session
+timeout, after which its group would drop it and rebalance)."""
 
 
-class GroupsLearned(NamedTuple):
-    """The worker's partition groups (WorkerCore.learn calls): how many, the wall seconds in
-    them, and the CPU seconds of those."""
-
-    groups: int
-    seconds: float
-    cpu_s: float
-
-
-def groups_learned(stats_line: str) -> GroupsLearned:
-    """The worker's partition groups from its last "batches ..." log line ("feedback: N batches,
-    ..., G partition groups learned in S s (C s on the CPU)")."""
-    match = re.search(r"feedback: .*?(\d+) partition groups learned in ([\d.]+) s \(([\d.]+) s on the CPU\)",
-                      stats_line)
-    if match is None:
-        raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
-    return GroupsLearned(int(match[1]), float(match[2]), float(match[3]))
+def steady_backlog(settings: StreamSettings, worker: WorkerProcess, learned_first: int, timed: list,  # type: ignore[type-arg]
+                   deadline: float) -> tuple[LoggedProgress, float, float]:
+    """--steady: once the running worker's log says it committed the `learned_first` records
+    published before it started, stop it, publish `timed`, continue it: (its logged progress
+    before, the seconds the publishing took, unix s when it was continued)."""
+    before = wait_committed(worker, learned_first, deadline)
+    assert worker.process is not None
+    with paused(worker.process.pid, PAUSE_MOST_S):
+        published_in = publish_timed(settings, timed)
+    continued_at = time.time()
+    print(f"--steady: the first {learned_first:,} impressions+clicks learned by the timed worker (untimed); it was "
+          f"stopped while {len(timed):,} more were published ({published_in:.1f} s) and continued: its users' states "
+          f"and recent ids are in its memory")
+    return before, published_in, continued_at
 
 
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
@@ -230,6 +229,11 @@ def main() -> None:
                         help="time users with stored state: a worker learns the first half of the feedback "
                              "(untimed) and stops; the timed worker restarts over that state and learns the second "
                              "half (the in-process baselines too, from the state the first half left)")
+    parser.add_argument("--steady", action="store_true",
+                        help="time users held in memory: the timed worker learns the first half of the feedback "
+                             "(untimed), is stopped (SIGSTOP) while the second half is published, and is timed from "
+                             "its being continued (SIGCONT) to its last commit (the in-process baselines: the same "
+                             "core learns the first half untimed, then the second half timed)")
     parser.add_argument("--no-floors", action="store_true",
                         help="skip the two Faust agents (quicker; the bare consumer and in-process baselines stay)")
     parser.add_argument("--peer", choices=("both", "at-least-once", "exactly-once", "none"), default="both",
@@ -263,6 +267,8 @@ def main() -> None:
                         help="with --collector: learn in groups of N records of one partition, as the worker "
                              "does (its mean group: the bench's 'partition groups' line; default: lists of 2,000)")
     args = parser.parse_args()
+    if args.warm and args.steady:
+        parser.error("--warm and --steady time different states: choose one")
     if args.heap and args.learn_only:
         learn_heap_pairs(args.learn_only)
         return
@@ -302,9 +308,10 @@ def main() -> None:
             worker.wait_ready()
             ranked_in = wait_slates(settings, len(workload.requests), 900)
         print(f"phase 1: {len(workload.requests):,} requests ranked in {ranked_in:.1f} s after ready")
-        timed = feedback[len(feedback) // 2 :] if args.warm else feedback  # what the window covers
+        first = feedback[: len(feedback) // 2] if args.warm or args.steady else []  # learned untimed
+        timed = feedback[len(first) :]  # what the window covers
         if args.warm:
-            published_in = publish_timed(settings, feedback[: len(feedback) - len(timed)])
+            published_in = publish_timed(settings, first)
             with WorkerProcess(settings, store, Path(tmp) / "worker-warm-up.log", worker_args) as worker:
                 worker.wait_ready()
                 ready_at = time.time()
@@ -313,14 +320,18 @@ def main() -> None:
                   f"{published_in:.1f} s, learned by a worker within {learned_at - ready_at:.1f} s of its being ready "
                   f"(untimed), which then stopped: the timed worker restarts over users whose states, recent ids "
                   f"and offsets are stored")
-        published_in = publish_timed(settings, timed)
-        print(f"published {len(timed):,} impressions+clicks in {published_in:.1f} s")
-        target = feedback_targets(settings)
+        if not args.steady:
+            published_in = publish_timed(settings, timed)
+            print(f"published {len(timed):,} impressions+clicks in {published_in:.1f} s")
+        else:
+            publish(settings, first)
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
-            stolen_before, faults_before = steal_s(), worker.minor_faults()
             deadline = time.monotonic() + 900
-            wait_received(worker, len(timed), deadline)  # the log only: nothing else runs in the window
+            steady = steady_backlog(settings, worker, len(first), timed, deadline) if args.steady else None
+            target = feedback_targets(settings)
+            stolen_before, faults_before = steal_s(), worker.minor_faults()
+            wait_received(worker, len(first) + len(timed), deadline)  # the log only: nothing else runs in the window
             stolen, faults_after = steal_s() - stolen_before, worker.minor_faults()
             read_from, seen_at = wait_learned(settings, target, deadline)
             time.sleep(5.5)  # the next periodic log lines hold the counts, batch statistics and window
@@ -341,9 +352,15 @@ def main() -> None:
                  for guarantee in (guarantees if guarantees and quix_available() else ())}
         ranked = rank_in_process(workload, settings.partitions)  # once, for every in-process baseline
         if args.warm:  # the in-process baselines learn what the timed worker learned, from the same state
-            ranked = learned_before(ranked, len(feedback) - len(timed))
+            ranked = learned_before(ranked, len(first))
+        if args.steady:  # ... and with the same core that learned the first half, untimed
+            ranked = steady_after(ranked, len(first))
         taken, first_at, committed, last_at = window
         learned = groups_learned(batch_lines[-1])
+        if steady is not None:  # the window from the worker's being continued, its counts since then
+            before, _, first_at = steady
+            taken, committed = taken - before.window[0], committed - before.window[2]
+            learned = GroupsLearned(*(now - then for now, then in zip(learned, before.learned, strict=True)))
         group = round(committed / learned.groups)
         beside = (learn_beside_busy_broker(ranked, group, broker.bootstrap, broker.pid)
                   if len(os.sched_getaffinity(0)) > 1 else None)
@@ -355,8 +372,9 @@ def main() -> None:
                            f"{len(timed):,} published for it: not one clean pass over the backlog")
     worker_s = last_at - first_at
     worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
+    start = "its being continued (stamped by the bench)" if steady else "its lane's first list"
     print(f"worker: {committed:,} of {len(timed):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
-          f"events/s (from its lane's first list to its last group commit, stamped by the worker; "
+          f"events/s (from {start} to its last group commit, stamped by the worker; "
           f"{taken:,} taken); the bench's changelog read that first found every last state ran from "
           f"{read_from - first_at:.2f} to {seen_at - first_at:.2f} s")
     print(f"bare aiokafka consume loop, same records (the faster of two): {bare_s:.2f} s = {bare_rate:,.0f} events/s")

@@ -18,8 +18,9 @@ from streams.worker.paths import BatchStats
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from host_state import filesystem_of, steal_s
-from worker_throughput import GroupsLearned, clicks_beyond_recent, groups_learned
+from worker_throughput import clicks_beyond_recent
 
+from bench.broker_phases import GroupsLearned, groups_learned
 from bench.worker_baselines import (
     batch_groups,
     in_process_learn,
@@ -27,6 +28,7 @@ from bench.worker_baselines import (
     learning_budget,
     partition_groups,
     rank_in_process,
+    steady_after,
 )
 
 
@@ -64,6 +66,24 @@ def test_a_warm_workload_is_the_rest_of_the_feedback_over_the_state_the_first_pa
     for records in batch_groups(ranked.feedback[:half], 100):
         again.learn(records)
     assert again.counts.learned == 0 and again.counts.skipped_duplicates == half
+
+
+def test_a_steady_workload_is_learned_after_its_first_part_by_the_same_core() -> None:
+    """`steady_after` (--steady): one core learns the first part untimed, then the rest; the
+    first part's users are then in its memory (their recent event ids read once from the state,
+    at the first part), and nothing is learned twice."""
+    workload = make_workload(n_users=20, n_items=30, n_requests=300, shown=3, click_rate=0.5, seed=0)
+    ranked = rank_in_process(workload, 2)
+    half = len(ranked.feedback) // 2
+    steady = steady_after(ranked, half)
+    assert steady.feedback == ranked.feedback[half:] and list(steady.learned_first) == ranked.feedback[:half]
+    assert steady.table == ranked.table  # the state before either part: the first is learned by the core itself
+    cores: list[WorkerCore] = []
+    in_process_learn(steady, 100, prepare=cores.append, group=7)
+    counts = cores[0].counts
+    assert counts.learned == len(ranked.feedback) and counts.dead_lettered == 0 and counts.skipped_duplicates == 0
+    first_users = {record.key.decode() for record in ranked.feedback[:half] if record.key}
+    assert {user for _, user in cores[0].events._users} >= first_users
 
 
 def test_in_process_learn_settles_the_collector_times_it_and_gives_the_process_its_thresholds_back() -> None:

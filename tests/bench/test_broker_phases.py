@@ -1,0 +1,52 @@
+"""bench/broker_phases.py: the worker stopped and continued around a block (--steady), and its
+progress read from its periodic report."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.broker_phases import GroupsLearned, LoggedProgress, paused, wait_committed
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter in /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_paused_stops_the_process_for_the_block_and_continues_it_after() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        with paused(child.pid, most_s=10.0):
+            assert state_of(child.pid) == "T"
+        assert state_of(child.pid) in {"S", "R"}
+        with pytest.raises(RuntimeError, match="stopped"), paused(child.pid, most_s=0.05):
+            time.sleep(0.1)
+        assert state_of(child.pid) in {"S", "R"}  # continued even so
+    finally:
+        child.kill()
+        child.wait()
+
+
+class LoggingWorker:
+    """A worker whose log holds the given lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def log_text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def test_wait_committed_gives_the_report_that_says_the_records_were_committed() -> None:
+    batches = "batches requests: -; feedback: 3 batches, 9 partition groups learned in 1.50 s (1.25 s on the CPU)"
+    lane = "feedback lane: {} records taken from 100.000, {} committed, the last commit at 101.500 (unix s)"
+    worker = LoggingWorker([batches, lane.format(60, 50)])
+    with pytest.raises(TimeoutError, match="committed 60"):
+        wait_committed(worker, 60, deadline=time.monotonic())  # type: ignore[arg-type]
+    worker.lines += [batches, lane.format(60, 60)]
+    assert wait_committed(worker, 60, deadline=time.monotonic()) == LoggedProgress(  # type: ignore[arg-type]
+        (60, 100.0, 60, 101.5), GroupsLearned(9, 1.5, 1.25))
