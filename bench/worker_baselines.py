@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Literal, NamedTuple, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -34,8 +34,9 @@ from streams.settings import StreamSettings
 from streams.testing import SharedTables
 from streams.worker.collector import YOUNG_THRESHOLD, CollectorClock
 from streams.worker.collector import settle as settle_collector
-from streams.worker.core import Record, WorkerCore
+from streams.worker.core import WorkerCore
 from streams.worker.paths import by_partition
+from streams.worker.records import Record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,8 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
     (from its first records to its last, as the worker's window and the peer's are timed);
     with `decode`, it also decodes each value as the worker's hot path does (decode_feedback_many:
     msgspec plus the checks that make it agree with pydantic) and fails on one it cannot vouch for."""
-    kinds = {topic: "impression" if topic.endswith("impressions") else "click" for topic in topics}
+    kinds: dict[str, Literal["impression", "click"]] = {
+        topic: "impression" if topic.endswith("impressions") else "click" for topic in topics}
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()

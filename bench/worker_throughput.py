@@ -8,12 +8,17 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/worker_throughput.py --learn-only 5 --collector both [--learn-group N]
 
 Starts its own broker (deploy/kafka KafkaBroker). Phase 1: a worker ranks every request
-(clicks need their request known). Phase 2: with the worker stopped, every impression and
-click is published; the worker restarts on the same store and learns the backlog. The
-worker stamps the window itself: from the moment its feedback lane took the first list to
-the end of the group commit that acked the last record (the state of every record then
-handed to the producer), both in its log (wall clock); events/s = records committed / that
-window. The bench waits on the worker's log (its counts, every 5 s) until it has taken every
+(clicks need their request known) and stops. Phase 2: the worker restarts on the same store and,
+once ready and idle, is stopped (SIGSTOP) while every impression and click is published, then
+continued (SIGCONT): the window runs from that moment (stamped by the bench) to the end of the
+group commit that acked the last record (the state of every record then handed to the producer),
+stamped by the worker in its log (wall clock); events/s = records committed / that window. The
+worker's fetching of the backlog and aiokafka's parsing of it (Python, in Faust's consumer
+thread) are inside the window, as they are inside a running worker's time. (Until 2026-12-07 the
+backlog was published before the worker started and the window began at the lane's first list:
+by then the consumer had fetched and parsed the whole backlog, one fetch of 105,058 records,
+~0.3-0.4 s left outside the window: those figures overstate the worker, docs/worker.md.)
+The bench waits on the worker's log (its counts, every 5 s) until it has taken every
 record, touching no broker while the window runs, then until every partition's population
 state in the state changelog holds the last record (read from the changelog's tail) and prints
 when it saw that, a check from outside the worker. Baseline in the same run: a bare aiokafka
@@ -111,26 +116,36 @@ from streams.testing import (  # noqa: E402
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
 from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, CollectorClock  # noqa: E402
 from streams.worker.config import WorkerConfig  # noqa: E402
-from streams.worker.core import RECENT_REQUESTS, WorkerCore  # noqa: E402
+from streams.worker.core import WorkerCore  # noqa: E402
+from streams.worker.recent_ids import RECENT_REQUESTS  # noqa: E402
 
-PAUSE_MOST_S = 5.0
-"""--steady: the longest the timed worker may stay stopped (below the bench's 6 s broker session
-timeout, after which its group would drop it and rebalance)."""
+SESSION_TIMEOUT_S = 30.0
+"""The bench's broker session timeout: a worker's group drops a member silent this long."""
+PAUSE_MOST_S = 20.0
+"""The longest the timed worker may stay stopped while its backlog is published (publishing
+105,058 records takes ~4.5 s here): below SESSION_TIMEOUT_S, after which its group would drop it."""
+IDLE_BEFORE_PAUSE_S = 1.0
+"""Seconds the timed worker runs idle before it is stopped: its partitions assigned (Faust logs
+"Worker ready" once its recovery is done) and its consumer waiting on a fetch."""
 
 
-def steady_backlog(settings: StreamSettings, worker: WorkerProcess, learned_first: int, timed: list,  # type: ignore[type-arg]
-                   deadline: float) -> tuple[LoggedProgress, float, float]:
-    """--steady: once the running worker's log says it committed the `learned_first` records
-    published before it started, stop it, publish `timed`, continue it: (its logged progress
-    before, the seconds the publishing took, unix s when it was continued)."""
-    before = wait_committed(worker, learned_first, deadline)
+def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learned_first: int, timed: list,  # type: ignore[type-arg]
+                          deadline: float) -> tuple[LoggedProgress | None, float, float]:
+    """Stop the running, idle worker (SIGSTOP), publish `timed`, continue it (SIGCONT): the
+    window starts there, with the whole backlog in the broker, so the fetches of every record
+    and their parsing in the worker (aiokafka's, in Python) are inside it, as the peer's
+    fetching is inside its own. With `learned_first` (--steady), first wait until the worker's log
+    says it committed that many records (published before it started). Returns (its logged progress
+    before, or None; the seconds the publishing took; unix s when it was continued)."""
+    before = wait_committed(worker, learned_first, deadline) if learned_first else None
+    time.sleep(IDLE_BEFORE_PAUSE_S)
     assert worker.process is not None
     with paused(worker.process.pid, PAUSE_MOST_S):
         published_in = publish_timed(settings, timed)
     continued_at = time.time()
-    print(f"--steady: the first {learned_first:,} impressions+clicks learned by the timed worker (untimed); it was "
-          f"stopped while {len(timed):,} more were published ({published_in:.1f} s) and continued: its users' states "
-          f"and recent ids are in its memory")
+    after = f" after learning the first {learned_first:,} records (untimed)" if learned_first else ""
+    print(f"the timed worker, idle{after}, was stopped while {len(timed):,} impressions+clicks were published "
+          f"({published_in:.1f} s), then continued: the window starts there")
     return before, published_in, continued_at
 
 
@@ -298,7 +313,7 @@ def main() -> None:
         print(f"broker's log under {broker_tmp} ({filesystem_of(Path(broker_tmp))}), worker store and peer state "
               f"under {tmp} ({filesystem_of(Path(tmp))})")
         settings = StreamSettings(broker_url=broker.url, topic_prefix="bench.", partitions=4,
-                                  broker_session_timeout_s=6.0)
+                                  broker_session_timeout_s=SESSION_TIMEOUT_S)
         names = TopicNames.from_settings(settings)
         ensure_topics(settings)
         ensure_control_topic(settings)
@@ -320,18 +335,17 @@ def main() -> None:
                   f"{published_in:.1f} s, learned by a worker within {learned_at - ready_at:.1f} s of its being ready "
                   f"(untimed), which then stopped: the timed worker restarts over users whose states, recent ids "
                   f"and offsets are stored")
-        if not args.steady:
-            published_in = publish_timed(settings, timed)
-            print(f"published {len(timed):,} impressions+clicks in {published_in:.1f} s")
-        else:
+        learned_first = len(first) if args.steady else 0  # what the timed worker learns before its window
+        if learned_first:
             publish(settings, first)
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             deadline = time.monotonic() + 900
-            steady = steady_backlog(settings, worker, len(first), timed, deadline) if args.steady else None
+            before, _, continued_at = backlog_while_stopped(settings, worker, learned_first, timed,
+                                                                       deadline)
             target = feedback_targets(settings)
             stolen_before, faults_before = steal_s(), worker.minor_faults()
-            wait_received(worker, len(first) + len(timed), deadline)  # the log only: nothing else runs in the window
+            wait_received(worker, learned_first + len(timed), deadline)  # the log only: nothing else runs in the window
             stolen, faults_after = steal_s() - stolen_before, worker.minor_faults()
             read_from, seen_at = wait_learned(settings, target, deadline)
             time.sleep(5.5)  # the next periodic log lines hold the counts, batch statistics and window
@@ -355,12 +369,12 @@ def main() -> None:
             ranked = learned_before(ranked, len(first))
         if args.steady:  # ... and with the same core that learned the first half, untimed
             ranked = steady_after(ranked, len(first))
-        taken, first_at, committed, last_at = window
+        taken, first_list_at, committed, last_at = window
         learned = groups_learned(batch_lines[-1])
-        if steady is not None:  # the window from the worker's being continued, its counts since then
-            before, _, first_at = steady
+        if before is not None:  # --steady: the worker's counts and learn calls since it was continued
             taken, committed = taken - before.window[0], committed - before.window[2]
-            learned = GroupsLearned(*(now - then for now, then in zip(learned, before.learned, strict=True)))
+            learned = GroupsLearned(learned.groups - before.learned.groups, learned.seconds - before.learned.seconds,
+                                    learned.cpu_s - before.learned.cpu_s)
         group = round(committed / learned.groups)
         beside = (learn_beside_busy_broker(ranked, group, broker.bootstrap, broker.pid)
                   if len(os.sched_getaffinity(0)) > 1 else None)
@@ -370,13 +384,14 @@ def main() -> None:
     if committed != taken or committed < len(timed):  # a partial window, or a rebalance moved records
         raise RuntimeError(f"the worker's window covers {committed:,} committed of {taken:,} taken records, "
                            f"{len(timed):,} published for it: not one clean pass over the backlog")
-    worker_s = last_at - first_at
+    worker_s = last_at - continued_at
     worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
-    start = "its being continued (stamped by the bench)" if steady else "its lane's first list"
     print(f"worker: {committed:,} of {len(timed):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
-          f"events/s (from {start} to its last group commit, stamped by the worker; "
+          f"events/s (from its being continued over the backlog, stamped by the bench, to its last group commit, "
+          f"stamped by the worker; its lane took its first list {first_list_at - continued_at:.3f} s after it was "
+          f"continued{'' if before is None else ' (its first ever, before the first half)'}; "
           f"{taken:,} taken); the bench's changelog read that first found every last state ran from "
-          f"{read_from - first_at:.2f} to {seen_at - first_at:.2f} s")
+          f"{read_from - continued_at:.2f} to {seen_at - continued_at:.2f} s")
     print(f"bare aiokafka consume loop, same records (the faster of two): {bare_s:.2f} s = {bare_rate:,.0f} events/s")
     print(f"ratio worker / bare consumer: {worker_rate / bare_rate:.2f}")
     decode_rate = len(feedback) / decode_s
