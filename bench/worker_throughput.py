@@ -105,6 +105,7 @@ from bench.worker_baselines import (  # noqa: E402
     rank_in_process,
     steady_after,
 )
+from online.events import Click, Impression  # noqa: E402
 from slatestream.heap import SWITCH  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
@@ -129,14 +130,14 @@ IDLE_BEFORE_PAUSE_S = 1.0
 "Worker ready" once its recovery is done) and its consumer waiting on a fetch."""
 
 
-def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learned_first: int, timed: list,  # type: ignore[type-arg]
-                          deadline: float) -> tuple[LoggedProgress | None, float, float]:
+def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learned_first: int,
+                          timed: list[Impression | Click], deadline: float) -> tuple[LoggedProgress | None, float]:
     """Stop the running, idle worker (SIGSTOP), publish `timed`, continue it (SIGCONT): the
     window starts there, with the whole backlog in the broker, so the fetches of every record
     and their parsing in the worker (aiokafka's, in Python) are inside it, as the peer's
     fetching is inside its own. With `learned_first` (--steady), first wait until the worker's log
     says it committed that many records (published before it started). Returns (its logged progress
-    before, or None; the seconds the publishing took; unix s when it was continued)."""
+    before, or None; unix s when it was continued)."""
     before = wait_committed(worker, learned_first, deadline) if learned_first else None
     time.sleep(IDLE_BEFORE_PAUSE_S)
     assert worker.process is not None
@@ -146,7 +147,7 @@ def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learn
     after = f" after learning the first {learned_first:,} records (untimed)" if learned_first else ""
     print(f"the timed worker, idle{after}, was stopped while {len(timed):,} impressions+clicks were published "
           f"({published_in:.1f} s), then continued: the window starts there")
-    return before, published_in, continued_at
+    return before, continued_at
 
 
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
@@ -341,8 +342,7 @@ def main() -> None:
         with WorkerProcess(settings, store, log, worker_args, profile_path=args.profile_worker) as worker:
             worker.wait_ready()
             deadline = time.monotonic() + 900
-            before, _, continued_at = backlog_while_stopped(settings, worker, learned_first, timed,
-                                                                       deadline)
+            before, continued_at = backlog_while_stopped(settings, worker, learned_first, timed, deadline)
             target = feedback_targets(settings)
             stolen_before, faults_before = steal_s(), worker.minor_faults()
             wait_received(worker, learned_first + len(timed), deadline)  # the log only: nothing else runs in the window
@@ -386,10 +386,12 @@ def main() -> None:
                            f"{len(timed):,} published for it: not one clean pass over the backlog")
     worker_s = last_at - continued_at
     worker_rate, bare_rate = committed / worker_s, len(feedback) / bare_s
+    lag = first_list_at - continued_at  # --steady: its first list ever, before the first half
+    first_list = "" if before is not None else f"its lane took its first list {lag:.3f} s later; "
     print(f"worker: {committed:,} of {len(timed):,} events committed in {worker_s:.2f} s = {worker_rate:,.0f} "
           f"events/s (from its being continued over the backlog, stamped by the bench, to its last group commit, "
-          f"stamped by the worker; its lane took its first list {first_list_at - continued_at:.3f} s after it was "
-          f"continued{'' if before is None else ' (its first ever, before the first half)'}; "
+          f"stamped by the worker; "
+          f"{first_list}"
           f"{taken:,} taken); the bench's changelog read that first found every last state ran from "
           f"{read_from - continued_at:.2f} to {seen_at - continued_at:.2f} s")
     print(f"bare aiokafka consume loop, same records (the faster of two): {bare_s:.2f} s = {bare_rate:,.0f} events/s")
