@@ -1,7 +1,7 @@
 """What bench/worker_throughput.py waits on between its phases, reading the broker as little as
 it can while a worker's window runs: the worker's log (its counts, its feedback lane's window and
 its learn calls), the slates topic's end, and every partition's population state in the state
-changelog; and `paused`, which stops a worker while records are published (--steady)."""
+changelog; and `paused`, which stops the timed worker while its backlog is published."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bench/broker_phases.py: the worker stopped and continued around a block (--steady), and its
+"""bench/broker_phases.py: the timed worker stopped and continued around its backlog's publishing, and its
 progress read from its periodic report."""
 
 from __future__ import annotations
