@@ -1,7 +1,8 @@
 """What bench/worker_throughput.py waits on between its phases, reading the broker as little as
 it can while a worker's window runs: the worker's log (its counts, its feedback lane's window and
 its learn calls), the slates topic's end, and every partition's population state in the state
-changelog; and `paused`, which stops the timed worker while its backlog is published."""
+changelog; and `backlog_while_stopped` (with `paused`), which stops the timed worker while its backlog
+is published and continues it: its window starts there."""
 
 from __future__ import annotations
 
@@ -143,3 +144,33 @@ def paused(pid: int, most_s: float) -> Iterator[None]:
     if time.monotonic() - stopped > most_s:
         raise RuntimeError(f"the worker was stopped {time.monotonic() - stopped:.1f} s (at most {most_s:.1f} s): "
                            "its group may have dropped it")
+
+
+SESSION_TIMEOUT_S = 30.0
+"""The bench's broker session timeout: a worker's group drops a member silent this long."""
+PAUSE_MOST_S = 20.0
+"""The longest the timed worker may stay stopped while its backlog is published (publishing
+105,058 records takes ~4.5 s here): below SESSION_TIMEOUT_S, after which its group would drop it."""
+IDLE_BEFORE_PAUSE_S = 1.0
+"""Seconds the timed worker runs idle before it is stopped: its partitions assigned (Faust logs
+"Worker ready" once its recovery is done) and its consumer waiting on a fetch."""
+
+
+def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learned_first: int,
+                          timed: list[Impression | Click], deadline: float) -> tuple[LoggedProgress | None, float]:
+    """Stop the running, idle worker (SIGSTOP), publish `timed`, continue it (SIGCONT): the
+    window starts there, with the whole backlog in the broker, so the fetches of every record
+    and their parsing in the worker (aiokafka's, in Python) are inside it, as the peer's
+    fetching is inside its own. With `learned_first` (--steady), first wait until the worker's log
+    says it committed that many records (published before it started). Returns (its logged progress
+    before, or None; unix s when it was continued)."""
+    before = wait_committed(worker, learned_first, deadline) if learned_first else None
+    time.sleep(IDLE_BEFORE_PAUSE_S)
+    assert worker.process is not None
+    with paused(worker.process.pid, PAUSE_MOST_S):
+        published_in = publish_timed(settings, timed)
+    continued_at = time.time()
+    after = f" after learning the first {learned_first:,} records (untimed)" if learned_first else ""
+    print(f"the timed worker, idle{after}, was stopped while {len(timed):,} impressions+clicks were published "
+          f"({published_in:.1f} s), then continued: the window starts there")
+    return before, continued_at

@@ -65,8 +65,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,19 +76,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
 from bench.broker_phases import (  # noqa: E402
+    SESSION_TIMEOUT_S,
     GroupsLearned,
-    LoggedProgress,
+    backlog_while_stopped,
     feedback_targets,
     groups_learned,
     lane_window,
-    paused,
     publish_timed,
-    wait_committed,
     wait_learned,
     wait_received,
     wait_slates,
 )
 from bench.host_state import filesystem_of, steal_s  # noqa: E402
+from bench.learn_only import learn_collector_pairs, learn_heap_pairs, learn_only  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
@@ -105,8 +103,6 @@ from bench.worker_baselines import (  # noqa: E402
     rank_in_process,
     steady_after,
 )
-from online.events import Click, Impression  # noqa: E402
-from slatestream.heap import SWITCH  # noqa: E402
 from streams.control import ensure_control_topic  # noqa: E402
 from streams.settings import StreamSettings  # noqa: E402
 from streams.testing import (  # noqa: E402
@@ -115,39 +111,8 @@ from streams.testing import (  # noqa: E402
     publish,
 )
 from streams.topics import TopicNames, ensure_topics  # noqa: E402
-from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, CollectorClock  # noqa: E402
 from streams.worker.config import WorkerConfig  # noqa: E402
-from streams.worker.core import WorkerCore  # noqa: E402
 from streams.worker.recent_ids import RECENT_REQUESTS  # noqa: E402
-
-SESSION_TIMEOUT_S = 30.0
-"""The bench's broker session timeout: a worker's group drops a member silent this long."""
-PAUSE_MOST_S = 20.0
-"""The longest the timed worker may stay stopped while its backlog is published (publishing
-105,058 records takes ~4.5 s here): below SESSION_TIMEOUT_S, after which its group would drop it."""
-IDLE_BEFORE_PAUSE_S = 1.0
-"""Seconds the timed worker runs idle before it is stopped: its partitions assigned (Faust logs
-"Worker ready" once its recovery is done) and its consumer waiting on a fetch."""
-
-
-def backlog_while_stopped(settings: StreamSettings, worker: WorkerProcess, learned_first: int,
-                          timed: list[Impression | Click], deadline: float) -> tuple[LoggedProgress | None, float]:
-    """Stop the running, idle worker (SIGSTOP), publish `timed`, continue it (SIGCONT): the
-    window starts there, with the whole backlog in the broker, so the fetches of every record
-    and their parsing in the worker (aiokafka's, in Python) are inside it, as the peer's
-    fetching is inside its own. With `learned_first` (--steady), first wait until the worker's log
-    says it committed that many records (published before it started). Returns (its logged progress
-    before, or None; unix s when it was continued)."""
-    before = wait_committed(worker, learned_first, deadline) if learned_first else None
-    time.sleep(IDLE_BEFORE_PAUSE_S)
-    assert worker.process is not None
-    with paused(worker.process.pid, PAUSE_MOST_S):
-        published_in = publish_timed(settings, timed)
-    continued_at = time.time()
-    after = f" after learning the first {learned_first:,} records (untimed)" if learned_first else ""
-    print(f"the timed worker, idle{after}, was stopped while {len(timed):,} impressions+clicks were published "
-          f"({published_in:.1f} s), then continued: the window starts there")
-    return before, continued_at
 
 
 def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyped-def]
@@ -160,76 +125,6 @@ def clicks_beyond_recent(workload, recent: int) -> int:  # type: ignore[no-untyp
         order.setdefault(request.user_id, []).append(request.request_id)
     kept = {request_id for ids in order.values() for request_id in ids[-recent:]}
     return sum(click.request_id not in kept for click in workload.clicks)
-
-
-def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
-    """`in_process_learn` `runs` times (4 partitions, batches of 2,000), each in CPU seconds, with
-    the minor page faults of each timed learning (the process's own count)."""
-    events = len(workload.feedback())
-    ranked = rank_in_process(workload, 4)
-    rates, faults, before = [], [], []
-
-    def count_faults(core: WorkerCore) -> None:  # runs right before the timed learning
-        before.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
-
-    for _ in range(runs):
-        seconds = in_process_learn(ranked, 2_000, prepare=count_faults).cpu_s
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[-1])
-        rates.append(events / seconds)
-    print(f"WorkerCore.learn in this process, {events:,} events, {len(workload.requests):,} requests, dict state, "
-          f"batches of 2,000, heap tuning {HEAP}, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
-          + f" (median {sorted(rates)[len(rates) // 2]:,.0f})")
-    print("minor page faults while learning: " + ", ".join(f"{count:,}" for count in faults))
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
-
-
-def learn_heap_pairs(runs: int) -> None:
-    """`runs` pairs of learn-only runs, each in a fresh process, without then with the heap
-    tuning (slatestream/heap.py; the setting cannot be undone inside one process): the median
-    of each and the pair-by-pair ratios."""
-    rates: dict[str, list[float]] = {"off": [], "on": []}
-    faults: dict[str, list[str]] = {"off": [], "on": []}
-    arguments = [arg for arg in sys.argv[1:] if arg not in ("--heap", "both")]
-    arguments[arguments.index("--learn-only") + 1] = "1"
-    for _ in range(runs):
-        for mode in ("off", "on"):
-            done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True,
-                                  check=True, env={**os.environ, SWITCH: mode})
-            line = next(line for line in done.stdout.splitlines() if "per CPU second" in line)
-            rates[mode].append(float(line.rsplit("(median ", 1)[1].rstrip(")").replace(",", "")))
-            faults[mode].append(next(line for line in done.stdout.splitlines() if "page faults" in line)
-                                .rsplit(": ", 1)[1])
-    ratios = [on / off for off, on in zip(rates["off"], rates["on"], strict=True)]
-    for mode, values in rates.items():
-        print(f"heap tuning {mode}: " + ", ".join(f"{rate:,.0f}" for rate in values)
-              + f" events per CPU second (median {sorted(values)[len(values) // 2]:,.0f}); minor page faults "
-              + ", ".join(faults[mode]))
-    print("on / off, pair by pair: " + ", ".join(f"{ratio:.2f}" for ratio in ratios)
-          + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
-
-
-def learn_collector_pairs(workload, runs: int, group: int | None) -> None:  # type: ignore[no-untyped-def]
-    """`runs` pairs of `in_process_learn` in this process, the collector's young threshold
-    Python's default (700) then the worker's (`YOUNG_THRESHOLD`), each with the CPU seconds and
-    the collector's passes and seconds over the learning; the pair-by-pair ratios."""
-    events = len(workload.feedback())
-    ranked = rank_in_process(workload, 4)
-    rates: dict[int, list[float]] = {PYTHON_YOUNG_THRESHOLD: [], YOUNG_THRESHOLD: []}
-    for _ in range(runs):
-        for threshold, values in rates.items():
-            clock = CollectorClock()
-            seconds = in_process_learn(ranked, 2_000, group=group, young_threshold=threshold, clock=clock).cpu_s
-            values.append(events / seconds)
-            print(f"young threshold {threshold:,}: {events / seconds:,.0f} events per CPU second, {clock}")
-    grouping = "batches of 2,000" if group is None else f"groups of {group:,} records of one partition"
-    for threshold, values in rates.items():
-        print(f"WorkerCore.learn in this process, {events:,} events, {grouping}, young threshold {threshold:,}: "
-              + ", ".join(f"{rate:,.0f}" for rate in values) + f" (median {sorted(values)[len(values) // 2]:,.0f})")
-    ratios = [tuned / default for default, tuned in zip(*rates.values(), strict=True)]
-    print(f"{YOUNG_THRESHOLD:,} / {PYTHON_YOUNG_THRESHOLD}, pair by pair: " + ", ".join(f"{r:.2f}" for r in ratios)
-          + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 
 def main() -> None:
