@@ -115,6 +115,21 @@ class LoggedProgress(NamedTuple):
     window: tuple[int, float, int, float]
     learned: GroupsLearned
 
+    def since(self, before: LoggedProgress) -> LoggedProgress:
+        """The records taken and committed and the learn calls from `before` to this report (the
+        window's ends stay this report's)."""
+        taken, first_at, committed, last_at = self.window
+        now, then = self.learned, before.learned
+        return LoggedProgress((taken - before.window[0], first_at, committed - before.window[2], last_at),
+                              GroupsLearned(now.groups - then.groups, now.seconds - then.seconds,
+                                            now.cpu_s - then.cpu_s))
+
+
+def logged_progress(log_lines: list[str]) -> LoggedProgress:
+    """The worker's last periodic report: its feedback lane's window and its learn calls."""
+    batch_lines = [line for line in log_lines if "batches " in line]
+    return LoggedProgress(lane_window(log_lines), groups_learned(batch_lines[-1]))
+
 
 def wait_committed(worker: WorkerProcess, n: int, deadline: float) -> LoggedProgress:
     """Block until the worker's periodic report (every 5 s, its log only) says its feedback lane
@@ -122,9 +137,9 @@ def wait_committed(worker: WorkerProcess, n: int, deadline: float) -> LoggedProg
     while True:
         lines = worker.log_text().splitlines()
         if any("feedback lane: " in line for line in lines):
-            window = lane_window(lines)
-            if window[2] >= n:
-                return LoggedProgress(window, groups_learned([line for line in lines if "batches " in line][-1]))
+            progress = logged_progress(lines)
+            if progress.window[2] >= n:
+                return progress
         if time.monotonic() > deadline:
             raise TimeoutError(f"the worker's log does not say it committed {n:,} records")
         time.sleep(0.5)

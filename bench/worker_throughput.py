@@ -77,11 +77,9 @@ sys.path.insert(0, str(ROOT))
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
 from bench.broker_phases import (  # noqa: E402
     SESSION_TIMEOUT_S,
-    GroupsLearned,
     backlog_while_stopped,
     feedback_targets,
-    groups_learned,
-    lane_window,
+    logged_progress,
     publish_timed,
     wait_learned,
     wait_received,
@@ -248,7 +246,7 @@ def main() -> None:
             lines = worker.log_text().splitlines()
             batch_lines = [line for line in lines if "batches " in line]
             changelog_lines = [line for line in lines if "state records sent" in line]
-            window, peak_mib, worker_collector = lane_window(lines), worker.peak_rss_mib(), worker.collector()
+            progress, peak_mib, worker_collector = logged_progress(lines), worker.peak_rss_mib(), worker.collector()
         topics = [names.impressions, names.clicks]
         # each loop twice, the faster kept: a loop of ~0.3 s can lose ~0.8 s to one slow fetch (seen twice)
         bare_s = min(asyncio.run(bare_consume(settings, topics, len(feedback))) for _ in range(2))
@@ -264,12 +262,9 @@ def main() -> None:
             ranked = learned_before(ranked, len(first))
         if args.steady:  # ... and with the same core that learned the first half, untimed
             ranked = steady_after(ranked, len(first))
-        taken, first_list_at, committed, last_at = window
-        learned = groups_learned(batch_lines[-1])
         if before is not None:  # --steady: the worker's counts and learn calls since it was continued
-            taken, committed = taken - before.window[0], committed - before.window[2]
-            learned = GroupsLearned(learned.groups - before.learned.groups, learned.seconds - before.learned.seconds,
-                                    learned.cpu_s - before.learned.cpu_s)
+            progress = progress.since(before)
+        (taken, first_list_at, committed, last_at), learned = progress
         group = round(committed / learned.groups)
         beside = (learn_beside_busy_broker(ranked, group, broker.bootstrap, broker.pid)
                   if len(os.sched_getaffinity(0)) > 1 else None)

@@ -50,3 +50,9 @@ def test_wait_committed_gives_the_report_that_says_the_records_were_committed() 
     worker.lines += [batches, lane.format(60, 60)]
     assert wait_committed(worker, 60, deadline=time.monotonic()) == LoggedProgress(  # type: ignore[arg-type]
         (60, 100.0, 60, 101.5), GroupsLearned(9, 1.5, 1.25))
+
+
+def test_progress_since_an_earlier_report_counts_only_what_came_after_it() -> None:
+    before = LoggedProgress((60, 100.0, 60, 101.5), GroupsLearned(4, 1.0, 0.75))
+    now = LoggedProgress((100, 100.0, 100, 110.0), GroupsLearned(10, 1.5, 1.25))
+    assert now.since(before) == LoggedProgress((40, 100.0, 40, 110.0), GroupsLearned(6, 0.5, 0.5))
