@@ -145,17 +145,38 @@ def wait_committed(worker: WorkerProcess, n: int, deadline: float) -> LoggedProg
         time.sleep(0.5)
 
 
+def process_state(pid: int) -> str:
+    """The process's state letter in /proc/PID/stat (Linux): T stopped, S sleeping, R running,
+    D in uninterruptible sleep (a signal waits until it leaves it)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_state(pid: int, stopped: bool, most_s: float = 5.0) -> None:
+    """Block until the process is stopped (state T), or no longer stopped: a signal reaches a
+    process in uninterruptible sleep (D, e.g. reading its program's pages) only when it leaves
+    it. TimeoutError after `most_s` seconds."""
+    deadline = time.monotonic() + most_s
+    while (process_state(pid) == "T") != stopped:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} still in state {process_state(pid)} after {most_s} s")
+        time.sleep(0.001)
+
+
 @contextmanager
 def paused(pid: int, most_s: float) -> Iterator[None]:
-    """The process stopped (SIGSTOP) while the block runs and continued (SIGCONT) after it.
+    """The process stopped (SIGSTOP) while the block runs and continued (SIGCONT) after it: the
+    block starts once /proc says it stopped and the context exits once it says it runs again.
     RuntimeError after the block if it was stopped longer than `most_s` seconds (a worker's
     consumer group drops a member silent for its session timeout: a rebalance would follow)."""
     os.kill(pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
+        wait_state(pid, stopped=True)
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+        wait_state(pid, stopped=False)
     if time.monotonic() - stopped > most_s:
         raise RuntimeError(f"the worker was stopped {time.monotonic() - stopped:.1f} s (at most {most_s:.1f} s): "
                            "its group may have dropped it")

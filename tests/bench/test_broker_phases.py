@@ -5,27 +5,31 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from bench.broker_phases import GroupsLearned, LoggedProgress, paused, wait_committed
-
-
-def state_of(pid: int) -> str:
-    """The process's state letter in /proc (T: stopped)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+from bench.broker_phases import GroupsLearned, LoggedProgress, paused, process_state, wait_committed, wait_state
 
 
 def test_paused_stops_the_process_for_the_block_and_continues_it_after() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
         with paused(child.pid, most_s=10.0):
-            assert state_of(child.pid) == "T"
-        assert state_of(child.pid) in {"S", "R"}
+            assert process_state(child.pid) == "T"
+        assert process_state(child.pid) != "T"
         with pytest.raises(RuntimeError, match="stopped"), paused(child.pid, most_s=0.05):
             time.sleep(0.1)
-        assert state_of(child.pid) in {"S", "R"}  # continued even so
+        assert process_state(child.pid) != "T"  # continued even so
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_wait_state_gives_up_on_a_process_that_does_not_stop() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(TimeoutError, match="still in state"):
+            wait_state(child.pid, stopped=True, most_s=0.05)
     finally:
         child.kill()
         child.wait()
