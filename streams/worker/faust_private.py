@@ -62,6 +62,7 @@ from faust.types import TP, ProducerT, TransportT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from streams.worker.aiokafka_private import lean_fetches
 from streams.worker.lanes import BatchLane
 from streams.worker.positions import first_offsets, rewind_positions
 
@@ -84,6 +85,8 @@ def check_faust_version(installed: str | None = None) -> None:
 
 class BatchDrainConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, feeding streams without two tasks per record."""
+
+    _lean_consumer: Any = None  # the aiokafka consumer whose lane fetches `_lean_lane_fetches` made lean
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in workers
         callback = self.callback
@@ -146,6 +149,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         Unlike Faust's, no fetched record is lost: what is not handed on (the flow stopped, a
         rebalance began, the partition was paused or revoked since the fetch) is fetched again
         (`_fetch_again`), not left behind the partition's position."""
+        await self._lean_lane_fetches()
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -190,6 +194,16 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             if taken[tp] < len(fetched):
                 not_taken.setdefault(tp, fetched[taken[tp]].offset)
         await self._fetch_again(not_taken)
+
+    async def _lean_lane_fetches(self) -> None:
+        """Once per aiokafka consumer, in its thread: its fetched records of the lane topics that
+        have a record kind become the core's `Record`s (`aiokafka_private.lean_fetches`)."""
+        kinds = self.app.record_kinds if isinstance(self.app, SlatestreamApp) else {}
+        consumer = self._thread._ensure_consumer()
+        if kinds and self._lean_consumer is not consumer and await self._thread.call_thread(lean_fetches, consumer,
+                                                                                            kinds):
+            self._lean_consumer = consumer
+            self.log.info("records of %s fetched as the core's records", ", ".join(sorted(kinds)))
 
     async def _fetch_again(self, firsts: dict[Any, int]) -> None:
         """Fetch each partition's records again from offset `firsts[tp]`, the first one not
@@ -394,13 +408,17 @@ class SlatestreamApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_lanes: dict[str, BatchLane] = {}
+        self.record_kinds: dict[str, str] = {}
         self.fetched_apart: frozenset[str] = frozenset()
         self.apart_takes: Callable[[list[Any], bool], None] | None = None
 
-    def add_batch_lane(self, lane: BatchLane) -> None:
-        """Route the lane's topics past the streams (subscribe them with `app.topics.add`)."""
+    def add_batch_lane(self, lane: BatchLane, record_kinds: Mapping[str, str] | None = None) -> None:
+        """Route the lane's topics past the streams (subscribe them with `app.topics.add`). With
+        `record_kinds` ({topic: kind}), the consumer fetches their records as the core's
+        `Record`s of that kind (`streams.worker.aiokafka_private`), not as aiokafka's."""
         for topic in lane.topics:
             self.batch_lanes[topic] = lane
+        self.record_kinds.update(record_kinds or {})
 
     def fetch_apart(self, topics: Iterable[str], takes: Callable[[list[Any], bool], None]) -> None:
         """Keep `topics` in the group's assignment (subscribe them with `app.topics.add`) and

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from online.events import Slate, SlateError
 from streams.dead_letter import DeadLetter
@@ -46,6 +46,15 @@ def by_partition(messages: Iterable[Any]) -> dict[int, list[Any]]:
 def to_record(kind: str, message: Any) -> Record:
     """A consumed record (aiokafka's or Faust's) as the core's `Record` of topic role `kind`."""
     return Record(kind, message.topic, message.partition, message.offset, message.key, bytes(message.value or b""))
+
+
+def as_records(kinds: Mapping[str, str], messages: Sequence[Any]) -> Sequence[Record]:
+    """One partition's consumed records as the core's `Record`s: as they are where the consumer
+    made them so (`streams.worker.aiokafka_private`), else each converted (`to_record`, kind
+    by topic)."""
+    if set(map(type, messages)) == {Record}:  # one C-level pass
+        return cast(Sequence[Record], messages)
+    return [message if type(message) is Record else to_record(kinds[message.topic], message) for message in messages]
 
 
 @dataclass
@@ -273,7 +282,7 @@ class FeedbackPath:
 
     async def _learn(self, messages: Sequence[Any]) -> None:
         """One learn call: records of one partition, in order."""
-        records = [to_record(self.kinds[m.topic], m) for m in messages]
+        records = as_records(self.kinds, messages)
         learning, learning_cpu = time.perf_counter(), time.thread_time()
         dead = self.core.learn(records)
         seconds = time.perf_counter() - learning

@@ -215,7 +215,7 @@ class WorkerTopology:
         kinds = {names.impressions: "impressions", names.clicks: "clicks", control_topic(settings): "control"}
         request_lane = BatchLane([names.requests], max_batch=config.request_batch_size)
         feedback_lane = BatchLane(kinds, max_batch=config.batch_size, whole_shares=True)
-        app.add_batch_lane(feedback_lane)
+        app.add_batch_lane(feedback_lane, record_kinds=kinds)
         app.topics.add(raw_topic(*feedback_lane.topics))  # subscribed; the consumer hands their records to the lane
         fetcher = RequestFetcher(
             names.requests, request_lane, lambda: cast(BatchDrainConsumer, app.consumer),

@@ -121,6 +121,7 @@ def test_sigkill_mid_stream_learns_the_same_state(kafka_settings: StreamSettings
                                            "controls"))
             assert counts["received"] == done and counts["dead_lettered"] == 0
             assert "batch lanes on" in restarted.log_text()  # the path measured in bench/, not the fallback
+            assert "fetched as the core's records" in restarted.log_text()  # aiokafka_private's lean fetches
         finally:
             restarted.stop()
     finally:

@@ -41,3 +41,4 @@ def test_the_built_worker_takes_whole_partition_shares_for_feedback_and_whole_ch
     assert (feedback.max_batch, requests.max_batch) == (3_000, 50)
     assert set(feedback.topics) == {"t.impressions", "t.clicks", "t.control"}
     assert set(requests.topics) == {"t.requests"}
+    assert topology.app.record_kinds == {"t.impressions": "impressions", "t.clicks": "clicks", "t.control": "control"}
