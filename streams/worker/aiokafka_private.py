@@ -24,6 +24,7 @@ aiokafka's own `getall`, which yields per record. Other topics' results are left
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Mapping
 from functools import partial
 from itertools import repeat
@@ -35,6 +36,8 @@ from aiokafka import errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult
 
 from streams.worker.records import Record
+
+log = logging.getLogger(__name__)
 
 AIOKAFKA_VERSION = "0.14.0"
 """The aiokafka version every name here was read from."""
@@ -67,6 +70,7 @@ async def lean_fetches(consumer: Any, kinds: Mapping[str, str]) -> bool:
         return False
     if not isinstance(fetcher._records, LeanResults):
         fetcher._records = LeanResults(kinds, fetcher._records)
+        log.info("records of %s fetched as the core's records", ", ".join(sorted(kinds)))
     return True
 
 

@@ -12,7 +12,7 @@ Faust's new code for each name below, then moving `FAUST_VERSION`.
    record, which caps a worker at a few thousand records/s on 2 cores. The copy awaits the
    callback directly while flow is not suspended and falls back to `wait_first` when it is.
    It also feeds batch lanes (`streams.worker.lanes`): each partition's records of a lane topic go
-   to the lane as one chunk of aiokafka ConsumerRecords (`_getmany_past_lanes`, `_to_lane`),
+   to the lane as one chunk (`_getmany_past_lanes`, `_to_lane`; the core's records: `lean_fetches`),
    Faust's read-offset, gap and commit bookkeeping (`_read_offset`, `_add_gap`,
    `_commit_every`, `_n_acked`) done once per chunk, and acked as runs of offsets
    (`ack_offsets`: `_committed_offset`, `_acked_index`, `_acked`, `_waiting_for_ack`).
@@ -64,7 +64,7 @@ from mode.utils.futures import notify
 
 from streams.worker.aiokafka_private import lean_fetches
 from streams.worker.lanes import BatchLane
-from streams.worker.positions import first_offsets, rewind_positions
+from streams.worker.positions import first_offsets, partitions_at, rewind_positions
 
 FAUST_VERSION = "0.15.3"
 """The faust-streaming version every name here was read from."""
@@ -86,7 +86,7 @@ def check_faust_version(installed: str | None = None) -> None:
 class BatchDrainConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, feeding streams without two tasks per record."""
 
-    _lean_consumer: Any = None  # the aiokafka consumer whose lane fetches `_lean_lane_fetches` made lean
+    _lean_consumer: Any = None  # the aiokafka consumer `lean_fetches` was installed in
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in workers
         callback = self.callback
@@ -98,13 +98,13 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
-        lanes = self.app.batch_lanes if isinstance(self.app, SlatestreamApp) else {}
+        lanes, kinds = (app.batch_lanes, app.record_kinds) if isinstance(app := self.app, SlatestreamApp) else ({}, {})
         lane_set = set(lanes.values())
         since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-                records = self._getmany_past_lanes(1.0, lanes) if lanes else getmany(timeout=1.0)
+                records = self._getmany_past_lanes(1.0, lanes, kinds) if lanes else getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in records:
@@ -140,7 +140,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
-    async def _getmany_past_lanes(self, timeout: float, lanes: dict[str, BatchLane],
+    async def _getmany_past_lanes(self, timeout: float, lanes: dict[str, BatchLane], kinds: Mapping[str, str] = {},
                                   ) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's `Consumer.getmany`, except that each partition's records of a lane topic go
         to the lane as one chunk, as aiokafka parsed them (no `ConsumerMessage`, no step per
@@ -148,8 +148,10 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
 
         Unlike Faust's, no fetched record is lost: what is not handed on (the flow stopped, a
         rebalance began, the partition was paused or revoked since the fetch) is fetched again
-        (`_fetch_again`), not left behind the partition's position."""
-        await self._lean_lane_fetches()
+        (`_fetch_again`), not left behind the partition's position. Topics in `kinds`: core `Record`s."""
+        consumer, thread = self._thread._ensure_consumer(), self._thread  # `lean_fetches` once per consumer
+        if kinds and consumer is not self._lean_consumer and await thread.call_thread(lean_fetches, consumer, kinds):
+            self._lean_consumer = consumer
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -195,16 +197,6 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
                 not_taken.setdefault(tp, fetched[taken[tp]].offset)
         await self._fetch_again(not_taken)
 
-    async def _lean_lane_fetches(self) -> None:
-        """Once per aiokafka consumer, in its thread: its fetched records of the lane topics that
-        have a record kind become the core's `Record`s (`aiokafka_private.lean_fetches`)."""
-        kinds = self.app.record_kinds if isinstance(self.app, SlatestreamApp) else {}
-        consumer = self._thread._ensure_consumer()
-        if kinds and self._lean_consumer is not consumer and await self._thread.call_thread(lean_fetches, consumer,
-                                                                                            kinds):
-            self._lean_consumer = consumer
-            self.log.info("records of %s fetched as the core's records", ", ".join(sorted(kinds)))
-
     async def _fetch_again(self, firsts: dict[Any, int]) -> None:
         """Fetch each partition's records again from offset `firsts[tp]`, the first one not
         handed on (`rewind_positions`, in the consumer's thread; changelog partitions are left to
@@ -220,7 +212,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             moved = await thread.call_thread(rewind_positions, thread._ensure_consumer(), firsts)
         except Exception as error:
             self.log.warning("records fetched and not taken (%s) could not be fetched again: %r",
-                             _partitions(firsts), error)
+                             partitions_at(firsts), error)
             return
         if moved:
             self.log.info("fetched again, records not taken (flow stopped, paused or revoked): %s",
@@ -251,7 +243,7 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             if read_offset is not None and read_offset > first:
                 self._read_offset[tp] = first
         self.log.info("lanes dropped what they held from before the seek to the committed offsets: %s",
-                      _partitions(firsts))
+                      partitions_at(firsts))
         await self._fetch_again(firsts)
 
     def _flowing(self, generation_id: int) -> bool:
@@ -390,10 +382,6 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         await super().wait_empty()
 
 
-def _partitions(offsets: Mapping[Any, int]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
-
-
 class BatchDrainTransport(faust_aiokafka.Transport):
     """The kafka:// transport with `BatchDrainConsumer`."""
 
@@ -408,14 +396,13 @@ class SlatestreamApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_lanes: dict[str, BatchLane] = {}
-        self.record_kinds: dict[str, str] = {}
+        self.record_kinds: dict[str, str] = {}  # {topic: the core's record kind}, see add_batch_lane
         self.fetched_apart: frozenset[str] = frozenset()
         self.apart_takes: Callable[[list[Any], bool], None] | None = None
 
     def add_batch_lane(self, lane: BatchLane, record_kinds: Mapping[str, str] | None = None) -> None:
-        """Route the lane's topics past the streams (subscribe them with `app.topics.add`). With
-        `record_kinds` ({topic: kind}), the consumer fetches their records as the core's
-        `Record`s of that kind (`streams.worker.aiokafka_private`), not as aiokafka's."""
+        """Route the lane's topics past the streams (subscribe them with `app.topics.add`), the
+        records of those in `record_kinds` ({topic: kind}) fetched as the core's `Record`s."""
         for topic in lane.topics:
             self.batch_lanes[topic] = lane
         self.record_kinds.update(record_kinds or {})

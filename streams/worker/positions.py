@@ -39,3 +39,8 @@ async def rewind_positions(consumer: Any, firsts: Mapping[Any, int]) -> dict[Any
             consumer.seek(partition, first)
             moved[partition] = (position, first)
     return moved
+
+
+def partitions_at(offsets: Mapping[Any, int]) -> str:
+    """"topic[partition]@offset, ..." of {partition: offset}, sorted (for log lines)."""
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
