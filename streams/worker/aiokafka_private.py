@@ -5,7 +5,7 @@ step and one call a record (`PartitionRecords._unpack_records`): ~1.5 us a recor
 consumer thread and under the GIL, so the learning waits for it; the feedback path then made the
 core's `Record` of each (~0.7 us more). For the feedback lane's topics, `lean_fetches` makes the
 fetched records the core's `Record`s directly, one record batch at a time, with C-level maps
-(`unpack_records`: ~0.4 us a record; bench/consumer_records.py measures both).
+(`unpack_records`: ~0.5 us a record against ~1.5; bench/consumer_records.py measures both).
 
 How: `lean_fetches` replaces the consumer's fetched results by partition (`Fetcher._records`,
 an OrderedDict, never reassigned by aiokafka) with a `LeanResults`, which gives each
@@ -17,8 +17,8 @@ skipped, records before the fetch offset left out, `next_fetch_offset` moved pas
 A call with `max_records` (Faust's `broker_max_poll_records`, unset by the worker) goes to
 aiokafka's own `getall`, which yields per record. Other topics' results are left alone.
 
-`check_aiokafka_version()` (called with the lane's install) refuses any aiokafka other than
-`AIOKAFKA_VERSION` (tests/streams/worker/test_aiokafka_private.py fails on any other).
+`check_aiokafka_version()` (called by `streams.worker.app.make_app` and by the install) refuses any
+aiokafka other than `AIOKAFKA_VERSION` (tests/streams/worker/test_aiokafka_private.py fails on any other).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import faust
 
 from streams.settings import StreamSettings
 from streams.state_changelog import worker_app_id
+from streams.worker.aiokafka_private import check_aiokafka_version
 from streams.worker.faust_private import SlatestreamApp, check_faust_version
 
 
@@ -33,8 +34,10 @@ def broker_credentials(settings: StreamSettings) -> faust.SASLCredentials | faus
 
 def make_app(settings: StreamSettings) -> SlatestreamApp:
     """The worker's Faust app: one consumer group per (app id, topic prefix), RocksDB tables.
-    FaustVersionError on a faust-streaming other than the one the worker was checked against."""
+    FaustVersionError (AiokafkaVersionError) on a faust-streaming (aiokafka) other than the one the
+    worker was checked against."""
     check_faust_version()
+    check_aiokafka_version()
     return SlatestreamApp(
         worker_app_id(settings),
         broker=settings.broker_url,

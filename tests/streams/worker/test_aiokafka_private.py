@@ -43,6 +43,15 @@ def test_the_private_names_are_those_of_the_one_checked_aiokafka_version() -> No
         assert hasattr(records, name), name
 
 
+def test_the_worker_app_refuses_another_aiokafka(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from streams.settings import StreamSettings
+    from streams.worker.app import make_app
+
+    monkeypatch.setattr(aiokafka, "__version__", "0.13.0")
+    with pytest.raises(AiokafkaVersionError, match=r"0\.13\.0 is installed"):
+        make_app(StreamSettings(broker_url="kafka://127.0.0.1:1", store_dir=tmp_path))
+
+
 def batch(base: int, values: list[bytes | None], producer_id: int = -1, transactional: bool = False,
           control_key: bytes | None = None) -> bytes:
     """One record batch (format v2) at offset `base`: a record per value, keyed u<i>, or control
