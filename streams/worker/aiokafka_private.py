@@ -35,6 +35,7 @@ import aiokafka
 from aiokafka import errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult
 
+from streams.worker.pins import require_pinned
 from streams.worker.records import Record
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,8 @@ class AiokafkaVersionError(RuntimeError):
 
 def check_aiokafka_version(installed: str | None = None) -> None:
     """Raise AiokafkaVersionError unless aiokafka is exactly `AIOKAFKA_VERSION`."""
-    version = aiokafka.__version__ if installed is None else installed
-    if version != AIOKAFKA_VERSION:
-        raise AiokafkaVersionError(
-            f"aiokafka {version} is installed; the worker uses private names of {AIOKAFKA_VERSION} "
-            f"(streams/worker/aiokafka_private.py): install aiokafka=={AIOKAFKA_VERSION}")
+    require_pinned("aiokafka", aiokafka.__version__ if installed is None else installed, AIOKAFKA_VERSION,
+                   "streams/worker/aiokafka_private.py", AiokafkaVersionError)
 
 
 async def lean_fetches(consumer: Any, kinds: Mapping[str, str]) -> bool:

@@ -64,6 +64,7 @@ from mode.utils.futures import notify
 
 from streams.worker.aiokafka_private import lean_fetches
 from streams.worker.lanes import BatchLane
+from streams.worker.pins import require_pinned
 from streams.worker.positions import first_offsets, partitions_at, rewind_positions
 
 FAUST_VERSION = "0.15.3"
@@ -76,11 +77,8 @@ class FaustVersionError(RuntimeError):
 
 def check_faust_version(installed: str | None = None) -> None:
     """Raise FaustVersionError unless faust-streaming is exactly `FAUST_VERSION`."""
-    version = faust.__version__ if installed is None else installed
-    if version != FAUST_VERSION:
-        raise FaustVersionError(
-            f"faust-streaming {version} is installed; the worker uses private names of {FAUST_VERSION} "
-            f"(streams/worker/faust_private.py): install faust-streaming=={FAUST_VERSION}")
+    require_pinned("faust-streaming", faust.__version__ if installed is None else installed, FAUST_VERSION,
+                   "streams/worker/faust_private.py", FaustVersionError)
 
 
 class BatchDrainConsumer(faust_aiokafka.Consumer):
