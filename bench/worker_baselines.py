@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.throughput_series import PEER_GOAL
 from encoders.hashing import HashingEncoder
 from online.config import SlatestreamConfig
 from online.events import Impression, encode_event
@@ -79,10 +80,6 @@ async def bare_consume(settings: StreamSettings, topics: list[str], expected: in
         return time.perf_counter() - start
     finally:
         await consumer.stop()
-
-
-PEER_GOAL = 1.5
-"""Issue 23's goal: the worker's feedback throughput at least this multiple of the quix-streams peer's."""
 
 
 def learning_budget(peer_rate: float, decode_rate: float, core_rate: float) -> dict[str, float]:

@@ -88,9 +88,9 @@ from bench.broker_phases import (  # noqa: E402
 from bench.host_state import filesystem_of, steal_s  # noqa: E402
 from bench.learn_only import learn_collector_pairs, learn_heap_pairs, learn_only  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
+from bench.throughput_series import PEER_GOAL, write_result  # noqa: E402
 from bench.worker_baselines import (  # noqa: E402
     HEAP,
-    PEER_GOAL,
     bare_consume,
     faust_floor,
     in_process_learn,
@@ -172,6 +172,8 @@ def main() -> None:
                         help="with --learn-only: pairs of learnings with the collector's young threshold at "
                              "Python's default and at the worker's (streams/worker/collector.py; each learn call "
                              "runs with the collector off since 2026-12-07, so only the passes between calls differ)")
+    parser.add_argument("--result-json", type=Path, default=None, metavar="PATH",
+                        help="also write the run's figures here as JSON (bench/throughput_series.py reads them)")
     parser.add_argument("--learn-group", type=int, default=None, metavar="N",
                         help="with --collector: learn in groups of N records of one partition, as the worker "
                              "does (its mean group: the bench's 'partition groups' line; default: lists of 2,000)")
@@ -196,6 +198,8 @@ def main() -> None:
                      f"ranked before any feedback is published, so clicks on requests older than the user's last "
                      f"{RECENT_REQUESTS} are unknown to the worker; raise --users or lower --requests")
     broker_module = load_broker()
+    started_at = time.strftime("%Y-%m-%d %H:%M", time.gmtime())  # the run's start (UTC), for --result-json
+    mode = "warm" if args.warm else "steady" if args.steady else "cold"
     feedback = workload.feedback()
     worker_args = ("--encoder", "hashing", "--dim", "32", "--n-draws", "8", "--batch-size", str(args.batch_size),
                    *(() if args.flush_interval_ms is None else ("--flush-interval-ms", str(args.flush_interval_ms))),
@@ -345,6 +349,12 @@ def main() -> None:
     if worker_collector is not None:  # its cyclic garbage collector (streams/worker/collector.py)
         print(f"worker collector: {worker_collector}"
               + f"; worker peak resident memory {'unknown' if peak_mib is None else f'{peak_mib:,.0f} MiB'}")
+    if args.result_json is not None:
+        write_result(args.result_json, started_at=started_at, mode=mode, events=committed,
+                     worker_events_per_s=worker_rate, worker_over_in_process=worker_rate / grouped_rate,
+                     in_process_groups_events_per_s=grouped_rate, learn_wall_s=learned.seconds,
+                     learn_cpu_s=learned.cpu_s, outside_s=worker_s - learned.seconds,
+                     peer_records_per_s={guarantee: peer["per_s"] for guarantee, peer in peers.items()})
     print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
 
 
