@@ -62,14 +62,16 @@ def read_result(path: Path) -> dict[str, Any]:
     return figures
 
 
-def peer_ratio(result: dict[str, Any]) -> float | None:
-    """The run's worker rate over its peer's (`PEER` if it ran, else the first measured); None
-    without a peer."""
+def peer_rate(result: dict[str, Any]) -> float | None:
+    """The run's peer records/s (`PEER` if it ran, else the first measured); None without a peer."""
     peers: dict[str, float] = result.get("peer_records_per_s") or {}
-    if not peers:
-        return None
-    rate = peers.get(PEER, next(iter(peers.values())))
-    return float(result["worker_events_per_s"]) / rate
+    return float(peers.get(PEER, next(iter(peers.values())))) if peers else None
+
+
+def peer_ratio(result: dict[str, Any]) -> float | None:
+    """The run's worker rate over its peer's (`peer_rate`); None without a peer."""
+    rate = peer_rate(result)
+    return None if rate is None else float(result["worker_events_per_s"]) / rate
 
 
 def judge(results: list[dict[str, Any]]) -> Verdicts:
@@ -92,9 +94,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = ["| run | started (UTC) | worker events/s | peer records/s | worker / quix | worker / in-process "
              "(its groups) | learn calls, wall (CPU) s | outside them (s) |", "|---|---|---|---|---|---|---|---|"]
     for number, result in enumerate(results, 1):
-        ratio = peer_ratio(result)
-        peers = result.get("peer_records_per_s") or {}
-        peer = f"{peers.get(PEER, next(iter(peers.values()))):,.0f}" if peers else "-"
+        ratio, rate = peer_ratio(result), peer_rate(result)
+        peer = "-" if rate is None else f"{rate:,.0f}"
         lines.append(f"| {number} | {result['started_at']} | {result['worker_events_per_s']:,.0f} | {peer} | "
                      f"{'-' if ratio is None else f'{ratio:.2f}'} | {result['worker_over_in_process']:.2f} | "
                      f"{result['learn_wall_s']:.2f} ({result['learn_cpu_s']:.2f}) | {result['outside_s']:.2f} |")
