@@ -106,6 +106,19 @@ def test_grouped_sum_is_np_add_at_bit_for_bit(seed: int) -> None:
         assert np.array_equal(grouped_sum(group, groups, values), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32, np.uint64])
+def test_grouped_sum_takes_codes_of_any_integer_dtype(dtype: type[np.integer]) -> None:
+    """Codes whose cells (code x D + column) pass 2^15 and 2^16: int16 or uint16 arithmetic would
+    wrap them (11,000 x 6 = 66,000 wraps to 464 in 16 bits, another group's cell), uint64 would
+    turn them into floats."""
+    rng = np.random.default_rng(11)
+    groups = 12_000
+    group = rng.integers(groups, size=3_000)
+    values = rng.standard_normal((3_000, DIM))
+    expected = grouped_sum(group.astype(np.int64), groups, values)
+    assert np.array_equal(grouped_sum(group.astype(dtype), groups, values), expected)
+
+
 def test_grouped_rows_are_the_same_with_group_codes_past_16_bits() -> None:
     """The exposure rows are ordered by a radix sort of 16-bit codes when they fit, else by a
     merge sort of the int64 codes: the same sums either way (the same groups moved past 2^16)."""
