@@ -108,13 +108,11 @@ def _narrow(group: npt.NDArray[np.int64], n_groups: int) -> npt.NDArray[np.integ
     return group.astype(np.uint16) if n_groups <= 1 << 16 else group
 
 
-def grouped_sum(group: npt.NDArray[np.int64], n_groups: int, values: FloatArray) -> FloatArray:
+def grouped_sum(group: npt.NDArray[np.integer], n_groups: int, values: FloatArray) -> FloatArray:
     """float64[G, D]: the sum of the rows of values float64[m, D] per group (group: integer
-    codes [m] in [0, G), of any integer dtype), each group's rows added in row order, as
-    `np.add.at` would (one bincount over the flattened rows: ~4x faster than `np.add.at`). The
-    cells are computed in the platform's index type: in int16 they would wrap past 32,767 (a
-    group of 1,024 at D = 32; uint16 past 65,535), and uint64 codes would mix with int64 into
-    floats."""
+    codes [m] in [0, G), any integer dtype), each group's rows added in row order, as
+    `np.add.at` would (one bincount over the flattened rows: ~4x faster than `np.add.at`).
+    Cells are computed as intp: 16-bit codes would wrap, uint64 ones turn into floats."""
     dim = values.shape[1]
     cells = (group.astype(np.intp, copy=False)[:, None] * dim + np.arange(dim)).ravel()
     sums = np.bincount(cells, weights=values.ravel(), minlength=n_groups * dim)  # float64 (weights given)
