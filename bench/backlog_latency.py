@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.command_line import command_line  # noqa: E402
 from bench.latency_support import (  # noqa: E402
     LatencySummary,
     SlateReader,
@@ -179,7 +180,7 @@ def report(scheduled: np.ndarray, arrived: np.ndarray, timeline: list[tuple[floa
     if len(summaries) == 2:
         print(f"ratio during / after: p50 {summaries['during'].p50 / summaries['after'].p50:.2f}x, "
               f"p99 {summaries['during'].p99 / summaries['after'].p99:.2f}x")
-    print("command: .venv/bin/python bench/backlog_latency.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/backlog_latency.py"))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
+from bench.command_line import command_line  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
 from bench.worker_baselines import LearnTime, RankedWorkload, in_process_learn, rank_in_process  # noqa: E402
 from streams.testing import make_workload  # noqa: E402
@@ -148,7 +149,7 @@ def main() -> None:
           + f" events per CPU second (it took {', '.join(f'{n:,}' for n in taken)} records of "
           f"{args.record_bytes:,} bytes, each stretch including the producer's 3 s start)")
     print("loaded / idle, pair by pair: " + ", ".join(f"{ratio:.2f}" for ratio in pairs) + f" (median {median:.2f})")
-    print("command: OMP_NUM_THREADS=1 .venv/bin/python bench/broker_contention.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/broker_contention.py"))
 
 
 if __name__ == "__main__":

@@ -91,21 +91,23 @@ def lane_window(log_lines: list[str]) -> tuple[int, float, int, float]:
 
 class GroupsLearned(NamedTuple):
     """The worker's partition groups (WorkerCore.learn calls): how many, the wall seconds in
-    them, and the CPU seconds of those."""
+    them, the CPU seconds of those, and the most records one of them held (over the worker's
+    whole run)."""
 
     groups: int
     seconds: float
     cpu_s: float
+    largest: int
 
 
 def groups_learned(stats_line: str) -> GroupsLearned:
     """The worker's partition groups from its last "batches ..." log line ("feedback: N batches,
-    ..., G partition groups learned in S s (C s on the CPU)")."""
-    match = re.search(r"feedback: .*?(\d+) partition groups learned in ([\d.]+) s \(([\d.]+) s on the CPU\)",
-                      stats_line)
+    ..., G partition groups learned in S s (C s on the CPU), the largest of R records")."""
+    match = re.search(r"feedback: .*?(\d+) partition groups learned in ([\d.]+) s \(([\d.]+) s on the CPU\), "
+                      r"the largest of (\d+) records", stats_line)
     if match is None:
         raise RuntimeError(f"the worker logged no partition groups: {stats_line}")
-    return GroupsLearned(int(match[1]), float(match[2]), float(match[3]))
+    return GroupsLearned(int(match[1]), float(match[2]), float(match[3]), int(match[4]))
 
 
 class LoggedProgress(NamedTuple):
@@ -117,12 +119,12 @@ class LoggedProgress(NamedTuple):
 
     def since(self, before: LoggedProgress) -> LoggedProgress:
         """The records taken and committed and the learn calls from `before` to this report (the
-        window's ends stay this report's)."""
+        window's ends and the largest learn call stay this report's: a maximum is not split)."""
         taken, first_at, committed, last_at = self.window
         now, then = self.learned, before.learned
         return LoggedProgress((taken - before.window[0], first_at, committed - before.window[2], last_at),
                               GroupsLearned(now.groups - then.groups, now.seconds - then.seconds,
-                                            now.cpu_s - then.cpu_s))
+                                            now.cpu_s - then.cpu_s, now.largest))
 
 
 def logged_progress(log_lines: list[str]) -> LoggedProgress:

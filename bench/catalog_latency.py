@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaProducer  # noqa: E402
 
+from bench.command_line import command_line  # noqa: E402
 from bench.latency_support import make_producer  # noqa: E402
 from bench.scale_support import (  # noqa: E402
     AnswerReader,
@@ -222,7 +223,7 @@ def report(samples: list[tuple[Item, float, float, str]], written: dict[str, flo
     for name, seconds in trips.items():
         t50, t99 = percentiles(seconds)
         print(f"  a known item's rank round trip on worker {name}: p50 {t50 * 1e3:.0f} ms, p99 {t99 * 1e3:.0f} ms")
-    print("command: .venv/bin/python bench/catalog_latency.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/catalog_latency.py"))
 
 
 if __name__ == "__main__":

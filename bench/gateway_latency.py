@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.command_line import command_line  # noqa: E402
 from bench.latency_support import LatencySummary  # noqa: E402
 from bench.worker_throughput import load_broker  # noqa: E402
 from online.events import RankRequest, Slate, decode_event  # noqa: E402
@@ -100,7 +101,7 @@ def main() -> None:
     print(f"  gateway POST /v1/rank      {via.line()}")
     print(f"added by the gateway: p50 {via.p50 - direct.p50:+.2f} ms, p99 {via.p99 - direct.p99:+.2f} ms; "
           f"ratio gateway / client p50 {via.p50 / direct.p50:.2f}x, p99 {via.p99 / direct.p99:.2f}x")
-    print("command: .venv/bin/python bench/gateway_latency.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/gateway_latency.py"))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.command_line import command_line
 from bench.worker_baselines import HEAP, in_process_learn, rank_in_process
 from slatestream.heap import SWITCH
 from streams.worker.collector import PYTHON_YOUNG_THRESHOLD, YOUNG_THRESHOLD, CollectorClock
@@ -37,7 +38,7 @@ def learn_only(workload, runs: int) -> None:  # type: ignore[no-untyped-def]
           f"batches of 2,000, heap tuning {HEAP}, per CPU second: " + ", ".join(f"{rate:,.0f}" for rate in rates)
           + f" (median {sorted(rates)[len(rates) // 2]:,.0f})")
     print("minor page faults while learning: " + ", ".join(f"{count:,}" for count in faults))
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/worker_throughput.py"))
 
 
 def learn_heap_pairs(runs: int) -> None:
@@ -63,7 +64,7 @@ def learn_heap_pairs(runs: int) -> None:
               + ", ".join(faults[mode]))
     print("on / off, pair by pair: " + ", ".join(f"{ratio:.2f}" for ratio in ratios)
           + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/worker_throughput.py"))
 
 
 def learn_collector_pairs(workload, runs: int, group: int | None) -> None:  # type: ignore[no-untyped-def]
@@ -86,4 +87,4 @@ def learn_collector_pairs(workload, runs: int, group: int | None) -> None:  # ty
     ratios = [tuned / default for default, tuned in zip(*rates.values(), strict=True)]
     print(f"{YOUNG_THRESHOLD:,} / {PYTHON_YOUNG_THRESHOLD}, pair by pair: " + ", ".join(f"{r:.2f}" for r in ratios)
           + f" (median {sorted(ratios)[len(ratios) // 2]:.2f})")
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/worker_throughput.py"))

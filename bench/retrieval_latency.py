@@ -43,6 +43,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command_line import command_line  # noqa: E402
 from encoders.retrieval import ScorerRetriever  # noqa: E402
 from encoders.scoring import make_scorer  # noqa: E402
 from online.catalog import Catalog  # noqa: E402
@@ -221,7 +222,7 @@ def main() -> None:
     for n_items in sizes:
         measure(n_items, args)
         gc.collect()
-    print("command: .venv/bin/python bench/retrieval_latency.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/retrieval_latency.py"))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.command_line import command_line  # noqa: E402
 from encoders.hashing import HashingEncoder  # noqa: E402
 from online.config import parse_config  # noqa: E402
 from online.events import Click, Impression, Item, RankRequest, Slate, decode_event, encode_event  # noqa: E402
@@ -133,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.on_disk:
         on_disk(args.users, args.visits, args.seed)
-        print("command: .venv/bin/python bench/store_sizing.py " + " ".join(sys.argv[1:]))
+        print(command_line("bench/store_sizing.py"))
         return
     rng = np.random.default_rng(args.seed)
     data: dict = {"embedding": {"dim": args.dim}}
@@ -192,7 +193,7 @@ def main() -> None:
     print(f"the same keys in one RocksDB (rocksdict defaults, flushed and closed): {stored:,} bytes on disk for "
           f"{logical:,} logical, {stored / logical:.2f}x")
     print(f"catalog table per item (key + value, d={args.dim}): {catalog_bytes / args.items:,.0f} bytes")
-    print("command: .venv/bin/python bench/store_sizing.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/store_sizing.py"))
 
 
 if __name__ == "__main__":

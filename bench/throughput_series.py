@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench.command_line import command_line
+
 BENCH = Path(__file__).resolve().parent / "worker_throughput.py"
 PEER_GOAL = 1.5
 """Issue 23: the worker's feedback throughput at least this multiple of the quix-streams peer's
@@ -143,7 +145,7 @@ def main() -> None:
         results.append(result)
     print(table(results))
     print("\n".join(verdict_lines(judge(results))))
-    print("command: .venv/bin/python bench/throughput_series.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/throughput_series.py"))
 
 
 if __name__ == "__main__":

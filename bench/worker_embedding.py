@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command_line import command_line  # noqa: E402
 from bench.scale_support import (  # noqa: E402
     catalog_records,
     execution_provider,
@@ -140,7 +141,7 @@ def main() -> None:
     if len(results) == 2:
         fp32, int8 = results
         print(f"int8 / fp32: worker {int8.worker / fp32.worker:.2f}x, bare {int8.bare / fp32.bare:.2f}x")
-    print("command: .venv/bin/python bench/worker_embedding.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/worker_embedding.py"))
 
 
 if __name__ == "__main__":

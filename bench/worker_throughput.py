@@ -85,6 +85,7 @@ from bench.broker_phases import (  # noqa: E402
     wait_received,
     wait_slates,
 )
+from bench.command_line import command_line  # noqa: E402
 from bench.host_state import filesystem_of, steal_s  # noqa: E402
 from bench.learn_only import learn_collector_pairs, learn_heap_pairs, learn_only  # noqa: E402
 from bench.scale_support import load_broker  # noqa: E402
@@ -176,7 +177,8 @@ def main() -> None:
                         help="also write the run's figures here as JSON (bench/throughput_series.py reads them)")
     parser.add_argument("--learn-group", type=int, default=None, metavar="N",
                         help="with --collector: learn in groups of N records of one partition, as the worker "
-                             "does (its mean group: the bench's 'partition groups' line; default: lists of 2,000)")
+                             "does (its largest learn call: the bench's 'partition groups' line; default: lists "
+                             "of 2,000)")
     args = parser.parse_args()
     if args.warm and args.steady:
         parser.error("--warm and --steady time different states: choose one")
@@ -269,7 +271,7 @@ def main() -> None:
         if before is not None:  # --steady: the worker's counts and learn calls since it was continued
             progress = progress.since(before)
         (taken, first_list_at, committed, last_at), learned = progress
-        group = round(committed / learned.groups)
+        group = learned.largest  # each partition's share of a backlog list is one learn call
         beside = (learn_beside_busy_broker(ranked, group, broker.bootstrap, broker.pid)
                   if len(os.sched_getaffinity(0)) > 1 else None)
     core_s = in_process_learn(ranked, 2_000).seconds
@@ -299,7 +301,9 @@ def main() -> None:
     print(f"WorkerCore.learn in this process, same records, dict state, batches of 2,000, heap tuning {HEAP}: "
           f"{core_rate:,.0f} events/s; "
           f"worker / this: {worker_rate / core_rate:.2f}")
-    print(f"the same in the worker's partition groups ({group:,} records of one partition a learn call, its mean): "
+    print(f"the same in the worker's partition groups (up to {group:,} records of one partition a learn call, "
+          f"its largest; {learned.groups} learn calls in the worker, {committed / learned.groups:,.0f} records "
+          f"on average): "
           f"{grouped_rate:,.0f} events/s; worker / this: {worker_rate / grouped_rate:.2f}")
     print(f"where the worker's window went: {worker_s:.2f} s = {learned.seconds:.2f} s in its learn calls "
           f"({learned.cpu_s:.2f} s of them on the CPU, {learned.seconds - learned.cpu_s:.2f} s waiting for a core) + "
@@ -355,7 +359,7 @@ def main() -> None:
                      in_process_groups_events_per_s=grouped_rate, learn_wall_s=learned.seconds,
                      learn_cpu_s=learned.cpu_s, outside_s=worker_s - learned.seconds,
                      peer_records_per_s={guarantee: peer["per_s"] for guarantee, peer in peers.items()})
-    print("command: .venv/bin/python bench/worker_throughput.py " + " ".join(sys.argv[1:]))
+    print(command_line("bench/worker_throughput.py"))
 
 
 if __name__ == "__main__":

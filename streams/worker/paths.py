@@ -64,7 +64,8 @@ class BatchStats:
     acknowledged flush each, the feedback path's learn calls (one `WorkerCore.learn` each, of a
     partition's share of a list or, while requests come in, a piece of it; timed by `add_group`:
     `group_s` wall seconds in those calls, `group_cpu_s` of them on the CPU, the event loop
-    thread's CPU time; the rest of the wall time the thread waited for a core)."""
+    thread's CPU time; the rest of the wall time the thread waited for a core; `largest_group`
+    the most records one of them held)."""
 
     batches: int = 0
     records: int = 0
@@ -73,23 +74,27 @@ class BatchStats:
     group_name: str = "answered groups"
     group_s: float = 0.0
     group_cpu_s: float = 0.0
+    largest_group: int = 0
 
     def add(self, records: int, seconds: float) -> None:
         self.batches += 1
         self.records += records
         self.busy_s += seconds
 
-    def add_group(self, seconds: float, cpu_seconds: float) -> None:
-        """One timed group: `seconds` of wall time, `cpu_seconds` of this thread's CPU time."""
+    def add_group(self, seconds: float, cpu_seconds: float, records: int) -> None:
+        """One timed group of `records` records: `seconds` of wall time, `cpu_seconds` of this
+        thread's CPU time."""
         self.groups += 1
         self.group_s += seconds
         self.group_cpu_s += cpu_seconds
+        self.largest_group = max(self.largest_group, records)
 
     def __str__(self) -> str:
         mean = self.records / self.batches if self.batches else 0.0
         groups = f", {self.groups} {self.group_name}" if self.groups else ""
         if self.group_s:
-            groups += f" in {self.group_s:.2f} s ({self.group_cpu_s:.2f} s on the CPU)"
+            groups += (f" in {self.group_s:.2f} s ({self.group_cpu_s:.2f} s on the CPU), the largest of "
+                       f"{self.largest_group} records")
         return f"{self.batches} batches, {mean:.1f} records/batch, {self.busy_s:.1f} s busy{groups}"
 
 
@@ -287,5 +292,5 @@ class FeedbackPath:
         dead = self.core.learn(records)
         seconds = time.perf_counter() - learning
         self.observe(seconds)
-        self.stats.add_group(seconds, time.thread_time() - learning_cpu)
+        self.stats.add_group(seconds, time.thread_time() - learning_cpu, len(records))
         await self.send_dead(dead)

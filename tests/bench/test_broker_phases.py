@@ -46,17 +46,18 @@ class LoggingWorker:
 
 
 def test_wait_committed_gives_the_report_that_says_the_records_were_committed() -> None:
-    batches = "batches requests: -; feedback: 3 batches, 9 partition groups learned in 1.50 s (1.25 s on the CPU)"
+    batches = ("batches requests: -; feedback: 3 batches, 9 partition groups learned in 1.50 s (1.25 s on the CPU), "
+               "the largest of 26264 records")
     lane = "feedback lane: {} records taken from 100.000, {} committed, the last commit at 101.500 (unix s)"
     worker = LoggingWorker([batches, lane.format(60, 50)])
     with pytest.raises(TimeoutError, match="committed 60"):
         wait_committed(worker, 60, deadline=time.monotonic())  # type: ignore[arg-type]
     worker.lines += [batches, lane.format(60, 60)]
     assert wait_committed(worker, 60, deadline=time.monotonic()) == LoggedProgress(  # type: ignore[arg-type]
-        (60, 100.0, 60, 101.5), GroupsLearned(9, 1.5, 1.25))
+        (60, 100.0, 60, 101.5), GroupsLearned(9, 1.5, 1.25, 26_264))
 
 
 def test_progress_since_an_earlier_report_counts_only_what_came_after_it() -> None:
-    before = LoggedProgress((60, 100.0, 60, 101.5), GroupsLearned(4, 1.0, 0.75))
-    now = LoggedProgress((100, 100.0, 100, 110.0), GroupsLearned(10, 1.5, 1.25))
-    assert now.since(before) == LoggedProgress((40, 100.0, 40, 110.0), GroupsLearned(6, 0.5, 0.5))
+    before = LoggedProgress((60, 100.0, 60, 101.5), GroupsLearned(4, 1.0, 0.75, 30_000))
+    now = LoggedProgress((100, 100.0, 100, 110.0), GroupsLearned(10, 1.5, 1.25, 30_000))
+    assert now.since(before) == LoggedProgress((40, 100.0, 40, 110.0), GroupsLearned(6, 0.5, 0.5, 30_000))

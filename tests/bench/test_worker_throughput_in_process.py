@@ -156,9 +156,9 @@ def test_the_partition_groups_are_read_from_the_workers_batch_line() -> None:
     wording fails here, not in a bench run."""
     stats = BatchStats(group_name="partition groups learned")
     stats.add(105_058, 2.25)
-    for _ in range(20):
-        stats.add_group(0.1, 0.0875)
+    for records in (2, *[5_253] * 19):  # a small first list, then full ones
+        stats.add_group(0.1, 0.0875, records)
     line = f"batches requests: {BatchStats()}; feedback: {stats}"
-    assert groups_learned(line) == GroupsLearned(20, 2.0, 1.75)
+    assert groups_learned(line) == GroupsLearned(20, 2.0, 1.75, 5_253)
     with pytest.raises(RuntimeError, match="no partition groups"):
         groups_learned(f"batches requests: {BatchStats()}; feedback: {BatchStats(group_name='groups')}")

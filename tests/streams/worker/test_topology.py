@@ -215,18 +215,19 @@ def test_the_feedback_path_learns_each_partition_and_flushes_only_when_asked() -
     assert sent.flushes == 1
     assert (stats.batches, stats.groups) == (2, 2)  # one learn call per partition of the first list
     assert 0 < stats.group_s <= stats.busy_s and 0 < stats.group_cpu_s
-    assert re.search(r" s busy, 2 partition groups learned in \d+\.\d\d s \(\d+\.\d\d s on the CPU\)$", str(stats))
+    assert re.search(r" s busy, 2 partition groups learned in \d+\.\d\d s \(\d+\.\d\d s on the CPU\), the largest "
+                     r"of 8 records$", str(stats))  # partition 0's 8
 
 
 def test_batch_stats_time_groups_on_the_wall_and_the_cpu() -> None:
     stats = BatchStats(group_name="partition groups learned")
     assert str(stats) == "0 batches, 0.0 records/batch, 0.0 s busy"
     stats.add(10, 2.0)
-    stats.add_group(1.5, 1.25)
-    stats.add_group(0.25, 0.125)
-    assert (stats.groups, stats.group_s, stats.group_cpu_s) == (2, 1.75, 1.375)
+    stats.add_group(1.5, 1.25, 7)
+    stats.add_group(0.25, 0.125, 3)
+    assert (stats.groups, stats.group_s, stats.group_cpu_s, stats.largest_group) == (2, 1.75, 1.375, 7)
     assert str(stats) == ("1 batches, 10.0 records/batch, 2.0 s busy, 2 partition groups learned in 1.75 s "
-                          "(1.38 s on the CPU)")
+                          "(1.38 s on the CPU), the largest of 7 records")
 
 
 def test_records_group_by_partition_in_order_and_convert_to_core_records() -> None:
