@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--shown", type=int, default=5)
+    parser.add_argument("--propensities", action="store_true",
+                        help="impressions log each shown item's propensity (k / 64), as those of served slates do")
     parser.add_argument("--batch-size", type=int, default=WorkerConfig.batch_size,
                         help="the worker's --batch-size (default: the worker's own)")
     parser.add_argument("--flush-interval-ms", type=float, default=None, help="the worker's --flush-interval-ms")
@@ -186,7 +188,7 @@ def main() -> None:
         learn_heap_pairs(args.learn_only)
         return
     workload = make_workload(n_users=args.users, n_items=args.items, n_requests=args.requests, shown=args.shown,
-                             click_rate=0.5, seed=0)
+                             click_rate=0.5, seed=0, propensities=args.propensities)
     if args.learn_only and args.collector:
         learn_collector_pairs(workload, args.learn_only, args.learn_group)
         return

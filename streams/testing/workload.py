@@ -50,15 +50,19 @@ class Workload:
 
 
 def make_workload(n_users: int = 40, n_items: int = 30, n_requests: int = 1000, shown: int = 3,
-                  click_rate: float = 0.5, seed: int = 0, prefix: str = "") -> Workload:
+                  click_rate: float = 0.5, seed: int = 0, prefix: str = "", propensities: bool = False) -> Workload:
     """A workload: users "u0".., items "i0".., requests "r0".. (ids prefixed with `prefix`).
 
     Each request shows `shown` distinct random items; with probability click_rate the user
-    clicks one of them, preferring items whose index is congruent to the user's (mod 3).
+    clicks one of them, preferring items whose index is congruent to the user's (mod 3). With
+    `propensities`, each shown item carries a logging propensity k / 64 (k drawn from 1..64 by a
+    generator of its own: what the default policy's 64 draws log; the events are otherwise those
+    of the same workload without them).
     """
     if not (0 < shown <= n_items and 0.0 <= click_rate <= 1.0 and n_users > 0 and n_requests > 0):
         raise ValueError("make_workload: need 0 < shown <= n_items, 0 <= click_rate <= 1, n_users, n_requests > 0")
     rng = np.random.default_rng(seed)
+    propensity_rng = np.random.default_rng([seed, 1]) if propensities else None
     items = tuple(
         Item(item_id=f"{prefix}i{n}", fields={"title": " ".join(rng.choice(WORDS, 3)) + f" {n}"}, time=T0)
         for n in range(n_items)
@@ -74,7 +78,8 @@ def make_workload(n_users: int = 40, n_items: int = 30, n_requests: int = 1000, 
         chosen = rng.choice(n_items, size=shown, replace=False)
         impressions.append(Impression(
             event_id=f"{prefix}e{step}", request_id=request_id, user_id=user_id, time=time,
-            shown=tuple(ShownItem(item_id=items[int(n)].item_id, position=p) for p, n in enumerate(chosen)),
+            shown=tuple(ShownItem(item_id=items[int(n)].item_id, position=p, propensity=_logged(propensity_rng))
+                        for p, n in enumerate(chosen)),
         ))
         if rng.random() < click_rate:
             liked = [int(n) for n in chosen if int(n) % 3 == user % 3]
@@ -82,6 +87,12 @@ def make_workload(n_users: int = 40, n_items: int = 30, n_requests: int = 1000, 
             clicks.append(Click(event_id=f"{prefix}c{step}", request_id=request_id, user_id=user_id,
                                 item_id=items[pick].item_id, time=time + timedelta(milliseconds=500)))
     return Workload(items, tuple(requests), tuple(impressions), tuple(clicks))
+
+
+def _logged(rng: np.random.Generator | None) -> float | None:
+    """A logging propensity k / 64, k drawn from 1..64 (what the default policy's 64 draws log:
+    at most 6 decimals), or None without a generator."""
+    return None if rng is None else int(rng.integers(1, 65)) / 64
 
 
 def publish(settings: StreamSettings, events: Iterable[Item | RankRequest | Impression | Click],
