@@ -32,6 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slatestream.hugepages import no_numpy_hugepages  # noqa: E402
+
+no_numpy_hugepages()  # before numpy's import: the in-process baselines allocate as the worker does
+
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 

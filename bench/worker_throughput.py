@@ -74,6 +74,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slatestream.hugepages import no_numpy_hugepages  # noqa: E402
+
+no_numpy_hugepages()  # before numpy's import: the in-process baselines allocate as the worker does
+
 from bench.broker_contention import LOAD_RECORD_BYTES, learn_beside_busy_broker  # noqa: E402
 from bench.broker_phases import (  # noqa: E402
     SESSION_TIMEOUT_S,

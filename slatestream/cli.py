@@ -16,6 +16,10 @@ from typing import Any
 
 import click
 
+from slatestream.hugepages import no_numpy_hugepages
+
+no_numpy_hugepages()  # before a command's module imports numpy (slatestream/hugepages.py)
+
 COMMANDS: Mapping[str, str] = {
     "demo": "slatestream.demo:demo_command",
     "run": "slatestream.run:run_command",

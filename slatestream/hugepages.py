@@ -1,0 +1,33 @@
+"""No transparent huge pages for numpy's arrays: what each learn call allocates afresh then faults
+in as 4 KiB pages, not as whole 2 MiB pages.
+
+numpy asks the kernel to back every array of 4 MiB or more with huge pages (`madvise(...,
+MADV_HUGEPAGE)`), which the kernel honours where its THP setting is "madvise" (the 2-core VM's,
+Debian's default) or "always". A learn call of the worker's backlog (~26,000 events) allocates
+its rows and its users' stacked sums afresh, several such arrays each, so each call faults in and
+zeroes whole huge pages (~190 a bench run: ~380 MiB, half of them touched once). With numpy's
+advice off, the worker learned the bench's backlog faster in most alternating pairs of runs
+through the broker (docs/operations.md, "Memory: numpy's huge pages"), with about twice the
+minor page faults and the same peak memory.
+
+numpy reads its documented switch, NUMPY_MADVISE_HUGEPAGE, once, when it is imported.
+`no_numpy_hugepages()` sets it to "0" unless the operator set it (theirs wins), so it must run
+before numpy's import: `slatestream.cli` calls it when it is imported (the command line imports a
+command's module, and numpy with it, only once it runs), and the benches whose in-process
+baselines compare with the worker call it before their own imports. Child processes inherit it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SWITCH = "NUMPY_MADVISE_HUGEPAGE"
+"""numpy's environment variable: "0" leaves its arrays without the huge-page advice."""
+
+
+def no_numpy_hugepages() -> bool:
+    """Set SWITCH to "0" unless it is set already; True when numpy will read "0" (set here or by
+    the operator) and is not imported yet, so that the setting takes effect in this process."""
+    os.environ.setdefault(SWITCH, "0")
+    return os.environ[SWITCH] == "0" and "numpy" not in sys.modules
