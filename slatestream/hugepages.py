@@ -2,13 +2,14 @@
 in as 4 KiB pages, not as whole 2 MiB pages.
 
 numpy asks the kernel to back every array of 4 MiB or more with huge pages (`madvise(...,
-MADV_HUGEPAGE)`), which the kernel honours where its THP setting is "madvise" (the 2-core VM's,
-Debian's default) or "always". A learn call of the worker's backlog (~26,000 events) allocates
-its rows and its users' stacked sums afresh, several such arrays each, so each call faults in and
-zeroes whole huge pages (~190 a bench run: ~380 MiB, half of them touched once). With numpy's
-advice off, the worker learned the bench's backlog faster in most alternating pairs of runs
-through the broker (docs/operations.md, "Memory: numpy's huge pages"), with about twice the
-minor page faults and the same peak memory.
+MADV_HUGEPAGE)`), which the kernel honours where its THP setting is "madvise" (the 2-core VM's)
+or "always". A learn call of the worker's backlog (~26,000 events) allocates its rows and its
+users' stacked sums afresh, several such arrays each, so each call faults in and zeroes whole
+huge pages (~190 over a bench run, its in-process baselines included). With numpy's advice off,
+the worker learned the bench's backlog faster in 7 of 9 alternating pairs of runs through the
+broker (median 1.15x; its learn calls' CPU time median 1.13 s against 1.41), with about twice
+the minor page faults and about the same peak memory (docs/operations.md, "Memory: numpy's huge
+pages").
 
 numpy reads its documented switch, NUMPY_MADVISE_HUGEPAGE, once, when it is imported.
 `no_numpy_hugepages()` sets it to "0" unless the operator set it (theirs wins), so it must run
