@@ -18,8 +18,6 @@ import click
 
 from slatestream.hugepages import no_numpy_hugepages
 
-no_numpy_hugepages()  # before a command's module imports numpy (slatestream/hugepages.py)
-
 COMMANDS: Mapping[str, str] = {
     "demo": "slatestream.demo:demo_command",
     "run": "slatestream.run:run_command",
@@ -41,7 +39,8 @@ COMMANDS: Mapping[str, str] = {
 
 SERVICES = frozenset({"worker", "gateway"})
 """Commands left with glibc's malloc defaults: the heap tuning showed no gain through the broker
-(docs/operations.md, "Memory: the heap tuning")."""
+(docs/operations.md, "Memory: the heap tuning"). Their numpy arrays go without the huge-page
+advice instead (slatestream/hugepages.py), set before their module imports numpy."""
 
 
 class LazyGroup(click.Group):
@@ -60,6 +59,8 @@ class LazyGroup(click.Group):
         if target is None:
             return super().get_command(ctx, cmd_name)
         module, attribute = target.split(":")
+        if cmd_name in SERVICES:
+            no_numpy_hugepages()  # before the module imports numpy (slatestream/hugepages.py)
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command) or command.name != cmd_name:
             raise TypeError(f"{target} is not the click command {cmd_name!r}")
