@@ -18,8 +18,8 @@ before numpy's import: the command line calls it for the services (`slatestream 
 in-process baselines compare with the worker call it before their own imports. Child processes
 inherit it. The other commands keep numpy's advice: they keep freed memory in the heap
 (slatestream/heap.py), so their large arrays come from heap pages used before, not fresh ones,
-and the embedded engine learned no faster without it (eight alternating pairs of `bench/engine_throughput.py`,
-median 0.93x).
+and the embedded engine learned no faster without it (eight alternating pairs of
+`bench/engine_throughput.py`, median 0.93x).
 """
 
 from __future__ import annotations
