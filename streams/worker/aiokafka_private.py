@@ -16,6 +16,8 @@ checks as they are (`check_assignment`, `has_more`, `_update_position`) and mirr
 skipped, records before the fetch offset left out, `next_fetch_offset` moved past each batch.
 A call with `max_records` (Faust's `broker_max_poll_records`, unset by the worker) goes to
 aiokafka's own `getall`, which yields per record. Other topics' results are left alone.
+`lean_fetches` also shortens the broker's wait for the consumer's fetches (the fetcher's
+`_fetch_max_wait_ms`, which Faust sets to 1,500 ms) to `LANE_FETCH_MAX_WAIT_MS`.
 
 `check_aiokafka_version()` (called by `streams.worker.app.make_app` and by the install) refuses any
 aiokafka other than `AIOKAFKA_VERSION` (tests/streams/worker/test_aiokafka_private.py fails on any other).
@@ -48,6 +50,15 @@ _NEW_RECORD = partial(tuple.__new__, Record)
 """A `Record` from a tuple of its fields, with no Python frame (a NamedTuple's own __new__ is one)."""
 
 
+LANE_FETCH_MAX_WAIT_MS = 100
+"""The longest the broker holds a fetch of the worker's consumer open for records to come (Faust
+asks for 1,500 ms). aiokafka keeps one fetch in flight per broker and leaves out of it the
+partitions whose records still wait to be taken, so a partition the feedback lane paused (a
+burst above its high water), taken and resumed, is fetched again only once that fetch returns:
+with 1,500 ms a resumed partition of a quiet group waited up to 1.5 s (docs/worker.md, "A
+resumed partition's fetch"). 100 ms: an idle worker asks the broker ten times a second."""
+
+
 class AiokafkaVersionError(RuntimeError):
     """The installed aiokafka is not the version this module was checked against."""
 
@@ -69,6 +80,7 @@ async def lean_fetches(consumer: Any, kinds: Mapping[str, str]) -> bool:
     if not isinstance(fetcher._records, LeanResults):
         fetcher._records = LeanResults(kinds, fetcher._records)
         log.info("records of %s fetched as the core's records", ", ".join(sorted(kinds)))
+    fetcher._fetch_max_wait_ms = min(fetcher._fetch_max_wait_ms, LANE_FETCH_MAX_WAIT_MS)
     return True
 
 

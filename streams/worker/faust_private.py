@@ -63,7 +63,7 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from streams.worker.aiokafka_private import lean_fetches
-from streams.worker.lanes import BatchLane
+from streams.worker.lanes import BatchLane, fetch_wait_s
 from streams.worker.pins import require_pinned
 from streams.worker.positions import first_offsets, partitions_at, rewind_positions
 
@@ -102,7 +102,8 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-                records = self._getmany_past_lanes(1.0, lanes, kinds) if lanes else getmany(timeout=1.0)
+                wait_s = fetch_wait_s(lane_set)  # 1 s, shorter while a lane holds partitions back
+                records = self._getmany_past_lanes(wait_s, lanes, kinds) if lanes else getmany(timeout=wait_s)
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in records:

@@ -65,6 +65,16 @@ def records(batch: Iterable[Chunk]) -> list[Any]:
     return [record for chunk in batch for record in chunk.records]
 
 
+def fetch_wait_s(lanes: Iterable[BatchLane], idle_s: float = 1.0, held_back_s: float = 0.01) -> float:
+    """How long the consumer's next fetch call may wait for records: `held_back_s` while a lane
+    holds partitions paused, else `idle_s`. A fetch call looks at the records waiting in the
+    consumer when it begins, then only when a fetch returns: a partition resumed meanwhile, its
+    records waiting in the consumer since its pause, would wait for the next fetch to return (up
+    to the broker's wait, `streams.worker.aiokafka_private.LANE_FETCH_MAX_WAIT_MS`) or for `idle_s`
+    to run out."""
+    return held_back_s if any(lane.holds_back for lane in lanes) else idle_s
+
+
 class BatchLane:
     """Records of `topics`, taken in lists of chunks holding at most `max_batch` records.
 
@@ -154,6 +164,11 @@ class BatchLane:
         until then, so a busy lane hands over whole fetches, not the first few records)."""
         if self._waiting:
             self._event().set()
+
+    @property
+    def holds_back(self) -> bool:
+        """Whether some of the lane's partitions are paused (above high water, until low water)."""
+        return bool(self._paused)
 
     def _resume_if_low(self) -> None:
         if self._paused and self._count < self.low_water:

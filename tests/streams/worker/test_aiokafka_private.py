@@ -4,11 +4,12 @@ lane topics' fetches into the core's records, record for record what aiokafka's 
 import asyncio
 import struct
 from collections import OrderedDict
+from types import SimpleNamespace
 
 import aiokafka
 import pytest
 from aiokafka import AIOKafkaConsumer, errors
-from aiokafka.consumer.fetcher import READ_COMMITTED, READ_UNCOMMITTED, FetchResult, PartitionRecords
+from aiokafka.consumer.fetcher import READ_COMMITTED, READ_UNCOMMITTED, Fetcher, FetchResult, PartitionRecords
 from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
@@ -16,6 +17,7 @@ from aiokafka.structs import TopicPartition
 
 from streams.worker.aiokafka_private import (
     AIOKAFKA_VERSION,
+    LANE_FETCH_MAX_WAIT_MS,
     AiokafkaVersionError,
     LeanResults,
     check_aiokafka_version,
@@ -142,6 +144,23 @@ def test_a_lane_topics_result_stored_in_lean_results_hands_out_records_and_moves
         assert stale.getall() == []
 
     asyncio.run(scenario())
+
+
+def test_lean_fetches_shortens_the_brokers_wait_for_a_fetch() -> None:
+    """Faust asks for 1,500 ms; aiokafka keeps one fetch in flight per broker, so a partition
+    the feedback lane resumed waited for it (LANE_FETCH_MAX_WAIT_MS). A shorter wait stays."""
+    for asked, kept in ((1500, LANE_FETCH_MAX_WAIT_MS), (20, 20)):
+        consumer = SimpleNamespace(_fetcher=SimpleNamespace(_records=OrderedDict(), _fetch_max_wait_ms=asked))
+        assert asyncio.run(lean_fetches(consumer, {"t.impressions": "impressions"})) is True
+        assert consumer._fetcher._fetch_max_wait_ms == kept and isinstance(consumer._fetcher._records, LeanResults)
+
+    async def fetcher_wait_ms() -> int:  # the attribute aiokafka's fetcher builds its requests from
+        client = SimpleNamespace(_loop=asyncio.get_running_loop(), _metadata_max_age_ms=300_000)
+        fetcher = Fetcher(client, SubscriptionState(), fetch_max_wait_ms=1500)
+        fetcher._fetch_task.cancel()
+        return int(fetcher._fetch_max_wait_ms)
+
+    assert asyncio.run(fetcher_wait_ms()) == 1500 and LANE_FETCH_MAX_WAIT_MS == 100
 
 
 def test_lean_fetches_waits_for_a_started_consumer() -> None:

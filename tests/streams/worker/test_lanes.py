@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.worker.lanes import BatchLane, Chunk, records
+from streams.worker.lanes import BatchLane, Chunk, fetch_wait_s, records
 
 
 class FakeConsumer:
@@ -94,6 +94,26 @@ def test_partitions_pause_above_high_water_and_resume_below_low_water() -> None:
         return consumer
 
     asyncio.run(scenario())
+
+
+def test_the_next_fetch_call_waits_briefly_while_a_lane_holds_partitions_back() -> None:
+    """Else a fetch call begun while a partition was paused would not see its records, waiting in
+    the consumer, once the lane resumed it: not before a fetch returned or the call's wait ran out."""
+    async def scenario() -> list[tuple[bool, float]]:
+        consumer, quiet = FakeConsumer(), BatchLane(["u"], max_batch=4, high_water=6, low_water=3)
+        lane = BatchLane(["t"], max_batch=4, high_water=6, low_water=3)
+        seen = [(lane.holds_back, fetch_wait_s([lane, quiet], idle_s=1.0, held_back_s=0.01))]
+        for offset in range(8):
+            add(lane, consumer, offset)
+        seen.append((lane.holds_back, fetch_wait_s([quiet, lane], idle_s=1.0, held_back_s=0.01)))
+        batches = lane.batches()
+        await batches.__anext__()
+        await batches.__anext__()  # nothing waits: resumed
+        seen.append((lane.holds_back, fetch_wait_s([lane, quiet], idle_s=1.0, held_back_s=0.01)))
+        await batches.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [(False, 1.0), (True, 0.01), (False, 1.0)]
 
 
 def test_settle_drops_what_waits_and_waits_for_the_list_in_hand() -> None:
