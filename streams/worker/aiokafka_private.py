@@ -71,8 +71,9 @@ def check_aiokafka_version(installed: str | None = None) -> None:
 
 async def lean_fetches(consumer: Any, kinds: Mapping[str, str]) -> bool:
     """Make `consumer`'s (a started AIOKafkaConsumer; await in its own thread) fetched records of
-    the topics in `kinds` ({topic: the core's record kind}) the core's `Record`s from now on.
-    Results fetched before stay aiokafka's. False if it has no fetcher yet (not started)."""
+    the topics in `kinds` ({topic: the core's record kind}) the core's `Record`s from now on, and
+    its fetches held open by the broker at most `LANE_FETCH_MAX_WAIT_MS`. Results fetched before
+    stay aiokafka's. False if it has no fetcher yet (not started)."""
     check_aiokafka_version()
     fetcher = consumer._fetcher
     if fetcher is None:
